@@ -1,1 +1,11 @@
+//! lmscope: a terminal workbench for looking inside a language model while
+//! it writes.
+//!
+//! Layers, each seeing only those before it:
+//! `engine` (candle, the model thread) <- `analysis` (pure functions over
+//! engine data) <- `store` (files) <- `cli`.
 
+pub mod analysis;
+pub mod cli;
+pub mod engine;
+pub mod store;

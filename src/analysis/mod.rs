@@ -1,0 +1,2 @@
+//! Pure functions over the engine's plain data: no tensors, no I/O.
+pub mod perplexity;

@@ -1,0 +1,103 @@
+//! Arguments shared by subcommands.
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::engine::model::Precision;
+use crate::engine::sampling::SamplerSettings;
+use crate::engine::Engine;
+use crate::store::models;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelArgs {
+    /// A GGUF file, or the name of a model in the data directory [default: SmolLM2-135M-Instruct, fetched when missing]
+    #[arg(long, short = 'm', env = "LMSCOPE_MODEL")]
+    pub model: Option<String>,
+    /// quantized: 8-bit activations as llama.cpp; f32: dequantised weights, float activations (as HF transformers)
+    #[arg(long, value_enum, default_value = "quantized")]
+    pub precision: PrecisionArg,
+    /// Worker threads for the forward pass [default: all cores]
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
+pub enum PrecisionArg {
+    #[default]
+    Quantized,
+    F32,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        if let Some(n) = self.threads {
+            anyhow::ensure!(n > 0, "--threads must be at least 1");
+            // candle sizes its pool from this variable, read on first use.
+            // SAFETY: called from main before any other thread exists.
+            unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+        }
+        let path = models::resolve(self.model.as_deref())?;
+        let precision = match self.precision {
+            PrecisionArg::Quantized => Precision::Quantized,
+            PrecisionArg::F32 => Precision::F32,
+        };
+        Engine::load(&path, precision).with_context(|| format!("loading {}", path.display()))
+    }
+}
+
+/// The sampler chain's settings (llama.cpp's names and defaults).
+#[derive(Args, Debug, Clone)]
+pub struct SamplerArgs {
+    /// 0 = greedy
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Keep the K most likely tokens (0 = off)
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep the smallest set whose probability reaches P (1 = off)
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
+    pub top_p: f32,
+    /// Drop tokens below P x the best token's probability (0 = off)
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    pub min_p: f32,
+    /// Locally typical sampling mass (1 = off)
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub typical_p: f32,
+    /// Divide positive (multiply negative) logits of recent tokens (1 = off)
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub repeat_penalty: f32,
+    /// Subtract from the logit of every recent token (0 = off)
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    /// Subtract, times its count, from the logit of recent tokens (0 = off)
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// How many recent tokens the penalties look at (the prompt included)
+    #[arg(long, default_value_t = 64)]
+    pub penalty_last_n: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Order of the chain, comma-separated
+    #[arg(long, default_value = "penalties,top_k,typical_p,top_p,min_p,temperature")]
+    pub samplers: String,
+}
+
+impl SamplerArgs {
+    pub fn settings(&self) -> anyhow::Result<SamplerSettings> {
+        let s = SamplerSettings {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            typical_p: self.typical_p,
+            repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            penalty_last_n: self.penalty_last_n,
+            seed: self.seed,
+            order: SamplerSettings::parse_order(&self.samplers)?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}

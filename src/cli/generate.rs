@@ -1,0 +1,154 @@
+//! `lmscope generate`: streams text, or one JSON object per token.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use super::args::{ModelArgs, SamplerArgs};
+use crate::engine::chat::Message;
+use crate::engine::types::{AttentionRows, StepRecord};
+use crate::engine::{Prompt, Request};
+
+#[derive(Args, Debug)]
+#[command(after_help = "JSON (--json): one object per generated token
+  {step, token_id, text, p_raw, p_final, logprob, rank, entropy,
+   top: [{token_id, text, p_raw, p_final, removed_by}], attention?: [layer][head][key]}
+then {done: true, reason, prompt_tokens, generated, prefill_tok_s, decode_tok_s, text}.
+With --attention a first line {prompt: {token_ids, texts, attention: [layer][head][query][key]}}
+comes before the tokens; a token's attention is that of the query that predicted it.")]
+pub struct GenerateArgs {
+    /// The prompt; `-` reads it from stdin. Control tokens such as <|im_start|> are parsed
+    pub prompt: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// Most tokens to generate
+    #[arg(short = 'n', long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// Stop when the text contains this (repeatable); the text is cut there
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Treat PROMPT as the user's message and apply the model's chat template
+    #[arg(long)]
+    pub chat: bool,
+    /// With --chat: a system message (else the template's default)
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+    /// Alternatives to record per token
+    #[arg(long, default_value_t = 10)]
+    pub top_n: usize,
+    /// Keep going after an end-of-generation token (benchmarks)
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// One JSON object per token on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Add per-layer, per-head attention to each JSON line (implies --json)
+    #[arg(long)]
+    pub attention: bool,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let text = super::read_input(&args.prompt)?;
+    anyhow::ensure!(!text.trim().is_empty(), "the prompt is empty; give some text to continue");
+    let sampler = args.sampler.settings()?;
+    let engine = args.model.load()?;
+    let prompt = if args.chat {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(Message::new("system", system.clone()));
+        }
+        messages.push(Message::new("user", text));
+        Prompt::Chat(messages)
+    } else {
+        Prompt::Text(text)
+    };
+    let request = Request {
+        prompt,
+        sampler,
+        max_tokens: args.max_tokens,
+        stop: args.stop.clone(),
+        top_n: args.top_n,
+        capture_attention: args.attention,
+        ignore_eos: args.ignore_eos,
+    };
+    let json = args.json || args.attention;
+    let mut generation = engine.start(&request)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let prompt = generation.prefill(&engine)?;
+    if json && args.attention {
+        let line = json!({"prompt": {
+            "token_ids": prompt.token_ids,
+            "texts": prompt.texts,
+            "attention": prompt.attention.as_ref().map(prompt_attention),
+        }});
+        writeln!(out, "{line}")?;
+    }
+    while let Some(step) = generation.step(&engine)? {
+        if json {
+            writeln!(out, "{}", step_json(&step))?;
+        } else {
+            write!(out, "{}", generation.take_text())?;
+        }
+        out.flush().context("writing to stdout")?;
+    }
+    let t = generation.timings();
+    let reason = generation.finished().map(|r| r.as_str()).unwrap_or("length");
+    if json {
+        let done = json!({
+            "done": true,
+            "reason": reason,
+            "prompt_tokens": t.prompt_tokens,
+            "generated": t.generated,
+            "prefill_tok_s": round(t.prefill_tok_s(), 2),
+            "decode_tok_s": round(t.decode_tok_s(), 2),
+            "text": generation.text(),
+        });
+        writeln!(out, "{done}")?;
+    } else {
+        writeln!(out, "{}", generation.take_text())?;
+        eprintln!(
+            "[{reason}: {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s]",
+            t.prompt_tokens,
+            t.prefill_tok_s(),
+            t.generated,
+            t.decode_tok_s()
+        );
+    }
+    Ok(())
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+pub(crate) fn step_json(s: &StepRecord) -> serde_json::Value {
+    let mut v = json!({
+        "step": s.step,
+        "token_id": s.token_id,
+        "text": s.text,
+        "p_raw": s.p_raw,
+        "p_final": s.p_final,
+        "logprob": s.logprob,
+        "rank": s.rank,
+        "entropy": s.entropy,
+        "top": s.top,
+    });
+    if let Some(a) = &s.attention {
+        v["attention"] = json!(a.for_query(0));
+    }
+    v
+}
+
+/// [layer][head][query][key], each row up to its own position.
+fn prompt_attention(a: &AttentionRows) -> serde_json::Value {
+    let v: Vec<Vec<Vec<&[f32]>>> = (0..a.n_layer)
+        .map(|l| (0..a.n_head).map(|h| (0..a.n_query).map(|q| a.causal_row(l, h, q)).collect()).collect())
+        .collect();
+    json!(v)
+}

@@ -1,0 +1,71 @@
+//! Headless subcommands: a stable contract for scripts (JSON on stdout,
+//! progress and errors on stderr, exit code 1 on error).
+
+mod args;
+mod bench;
+mod generate;
+mod info;
+mod pull;
+mod score;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use args::{ModelArgs, SamplerArgs};
+
+#[derive(Parser, Debug)]
+#[command(name = "lmscope", version, about = "Look inside a language model while it writes", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Continue a prompt, streaming the text (or, with --json, every token's probabilities)
+    Generate(generate::GenerateArgs),
+    /// Per-token log-probabilities and perplexity of a text
+    Score(score::ScoreArgs),
+    /// Describe a model: architecture, sizes, tensor types, vocabulary, template
+    Info(info::InfoArgs),
+    /// Fetch the default model (or a named one) into the data directory
+    Pull(pull::PullArgs),
+    /// Measure prefill and decode speed, against llama.cpp when it is installed
+    Bench(bench::BenchArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Pull(a) => pull::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads PROMPT, or stdin when it is `-`.
+fn read_input(arg: &str) -> anyhow::Result<String> {
+    if arg == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else {
+        Ok(arg.to_string())
+    }
+}

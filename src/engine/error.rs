@@ -1,0 +1,50 @@
+//! Errors the engine can report. Each one a user can cause says what was
+//! wrong and what to do about it, in one line.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file {0} does not exist; pass the path of a .gguf file, or run `lmscope pull`")]
+    ModelNotFound(PathBuf),
+    #[error("{0} is not a GGUF model file (it does not start with the bytes \"GGUF\"); pass a .gguf file")]
+    NotGguf(PathBuf),
+    #[error("{path} is truncated or corrupt ({detail}); download it again (`lmscope pull --force` for the default model)")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("unsupported model architecture `{0}`: lmscope runs llama-family GGUF models (SmolLM2, Llama, TinyLlama, ...)")]
+    UnsupportedArchitecture(String),
+    #[error("tensor `{name}` has type {dtype}, which lmscope cannot run; supported types: {supported}")]
+    UnsupportedTensorType { name: String, dtype: String, supported: &'static str },
+    #[error("the model file has no `{0}` entry; it is not a complete GGUF model")]
+    MissingMetadata(String),
+    #[error("the sequence needs {tokens} tokens but the model's context holds {limit}; shorten the prompt or lower --max-tokens")]
+    ContextOverflow { tokens: usize, limit: usize },
+    #[error("the prompt is empty; give some text to continue")]
+    EmptyPrompt,
+    #[error("invalid sampler setting: {0}")]
+    InvalidSampler(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("attention was not captured for this run; ask for it before generating (--attention)")]
+    AttentionNotCaptured,
+    #[error("position {position} is outside the sequence (length {len})")]
+    PositionOutOfRange { position: usize, len: usize },
+    #[error("layer {layer} does not exist (the model has {n_layer})")]
+    NoSuchLayer { layer: usize, n_layer: usize },
+    #[error("generation cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl EngineError {
+    pub fn corrupt(path: &Path, detail: impl Into<String>) -> Self {
+        Self::Corrupt { path: path.to_path_buf(), detail: detail.into() }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

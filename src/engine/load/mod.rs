@@ -1,0 +1,2 @@
+//! Reading model files.
+pub mod gguf;

@@ -1,0 +1,422 @@
+//! The engine owns candle: it loads a model, turns prompts into tokens, runs
+//! the forward pass and the sampler, and hands out plain data
+//! ([`types`]). It never imports the interface.
+//!
+//! Generation is a step API: [`Engine::start`] validates a [`Request`] and
+//! returns a [`Generation`]; `prefill` runs the prompt, each `step` yields
+//! one [`StepRecord`]. A `Generation` is cheap to clone (its KV cache shares
+//! storage), which is how side-by-side runs and branches fork.
+
+pub mod chat;
+pub mod error;
+pub mod load;
+pub mod model;
+pub mod sampling;
+pub mod tokenizer;
+pub mod types;
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{D, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use error::{EngineError, Result};
+use load::gguf::GgufFile;
+use model::{KvCache, Llama, Logits, Precision};
+use sampling::{Sampler, SamplerSettings};
+use tokenizer::{StreamDecoder, Tokenizer};
+use types::*;
+
+/// What the model is asked to continue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    /// Raw text; control tokens written in it (`<|im_start|>`) are parsed.
+    Text(String),
+    /// Messages rendered with the model's chat template, ending with the
+    /// assistant's turn opener.
+    Chat(Vec<chat::Message>),
+    /// Token ids as they are (benchmarks, replays).
+    Tokens(Vec<u32>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub prompt: Prompt,
+    pub sampler: SamplerSettings,
+    pub max_tokens: usize,
+    /// Generation ends when the text contains one of these (it is cut there).
+    pub stop: Vec<String>,
+    /// Alternatives to record at each step.
+    pub top_n: usize,
+    pub capture_attention: bool,
+    /// Keep going after an end-of-generation token (benchmarks).
+    pub ignore_eos: bool,
+}
+
+impl Request {
+    pub fn new(prompt: Prompt) -> Self {
+        Self {
+            prompt,
+            sampler: SamplerSettings::default(),
+            max_tokens: 128,
+            stop: Vec::new(),
+            top_n: 10,
+            capture_attention: false,
+            ignore_eos: false,
+        }
+    }
+}
+
+pub struct Engine {
+    model: Llama,
+    tokenizer: Tokenizer,
+    template: chat::ChatTemplate,
+    info: ModelInfo,
+}
+
+impl Engine {
+    /// Loads a GGUF model: header checked, every weight read once.
+    pub fn load(path: &Path, precision: Precision) -> Result<Self> {
+        let mut gguf = GgufFile::open(path)?;
+        gguf.architecture()?;
+        gguf.check_tensor_types()?;
+        let tokenizer = Tokenizer::load(&gguf)?;
+        let model = Llama::load(&mut gguf, precision)?;
+        let name_of = |id: Option<u32>| id.map(|i| (i, tokenizer.token_text(i)));
+        let template_src = gguf.meta_str("tokenizer.chat_template").ok().map(str::to_string);
+        let template = chat::ChatTemplate::new(
+            template_src.as_deref(),
+            &name_of(tokenizer.bos).map(|b| b.1).unwrap_or_default(),
+            &name_of(tokenizer.eos).map(|e| e.1).unwrap_or_default(),
+        );
+        let cfg = &model.cfg;
+        let parameters = gguf.content.tensor_infos.values().map(|t| t.shape.elem_count() as u64).sum();
+        let info = ModelInfo {
+            path: path.display().to_string(),
+            name: gguf.meta_str("general.name").unwrap_or("unnamed").to_string(),
+            architecture: gguf.architecture()?.to_string(),
+            file_bytes: gguf.file_size,
+            file_type: file_type_name(gguf.meta_usize("general.file_type").ok()),
+            parameters,
+            n_layer: cfg.n_layer,
+            n_head: cfg.n_head,
+            n_kv_head: cfg.n_kv_head,
+            d_model: cfg.d_model,
+            d_ff: cfg.d_ff,
+            head_dim: cfg.head_dim,
+            context_length: cfg.context_length,
+            vocab_size: cfg.vocab_size,
+            rope_base: cfg.rope_base,
+            rms_eps: cfg.rms_eps,
+            tensor_types: gguf.tensor_type_counts(),
+            bos: name_of(tokenizer.bos),
+            eos: name_of(tokenizer.eos),
+            end_of_generation: tokenizer.end_of_generation.iter().map(|&i| (i, tokenizer.token_text(i))).collect(),
+            add_bos: tokenizer.add_bos,
+            chat_template: template_src,
+            precision,
+        };
+        Ok(Self { model, tokenizer, template, info })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &chat::ChatTemplate {
+        &self.template
+    }
+
+    pub fn model(&self) -> &Llama {
+        &self.model
+    }
+
+    /// The prompt as text the tokenizer sees (chat rendered).
+    pub fn prompt_text(&self, prompt: &Prompt) -> Result<String> {
+        match prompt {
+            Prompt::Text(t) => Ok(t.clone()),
+            Prompt::Chat(messages) => self.template.render(messages, true),
+            Prompt::Tokens(ids) => Ok(self.tokenizer.decode(ids)),
+        }
+    }
+
+    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        if let Prompt::Tokens(ids) = prompt {
+            if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
+                return Err(EngineError::Tokenizer(format!("token id {bad} is outside the vocabulary")));
+            }
+            return Ok(ids.clone());
+        }
+        let text = self.prompt_text(prompt)?;
+        self.tokenizer.encode(&text, true)
+    }
+
+    /// Validates a request and prepares its generation (nothing runs yet).
+    pub fn start(&self, request: &Request) -> Result<Generation> {
+        let sampler = Sampler::new(request.sampler.clone())?;
+        let prompt = self.prompt_tokens(&request.prompt)?;
+        if prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let limit = self.model.cfg.context_length;
+        if prompt.len() >= limit {
+            return Err(EngineError::ContextOverflow { tokens: prompt.len() + 1, limit });
+        }
+        Ok(Generation {
+            cache: self.model.new_cache(request.capture_attention),
+            sampler,
+            prompt,
+            next_logits: None,
+            unfed: None,
+            max_tokens: request.max_tokens,
+            stop: request.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            top_n: request.top_n,
+            ignore_eos: request.ignore_eos,
+            steps: Vec::new(),
+            decoder: StreamDecoder::default(),
+            text: String::new(),
+            emitted: 0,
+            finished: None,
+            timings: Timings::default(),
+        })
+    }
+
+    /// ln p(token i | tokens before i) for each i in `score_from..`, running
+    /// `tokens` from an empty cache. Used for perplexity and bias scores.
+    pub fn token_logprobs(&self, tokens: &[u32], score_from: usize) -> Result<Vec<f32>> {
+        if tokens.len() < 2 || score_from == 0 || score_from >= tokens.len() {
+            return Ok(Vec::new());
+        }
+        let mut cache = self.model.new_cache(false);
+        let logits = self.model.forward(&tokens[..tokens.len() - 1], &mut cache, Logits::All)?;
+        let logits = logits.narrow(0, score_from - 1, tokens.len() - score_from)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let targets = Tensor::new(&tokens[score_from..], logits.device())?.unsqueeze(1)?;
+        Ok(logp.gather(&targets, 1)?.squeeze(1)?.to_vec1::<f32>()?)
+    }
+
+    /// Attention of `queries` over all earlier keys, every layer and head,
+    /// recomputed from a capturing cache.
+    pub fn attention(&self, cache: &KvCache, queries: std::ops::Range<usize>) -> Result<AttentionRows> {
+        let cfg = &self.model.cfg;
+        let n_key = queries.end;
+        let mut data = Vec::with_capacity(cfg.n_layer * cfg.n_head * queries.len() * n_key);
+        for layer in 0..cfg.n_layer {
+            let rows = self.model.attention_rows(cache, layer, queries.clone())?;
+            data.extend(rows.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(AttentionRows {
+            n_layer: cfg.n_layer,
+            n_head: cfg.n_head,
+            n_query: queries.len(),
+            n_key,
+            first_query: queries.start,
+            data,
+        })
+    }
+}
+
+fn file_type_name(t: Option<usize>) -> String {
+    // llama.cpp's llama_ftype values.
+    match t {
+        Some(0) => "F32",
+        Some(1) => "F16",
+        Some(2) => "Q4_0",
+        Some(3) => "Q4_1",
+        Some(7) => "Q8_0",
+        Some(8) => "Q5_0",
+        Some(9) => "Q5_1",
+        Some(10) => "Q2_K",
+        Some(11 | 12 | 13) => "Q3_K",
+        Some(14 | 15) => "Q4_K",
+        Some(16 | 17) => "Q5_K",
+        Some(18) => "Q6_K",
+        Some(32) => "BF16",
+        _ => "unknown",
+    }
+    .to_string()
+}
+
+/// One run in progress: its cache, sampler, and what it has produced.
+#[derive(Clone)]
+pub struct Generation {
+    cache: KvCache,
+    sampler: Sampler,
+    prompt: Vec<u32>,
+    /// Logits for the next position, once the prompt has run.
+    next_logits: Option<Vec<f32>>,
+    /// The last sampled token, fed to the model at the next step (so a run
+    /// that ends never pays for a forward pass it does not use).
+    unfed: Option<u32>,
+    max_tokens: usize,
+    stop: Vec<String>,
+    top_n: usize,
+    ignore_eos: bool,
+    steps: Vec<StepRecord>,
+    decoder: StreamDecoder,
+    /// The generated text so far (cut at a stop sequence).
+    text: String,
+    /// How much of `text` has been handed out by `take_text`.
+    emitted: usize,
+    finished: Option<FinishReason>,
+    timings: Timings,
+}
+
+impl Generation {
+    pub fn prompt_tokens(&self) -> &[u32] {
+        &self.prompt
+    }
+
+    pub fn steps(&self) -> &[StepRecord] {
+        &self.steps
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn finished(&self) -> Option<FinishReason> {
+        self.finished
+    }
+
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
+    pub fn cache(&self) -> &KvCache {
+        &self.cache
+    }
+
+    pub fn sampler_settings(&self) -> &SamplerSettings {
+        self.sampler.settings()
+    }
+
+    /// Runs the prompt through the model. With capture on, the record holds
+    /// the prompt's attention.
+    pub fn prefill(&mut self, engine: &Engine) -> Result<PromptRecord> {
+        let started = Instant::now();
+        let logits = engine.model.forward(&self.prompt, &mut self.cache, Logits::Last)?;
+        self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
+        self.timings.prompt_tokens = self.prompt.len();
+        self.timings.prefill_s = started.elapsed().as_secs_f64();
+        let attention = if self.cache.captures_attention() {
+            Some(engine.attention(&self.cache, 0..self.prompt.len())?)
+        } else {
+            None
+        };
+        let tok = engine.tokenizer();
+        Ok(PromptRecord {
+            token_ids: self.prompt.clone(),
+            texts: self.prompt.iter().map(|&t| tok.token_text(t)).collect(),
+            attention,
+        })
+    }
+
+    /// Generates one token; None once the run has finished.
+    pub fn step(&mut self, engine: &Engine) -> Result<Option<StepRecord>> {
+        if self.finished.is_some() {
+            return Ok(None);
+        }
+        if self.next_logits.is_none() {
+            self.prefill(engine)?;
+        }
+        if self.steps.len() >= self.max_tokens {
+            self.finished = Some(FinishReason::Length);
+            return Ok(None);
+        }
+        let started = Instant::now();
+        if let Some(token) = self.unfed.take() {
+            if self.cache.len() + 1 > engine.model.cfg.context_length {
+                self.finished = Some(FinishReason::Context);
+                return Ok(None);
+            }
+            let logits = engine.model.forward(&[token], &mut self.cache, Logits::Last)?;
+            self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
+        }
+        let logits = self.next_logits.as_ref().expect("prefilled");
+        let sampled = self.sampler.sample(logits, self.cache.tokens(), self.top_n);
+        let position = self.cache.len();
+        let attention = if self.cache.captures_attention() {
+            Some(engine.attention(&self.cache, position - 1..position)?)
+        } else {
+            None
+        };
+        let tok = engine.tokenizer();
+        let record = StepRecord {
+            step: self.steps.len(),
+            position,
+            token_id: sampled.token_id,
+            text: tok.token_text(sampled.token_id),
+            p_raw: sampled.p_raw,
+            p_final: sampled.p_final,
+            logprob: sampled.logprob,
+            rank: sampled.rank,
+            entropy: sampled.entropy,
+            top: sampled
+                .top
+                .iter()
+                .map(|c| TopToken {
+                    token_id: c.token_id,
+                    text: tok.token_text(c.token_id),
+                    p_raw: c.p_raw,
+                    p_final: c.p_final,
+                    removed_by: c.removed_by,
+                })
+                .collect(),
+            attention,
+        };
+        self.unfed = Some(sampled.token_id);
+        self.steps.push(record.clone());
+        self.timings.generated += 1;
+        self.timings.decode_s += started.elapsed().as_secs_f64();
+
+        if tok.is_end_of_generation(sampled.token_id) && !self.ignore_eos {
+            self.finished = Some(FinishReason::Eos);
+        } else {
+            self.text.push_str(&self.decoder.push(tok.token_bytes(sampled.token_id)));
+            if let Some(cut) = self.stop.iter().filter_map(|s| self.text.find(s.as_str())).min() {
+                self.text.truncate(cut);
+                self.finished = Some(FinishReason::Stop);
+            } else if self.steps.len() >= self.max_tokens {
+                self.finished = Some(FinishReason::Length);
+            } else if position + 1 >= engine.model.cfg.context_length {
+                self.finished = Some(FinishReason::Context);
+            }
+        }
+        if self.finished.is_some() && self.finished != Some(FinishReason::Stop) {
+            self.text.push_str(&self.decoder.finish());
+        }
+        Ok(Some(record))
+    }
+
+    /// Ends the run early (the interface's Esc).
+    pub fn cancel(&mut self) {
+        self.finished.get_or_insert(FinishReason::Cancelled);
+    }
+
+    /// Text that is safe to show now: everything new, except a tail that
+    /// could still turn out to be the start of a stop sequence.
+    pub fn take_text(&mut self) -> String {
+        let mut end = self.text.len();
+        if self.finished.is_none() {
+            for s in &self.stop {
+                for k in (1..s.len()).rev() {
+                    if s.is_char_boundary(k) && self.text.ends_with(&s[..k]) {
+                        end = end.min(self.text.len() - k);
+                        break;
+                    }
+                }
+            }
+        }
+        let end = end.max(self.emitted);
+        let out = self.text[self.emitted..end].to_string();
+        self.emitted = end;
+        out
+    }
+}

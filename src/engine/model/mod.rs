@@ -1,0 +1,6 @@
+//! Model architectures and their caches.
+pub mod cache;
+pub mod llama;
+
+pub use cache::KvCache;
+pub use llama::{Config, Llama, Logits, Precision};

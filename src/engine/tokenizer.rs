@@ -1,0 +1,304 @@
+//! The model's tokenizer: a `tokenizers::Tokenizer` built from the GGUF
+//! metadata (byte-level BPE: tokens, merges, control tokens), or read from a
+//! `tokenizer.json` beside the model; plus exact per-token bytes and a
+//! streaming decoder that never splits a UTF-8 character.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer as HfTokenizer};
+
+use crate::engine::error::{EngineError, Result};
+use crate::engine::load::gguf::GgufFile;
+
+/// GGUF token types (llama.cpp's `llama_token_type`).
+const TOKEN_TYPE_CONTROL: i64 = 3;
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+#[derive(Clone)]
+pub struct Tokenizer {
+    /// Splits control tokens written in the text (`<|im_start|>`) out as
+    /// special tokens, as llama.cpp does with `parse_special`.
+    special: HfTokenizer,
+    /// Treats all text as text.
+    plain: HfTokenizer,
+    /// The exact bytes each token stands for.
+    bytes: Vec<Vec<u8>>,
+    control: Vec<bool>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    /// Tokens that end generation: EOS and end-of-turn markers.
+    pub end_of_generation: Vec<u32>,
+    pub add_bos: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Tokenizer(e.to_string())
+}
+
+/// GPT-2's byte-level alphabet: each byte is written as a printable char.
+fn byte_level_chars() -> HashMap<char, u8> {
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).collect();
+    printable.extend(0xA1..=0xAC);
+    printable.extend(0xAE..=0xFF);
+    let mut map = HashMap::new();
+    let mut next = 0u32;
+    for b in 0u32..=255 {
+        let c = if printable.contains(&b) {
+            b
+        } else {
+            next += 1;
+            255 + next
+        };
+        map.insert(char::from_u32(c).expect("valid char"), b as u8);
+    }
+    map
+}
+
+/// The pre-tokenizer llama.cpp uses for each `tokenizer.ggml.pre` value.
+fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
+    const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    let regex_then_bytes = |re: &str| -> Result<PreTokenizerWrapper> {
+        let split = Split::new(SplitPattern::Regex(re.into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(err)?;
+        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]).into())
+    };
+    Ok(match pre {
+        // SmolLM / StarCoder: every digit alone, then GPT-2's split.
+        "smollm" | "starcoder" | "refact" => {
+            Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into()
+        }
+        "llama3" | "llama-bpe" | "smaug-bpe" | "dbrx" => regex_then_bytes(LLAMA3)?,
+        "qwen2" | "deepseek-r1-qwen" => regex_then_bytes(QWEN2)?,
+        _ => ByteLevel::new(false, true, true).into(),
+    })
+}
+
+impl Tokenizer {
+    /// Uses `tokenizer.json` beside the model when there is one, else the
+    /// GGUF metadata.
+    pub fn load(gguf: &GgufFile) -> Result<Self> {
+        let sidecar = gguf.path().with_file_name("tokenizer.json");
+        let hf = if sidecar.is_file() { Some(Self::read_json(&sidecar)?) } else { None };
+        Self::from_gguf(gguf, hf)
+    }
+
+    fn read_json(path: &Path) -> Result<HfTokenizer> {
+        HfTokenizer::from_file(path).map_err(|e| err(format!("{}: {e}", path.display())))
+    }
+
+    fn from_gguf(gguf: &GgufFile, hf: Option<HfTokenizer>) -> Result<Self> {
+        let model = gguf.meta_str("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(err(format!(
+                "tokenizer model `{model}` is not supported (byte-level BPE, `gpt2`, is); put a tokenizer.json beside the model"
+            )));
+        }
+        let tokens = gguf.meta_strings("tokenizer.ggml.tokens")?;
+        let types = gguf.meta_ints("tokenizer.ggml.token_type").unwrap_or_default();
+        let control: Vec<bool> = (0..tokens.len())
+            .map(|i| matches!(types.get(i), Some(&TOKEN_TYPE_CONTROL | &TOKEN_TYPE_USER_DEFINED)))
+            .collect();
+        let mut special = match hf {
+            Some(t) => t,
+            None => {
+                let vocab: tokenizers::models::bpe::Vocab =
+                    tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+                let merges = gguf
+                    .meta_strings("tokenizer.ggml.merges")?
+                    .into_iter()
+                    .map(|m| {
+                        m.split_once(' ')
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                            .ok_or_else(|| err(format!("malformed merge `{m}`")))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(err)?;
+                let mut t = HfTokenizer::new(bpe);
+                let pre = gguf.meta_str("tokenizer.ggml.pre").unwrap_or("default");
+                t.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
+                t.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
+                let added: Vec<AddedToken> = (0..tokens.len())
+                    .filter(|&i| control[i])
+                    .map(|i| AddedToken::from(tokens[i].to_string(), true))
+                    .collect();
+                t.add_special_tokens(added).map_err(err)?;
+                t
+            }
+        };
+        special.set_encode_special_tokens(false);
+        let mut plain = special.clone();
+        plain.set_encode_special_tokens(true);
+
+        let alphabet = byte_level_chars();
+        let bytes = tokens
+            .iter()
+            .zip(&control)
+            .map(|(t, &is_control)| {
+                if is_control {
+                    return t.as_bytes().to_vec();
+                }
+                t.chars()
+                    .map(|c| alphabet.get(&c).copied())
+                    .collect::<Option<Vec<u8>>>()
+                    .unwrap_or_else(|| t.as_bytes().to_vec())
+            })
+            .collect();
+
+        let id = |key: &str| gguf.meta_usize(key).ok().map(|v| v as u32);
+        let bos = id("tokenizer.ggml.bos_token_id");
+        let eos = id("tokenizer.ggml.eos_token_id");
+        let mut end_of_generation: Vec<u32> = eos.into_iter().collect();
+        for (i, t) in tokens.iter().enumerate() {
+            let ends = matches!(*t, "<|im_end|>" | "<|endoftext|>" | "<|eot_id|>" | "<end_of_turn>" | "</s>");
+            if control[i] && ends && !end_of_generation.contains(&(i as u32)) {
+                end_of_generation.push(i as u32);
+            }
+        }
+        Ok(Self {
+            special,
+            plain,
+            bytes,
+            control,
+            bos,
+            eos,
+            end_of_generation,
+            add_bos: gguf.meta_bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Token ids of `text`. With `parse_special`, control tokens written in
+    /// the text become their ids; the model's BOS is prepended when its
+    /// metadata asks for one.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let t = if parse_special { &self.special } else { &self.plain };
+        let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+        if self.add_bos {
+            ids.extend(self.bos);
+        }
+        if !text.is_empty() {
+            ids.extend_from_slice(t.encode_fast(text, false).map_err(err)?.get_ids());
+        }
+        Ok(ids)
+    }
+
+    /// The exact bytes of one token (a piece of a UTF-8 character for some).
+    pub fn token_bytes(&self, id: u32) -> &[u8] {
+        self.bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// One token as display text (invalid UTF-8 pieces as U+FFFD).
+    pub fn token_text(&self, id: u32) -> String {
+        String::from_utf8_lossy(self.token_bytes(id)).into_owned()
+    }
+
+    pub fn is_control(&self, id: u32) -> bool {
+        self.control.get(id as usize).copied().unwrap_or(false)
+    }
+
+    pub fn is_end_of_generation(&self, id: u32) -> bool {
+        self.end_of_generation.contains(&id)
+    }
+
+    /// The text of a whole sequence.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.special.token_to_id(text)
+    }
+}
+
+/// Turns a stream of tokens into text, holding back the bytes of a
+/// character that is not complete yet.
+#[derive(Default, Clone, Debug)]
+pub struct StreamDecoder {
+    pending: Vec<u8>,
+}
+
+impl StreamDecoder {
+    /// Feeds one token's bytes; returns the text that is now complete.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("checked"));
+                    match e.error_len() {
+                        // An incomplete character at the end: wait for more.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        // Bytes that can never be valid: show them as U+FFFD.
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whatever is left at the end of the stream.
+    pub fn finish(&mut self) -> String {
+        let rest = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_level_alphabet_is_a_bijection() {
+        let m = byte_level_chars();
+        assert_eq!(m.len(), 256);
+        assert_eq!(m[&'Ġ'], b' ');
+        assert_eq!(m[&'Ċ'], b'\n');
+        assert_eq!(m[&'A'], b'A');
+    }
+
+    #[test]
+    fn stream_decoder_holds_split_characters() {
+        let text = "a🙂b大";
+        let bytes = text.as_bytes();
+        let mut d = StreamDecoder::default();
+        let mut out = String::new();
+        for b in bytes {
+            let piece = d.push(&[*b]);
+            assert!(!piece.contains('\u{FFFD}'));
+            out += &piece;
+        }
+        out += &d.finish();
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn stream_decoder_replaces_invalid_bytes() {
+        let mut d = StreamDecoder::default();
+        assert_eq!(d.push(&[b'x', 0xFF, b'y']), "x\u{FFFD}y");
+    }
+}

@@ -1,0 +1,5 @@
+//! What lmscope keeps on disk: where (paths), the models it fetches, and
+//! atomic writes so a crash never leaves half a file.
+pub mod atomic;
+pub mod models;
+pub mod paths;

