@@ -49,6 +49,9 @@ pub struct GenerateArgs {
     /// Add per-layer, per-head attention to each JSON line (implies --json)
     #[arg(long)]
     pub attention: bool,
+    /// Save the run as a session file (see `lmscope session`)
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
@@ -98,6 +101,25 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             write!(out, "{}", generation.take_text())?;
         }
         out.flush().context("writing to stdout")?;
+    }
+    if let Some(path) = &args.save {
+        let template = args.chat.then(|| engine.template().source().to_string());
+        let identity = crate::store::session::Session::identify(engine.info())?;
+        let mut session = crate::store::session::Session::new(
+            identity,
+            request.prompt.clone(),
+            prompt.token_ids.clone(),
+            template,
+        );
+        session
+            .runs
+            .push(crate::store::session::Run::from_generation(
+                "generate",
+                &request,
+                &generation,
+            ));
+        session.save(path)?;
+        eprintln!("saved {}", path.display());
     }
     let t = generation.timings();
     let reason = generation

@@ -202,6 +202,7 @@ impl Engine {
             prompt,
             next_logits: None,
             unfed: None,
+            forced: Default::default(),
             max_tokens: request.max_tokens,
             stop: request
                 .stop
@@ -293,6 +294,8 @@ pub struct Generation {
     /// The last sampled token, fed to the model at the next step (so a run
     /// that ends never pays for a forward pass it does not use).
     unfed: Option<u32>,
+    /// Tokens the next steps take instead of sampling (branching, replay).
+    forced: std::collections::VecDeque<u32>,
     max_tokens: usize,
     stop: Vec<String>,
     top_n: usize,
@@ -383,7 +386,12 @@ impl Generation {
             self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         }
         let logits = self.next_logits.as_ref().expect("prefilled");
-        let sampled = self.sampler.sample(logits, self.cache.tokens(), self.top_n);
+        let sampled = self.sampler.sample(
+            logits,
+            self.cache.tokens(),
+            self.top_n,
+            self.forced.pop_front(),
+        );
         let position = self.cache.len();
         let attention = if self.cache.captures_attention() {
             Some(engine.attention(&self.cache, position - 1..position)?)
@@ -442,6 +450,61 @@ impl Generation {
             self.text.push_str(&self.decoder.finish());
         }
         Ok(Some(record))
+    }
+
+    /// A new run that keeps this one's first `keep_steps` tokens and goes on
+    /// from there with `sampler`, taking `forced` as its next token when
+    /// given (branching at a token). The cache is truncated, not recomputed:
+    /// only the last kept token is run again, for its logits.
+    pub fn fork(
+        &self,
+        engine: &Engine,
+        keep_steps: usize,
+        forced: Option<u32>,
+        sampler: SamplerSettings,
+    ) -> Result<Generation> {
+        let keep_steps = keep_steps.min(self.steps.len());
+        let mut g = self.clone();
+        g.sampler = Sampler::new(sampler)?;
+        g.steps.truncate(keep_steps);
+        g.finished = None;
+        g.forced = forced.into_iter().collect();
+        if self.next_logits.is_none() {
+            return Ok(g); // not prefilled yet: nothing to cut
+        }
+        let context = self.prompt.len() + keep_steps;
+        let last = if keep_steps == 0 {
+            self.prompt[self.prompt.len() - 1]
+        } else {
+            self.steps[keep_steps - 1].token_id
+        };
+        g.cache.truncate(context - 1)?;
+        g.unfed = Some(last);
+        // Rebuild the text from the kept tokens.
+        g.decoder = StreamDecoder::default();
+        g.text.clear();
+        g.emitted = 0;
+        g.timings.generated = keep_steps;
+        let tok = engine.tokenizer();
+        for step in &g.steps {
+            let piece = g.decoder.push(tok.token_bytes(step.token_id));
+            g.text.push_str(&piece);
+        }
+        Ok(g)
+    }
+
+    /// Makes the next steps take `tokens` instead of sampling them (each is
+    /// still traced: its probabilities, rank, and what the chain thought).
+    pub fn force(&mut self, tokens: impl IntoIterator<Item = u32>) {
+        self.forced.extend(tokens);
+    }
+
+    /// Raises (or lowers) the token limit, e.g. to continue a finished run.
+    pub fn set_max_tokens(&mut self, max_tokens: usize) {
+        self.max_tokens = max_tokens;
+        if self.finished == Some(FinishReason::Length) && self.steps.len() < max_tokens {
+            self.finished = None;
+        }
     }
 
     /// Ends the run early (the interface's Esc).

@@ -215,11 +215,13 @@ pub struct Sampled {
 }
 
 /// A seeded sampler: the same settings, seed and logits give the same
-/// tokens on every run and machine (ChaCha8 is portable).
+/// tokens on every run and machine (ChaCha8 is portable). The random draw
+/// for a position depends only on the seed and that position, so a branch
+/// or a side-by-side column with the same seed draws the same number where
+/// a fresh run would: runs differ only where their distributions do.
 #[derive(Clone)]
 pub struct Sampler {
     settings: SamplerSettings,
-    rng: ChaCha8Rng,
 }
 
 struct Cand {
@@ -238,17 +240,31 @@ fn softmax(logits: impl Iterator<Item = f32> + Clone) -> Vec<f64> {
 impl Sampler {
     pub fn new(settings: SamplerSettings) -> Result<Self> {
         settings.validate()?;
-        let rng = ChaCha8Rng::seed_from_u64(settings.seed);
-        Ok(Self { settings, rng })
+        Ok(Self { settings })
     }
 
     pub fn settings(&self) -> &SamplerSettings {
         &self.settings
     }
 
+    /// The uniform draw in [0, 1) for absolute position `position`.
+    fn draw(&self, position: usize) -> f64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.settings.seed);
+        rng.set_stream(position as u64);
+        rng.random::<f64>()
+    }
+
     /// Samples the next token from `logits`, given the tokens so far
-    /// (`history`, for the penalties), recording the `top_n` alternatives.
-    pub fn sample(&mut self, logits: &[f32], history: &[u32], top_n: usize) -> Sampled {
+    /// (`history`: the penalties' window; its length is the new token's
+    /// position), recording the `top_n` alternatives. With `forced`, that
+    /// token is taken instead of a draw, and traced like any other.
+    pub fn sample(
+        &self,
+        logits: &[f32],
+        history: &[u32],
+        top_n: usize,
+        forced: Option<u32>,
+    ) -> Sampled {
         let s = &self.settings;
         let p_raw = softmax(logits.iter().copied());
         let entropy = -p_raw
@@ -376,10 +392,12 @@ impl Sampler {
         for (&i, &p) in alive.iter().zip(&p_final_alive) {
             p_final[i] = p as f32;
         }
-        let chosen = if alive.len() == 1 {
+        let chosen = if let Some(f) = forced.filter(|&f| (f as usize) < cands.len()) {
+            f as usize
+        } else if alive.len() == 1 {
             alive[0]
         } else {
-            let u: f64 = self.rng.random::<f64>();
+            let u = self.draw(history.len());
             let mut cum = 0.0;
             let mut pick = *alive.last().expect("at least one survivor");
             for (&i, &p) in alive.iter().zip(&p_final_alive) {
@@ -435,7 +453,9 @@ mod tests {
     }
 
     fn run(settings: SamplerSettings) -> Sampled {
-        Sampler::new(settings).unwrap().sample(&logits(), &[], 6)
+        Sampler::new(settings)
+            .unwrap()
+            .sample(&logits(), &[], 6, None)
     }
 
     #[test]
@@ -536,21 +556,23 @@ mod tests {
             ..Default::default()
         };
         // token 0: 2.0 / 2 = 1.0 ties token 1's 1.0; ties go to the lower id.
-        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6);
+        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6, None);
         assert_eq!(out.token_id, 0);
         let s = SamplerSettings {
             frequency_penalty: 0.6,
             temperature: 0.0,
             ..Default::default()
         };
-        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6);
+        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6, None);
         assert_eq!(out.token_id, 1, "2.0 - 2 x 0.6 = 0.8 < 1.0");
         let s = SamplerSettings {
             presence_penalty: 1.6,
             temperature: 0.0,
             ..Default::default()
         };
-        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0, 1], 6);
+        let out = Sampler::new(s)
+            .unwrap()
+            .sample(&logits(), &[0, 0, 1], 6, None);
         assert_eq!(out.token_id, 2, "0.5 beats 2.0 - 1.6 and 1.0 - 1.6");
     }
 
@@ -590,6 +612,41 @@ mod tests {
         };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
+    }
+
+    #[test]
+    fn the_draw_depends_on_seed_and_position_only() {
+        let s = SamplerSettings {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 3,
+            ..Default::default()
+        };
+        let a = Sampler::new(s.clone()).unwrap();
+        let b = Sampler::new(s).unwrap();
+        // Same position, different histories and calls before: same draw.
+        let _ = a.sample(&logits(), &[1, 2, 3], 1, None);
+        assert_eq!(
+            a.sample(&logits(), &[5, 5, 5, 5], 1, None),
+            b.sample(&logits(), &[5, 5, 5, 5], 1, None)
+        );
+    }
+
+    #[test]
+    fn forced_tokens_are_traced_like_sampled_ones() {
+        let s = SamplerSettings {
+            temperature: 1.0,
+            top_k: 2,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
+        let out = Sampler::new(s).unwrap().sample(&logits(), &[], 6, Some(3));
+        assert_eq!(out.token_id, 3);
+        assert_eq!(out.rank, 4);
+        assert_eq!(out.p_final, 0.0, "top-k had removed it");
     }
 
     #[test]
