@@ -605,9 +605,10 @@ mod tests {
             ..Default::default()
         };
         let draw = |seed| {
-            let mut sm = Sampler::new(SamplerSettings { seed, ..s.clone() }).unwrap();
+            let sm = Sampler::new(SamplerSettings { seed, ..s.clone() }).unwrap();
+            let history = vec![0u32; 64];
             (0..64)
-                .map(|_| sm.sample(&logits(), &[], 1).token_id)
+                .map(|i| sm.sample(&logits(), &history[..i], 1, None).token_id)
                 .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
