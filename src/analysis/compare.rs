@@ -176,7 +176,7 @@ mod tests {
         let d = first_divergence(&[&a, &b]).unwrap();
         assert_eq!(d.step, 1);
         assert_eq!(d.tokens, vec![7, 8]);
-        assert_eq!(d.probs[0], vec![Some(0.6), Some(0.4)]);
+        assert_eq!(d.probs[0], vec![Some(0.6), Some(1.0 - 0.6)]);
         assert!(first_divergence(&[&a, &a]).is_none());
     }
 }
