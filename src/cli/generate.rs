@@ -53,10 +53,7 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let text = super::read_input(&args.prompt)?;
-    anyhow::ensure!(
-        !text.trim().is_empty(),
-        "the prompt is empty; give some text to continue"
-    );
+    anyhow::ensure!(!text.trim().is_empty(), "the prompt is empty; give some text to continue");
     let sampler = args.sampler.settings()?;
     let engine = args.model.load()?;
     let prompt = if args.chat {
@@ -100,10 +97,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         out.flush().context("writing to stdout")?;
     }
     let t = generation.timings();
-    let reason = generation
-        .finished()
-        .map(|r| r.as_str())
-        .unwrap_or("length");
+    let reason = generation.finished().map(|r| r.as_str()).unwrap_or("length");
     if json {
         let done = json!({
             "done": true,
@@ -154,11 +148,7 @@ pub(crate) fn step_json(s: &StepRecord) -> serde_json::Value {
 /// [layer][head][query][key], each row up to its own position.
 fn prompt_attention(a: &AttentionRows) -> serde_json::Value {
     let v: Vec<Vec<Vec<&[f32]>>> = (0..a.n_layer)
-        .map(|l| {
-            (0..a.n_head)
-                .map(|h| (0..a.n_query).map(|q| a.causal_row(l, h, q)).collect())
-                .collect()
-        })
+        .map(|l| (0..a.n_head).map(|h| (0..a.n_query).map(|q| a.causal_row(l, h, q)).collect()).collect())
         .collect();
     json!(v)
 }

@@ -86,28 +86,17 @@ impl Engine {
         let tokenizer = Tokenizer::load(&gguf)?;
         let model = Llama::load(&mut gguf, precision)?;
         let name_of = |id: Option<u32>| id.map(|i| (i, tokenizer.token_text(i)));
-        let template_src = gguf
-            .meta_str("tokenizer.chat_template")
-            .ok()
-            .map(str::to_string);
+        let template_src = gguf.meta_str("tokenizer.chat_template").ok().map(str::to_string);
         let template = chat::ChatTemplate::new(
             template_src.as_deref(),
             &name_of(tokenizer.bos).map(|b| b.1).unwrap_or_default(),
             &name_of(tokenizer.eos).map(|e| e.1).unwrap_or_default(),
         );
         let cfg = &model.cfg;
-        let parameters = gguf
-            .content
-            .tensor_infos
-            .values()
-            .map(|t| t.shape.elem_count() as u64)
-            .sum();
+        let parameters = gguf.content.tensor_infos.values().map(|t| t.shape.elem_count() as u64).sum();
         let info = ModelInfo {
             path: path.display().to_string(),
-            name: gguf
-                .meta_str("general.name")
-                .unwrap_or("unnamed")
-                .to_string(),
+            name: gguf.meta_str("general.name").unwrap_or("unnamed").to_string(),
             architecture: gguf.architecture()?.to_string(),
             file_bytes: gguf.file_size,
             file_type: file_type_name(gguf.meta_usize("general.file_type").ok()),
@@ -125,21 +114,12 @@ impl Engine {
             tensor_types: gguf.tensor_type_counts(),
             bos: name_of(tokenizer.bos),
             eos: name_of(tokenizer.eos),
-            end_of_generation: tokenizer
-                .end_of_generation
-                .iter()
-                .map(|&i| (i, tokenizer.token_text(i)))
-                .collect(),
+            end_of_generation: tokenizer.end_of_generation.iter().map(|&i| (i, tokenizer.token_text(i))).collect(),
             add_bos: tokenizer.add_bos,
             chat_template: template_src,
             precision,
         };
-        Ok(Self {
-            model,
-            tokenizer,
-            template,
-            info,
-        })
+        Ok(Self { model, tokenizer, template, info })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -169,13 +149,8 @@ impl Engine {
 
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
         if let Prompt::Tokens(ids) = prompt {
-            if let Some(&bad) = ids
-                .iter()
-                .find(|&&t| t as usize >= self.tokenizer.vocab_size())
-            {
-                return Err(EngineError::Tokenizer(format!(
-                    "token id {bad} is outside the vocabulary"
-                )));
+            if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
+                return Err(EngineError::Tokenizer(format!("token id {bad} is outside the vocabulary")));
             }
             return Ok(ids.clone());
         }
@@ -192,10 +167,7 @@ impl Engine {
         }
         let limit = self.model.cfg.context_length;
         if prompt.len() >= limit {
-            return Err(EngineError::ContextOverflow {
-                tokens: prompt.len() + 1,
-                limit,
-            });
+            return Err(EngineError::ContextOverflow { tokens: prompt.len() + 1, limit });
         }
         Ok(Generation {
             cache: self.model.new_cache(request.capture_attention),
@@ -204,12 +176,7 @@ impl Engine {
             next_logits: None,
             unfed: None,
             max_tokens: request.max_tokens,
-            stop: request
-                .stop
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect(),
+            stop: request.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
             top_n: request.top_n,
             ignore_eos: request.ignore_eos,
             steps: Vec::new(),
@@ -228,9 +195,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut cache = self.model.new_cache(false);
-        let logits = self
-            .model
-            .forward(&tokens[..tokens.len() - 1], &mut cache, Logits::All)?;
+        let logits = self.model.forward(&tokens[..tokens.len() - 1], &mut cache, Logits::All)?;
         let logits = logits.narrow(0, score_from - 1, tokens.len() - score_from)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let targets = Tensor::new(&tokens[score_from..], logits.device())?.unsqueeze(1)?;
@@ -239,11 +204,7 @@ impl Engine {
 
     /// Attention of `queries` over all earlier keys, every layer and head,
     /// recomputed from a capturing cache.
-    pub fn attention(
-        &self,
-        cache: &KvCache,
-        queries: std::ops::Range<usize>,
-    ) -> Result<AttentionRows> {
+    pub fn attention(&self, cache: &KvCache, queries: std::ops::Range<usize>) -> Result<AttentionRows> {
         let cfg = &self.model.cfg;
         let n_key = queries.end;
         let mut data = Vec::with_capacity(cfg.n_layer * cfg.n_head * queries.len() * n_key);
@@ -341,9 +302,7 @@ impl Generation {
     /// the prompt's attention.
     pub fn prefill(&mut self, engine: &Engine) -> Result<PromptRecord> {
         let started = Instant::now();
-        let logits = engine
-            .model
-            .forward(&self.prompt, &mut self.cache, Logits::Last)?;
+        let logits = engine.model.forward(&self.prompt, &mut self.cache, Logits::Last)?;
         self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         self.timings.prompt_tokens = self.prompt.len();
         self.timings.prefill_s = started.elapsed().as_secs_f64();
@@ -378,9 +337,7 @@ impl Generation {
                 self.finished = Some(FinishReason::Context);
                 return Ok(None);
             }
-            let logits = engine
-                .model
-                .forward(&[token], &mut self.cache, Logits::Last)?;
+            let logits = engine.model.forward(&[token], &mut self.cache, Logits::Last)?;
             self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         }
         let logits = self.next_logits.as_ref().expect("prefilled");
@@ -423,14 +380,8 @@ impl Generation {
         if tok.is_end_of_generation(sampled.token_id) && !self.ignore_eos {
             self.finished = Some(FinishReason::Eos);
         } else {
-            self.text
-                .push_str(&self.decoder.push(tok.token_bytes(sampled.token_id)));
-            if let Some(cut) = self
-                .stop
-                .iter()
-                .filter_map(|s| self.text.find(s.as_str()))
-                .min()
-            {
+            self.text.push_str(&self.decoder.push(tok.token_bytes(sampled.token_id)));
+            if let Some(cut) = self.stop.iter().filter_map(|s| self.text.find(s.as_str())).min() {
                 self.text.truncate(cut);
                 self.finished = Some(FinishReason::Stop);
             } else if self.steps.len() >= self.max_tokens {

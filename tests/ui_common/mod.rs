@@ -5,7 +5,9 @@
 use lmscope::engine::handle::{EngineEvent, LayerAttention};
 use lmscope::engine::model::Precision;
 use lmscope::engine::sampling::Stage;
-use lmscope::engine::types::{AttentionRows, FinishReason, ModelInfo, PromptRecord, StepRecord, Timings, TopToken};
+use lmscope::engine::types::{
+    AttentionRows, FinishReason, ModelInfo, PromptRecord, StepRecord, Timings, TopToken,
+};
 use lmscope::store::config::Config;
 use lmscope::ui::app::App;
 use lmscope::ui::keymap::Keymap;
@@ -44,8 +46,16 @@ pub fn info() -> ModelInfo {
 }
 
 pub const PROMPT: [&str; 6] = ["The", " cat", " sat", " on", " the", " mat"];
-pub const GENERATED: [(&str, f32); 8] =
-    [(".", 0.62), (" It", 0.31), (" was", 0.44), (" a", 0.27), (" sunny", 0.04), ("\n", 0.18), ("The", 0.71), (" end", 0.09)];
+pub const GENERATED: [(&str, f32); 8] = [
+    (".", 0.62),
+    (" It", 0.31),
+    (" was", 0.44),
+    (" a", 0.27),
+    (" sunny", 0.04),
+    ("\n", 0.18),
+    ("The", 0.71),
+    (" end", 0.09),
+];
 
 pub fn step(i: usize, text: &str, p: f32) -> StepRecord {
     let alts = [text, " and", ",", " while", " because", " but"];
@@ -53,13 +63,27 @@ pub fn step(i: usize, text: &str, p: f32) -> StepRecord {
         .iter()
         .enumerate()
         .map(|(k, t)| {
-            let p_raw = if k == 0 { p } else { (1.0 - p) / (k as f32 + 1.5) };
+            let p_raw = if k == 0 {
+                p
+            } else {
+                (1.0 - p) / (k as f32 + 1.5)
+            };
             let removed_by = match k {
                 4 => Some(Stage::MinP),
                 5 => Some(Stage::TopK),
                 _ => None,
             };
-            TopToken { token_id: 100 + k as u32, text: t.to_string(), p_raw, p_final: if removed_by.is_some() { 0.0 } else { p_raw * 1.2 }, removed_by }
+            TopToken {
+                token_id: 100 + k as u32,
+                text: t.to_string(),
+                p_raw,
+                p_final: if removed_by.is_some() {
+                    0.0
+                } else {
+                    p_raw * 1.2
+                },
+                removed_by,
+            }
         })
         .collect();
     StepRecord {
@@ -93,12 +117,28 @@ pub fn attention(id: u64, layer: usize, n_head: usize, n: usize) -> LayerAttenti
             row.iter_mut().for_each(|w| *w /= sum);
         }
     }
-    LayerAttention { id, layer, rows: AttentionRows { n_layer: 1, n_head, n_query: n, n_key: n, first_query: 0, data } }
+    LayerAttention {
+        id,
+        layer,
+        rows: AttentionRows {
+            n_layer: 1,
+            n_head,
+            n_query: n,
+            n_key: n,
+            first_query: 0,
+            data,
+        },
+    }
 }
 
 /// An app that has run a short generation, with attention for layer 0.
 pub fn app(theme: Theme) -> App {
-    let mut app = App::new(Config::defaults(), Keymap::defaults(), theme, "SmolLM2-135M-Instruct.Q4_1".into());
+    let mut app = App::new(
+        Config::defaults(),
+        Keymap::defaults(),
+        theme,
+        "SmolLM2-135M-Instruct.Q4_1".into(),
+    );
     app.config_path = "/home/user/.config/lmscope/config.toml".into();
     app.size = Rect::new(0, 0, 120, 36);
     app.on_engine(EngineEvent::Loaded(Box::new(info())));
@@ -108,7 +148,11 @@ pub fn app(theme: Theme) -> App {
     let id = app.run_id;
     app.on_engine(EngineEvent::Prefilled {
         id,
-        prompt: PromptRecord { token_ids: (0..6).collect(), texts: PROMPT.iter().map(|s| s.to_string()).collect(), attention: None },
+        prompt: PromptRecord {
+            token_ids: (0..6).collect(),
+            texts: PROMPT.iter().map(|s| s.to_string()).collect(),
+            attention: None,
+        },
         cache_len: PROMPT.len(),
     });
     for (i, (text, p)) in GENERATED.iter().enumerate() {
@@ -119,8 +163,17 @@ pub fn app(theme: Theme) -> App {
             cache_len: PROMPT.len() + i,
         });
     }
-    let timings = Timings { prompt_tokens: 6, generated: 8, prefill_s: 0.05, decode_s: 0.4 };
-    app.on_engine(EngineEvent::Finished { id, reason: FinishReason::Length, timings });
+    let timings = Timings {
+        prompt_tokens: 6,
+        generated: 8,
+        prefill_s: 0.05,
+        decode_s: 0.4,
+    };
+    app.on_engine(EngineEvent::Finished {
+        id,
+        reason: FinishReason::Length,
+        timings,
+    });
     let n = app.cache_len;
     app.on_engine(EngineEvent::Attention(attention(id, 0, 9, n)));
     app.outbox.clear();

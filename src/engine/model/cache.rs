@@ -32,12 +32,7 @@ fn cat(old: &Option<Tensor>, new: &Tensor) -> Result<Tensor> {
 impl LayerCache {
     /// Appends this step's keys, values (and queries, when capturing);
     /// returns all keys and values so far.
-    pub(crate) fn append(
-        &mut self,
-        k: &Tensor,
-        v: &Tensor,
-        q: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn append(&mut self, k: &Tensor, v: &Tensor, q: &Tensor) -> Result<(Tensor, Tensor)> {
         let k = cat(&self.k, k)?;
         let v = cat(&self.v, v)?;
         if self.capture {
@@ -58,25 +53,15 @@ impl LayerCache {
         };
         let len = k.dim(2)?;
         if queries.start >= queries.end || queries.end > len {
-            return Err(EngineError::PositionOutOfRange {
-                position: queries.end,
-                len,
-            });
+            return Err(EngineError::PositionOutOfRange { position: queries.end, len });
         }
-        Ok((
-            q.narrow(2, queries.start, queries.len())?,
-            k.narrow(2, 0, queries.end)?,
-        ))
+        Ok((q.narrow(2, queries.start, queries.len())?, k.narrow(2, 0, queries.end)?))
     }
 
     fn truncate(&mut self, len: usize) -> Result<()> {
         for t in [&mut self.k, &mut self.v, &mut self.q] {
             if let Some(x) = t {
-                *t = if len == 0 {
-                    None
-                } else {
-                    Some(x.narrow(2, 0, len)?)
-                };
+                *t = if len == 0 { None } else { Some(x.narrow(2, 0, len)?) };
             }
         }
         Ok(())
@@ -93,15 +78,8 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(n_layer: usize, capture_attention: bool) -> Self {
-        let layer = LayerCache {
-            capture: capture_attention,
-            ..Default::default()
-        };
-        Self {
-            layers: vec![layer; n_layer],
-            tokens: Vec::new(),
-            capture: capture_attention,
-        }
+        let layer = LayerCache { capture: capture_attention, ..Default::default() };
+        Self { layers: vec![layer; n_layer], tokens: Vec::new(), capture: capture_attention }
     }
 
     /// Number of positions held.
@@ -150,26 +128,13 @@ mod tests {
     #[test]
     fn clone_is_independent_and_truncate_drops_the_tail() {
         let mut a = KvCache::new(1, true);
-        a.layers[0]
-            .append(&t(&[1., 2.], 1), &t(&[3., 4.], 1), &t(&[5., 6.], 1))
-            .unwrap();
+        a.layers[0].append(&t(&[1., 2.], 1), &t(&[3., 4.], 1), &t(&[5., 6.], 1)).unwrap();
         a.extend_tokens(&[10, 11]);
         let mut b = a.clone();
         b.truncate(1).unwrap();
-        b.layers[0]
-            .append(&t(&[9.], 1), &t(&[9.], 1), &t(&[9.], 1))
-            .unwrap();
+        b.layers[0].append(&t(&[9.], 1), &t(&[9.], 1), &t(&[9.], 1)).unwrap();
         b.extend_tokens(&[12]);
-        let keys = |c: &KvCache| {
-            c.layers[0]
-                .k
-                .as_ref()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        };
+        let keys = |c: &KvCache| c.layers[0].k.as_ref().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(keys(&a), vec![1., 2.]);
         assert_eq!(keys(&b), vec![1., 9.]);
         assert_eq!(b.tokens(), &[10, 12]);
@@ -181,12 +146,7 @@ mod tests {
     #[test]
     fn no_capture_no_rows() {
         let mut a = KvCache::new(1, false);
-        a.layers[0]
-            .append(&t(&[1.], 1), &t(&[1.], 1), &t(&[1.], 1))
-            .unwrap();
-        assert!(matches!(
-            a.layers[0].captured(0..1),
-            Err(EngineError::AttentionNotCaptured)
-        ));
+        a.layers[0].append(&t(&[1.], 1), &t(&[1.], 1), &t(&[1.], 1)).unwrap();
+        assert!(matches!(a.layers[0].captured(0..1), Err(EngineError::AttentionNotCaptured)));
     }
 }

@@ -58,37 +58,27 @@ impl Config {
         let cfg = Self {
             n_layer: gguf.meta_usize(&key("block_count"))?,
             n_head,
-            n_kv_head: gguf
-                .meta_usize(&key("attention.head_count_kv"))
-                .unwrap_or(n_head),
+            n_kv_head: gguf.meta_usize(&key("attention.head_count_kv")).unwrap_or(n_head),
             d_model,
             d_ff: gguf.meta_usize(&key("feed_forward_length"))?,
             head_dim: gguf
                 .meta_usize(&key("rope.dimension_count"))
                 .unwrap_or(d_model / n_head.max(1)),
             rope_base: gguf.meta_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
-            rms_eps: gguf
-                .meta_f32(&key("attention.layer_norm_rms_epsilon"))
-                .unwrap_or(1e-5),
+            rms_eps: gguf.meta_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
             vocab_size,
             context_length: gguf.meta_usize(&key("context_length")).unwrap_or(2048),
         };
         if cfg.n_head == 0 || cfg.n_kv_head == 0 || cfg.n_head % cfg.n_kv_head != 0 {
             return Err(EngineError::corrupt(
                 gguf.path(),
-                format!(
-                    "head counts {} / {} are inconsistent",
-                    cfg.n_head, cfg.n_kv_head
-                ),
+                format!("head counts {} / {} are inconsistent", cfg.n_head, cfg.n_kv_head),
             ));
         }
         if cfg.head_dim * cfg.n_head != cfg.d_model || cfg.head_dim % 2 != 0 {
             return Err(EngineError::corrupt(
                 gguf.path(),
-                format!(
-                    "head_dim {} x {} heads != width {}",
-                    cfg.head_dim, cfg.n_head, cfg.d_model
-                ),
+                format!("head_dim {} x {} heads != width {}", cfg.head_dim, cfg.n_head, cfg.d_model),
             ));
         }
         Ok(cfg)
@@ -149,10 +139,7 @@ impl Rope {
             .to_dtype(DType::F32)?
             .reshape((cfg.context_length, 1))?;
         let angles = pos.broadcast_mul(&inv_freq)?;
-        Ok(Self {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-        })
+        Ok(Self { cos: angles.cos()?, sin: angles.sin()? })
     }
 
     /// GGUF stores Q and K permuted for llama.cpp's interleaved rotary form,
@@ -198,15 +185,7 @@ fn attention_probs(q: &Tensor, k: &Tensor, offset: usize) -> Result<Tensor> {
 /// keys 0..=offset + i.
 fn causal_mask(nq: usize, nk: usize, offset: usize) -> Result<Tensor> {
     let mask: Vec<f32> = (0..nq)
-        .flat_map(|i| {
-            (0..nk).map(move |j| {
-                if j <= offset + i {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-        })
+        .flat_map(|i| (0..nk).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
         .collect();
     Ok(Tensor::from_vec(mask, (nq, nk), &Device::Cpu)?)
 }
@@ -237,13 +216,7 @@ impl Attention {
     }
 
     /// x: (1, seq, d_model) at positions offset.. -> (1, seq, d_model).
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &Rope,
-        cache: &mut LayerCache,
-        offset: usize,
-    ) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, rope: &Rope, cache: &mut LayerCache, offset: usize) -> Result<Tensor> {
         let (b, seq, _) = x.dims3()?;
         let heads = |t: Tensor, n: usize| -> Result<Tensor> {
             Ok(t.reshape((b, seq, n, self.head_dim))?.transpose(1, 2)?)
@@ -255,9 +228,7 @@ impl Attention {
         let probs = attention_probs(&q, &k, offset)?;
         let v = repeat_kv(&v, self.n_head / self.n_kv_head)?;
         let y = probs.matmul(&v.contiguous()?)?; // (1, n_head, seq, head_dim)
-        let y = y
-            .transpose(1, 2)?
-            .reshape((b, seq, self.n_head * self.head_dim))?;
+        let y = y.transpose(1, 2)?.reshape((b, seq, self.n_head * self.head_dim))?;
         self.wo.forward(&y)
     }
 }
@@ -303,16 +274,8 @@ impl Block {
         })
     }
 
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &Rope,
-        cache: &mut LayerCache,
-        offset: usize,
-    ) -> Result<Tensor> {
-        let h = (x + self
-            .attn
-            .forward(&self.attn_norm.forward(x)?, rope, cache, offset)?)?;
+    fn forward(&self, x: &Tensor, rope: &Rope, cache: &mut LayerCache, offset: usize) -> Result<Tensor> {
+        let h = (x + self.attn.forward(&self.attn_norm.forward(x)?, rope, cache, offset)?)?;
         Ok((&h + self.mlp.forward(&self.ffn_norm.forward(&h)?)?)?)
     }
 }
@@ -344,26 +307,14 @@ impl Llama {
         let embed = gguf.tensor("token_embd.weight")?;
         // Tied embeddings: without an output.weight, the output projection
         // is the embedding matrix itself.
-        let output_name = if gguf.has_tensor("output.weight") {
-            "output.weight"
-        } else {
-            "token_embd.weight"
-        };
+        let output_name = if gguf.has_tensor("output.weight") { "output.weight" } else { "token_embd.weight" };
         let output = Linear::load(gguf, output_name, precision)?;
         let blocks = (0..cfg.n_layer)
             .map(|i| Block::load(gguf, i, &cfg, precision))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(gguf, "output_norm.weight", cfg.rms_eps)?;
         let rope = Rope::new(&cfg)?;
-        Ok(Self {
-            embed,
-            blocks,
-            norm,
-            output,
-            rope,
-            cfg,
-            precision,
-        })
+        Ok(Self { embed, blocks, norm, output, rope, cfg, precision })
     }
 
     /// Runs `tokens` after what `cache` already holds, appending to it.
@@ -432,16 +383,8 @@ mod tests {
 
     #[test]
     fn repeat_kv_groups_consecutive_heads() {
-        let x = Tensor::arange(0f32, 4.0, &Device::Cpu)
-            .unwrap()
-            .reshape((1, 2, 1, 2))
-            .unwrap();
-        let y = repeat_kv(&x, 2)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let x = Tensor::arange(0f32, 4.0, &Device::Cpu).unwrap().reshape((1, 2, 1, 2)).unwrap();
+        let y = repeat_kv(&x, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(y, vec![0., 1., 0., 1., 2., 3., 2., 3.]);
     }
 
@@ -449,20 +392,12 @@ mod tests {
     fn attention_rows_sum_to_one() {
         let q = Tensor::randn(0f32, 1.0, (1, 4, 3, 8), &Device::Cpu).unwrap();
         let k = Tensor::randn(0f32, 1.0, (1, 2, 5, 8), &Device::Cpu).unwrap();
-        let p = attention_probs(&q, &k, 2)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec3::<f32>()
-            .unwrap();
+        let p = attention_probs(&q, &k, 2).unwrap().squeeze(0).unwrap().to_vec3::<f32>().unwrap();
         for head in &p {
             for (i, row) in head.iter().enumerate() {
                 let s: f32 = row.iter().sum();
                 assert!((s - 1.0).abs() < 1e-5);
-                assert!(
-                    row[3 + i..].iter().all(|&w| w == 0.0),
-                    "no weight on future keys"
-                );
+                assert!(row[3 + i..].iter().all(|&w| w == 0.0), "no weight on future keys");
             }
         }
     }
