@@ -138,6 +138,8 @@ pub struct App {
     /// Whether the current run captures attention.
     pub run_captures: bool,
     pub timings: Timings,
+    /// When the prompt finished running (live decode speed).
+    prefilled_at: Option<Instant>,
     pub finish: Option<FinishReason>,
     pub message: Option<(Level, String)>,
     pub focus: Focus,
@@ -177,6 +179,7 @@ impl App {
             output_top: 0,
             run_captures: false,
             timings: Timings::default(),
+            prefilled_at: None,
             finish: None,
             message: None,
             focus: Focus::Prompt,
@@ -671,6 +674,8 @@ impl App {
                     .map(|text| Tok { text, record: None })
                     .collect();
                 self.cache_len = cache_len;
+                self.timings.prompt_tokens = self.prompt_len;
+                self.prefilled_at = Some(Instant::now());
                 if self.follow {
                     self.select(usize::MAX);
                 }
@@ -686,6 +691,10 @@ impl App {
                     record: Some(record),
                 });
                 self.cache_len = cache_len;
+                self.timings.generated += 1;
+                if let Some(at) = self.prefilled_at {
+                    self.timings.decode_s = at.elapsed().as_secs_f64();
+                }
                 if self.follow {
                     self.cursor = self.tokens.len() - 1;
                 }

@@ -14,7 +14,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let t = &app.theme;
     buf.set_style(area, t.status_bar());
-    let mut parts = vec![format!(" lmscope │ {}", app.model_label)];
+    let state = Span::styled(
+        format!(" {} ", app.state.label()),
+        match app.state {
+            EngineState::Running => t.accent(),
+            EngineState::Failed => t.error(),
+            EngineState::Loading => t.warn(),
+            EngineState::Idle => t.ok(),
+        },
+    );
+    let mut parts = vec![app.model_label.clone()];
     if let Some(i) = &app.info {
         let precision = match i.precision {
             crate::engine::model::Precision::Quantized => "quantized",
@@ -25,9 +34,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let tm = &app.timings;
     if tm.prompt_tokens > 0 {
+        let prefill = if tm.prefill_s > 0.0 {
+            format!("{:.0}", tm.prefill_tok_s())
+        } else {
+            "–".into()
+        };
         parts.push(format!(
-            "prefill {:.0} tok/s · decode {:.1} tok/s",
-            tm.prefill_tok_s(),
+            "prefill {prefill} · decode {:.1} tok/s",
             tm.decode_tok_s()
         ));
     }
@@ -42,16 +55,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         "plain".into()
     });
-    let state = Span::styled(
-        format!(" {} ", app.state.label()),
-        match app.state {
-            EngineState::Running => t.accent(),
-            EngineState::Failed => t.error(),
-            EngineState::Loading => t.warn(),
-            EngineState::Idle => t.ok(),
-        },
-    );
-    let line = Line::from(vec![Span::raw(parts.join(" │ ")), Span::raw(" │"), state]);
+    let line = Line::from(vec![
+        Span::raw(" lmscope "),
+        state,
+        Span::raw(format!(" {}", parts.join(" │ "))),
+    ]);
     buf.set_line(area.x, area.y, &line, area.width);
 }
 
