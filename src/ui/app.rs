@@ -32,6 +32,8 @@ pub const ATTENTION_REFRESH: Duration = Duration::from_millis(250);
 /// A request not answered in this time is asked again.
 const ATTENTION_TIMEOUT: Duration = Duration::from_secs(3);
 const HISTORY_LIMIT: usize = 200;
+/// Longer prompts run without attention capture (see `App::run`).
+pub const LONG_PROMPT_CHARS: usize = 3000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
@@ -615,7 +617,13 @@ impl App {
             ignore_eos: false,
         };
         self.run_id += 1;
-        self.run_captures = g.capture_attention;
+        // The engine computes every prompt row of every layer at prefill
+        // when capturing (T² x layers x heads floats): too much for long
+        // prompts, so they run without capture.
+        let capture = g.capture_attention && text.len() <= LONG_PROMPT_CHARS;
+        let mut request = request;
+        request.capture_attention = capture;
+        self.run_captures = capture;
         self.outbox.push(EngineCommand::Generate {
             id: self.run_id,
             request: Box::new(request),
@@ -640,6 +648,12 @@ impl App {
         self.attn.in_flight = None;
         self.state = EngineState::Running;
         self.message = None;
+        if self.config.generation.capture_attention && !capture {
+            self.say(
+                Level::Warn,
+                format!("attention capture is off for prompts over {LONG_PROMPT_CHARS} characters"),
+            );
+        }
     }
 
     // ---- engine events -------------------------------------------------
@@ -648,11 +662,15 @@ impl App {
         match event {
             EngineEvent::Loaded(info) => {
                 self.state = EngineState::Idle;
-                self.model_label = info.name.clone();
-                self.say(
-                    Level::Info,
-                    format!("{} loaded; type a prompt and press Enter", info.name),
-                );
+                // The file name says more than the GGUF's general.name
+                // (quantisation included).
+                if !matches!(self.message, Some((Level::Warn | Level::Error, _))) {
+                    let name = self.model_label.clone();
+                    self.say(
+                        Level::Info,
+                        format!("{name} loaded; type a prompt and press Enter"),
+                    );
+                }
                 self.info = Some(*info);
             }
             EngineEvent::LoadFailed(e) => {
