@@ -266,3 +266,46 @@ fn history_recalls_earlier_prompts() {
     a.update(Action::HistoryNext);
     assert_eq!(a.editor.text(), "draft");
 }
+
+#[test]
+fn long_sequences_ask_for_a_window_of_rows_around_the_query() {
+    use lmscope::engine::types::PromptRecord;
+    let mut a = app(Theme { color: true });
+    let id = a.run_id;
+    let n = 3000;
+    a.on_engine(lmscope::engine::handle::EngineEvent::Prefilled {
+        id,
+        prompt: PromptRecord {
+            token_ids: vec![0; n],
+            texts: vec![" x".into(); n],
+            attention: None,
+        },
+        cache_len: n,
+    });
+    a.outbox.clear();
+    a.attn.in_flight = None;
+    a.update(Action::AttentionView);
+    a.focus = Focus::Output;
+    a.cursor = 2500;
+    a.follow = false;
+    a.update(Action::ZoomIn);
+    let asked: Vec<_> = a
+        .outbox
+        .iter()
+        .filter_map(|c| match c {
+            EngineCommand::Attention { queries, .. } => Some(queries.clone()),
+            _ => None,
+        })
+        .collect();
+    let q = asked.last().expect("an attention request");
+    assert!(
+        q.contains(&2500) && q.len() <= lmscope::ui::app::MAX_ATTENTION_ROWS,
+        "{q:?}"
+    );
+    let (rows, keys) = a.attention_window();
+    assert!(
+        rows.contains(&2500) && rows.len() == n / 2 && keys.len() == n / 2,
+        "{rows:?} {keys:?}"
+    );
+    draw(&mut a, 80, 20);
+}

@@ -439,3 +439,39 @@ impl<S: EventSink> Worker<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_model_is_reported_as_an_event_and_the_thread_ends() {
+        let (tx, rx) = mpsc::channel();
+        let mut handle = EngineHandle::spawn(
+            PathBuf::from("/nonexistent/model.gguf"),
+            Precision::Quantized,
+            tx,
+        )
+        .unwrap();
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(EngineEvent::LoadFailed(msg)) => {
+                assert!(msg.contains("/nonexistent/model.gguf"), "{msg}")
+            }
+            other => panic!("expected LoadFailed, got {other:?}"),
+        }
+        assert!(!handle.send(EngineCommand::Cancel) || handle.thread.as_ref().is_some());
+        handle.shutdown();
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "nothing after the failure"
+        );
+    }
+
+    #[test]
+    fn panics_are_turned_into_text() {
+        let p: Box<dyn std::any::Any + Send> = Box::new("boom");
+        assert_eq!(panic_text(&p), "boom");
+        let p: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
+        assert_eq!(panic_text(&p), "bang");
+    }
+}

@@ -821,11 +821,27 @@ impl App {
             return Some(0..len);
         }
         let (window, _) = self.attention_window();
-        let start = q
-            .saturating_sub(MAX_ATTENTION_ROWS / 2)
-            .min(window.start)
-            .min(len - MAX_ATTENTION_ROWS);
+        // The visible rows when they fit, else rows centred on the query.
+        let start = if window.len() <= MAX_ATTENTION_ROWS {
+            window.start.min(len - MAX_ATTENTION_ROWS)
+        } else {
+            q.saturating_sub(MAX_ATTENTION_ROWS / 2)
+                .min(len - MAX_ATTENTION_ROWS)
+        };
         Some(start..start + MAX_ATTENTION_ROWS)
+    }
+
+    /// Whether rows `have` serve the view: the query's row, and every
+    /// visible row when they fit in one request.
+    fn rows_serve(&self, have: Range<usize>) -> bool {
+        let Some(q) = self.query() else { return true };
+        let (window, _) = self.attention_window();
+        let needed = if window.len() <= MAX_ATTENTION_ROWS {
+            window
+        } else {
+            q..q + 1
+        };
+        have.contains(&q) && have.start <= needed.start && have.end >= needed.end
     }
 
     fn request_attention(&mut self, now: Instant) {
@@ -840,14 +856,13 @@ impl App {
             let r = &d.rows;
             d.id == self.run_id
                 && d.layer == layer
-                && r.first_query <= want.start
-                && r.first_query + r.n_query >= want.end
+                && self.rows_serve(r.first_query..r.first_query + r.n_query)
         });
         if covered {
             return;
         }
         if let Some((at, l, ref range)) = self.attn.in_flight {
-            let same = l == layer && range.start <= want.start;
+            let same = l == layer && self.rows_serve(range.clone());
             if now.duration_since(at) < ATTENTION_TIMEOUT
                 && (same || now.duration_since(at) < Duration::from_millis(50))
             {

@@ -33,11 +33,13 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            // Only the interface's own thread owns the screen; a panic in
-            // the engine thread is caught there and shown in the interface.
-            if std::thread::current().name() != Some(crate::engine::handle::THREAD_NAME) {
-                restore();
+            // The engine thread catches its panics and reports them in the
+            // interface: log them, print nothing over the screen.
+            if std::thread::current().name() == Some(crate::engine::handle::THREAD_NAME) {
+                tracing::error!("engine panic: {info}");
+                return;
             }
+            restore();
             tracing::error!("panic: {info}");
             previous(info);
         }));
