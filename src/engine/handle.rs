@@ -288,9 +288,9 @@ impl<S: EventSink> Worker<S> {
     fn handle(&mut self, command: EngineCommand) -> Flow {
         match command {
             EngineCommand::Shutdown => return Flow::Stop,
-            EngineCommand::Cancel => self.finish_if(|_| true, FinishReason::Cancelled),
+            EngineCommand::Cancel => self.finish(FinishReason::Cancelled),
             EngineCommand::Generate { id, request } => {
-                self.finish_if(|_| true, FinishReason::Cancelled);
+                self.finish(FinishReason::Cancelled);
                 self.cancel.store(false, Ordering::SeqCst);
                 self.start(id, &request);
             }
@@ -348,7 +348,7 @@ impl<S: EventSink> Worker<S> {
 
     fn step(&mut self) {
         if self.cancel.load(Ordering::SeqCst) {
-            self.finish_if(|_| true, FinishReason::Cancelled);
+            self.finish(FinishReason::Cancelled);
             return;
         }
         let Some(run) = &mut self.current else { return };
@@ -364,12 +364,12 @@ impl<S: EventSink> Worker<S> {
                     cache_len,
                 });
                 if let Some(reason) = run.generation.finished() {
-                    self.finish_if(|_| true, reason);
+                    self.finish(reason);
                 }
             }
             Ok(None) => {
                 let reason = run.generation.finished().unwrap_or(FinishReason::Length);
-                self.finish_if(|_| true, reason);
+                self.finish(reason);
             }
             Err(e) => {
                 let id = run.id;
@@ -377,15 +377,15 @@ impl<S: EventSink> Worker<S> {
                     id: Some(id),
                     message: e.to_string(),
                 });
-                self.finish_if(|_| true, FinishReason::Cancelled);
+                self.finish(FinishReason::Cancelled);
             }
         }
     }
 
     /// Marks the current run finished (once) and reports it.
-    fn finish_if(&mut self, pred: impl Fn(&Run) -> bool, reason: FinishReason) {
+    fn finish(&mut self, reason: FinishReason) {
         let Some(run) = &mut self.current else { return };
-        if run.done || !pred(run) {
+        if run.done {
             return;
         }
         run.done = true;
