@@ -73,6 +73,7 @@ fn attention_view_mean_of_heads_colour() {
     a.update(Action::AttentionView);
     a.update(Action::MeanHeads);
     a.update(Action::ZoomIn);
+    a.update(Action::RowScale);
     insta::assert_snapshot!(screen(&mut a, 100, 24));
 }
 

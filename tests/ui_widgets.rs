@@ -50,6 +50,7 @@ fn render(
         queries: q,
         keys: k,
         theme,
+        per_row: head % 2 == 1,
     }
     .render(area, &mut buf);
     buf

@@ -98,6 +98,8 @@ pub struct AttnState {
     pub head: usize,
     pub mean: bool,
     pub overview: bool,
+    /// Each heatmap row scaled by its own largest weight.
+    pub per_row: bool,
     /// 1 shows the whole sequence; 2 half of it, and so on.
     pub zoom: usize,
     /// Keys axis offset from the query window, in tokens.
@@ -458,6 +460,7 @@ impl App {
                 };
             }
             MeanHeads => self.attn.mean = !self.attn.mean,
+            RowScale => self.attn.per_row = !self.attn.per_row,
             Overview => self.attn.overview = !self.attn.overview,
             ZoomIn => self.attn.zoom = (self.attn.zoom * 2).min(256),
             ZoomOut => {

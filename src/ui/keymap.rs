@@ -101,6 +101,7 @@ actions! {
     HeadPrev = "head_prev": "Previous head",
     HeadNext = "head_next": "Next head",
     MeanHeads = "mean_heads": "Mean over heads on/off",
+    RowScale = "row_scale": "Scale each query row by its own largest weight on/off",
     Overview = "overview": "All heads of the layer at once on/off",
     ZoomIn = "zoom_in": "Zoom in (fewer tokens, larger cells)",
     ZoomOut = "zoom_out": "Zoom out",

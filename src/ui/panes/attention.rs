@@ -66,6 +66,7 @@ fn heatmap(app: &App, d: &LayerAttention, head: usize, area: Rect, buf: &mut Buf
         queries,
         keys,
         theme: app.theme,
+        per_row: app.attn.per_row,
     };
     let [gutter, cells] =
         Layout::horizontal([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
@@ -210,7 +211,12 @@ fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             legend.push(Span::raw(Theme::shade(v.sqrt()).to_string()));
         }
     }
-    legend.push(Span::styled(" max (√ scale)", t.dim()));
+    let of = if app.attn.per_row {
+        "row max (√)"
+    } else {
+        "max (√ scale)"
+    };
+    legend.push(Span::styled(format!(" {of}"), t.dim()));
     lines.push(Line::from(legend));
     lines.push(Line::raw(""));
     let k = |a| app.keymap.keys_for(Context::Attention, a);
@@ -224,6 +230,7 @@ fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             "head",
         ),
         (k(Action::MeanHeads), "mean of heads"),
+        (k(Action::RowScale), "scale per row"),
         (k(Action::Overview), "all heads"),
         (
             format!("{} {}", k(Action::ZoomIn), k(Action::ZoomOut)),

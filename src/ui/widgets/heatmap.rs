@@ -31,6 +31,10 @@ pub struct Heatmap<'a> {
     /// Absolute key positions shown left to right.
     pub keys: Range<usize>,
     pub theme: Theme,
+    /// Scale each row by its own largest weight (else by the largest
+    /// visible weight): shows where late queries look, which the early
+    /// rows' large weights would otherwise drown.
+    pub per_row: bool,
 }
 
 impl Heatmap<'_> {
@@ -105,25 +109,34 @@ impl Heatmap<'_> {
                 max = max.max(v);
             }
         }
-        let scale = if max.is_finite() && max > 0.0 {
-            1.0 / max
-        } else {
-            0.0
+        let inverse = |m: f32| {
+            if m.is_finite() && m > 0.0 {
+                1.0 / m
+            } else {
+                0.0
+            }
         };
-        let norm = |v: f32| (v * scale).sqrt();
+        let scales: Vec<f32> = if self.per_row {
+            pixels
+                .chunks(pw)
+                .map(|row| inverse(row.iter().fold(0.0f32, |a, &b| a.max(b))))
+                .collect()
+        } else {
+            vec![inverse(max); ph]
+        };
         for cy in 0..area.height as usize {
             for px in 0..pw {
                 let Some(cell) = buf.cell_mut((area.x + px as u16, area.y + cy as u16)) else {
                     continue;
                 };
                 if half {
-                    let top = norm(pixels[(2 * cy) * pw + px]);
-                    let bottom = norm(pixels[(2 * cy + 1) * pw + px]);
+                    let top = (pixels[(2 * cy) * pw + px] * scales[2 * cy]).sqrt();
+                    let bottom = (pixels[(2 * cy + 1) * pw + px] * scales[2 * cy + 1]).sqrt();
                     cell.set_char('▀')
                         .set_fg(self.theme.heat(top))
                         .set_bg(self.theme.heat(bottom));
                 } else {
-                    cell.set_char(Theme::shade(norm(pixels[cy * pw + px])))
+                    cell.set_char(Theme::shade((pixels[cy * pw + px] * scales[cy]).sqrt()))
                         .set_fg(Color::Reset)
                         .set_bg(Color::Reset);
                 }
