@@ -310,3 +310,24 @@ fn long_sequences_ask_for_a_window_of_rows_around_the_query() {
     );
     draw(&mut a, 80, 20);
 }
+
+#[test]
+fn a_click_on_a_heatmap_row_makes_that_token_the_query() {
+    let mut a = app(Theme::plain());
+    a.update(Action::AttentionView);
+    draw(&mut a, 110, 30);
+    let cells = panes::attention::heatmap_cells(&a, a.areas().attention).expect("heatmap cells");
+    let click = |row| {
+        Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: cells.x + 2,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    a.on_terminal(&click(cells.y));
+    assert_eq!(a.cursor, 0);
+    a.on_terminal(&click(cells.bottom() - 1));
+    assert_eq!(a.query(), Some(a.cache_len - 1));
+    assert_eq!(a.cursor, a.cache_len - 1);
+}

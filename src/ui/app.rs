@@ -15,6 +15,7 @@ use ratatui::layout::Rect;
 use super::editor::Editor;
 use super::keymap::{Action, Context, Key, Keymap};
 use super::layout::{self, Areas};
+use super::panes::attention as attention_pane;
 use super::panes::output;
 use super::panes::settings::{self as settings_pane, Field};
 use super::theme::Theme;
@@ -289,10 +290,13 @@ impl App {
             return false;
         }
         let a = self.areas();
+        let at_attention = a
+            .attention
+            .contains(ratatui::layout::Position::new(m.column, m.row));
         let at = ratatui::layout::Position::new(m.column, m.row);
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                if a.output.contains(at) && !self.attention_view {
+                if a.output.contains(at) && !at_attention {
                     self.focus = Focus::Output;
                     let inner = layout::inner(a.output);
                     if inner.contains(at) {
@@ -307,7 +311,17 @@ impl App {
                 } else if a.probs.contains(at) {
                     self.focus = Focus::Probabilities;
                 } else if a.attention.contains(at) {
-                    self.focus = Focus::Attention;
+                    if !self.attention_view {
+                        self.focus = Focus::Attention;
+                    }
+                    // A click on a heatmap row makes that token the query.
+                    let cells = attention_pane::heatmap_cells(self, a.attention);
+                    if let Some(q) = cells
+                        .filter(|c| c.contains(at))
+                        .and_then(|c| attention_pane::query_at(self, c, m.row))
+                    {
+                        self.select(q);
+                    }
                 } else {
                     return false;
                 }
