@@ -1,7 +1,7 @@
 //! Headless subcommands: a stable contract for scripts (JSON on stdout,
 //! progress and errors on stderr, exit code 1 on error).
 
-mod args;
+pub mod args;
 mod bench;
 mod compare;
 mod generate;
@@ -17,10 +17,19 @@ use clap::{Parser, Subcommand};
 pub use args::{ModelArgs, SamplerArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "lmscope", version, about = "Look inside a language model while it writes", long_about = None)]
+#[command(
+    name = "lmscope",
+    version,
+    about = "Look inside a language model while it writes",
+    long_about = "Look inside a language model while it writes.\n\nWith no subcommand, opens the workbench interface on the model (the default one is fetched first when missing).",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// For the interface (no subcommand)
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,13 +63,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Generate(a) => generate::run(a),
-        Command::Score(a) => score::run(a),
-        Command::Info(a) => info::run(a),
-        Command::Pull(a) => pull::run(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Compare(a) => compare::run(a),
-        Command::Session(a) => session::run(a),
+        None => crate::ui::run(&cli.model),
+        Some(command) => run_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,6 +72,18 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Generate(a) => generate::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Pull(a) => pull::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Session(a) => session::run(a),
     }
 }
 
