@@ -36,7 +36,7 @@ fn max_attention_error(e: &Engine) -> Vec<(String, f32, f64)> {
             .collect();
         let request = Request {
             sampler: SamplerSettings::greedy(),
-            capture_attention: true,
+            attach_attention: true,
             max_tokens: 1,
             ..Request::new(Prompt::Tokens(tokens.clone()))
         };

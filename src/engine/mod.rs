@@ -51,7 +51,13 @@ pub struct Request {
     pub stop: Vec<String>,
     /// Alternatives to record at each step.
     pub top_n: usize,
+    /// Keep each layer's queries beside the KV cache, so that any attention
+    /// row can be computed on demand ([`Engine::attention`]).
     pub capture_attention: bool,
+    /// Also put the rows into the records: the prompt's (every query, every
+    /// layer: T² x layers x heads floats) and each token's. Implies capture.
+    #[serde(default)]
+    pub attach_attention: bool,
     /// Keep going after an end-of-generation token (benchmarks).
     pub ignore_eos: bool,
 }
@@ -65,6 +71,7 @@ impl Request {
             stop: Vec::new(),
             top_n: 10,
             capture_attention: false,
+            attach_attention: false,
             ignore_eos: false,
         }
     }
@@ -198,7 +205,9 @@ impl Engine {
             });
         }
         Ok(Generation {
-            cache: self.model.new_cache(request.capture_attention),
+            cache: self
+                .model
+                .new_cache(request.capture_attention || request.attach_attention),
             sampler,
             prompt,
             next_logits: None,
@@ -213,6 +222,7 @@ impl Engine {
                 .collect(),
             top_n: request.top_n,
             ignore_eos: request.ignore_eos,
+            attach_attention: request.attach_attention,
             steps: Vec::new(),
             decoder: StreamDecoder::default(),
             text: String::new(),
@@ -301,6 +311,7 @@ pub struct Generation {
     stop: Vec<String>,
     top_n: usize,
     ignore_eos: bool,
+    attach_attention: bool,
     steps: Vec<StepRecord>,
     decoder: StreamDecoder,
     /// The generated text so far (cut at a stop sequence).
@@ -350,7 +361,7 @@ impl Generation {
         self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         self.timings.prompt_tokens = self.prompt.len();
         self.timings.prefill_s = started.elapsed().as_secs_f64();
-        let attention = if self.cache.captures_attention() {
+        let attention = if self.attach_attention {
             Some(engine.attention(&self.cache, 0..self.prompt.len())?)
         } else {
             None
@@ -394,7 +405,7 @@ impl Generation {
             self.forced.pop_front(),
         );
         let position = self.cache.len();
-        let attention = if self.cache.captures_attention() {
+        let attention = if self.attach_attention {
             Some(engine.attention(&self.cache, position - 1..position)?)
         } else {
             None

@@ -33,8 +33,6 @@ pub const ATTENTION_REFRESH: Duration = Duration::from_millis(250);
 /// A request not answered in this time is asked again.
 const ATTENTION_TIMEOUT: Duration = Duration::from_secs(3);
 const HISTORY_LIMIT: usize = 200;
-/// Longer prompts run without attention capture (see `App::run`).
-pub const LONG_PROMPT_CHARS: usize = 3000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
@@ -622,17 +620,13 @@ impl App {
             max_tokens: g.max_tokens,
             stop: Vec::new(),
             top_n: g.top_n,
+            // Rows are asked for on demand, never attached to records.
             capture_attention: g.capture_attention,
+            attach_attention: false,
             ignore_eos: false,
         };
         self.run_id += 1;
-        // The engine computes every prompt row of every layer at prefill
-        // when capturing (T² x layers x heads floats): too much for long
-        // prompts, so they run without capture.
-        let capture = g.capture_attention && text.len() <= LONG_PROMPT_CHARS;
-        let mut request = request;
-        request.capture_attention = capture;
-        self.run_captures = capture;
+        self.run_captures = g.capture_attention;
         self.outbox.push(EngineCommand::Generate {
             id: self.run_id,
             request: Box::new(request),
@@ -657,12 +651,6 @@ impl App {
         self.attn.in_flight = None;
         self.state = EngineState::Running;
         self.message = None;
-        if self.config.generation.capture_attention && !capture {
-            self.say(
-                Level::Warn,
-                format!("attention capture is off for prompts over {LONG_PROMPT_CHARS} characters"),
-            );
-        }
     }
 
     // ---- engine events -------------------------------------------------
