@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bias;
 mod generate;
 mod info;
 mod pull;
@@ -33,6 +34,8 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Measure prefill and decode speed, against llama.cpp when it is installed
     Bench(bench::BenchArgs),
+    /// Bias checks from the model's probabilities: probe suites, minimal pairs, term swaps
+    Bias(bias::BiasArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Bias(a) => bias::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
