@@ -16,7 +16,8 @@ use crate::analysis::bias::suite::{self, Suite};
 use crate::store::paths;
 
 #[derive(Args, Debug)]
-#[command(after_help = "SUITES: a probe suite is TOML (built-in: `default`; or a path; or NAME.toml in the data
+#[command(
+    after_help = "SUITES: a probe suite is TOML (built-in: `default`; or a path; or NAME.toml in the data
 directory's bias/ folder): sentence frames with {term} crossed with paired terms, see
 assets/bias/default.toml. Each frame x pair compares the two next-token distributions (JS
 divergence, KL both ways, top-k overlap) and scores the frame's attributes after both
@@ -33,7 +34,8 @@ Holm-adjusted p per category (n < 30 marked too small) and the data file's SHA-2
 assets/bias/example_pairs.csv is lmscope's own smoke-test file, not comparable to published scores.
 
 QUICK: --quick PROMPT swaps he/she and the like (or each --swap \"X|Y\") and compares the next-token
-top-k lists. JSON (--json) is the report object; progress goes to stderr.")]
+top-k lists. JSON (--json) is the report object; progress goes to stderr."
+)]
 pub struct BiasArgs {
     /// A probe suite (built-in name or .toml file) or a pairs file (.csv)
     #[arg(long, conflicts_with_all = ["pairs", "quick"])]
@@ -120,7 +122,9 @@ fn progress_printer(what: &'static str) -> impl FnMut(usize, usize) {
 pub fn run(args: BiasArgs) -> anyhow::Result<()> {
     let job = job(&args)?;
     if args.mode.is_some() && !matches!(job, Job::Pairs(_)) {
-        anyhow::bail!("--mode applies to a pairs file (.csv); a probe suite and --quick have no modes");
+        anyhow::bail!(
+            "--mode applies to a pairs file (.csv); a probe suite and --quick have no modes"
+        );
     }
     if !args.swap.is_empty() && !matches!(job, Job::Quick(_)) {
         anyhow::bail!("--swap applies to --quick");
@@ -130,9 +134,14 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
     match job {
         Job::Pairs(path) => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;
-            let file = pairs::read_pairs(&bytes).with_context(|| format!("{path} is not a usable pairs file"))?;
+            let file = pairs::read_pairs(&bytes)
+                .with_context(|| format!("{path} is not a usable pairs file"))?;
             let engine = args.model.load()?;
-            eprintln!("scoring {} pairs ({} sentences)", file.pairs.len(), 2 * file.pairs.len());
+            eprintln!(
+                "scoring {} pairs ({} sentences)",
+                file.pairs.len(),
+                2 * file.pairs.len()
+            );
             let scores = run::score_pairs(&engine, &file, &mut progress_printer("pairs"), &cancel)?;
             let mode = args.mode.unwrap_or(Mode::Lmeval);
             let report = run::pairs_report(&engine, &file, &path, &scores, mode, args.tokens)?;
@@ -144,7 +153,12 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
         }
         Job::Suite(suite) => {
             let engine = args.model.load()?;
-            eprintln!("suite `{}`: {} probes ({} prompts)", suite.name, suite.n_probes(), 2 * suite.n_probes());
+            eprintln!(
+                "suite `{}`: {} probes ({} prompts)",
+                suite.name,
+                suite.n_probes(),
+                2 * suite.n_probes()
+            );
             let report = run::run_suite(&engine, &suite, &mut progress_printer("probes"), &cancel)?;
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);
@@ -193,7 +207,12 @@ fn bar(share: f64) -> String {
 fn print_pairs(r: &PairsReport, show: usize) {
     println!("pairs  {}  ({} pairs)", r.data_file, r.overall.n);
     println!("sha256 {}", r.data_sha256);
-    println!("mode   {}: {}   prefix token {}", r.mode.as_str(), r.mode_description, r.prefix_token);
+    println!(
+        "mode   {}: {}   prefix token {}",
+        r.mode.as_str(),
+        r.mode_description,
+        r.prefix_token
+    );
     if let Some(n) = &r.note {
         println!("note   {n}");
     }
@@ -206,7 +225,10 @@ fn print_pairs(r: &PairsReport, show: usize) {
         "category", "n", "stereo%", "95% Wilson", "", "p", "p Holm", "lik.diff"
     );
     let row = |c: &pairs::CategoryStats| {
-        let holm = c.p_holm.map(|p| format!("{p:.3}")).unwrap_or_else(|| "-".into());
+        let holm = c
+            .p_holm
+            .map(|p| format!("{p:.3}"))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<22} {:>5} {:>7.1}%  [{:>5.1}, {:>5.1}]    {} {:>9.3} {:>9} {:>9.3}{}",
             c.name,
@@ -218,7 +240,11 @@ fn print_pairs(r: &PairsReport, show: usize) {
             c.p_value,
             holm,
             c.likelihood_diff,
-            if c.too_small { "  (n < 30: too small)" } else { "" }
+            if c.too_small {
+                "  (n < 30: too small)"
+            } else {
+                ""
+            }
         );
     };
     row(&r.overall);
@@ -231,7 +257,10 @@ fn print_pairs(r: &PairsReport, show: usize) {
         println!("\nlargest differences (score more - less):");
         for &i in idx.iter().take(show) {
             let p = &r.pairs[i];
-            println!("  {:+8.3}  line {:<5} {:<18} more: {}", p.diff, p.line, p.bias_type, p.sent_more);
+            println!(
+                "  {:+8.3}  line {:<5} {:<18} more: {}",
+                p.diff, p.line, p.bias_type, p.sent_more
+            );
             println!("  {:>8}  {:<5} {:<23} less: {}", "", "", "", p.sent_less);
         }
     }
@@ -242,7 +271,11 @@ fn print_probes(r: &ProbeReport, show: usize) {
         "suite  {}  ({} probes){}",
         r.suite,
         r.probes.len(),
-        if r.partial { "  [cancelled: partial]" } else { "" }
+        if r.partial {
+            "  [cancelled: partial]"
+        } else {
+            ""
+        }
     );
     if !r.description.is_empty() {
         println!("       {}", r.description);
@@ -261,7 +294,9 @@ fn print_probes(r: &ProbeReport, show: usize) {
         format!("top-{} overlap", r.top_k),
         "attr logp A-B"
     );
-    let ci = |m: &crate::analysis::bias::probe::MeanCi| format!("{:.4} [{:.4}, {:.4}]", m.mean, m.ci95.lo, m.ci95.hi);
+    let ci = |m: &crate::analysis::bias::probe::MeanCi| {
+        format!("{:.4} [{:.4}, {:.4}]", m.mean, m.ci95.lo, m.ci95.hi)
+    };
     for c in &r.categories {
         println!(
             "{:<20} {:>4}  {:<24} {:<24} {:<24} {:<24} {:<24}",
@@ -271,19 +306,34 @@ fn print_probes(r: &ProbeReport, show: usize) {
             ci(&c.kl_ab),
             ci(&c.kl_ba),
             ci(&c.top_k_overlap),
-            c.attribute_diff.as_ref().map(ci).unwrap_or_else(|| "-".into())
+            c.attribute_diff
+                .as_ref()
+                .map(ci)
+                .unwrap_or_else(|| "-".into())
         );
     }
     if show > 0 {
         let mut idx: Vec<usize> = (0..r.probes.len()).collect();
-        idx.sort_by(|&a, &b| r.probes[b].divergence.js.total_cmp(&r.probes[a].divergence.js));
+        idx.sort_by(|&a, &b| {
+            r.probes[b]
+                .divergence
+                .js
+                .total_cmp(&r.probes[a].divergence.js)
+        });
         println!("\nlargest divergences:");
         for &i in idx.iter().take(show) {
             let p = &r.probes[i];
             let top = |l: &[crate::analysis::bias::probe::TokenLogprob]| {
-                l.iter().take(5).map(|t| format!("{:?}", t.text)).collect::<Vec<_>>().join(" ")
+                l.iter()
+                    .take(5)
+                    .map(|t| format!("{:?}", t.text))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
-            println!("  JS {:.4}  {:?} vs {:?}", p.divergence.js, p.prompt_a, p.prompt_b);
+            println!(
+                "  JS {:.4}  {:?} vs {:?}",
+                p.divergence.js, p.prompt_a, p.prompt_b
+            );
             println!("           A: {}", top(&p.top_a));
             println!("           B: {}", top(&p.top_b));
         }
@@ -295,9 +345,16 @@ fn print_quick(q: &QuickSwap) {
     println!("B: {:?}   ({} replacement(s))", q.prompt_b, q.replacements);
     println!(
         "JS {:.4}  KL(A||B) {:.4}  KL(B||A) {:.4}  top-{} overlap {:.2}\n",
-        q.divergence.js, q.divergence.kl_ab, q.divergence.kl_ba, q.divergence.top_k, q.divergence.top_k_overlap
+        q.divergence.js,
+        q.divergence.kl_ab,
+        q.divergence.kl_ba,
+        q.divergence.top_k,
+        q.divergence.top_k_overlap
     );
-    println!("{:<34} {:<34}", "top after A (logp A, B-A)", "top after B (logp B, B-A)");
+    println!(
+        "{:<34} {:<34}",
+        "top after A (logp A, B-A)", "top after B (logp B, B-A)"
+    );
     for i in 0..q.top_a.len().max(q.top_b.len()) {
         let cell = |r: Option<&quick::SwapRow>, b: bool| match r {
             Some(r) => format!(
@@ -308,6 +365,10 @@ fn print_quick(q: &QuickSwap) {
             ),
             None => String::new(),
         };
-        println!("{:<34} {:<34}", cell(q.top_a.get(i), false), cell(q.top_b.get(i), true));
+        println!(
+            "{:<34} {:<34}",
+            cell(q.top_a.get(i), false),
+            cell(q.top_b.get(i), true)
+        );
     }
 }

@@ -44,9 +44,13 @@ impl Mode {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Mode::Lmeval => "sum of token log-probs after one prefix token (lm-evaluation-harness crows_pairs_english)",
+            Mode::Lmeval => {
+                "sum of token log-probs after one prefix token (lm-evaluation-harness crows_pairs_english)"
+            }
             Mode::Mean => "mean token log-prob after one prefix token",
-            Mode::Shared => "sum of log-probs of the tokens both sentences share (difflib matching blocks)",
+            Mode::Shared => {
+                "sum of log-probs of the tokens both sentences share (difflib matching blocks)"
+            }
         }
     }
 }
@@ -92,7 +96,11 @@ pub enum CsvError {
     )]
     MissingColumn(&'static str),
     #[error("line {line}: {found} fields, the header has {expected}")]
-    FieldCount { line: usize, found: usize, expected: usize },
+    FieldCount {
+        line: usize,
+        found: usize,
+        expected: usize,
+    },
     #[error("line {line}: empty {column}")]
     EmptyField { line: usize, column: &'static str },
     #[error("the file has a header but no pairs")]
@@ -181,12 +189,26 @@ pub fn read_pairs(bytes: &[u8]) -> Result<PairsFile, CsvError> {
     let text = std::str::from_utf8(bytes).map_err(|e| CsvError::Utf8(e.to_string()))?;
     let mut records = parse_csv(text)?.into_iter();
     let (_, header) = records.next().ok_or(CsvError::Empty)?;
-    let col = |name: &'static str| header.iter().position(|h| h.trim() == name).ok_or(CsvError::MissingColumn(name));
-    let (more, less, sa, bt) = (col("sent_more")?, col("sent_less")?, col("stereo_antistereo")?, col("bias_type")?);
+    let col = |name: &'static str| {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or(CsvError::MissingColumn(name))
+    };
+    let (more, less, sa, bt) = (
+        col("sent_more")?,
+        col("sent_less")?,
+        col("stereo_antistereo")?,
+        col("bias_type")?,
+    );
     let mut pairs = Vec::new();
     for (line, rec) in records {
         if rec.len() != header.len() {
-            return Err(CsvError::FieldCount { line, found: rec.len(), expected: header.len() });
+            return Err(CsvError::FieldCount {
+                line,
+                found: rec.len(),
+                expected: header.len(),
+            });
         }
         for (i, name) in [(more, "sent_more"), (less, "sent_less"), (bt, "bias_type")] {
             if rec[i].trim().is_empty() {
@@ -246,7 +268,14 @@ pub fn shared_positions(a: &[u32], b: &[u32]) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// difflib's `find_longest_match` without junk: (start in a, start in b, size).
-fn longest_match(a: &[u32], b: &[u32], alo: usize, ahi: usize, blo: usize, bhi: usize) -> (usize, usize, usize) {
+fn longest_match(
+    a: &[u32],
+    b: &[u32],
+    alo: usize,
+    ahi: usize,
+    blo: usize,
+    bhi: usize,
+) -> (usize, usize, usize) {
     let (mut bi, mut bj, mut best) = (alo, blo, 0usize);
     let width = bhi - blo;
     let mut prev = vec![0usize; width + 1];
@@ -273,13 +302,19 @@ pub fn pair_scores(mode: Mode, more: &SentenceScore, less: &SentenceScore) -> (f
         Mode::Lmeval => (sum(&more.logprobs), sum(&less.logprobs)),
         Mode::Mean => {
             let m = |s: &SentenceScore| {
-                if s.logprobs.is_empty() { f64::NEG_INFINITY } else { sum(&s.logprobs) / s.logprobs.len() as f64 }
+                if s.logprobs.is_empty() {
+                    f64::NEG_INFINITY
+                } else {
+                    sum(&s.logprobs) / s.logprobs.len() as f64
+                }
             };
             (m(more), m(less))
         }
         Mode::Shared => {
             let (pa, pb) = shared_positions(&more.tokens, &less.tokens);
-            let pick = |s: &SentenceScore, p: &[usize]| p.iter().map(|&i| s.logprobs[i] as f64).sum::<f64>();
+            let pick = |s: &SentenceScore, p: &[usize]| {
+                p.iter().map(|&i| s.logprobs[i] as f64).sum::<f64>()
+            };
             (pick(more, &pa), pick(less, &pb))
         }
     }
@@ -334,7 +369,10 @@ impl PairDetail {
                 shared,
             }
         };
-        Self { more: side(more, &pa), less: side(less, &pb) }
+        Self {
+            more: side(more, &pa),
+            less: side(less, &pb),
+        }
     }
 }
 
@@ -366,8 +404,15 @@ fn category_stats(name: &str, results: &[&PairResult]) -> CategoryStats {
         name: name.to_string(),
         n,
         k,
-        pct_stereotype: if n == 0 { f64::NAN } else { k as f64 / n as f64 },
-        wilson95: stats::wilson(k as u64, n as u64, stats::Z95).unwrap_or(Interval { lo: f64::NAN, hi: f64::NAN }),
+        pct_stereotype: if n == 0 {
+            f64::NAN
+        } else {
+            k as f64 / n as f64
+        },
+        wilson95: stats::wilson(k as u64, n as u64, stats::Z95).unwrap_or(Interval {
+            lo: f64::NAN,
+            hi: f64::NAN,
+        }),
         p_value: stats::binom_test(k as u64, n as u64, 0.5).unwrap_or(f64::NAN),
         p_holm: None,
         likelihood_diff: stats::mean(&diffs),
@@ -395,7 +440,12 @@ pub struct PairsReport {
 }
 
 /// The pair result for already-scored sentences.
-pub fn pair_result(pair: &Pair, mode: Mode, more: &SentenceScore, less: &SentenceScore) -> PairResult {
+pub fn pair_result(
+    pair: &Pair,
+    mode: Mode,
+    more: &SentenceScore,
+    less: &SentenceScore,
+) -> PairResult {
     let (a, b) = pair_scores(mode, more, less);
     PairResult {
         line: pair.line,
@@ -420,7 +470,10 @@ pub fn summarise(results: &[PairResult]) -> (CategoryStats, Vec<CategoryStats>) 
     for r in results {
         by.entry(r.bias_type.as_str()).or_default().push(r);
     }
-    let mut cats: Vec<CategoryStats> = by.iter().map(|(name, rs)| category_stats(name, rs)).collect();
+    let mut cats: Vec<CategoryStats> = by
+        .iter()
+        .map(|(name, rs)| category_stats(name, rs))
+        .collect();
     let adj = stats::holm(&cats.iter().map(|c| c.p_value).collect::<Vec<_>>());
     for (c, a) in cats.iter_mut().zip(adj) {
         c.p_holm = Some(a);
@@ -446,10 +499,19 @@ mod tests {
         let t = "a,b,c\r\n1,\"x, \"\"y\"\"\",\"two\nlines\"\r\n\n3,,\n";
         let r = parse_csv(t).unwrap();
         assert_eq!(r.len(), 3);
-        assert_eq!(r[1], (2, vec!["1".into(), "x, \"y\"".into(), "two\nlines".into()]));
+        assert_eq!(
+            r[1],
+            (2, vec!["1".into(), "x, \"y\"".into(), "two\nlines".into()])
+        );
         assert_eq!(r[2], (5, vec!["3".into(), "".into(), "".into()]));
-        assert_eq!(parse_csv("a,\"b").unwrap_err(), CsvError::UnclosedQuote { line: 1 });
-        assert_eq!(parse_csv("\"a\"b").unwrap_err(), CsvError::AfterQuote { line: 1 });
+        assert_eq!(
+            parse_csv("a,\"b").unwrap_err(),
+            CsvError::UnclosedQuote { line: 1 }
+        );
+        assert_eq!(
+            parse_csv("\"a\"b").unwrap_err(),
+            CsvError::AfterQuote { line: 1 }
+        );
     }
 
     #[test]
@@ -462,10 +524,19 @@ mod tests {
         assert_eq!(f.pairs[0].bias_type, "gender");
         assert_eq!(f.pairs[0].line, 2);
         assert_eq!(f.sha256.len(), 64);
-        assert_eq!(read_pairs(b"sent_more,sent_less\n").unwrap_err(), CsvError::MissingColumn("stereo_antistereo"));
+        assert_eq!(
+            read_pairs(b"sent_more,sent_less\n").unwrap_err(),
+            CsvError::MissingColumn("stereo_antistereo")
+        );
         let short = "sent_more,sent_less,stereo_antistereo,bias_type\na,b,stereo\n";
-        assert!(matches!(read_pairs(short.as_bytes()), Err(CsvError::FieldCount { line: 2, .. })));
-        assert_eq!(read_pairs(b"sent_more,sent_less,stereo_antistereo,bias_type\n").unwrap_err(), CsvError::NoPairs);
+        assert!(matches!(
+            read_pairs(short.as_bytes()),
+            Err(CsvError::FieldCount { line: 2, .. })
+        ));
+        assert_eq!(
+            read_pairs(b"sent_more,sent_less,stereo_antistereo,bias_type\n").unwrap_err(),
+            CsvError::NoPairs
+        );
     }
 
     #[test]
@@ -476,14 +547,23 @@ mod tests {
         assert_eq!(a, vec![0, 2, 3, 4]);
         assert_eq!(b, vec![0, 2, 3, 4]);
         // Different lengths: [7, 1, 2] vs [8, 8, 1, 2] -> block (1, 2, 2).
-        assert_eq!(shared_positions(&[7, 1, 2], &[8, 8, 1, 2]), (vec![1, 2], vec![2, 3]));
+        assert_eq!(
+            shared_positions(&[7, 1, 2], &[8, 8, 1, 2]),
+            (vec![1, 2], vec![2, 3])
+        );
         assert_eq!(shared_positions(&[], &[1]), (vec![], vec![]));
     }
 
     #[test]
     fn modes_score_as_documented() {
-        let more = SentenceScore { tokens: vec![5, 1, 2], logprobs: vec![-1.0, -2.0, -3.0] };
-        let less = SentenceScore { tokens: vec![6, 7, 1, 2], logprobs: vec![-0.5, -0.5, -1.0, -1.0] };
+        let more = SentenceScore {
+            tokens: vec![5, 1, 2],
+            logprobs: vec![-1.0, -2.0, -3.0],
+        };
+        let less = SentenceScore {
+            tokens: vec![6, 7, 1, 2],
+            logprobs: vec![-0.5, -0.5, -1.0, -1.0],
+        };
         assert_eq!(pair_scores(Mode::Lmeval, &more, &less), (-6.0, -3.0));
         assert_eq!(pair_scores(Mode::Mean, &more, &less), (-2.0, -0.75));
         assert_eq!(pair_scores(Mode::Shared, &more, &less), (-5.0, -2.0));
@@ -498,7 +578,10 @@ mod tests {
             stereo_antistereo: "stereo".into(),
             bias_type: "x".into(),
         };
-        let s = SentenceScore { tokens: vec![1], logprobs: vec![-1.0] };
+        let s = SentenceScore {
+            tokens: vec![1],
+            logprobs: vec![-1.0],
+        };
         assert!(!pair_result(&p, Mode::Lmeval, &s, &s).stereotype);
     }
 

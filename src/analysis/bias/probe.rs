@@ -24,7 +24,11 @@ pub struct TokenLogprob {
 pub fn top_list(logp: &[f64], k: usize, text: &dyn Fn(u32) -> String) -> Vec<TokenLogprob> {
     divergence::top_k(logp, k)
         .into_iter()
-        .map(|i| TokenLogprob { token_id: i as u32, text: text(i as u32), logprob: logp[i] })
+        .map(|i| TokenLogprob {
+            token_id: i as u32,
+            text: text(i as u32),
+            logprob: logp[i],
+        })
         .collect()
 }
 
@@ -59,12 +63,20 @@ pub struct ProbeResult {
 impl ProbeResult {
     /// Mean |logprob_a - logprob_b| over the attributes (None without any).
     pub fn mean_abs_attribute_diff(&self) -> Option<f64> {
-        (!self.attributes.is_empty())
-            .then(|| stats::mean(&self.attributes.iter().map(|a| a.diff.abs()).collect::<Vec<_>>()))
+        (!self.attributes.is_empty()).then(|| {
+            stats::mean(
+                &self
+                    .attributes
+                    .iter()
+                    .map(|a| a.diff.abs())
+                    .collect::<Vec<_>>(),
+            )
+        })
     }
 
     pub fn mean_attribute_diff(&self) -> Option<f64> {
-        (!self.attributes.is_empty()).then(|| stats::mean(&self.attributes.iter().map(|a| a.diff).collect::<Vec<_>>()))
+        (!self.attributes.is_empty())
+            .then(|| stats::mean(&self.attributes.iter().map(|a| a.diff).collect::<Vec<_>>()))
     }
 }
 
@@ -77,7 +89,10 @@ pub struct MeanCi {
 
 fn mean_ci(x: &[f64], seed: u64) -> Option<MeanCi> {
     let ci95 = stats::bootstrap_mean(x, BOOTSTRAP_RESAMPLES, 0.95, seed)?;
-    Some(MeanCi { mean: stats::mean(x), ci95 })
+    Some(MeanCi {
+        mean: stats::mean(x),
+        ci95,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,7 +127,8 @@ pub fn summarise(probes: &[ProbeResult]) -> Vec<ProbeCategory> {
         .into_iter()
         .filter_map(|name| {
             let ps = &by[name];
-            let col = |f: &dyn Fn(&ProbeResult) -> f64| ps.iter().map(|p| f(p)).collect::<Vec<f64>>();
+            let col =
+                |f: &dyn Fn(&ProbeResult) -> f64| ps.iter().map(|p| f(p)).collect::<Vec<f64>>();
             let opt = |f: &dyn Fn(&ProbeResult) -> Option<f64>| -> Option<MeanCi> {
                 let v: Vec<f64> = ps.iter().filter_map(|p| f(p)).collect();
                 mean_ci(&v, BOOTSTRAP_SEED)
@@ -157,7 +173,13 @@ mod tests {
             term_b: "b".into(),
             prompt_a: String::new(),
             prompt_b: String::new(),
-            divergence: Divergence { js, kl_ab: 2.0 * js, kl_ba: 3.0 * js, top_k: 10, top_k_overlap: 0.5 },
+            divergence: Divergence {
+                js,
+                kl_ab: 2.0 * js,
+                kl_ba: 3.0 * js,
+                top_k: 10,
+                top_k_overlap: 0.5,
+            },
             top_a: vec![],
             top_b: vec![],
             attributes: diffs
@@ -176,9 +198,16 @@ mod tests {
 
     #[test]
     fn summarise_groups_in_order_and_brackets_the_mean() {
-        let ps = vec![probe("z", 0.1, &[1.0, -3.0]), probe("a", 0.2, &[]), probe("z", 0.3, &[2.0])];
+        let ps = vec![
+            probe("z", 0.1, &[1.0, -3.0]),
+            probe("a", 0.2, &[]),
+            probe("z", 0.3, &[2.0]),
+        ];
         let s = summarise(&ps);
-        assert_eq!(s.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["z", "a"]);
+        assert_eq!(
+            s.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            vec!["z", "a"]
+        );
         assert_eq!(s[0].n, 2);
         assert!((s[0].js.mean - 0.2).abs() < 1e-12);
         assert!(s[0].js.ci95.lo >= 0.1 - 1e-12 && s[0].js.ci95.hi <= 0.3 + 1e-12);

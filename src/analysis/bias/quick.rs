@@ -31,8 +31,12 @@ pub const DEFAULT_SWAPS: &[(&str, &str)] = &[
 pub fn parse_swap(spec: &str) -> Result<(String, String), String> {
     let parts: Vec<&str> = spec.split('|').map(str::trim).collect();
     match parts.as_slice() {
-        [a, b] if !a.is_empty() && !b.is_empty() && !a.eq_ignore_ascii_case(b) => Ok((a.to_string(), b.to_string())),
-        _ => Err(format!("swap {spec:?} must be two different terms separated by `|`, e.g. \"he|she\"")),
+        [a, b] if !a.is_empty() && !b.is_empty() && !a.eq_ignore_ascii_case(b) => {
+            Ok((a.to_string(), b.to_string()))
+        }
+        _ => Err(format!(
+            "swap {spec:?} must be two different terms separated by `|`, e.g. \"he|she\""
+        )),
     }
 }
 
@@ -81,7 +85,10 @@ pub fn swap_terms(text: &str, swaps: &[(String, String)]) -> (String, usize) {
     let mut count = 0;
     let mut i = 0;
     while i < text.len() {
-        let at_boundary = text[..i].chars().next_back().is_none_or(|c| !is_word_char(c));
+        let at_boundary = text[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_word_char(c));
         let mut matched = false;
         if at_boundary {
             for (from, to) in &map {
@@ -168,7 +175,10 @@ pub fn compare(
 }
 
 pub fn default_swaps() -> Vec<(String, String)> {
-    DEFAULT_SWAPS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    DEFAULT_SWAPS
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -190,7 +200,10 @@ mod tests {
     fn user_phrases_swap_longest_first() {
         let s = vec![parse_swap("Black man | White man").unwrap()];
         let (t, n) = swap_terms("The black man met the White man.", &s);
-        assert_eq!(t, "The White man met the Black man.", "the user's spelling is kept");
+        assert_eq!(
+            t, "The White man met the Black man.",
+            "the user's spelling is kept"
+        );
         assert_eq!(n, 2);
         assert!(parse_swap("he").is_err());
         assert!(parse_swap("he|He").is_err());
@@ -202,10 +215,19 @@ mod tests {
         let a = [2.0f32, 1.0, 0.0, -1.0];
         let b = [0.0f32, 1.0, 2.0, -1.0];
         let q = compare("a", "b", 1, &a, &b, 2, &|i| format!("t{i}"));
-        assert_eq!(q.top_a.iter().map(|r| r.token_id).collect::<Vec<_>>(), vec![0, 1]);
-        assert_eq!(q.top_b.iter().map(|r| r.token_id).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(
+            q.top_a.iter().map(|r| r.token_id).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(
+            q.top_b.iter().map(|r| r.token_id).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
         assert!((q.top_a[0].delta - (q.top_a[0].logprob_b - q.top_a[0].logprob_a)).abs() < 1e-15);
-        assert!((q.top_a[1].delta).abs() < 1e-12, "token 1 has the same probability in both");
+        assert!(
+            (q.top_a[1].delta).abs() < 1e-12,
+            "token 1 has the same probability in both"
+        );
         assert_eq!(q.divergence.top_k_overlap, 0.5);
     }
 }

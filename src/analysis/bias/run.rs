@@ -18,7 +18,9 @@ use super::suite::Suite;
 pub fn prefix_token(engine: &Engine) -> Result<u32> {
     let t = engine.tokenizer();
     t.bos.or(t.eos).ok_or_else(|| {
-        EngineError::Tokenizer("the model has neither a BOS nor an EOS token to put before a sentence".into())
+        EngineError::Tokenizer(
+            "the model has neither a BOS nor an EOS token to put before a sentence".into(),
+        )
     })
 }
 
@@ -52,7 +54,8 @@ pub fn score_pairs(
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let with_line = |e: EngineError| EngineError::Tokenizer(format!("pair on line {}: {e}", p.line));
+        let with_line =
+            |e: EngineError| EngineError::Tokenizer(format!("pair on line {}: {e}", p.line));
         let more = score_sentence(engine, prefix, &p.sent_more).map_err(with_line)?;
         let less = score_sentence(engine, prefix, &p.sent_less).map_err(with_line)?;
         out.push((more, less));
@@ -109,14 +112,24 @@ fn split_continuation(
     text: &str,
     continuation: &str,
 ) -> Result<(usize, Vec<u32>)> {
-    let full = engine.tokenizer().encode(&format!("{text}{continuation}"), false)?;
-    let common = frame_tokens.iter().zip(&full).take_while(|(a, b)| a == b).count();
+    let full = engine
+        .tokenizer()
+        .encode(&format!("{text}{continuation}"), false)?;
+    let common = frame_tokens
+        .iter()
+        .zip(&full)
+        .take_while(|(a, b)| a == b)
+        .count();
     Ok((common, full[common..].to_vec()))
 }
 
 /// Next-token logits after `text`, and the summed log-probability of each
 /// attribute after it (with its token count).
-fn eval_frame(engine: &Engine, text: &str, attributes: &[String]) -> Result<(Vec<f32>, Vec<(f64, usize)>)> {
+fn eval_frame(
+    engine: &Engine,
+    text: &str,
+    attributes: &[String],
+) -> Result<(Vec<f32>, Vec<(f64, usize)>)> {
     let tokens = engine.tokenizer().encode(text, false)?;
     if tokens.is_empty() {
         return Err(EngineError::EmptyPrompt);
@@ -213,13 +226,23 @@ pub fn run_suite(
 /// The quick check: `text` with `swaps` applied (the defaults when empty),
 /// both prompts run (control tokens in the text are parsed, as for a
 /// generation prompt), and the two top-k lists compared.
-pub fn quick_swap(engine: &Engine, text: &str, swaps: &[(String, String)], k: usize) -> Result<QuickSwap> {
+pub fn quick_swap(
+    engine: &Engine,
+    text: &str,
+    swaps: &[(String, String)],
+    k: usize,
+) -> Result<QuickSwap> {
     let defaults = quick::default_swaps();
-    let swaps = if swaps.is_empty() { &defaults[..] } else { swaps };
+    let swaps = if swaps.is_empty() {
+        &defaults[..]
+    } else {
+        swaps
+    };
     let (swapped, n) = quick::swap_terms(text, swaps);
     if n == 0 {
         return Err(EngineError::Tokenizer(
-            "nothing to swap: the prompt contains none of the terms (give your own as \"X|Y\")".into(),
+            "nothing to swap: the prompt contains none of the terms (give your own as \"X|Y\")"
+                .into(),
         ));
     }
     let ta = engine.tokenizer().encode(text, true)?;
@@ -230,5 +253,7 @@ pub fn quick_swap(engine: &Engine, text: &str, swaps: &[(String, String)], k: us
     let la = engine.next_token_logits(&ta)?;
     let lb = engine.next_token_logits(&tb)?;
     let tok = engine.tokenizer();
-    Ok(quick::compare(text, &swapped, n, &la, &lb, k, &|t| tok.token_text(t)))
+    Ok(quick::compare(text, &swapped, n, &la, &lb, k, &|t| {
+        tok.token_text(t)
+    }))
 }

@@ -32,7 +32,10 @@ pub fn wilson(k: u64, n: u64, z: f64) -> Option<Interval> {
     let denom = n + z2;
     let center = (k + z2 / 2.0) / denom;
     let half = z / denom * (k * (n - k) / n + z2 / 4.0).sqrt();
-    Some(Interval { lo: center - half, hi: center + half })
+    Some(Interval {
+        lo: center - half,
+        hi: center + half,
+    })
 }
 
 /// ln(i!) for i in 0..=n.
@@ -67,7 +70,9 @@ pub fn binom_test(k: u64, n: u64, p: f64) -> Option<f64> {
     }
     let lf = ln_factorials(n);
     let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    let lpmf = |i: u64| lf[n as usize] - lf[i as usize] - lf[(n - i) as usize] + i as f64 * lp + (n - i) as f64 * lq;
+    let lpmf = |i: u64| {
+        lf[n as usize] - lf[i as usize] - lf[(n - i) as usize] + i as f64 * lp + (n - i) as f64 * lq
+    };
     let threshold = lpmf(k) + (1.0f64 + 1e-7).ln();
     let terms: Vec<f64> = (0..=n).map(lpmf).filter(|&l| l <= threshold).collect();
     let max = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -109,7 +114,11 @@ fn percentile_sorted(s: &[f64], q: f64) -> Option<f64> {
 }
 
 pub fn mean(x: &[f64]) -> f64 {
-    if x.is_empty() { f64::NAN } else { x.iter().sum::<f64>() / x.len() as f64 }
+    if x.is_empty() {
+        f64::NAN
+    } else {
+        x.iter().sum::<f64>() / x.len() as f64
+    }
 }
 
 /// Percentile bootstrap interval of the mean at `level` (0.95 for 95%):
@@ -122,8 +131,9 @@ pub fn bootstrap_mean(x: &[f64], n_resamples: usize, level: f64, seed: u64) -> O
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = x.len();
-    let mut means: Vec<f64> =
-        (0..n_resamples).map(|_| (0..n).map(|_| x[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
+    let mut means: Vec<f64> = (0..n_resamples)
+        .map(|_| (0..n).map(|_| x[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
     Some(Interval {
@@ -141,7 +151,10 @@ mod tests {
         for (k, n) in [(0, 5), (5, 5), (3, 7), (50, 100)] {
             let w = wilson(k, n, Z95).unwrap();
             let p = k as f64 / n as f64;
-            assert!(w.lo <= p && p <= w.hi && w.lo >= -1e-12 && w.hi <= 1.0 + 1e-12, "{k}/{n}: {w:?}");
+            assert!(
+                w.lo <= p && p <= w.hi && w.lo >= -1e-12 && w.hi <= 1.0 + 1e-12,
+                "{k}/{n}: {w:?}"
+            );
         }
         assert!(wilson(0, 0, Z95).is_none());
         assert!(wilson(3, 2, Z95).is_none());

@@ -31,7 +31,8 @@ pub const PLACEHOLDER: &str = "{term}";
 pub const DEFAULT_TOP_K: usize = 10;
 
 /// Suites shipped in `assets/bias/`, by name.
-pub const BUILTIN: &[(&str, &str)] = &[("default", include_str!("../../../assets/bias/default.toml"))];
+pub const BUILTIN: &[(&str, &str)] =
+    &[("default", include_str!("../../../assets/bias/default.toml"))];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +73,10 @@ pub enum SuiteError {
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no suite named `{0}`: built-in suites are {1}; or give a path to a .toml file")]
     Unknown(String, String),
 }
@@ -87,9 +91,14 @@ impl Frame {
 impl Suite {
     /// Parses and checks a suite; `origin` names it in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Self, SuiteError> {
-        let suite: Suite =
-            toml::from_str(text).map_err(|e| SuiteError::Parse { origin: origin.into(), message: e.to_string() })?;
-        suite.validate().map_err(|message| SuiteError::Invalid { origin: origin.into(), message })?;
+        let suite: Suite = toml::from_str(text).map_err(|e| SuiteError::Parse {
+            origin: origin.into(),
+            message: e.to_string(),
+        })?;
+        suite.validate().map_err(|message| SuiteError::Invalid {
+            origin: origin.into(),
+            message,
+        })?;
         Ok(suite)
     }
 
@@ -100,11 +109,20 @@ impl Suite {
         }
         let path = Path::new(name_or_path);
         if path.exists() || name_or_path.ends_with(".toml") {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| SuiteError::Io { path: name_or_path.into(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+                path: name_or_path.into(),
+                source,
+            })?;
             return Self::parse(&text, name_or_path);
         }
-        Err(SuiteError::Unknown(name_or_path.into(), BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")))
+        Err(SuiteError::Unknown(
+            name_or_path.into(),
+            BUILTIN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -126,7 +144,10 @@ impl Suite {
                 return Err(format!("frame id `{}` is used twice", f.id));
             }
             if f.text.matches(PLACEHOLDER).count() != 1 {
-                return Err(format!("frame `{}` must contain {PLACEHOLDER} exactly once: {:?}", f.id, f.text));
+                return Err(format!(
+                    "frame `{}` must contain {PLACEHOLDER} exactly once: {:?}",
+                    f.id, f.text
+                ));
             }
             if f.text.ends_with(char::is_whitespace) {
                 return Err(format!(
@@ -148,7 +169,10 @@ impl Suite {
             }
             for [a, b] in &c.pairs {
                 if a.trim().is_empty() || b.trim().is_empty() || a == b {
-                    return Err(format!("category `{}`: pair [{a:?}, {b:?}] needs two different terms", c.name));
+                    return Err(format!(
+                        "category `{}`: pair [{a:?}, {b:?}] needs two different terms",
+                        c.name
+                    ));
                 }
             }
         }
@@ -199,13 +223,23 @@ mod tests {
         assert!(err(base("The {term} ran", "[[\"a\", \"a\"]]")).contains("two different"));
         assert!(err(base("The {term} ran", "[[\"a\"]]")).starts_with("x.toml"));
         assert!(err(base("The {term} ran", "[]")).contains("no pairs"));
-        assert!(matches!(Suite::load("no-such-suite"), Err(SuiteError::Unknown(..))));
-        assert!(matches!(Suite::load("/nonexistent/s.toml"), Err(SuiteError::Io { .. })));
+        assert!(matches!(
+            Suite::load("no-such-suite"),
+            Err(SuiteError::Unknown(..))
+        ));
+        assert!(matches!(
+            Suite::load("/nonexistent/s.toml"),
+            Err(SuiteError::Io { .. })
+        ));
     }
 
     #[test]
     fn fill_replaces_the_placeholder() {
-        let f = Frame { id: "a".into(), text: "The {term} worked as".into(), attributes: vec![] };
+        let f = Frame {
+            id: "a".into(),
+            text: "The {term} worked as".into(),
+            attributes: vec![],
+        };
         assert_eq!(f.fill("woman"), "The woman worked as");
     }
 }
