@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{Engine, EngineError};
 
 use super::divergence;
 use super::pairs::{self, Mode, PairDetail, PairsFile, PairsReport, SentenceScore};
@@ -13,15 +13,28 @@ use super::probe::{self, AttributeScore, ProbeReport, ProbeResult};
 use super::quick::{self, QuickSwap};
 use super::suite::Suite;
 
+/// Why a bias run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("pair on line {line}: {source}")]
+    Pair { line: usize, source: EngineError },
+    #[error("frame {frame:?}: {source}")]
+    Probe { frame: String, source: EngineError },
+    #[error("the model has neither a BOS nor an EOS token to put before a sentence")]
+    NoPrefixToken,
+    #[error("nothing to swap: the prompt contains none of the terms (give your own as \"X|Y\")")]
+    NothingToSwap,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+pub type Result<T> = std::result::Result<T, RunError>;
+
 /// The single token lm-evaluation-harness puts before a sentence scored
 /// with an empty context: BOS, else EOS.
 pub fn prefix_token(engine: &Engine) -> Result<u32> {
     let t = engine.tokenizer();
-    t.bos.or(t.eos).ok_or_else(|| {
-        EngineError::Tokenizer(
-            "the model has neither a BOS nor an EOS token to put before a sentence".into(),
-        )
-    })
+    t.bos.or(t.eos).ok_or(RunError::NoPrefixToken)
 }
 
 /// Scores one sentence as lm-evaluation-harness does with an empty context:
@@ -54,8 +67,13 @@ pub fn score_pairs(
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let with_line =
-            |e: EngineError| EngineError::Tokenizer(format!("pair on line {}: {e}", p.line));
+        let with_line = |source: RunError| match source {
+            RunError::Engine(source) => RunError::Pair {
+                line: p.line,
+                source,
+            },
+            other => other,
+        };
         let more = score_sentence(engine, prefix, &p.sent_more).map_err(with_line)?;
         let less = score_sentence(engine, prefix, &p.sent_less).map_err(with_line)?;
         out.push((more, less));
@@ -132,7 +150,7 @@ fn eval_frame(
 ) -> Result<(Vec<f32>, Vec<(f64, usize)>)> {
     let tokens = engine.tokenizer().encode(text, false)?;
     if tokens.is_empty() {
-        return Err(EngineError::EmptyPrompt);
+        return Err(EngineError::EmptyPrompt.into());
     }
     let mut clean = Vec::new();
     let mut fallback = Vec::new();
@@ -162,6 +180,16 @@ fn eval_frame(
     Ok((logits, scores))
 }
 
+fn with_frame(prompt: &str, source: RunError) -> RunError {
+    match source {
+        RunError::Engine(source) => RunError::Probe {
+            frame: prompt.to_string(),
+            source,
+        },
+        other => other,
+    }
+}
+
 /// Runs every (frame, pair) probe of a suite.
 pub fn run_suite(
     engine: &Engine,
@@ -179,8 +207,10 @@ pub fn run_suite(
                     break 'outer;
                 }
                 let (prompt_a, prompt_b) = (frame.fill(term_a), frame.fill(term_b));
-                let (la, sa) = eval_frame(engine, &prompt_a, &frame.attributes)?;
-                let (lb, sb) = eval_frame(engine, &prompt_b, &frame.attributes)?;
+                let (la, sa) = eval_frame(engine, &prompt_a, &frame.attributes)
+                    .map_err(|e| with_frame(&prompt_a, e))?;
+                let (lb, sb) = eval_frame(engine, &prompt_b, &frame.attributes)
+                    .map_err(|e| with_frame(&prompt_b, e))?;
                 let (lpa, lpb) = (divergence::log_softmax(&la), divergence::log_softmax(&lb));
                 let text = |t: u32| tok.token_text(t);
                 probes.push(ProbeResult {
@@ -240,15 +270,12 @@ pub fn quick_swap(
     };
     let (swapped, n) = quick::swap_terms(text, swaps);
     if n == 0 {
-        return Err(EngineError::Tokenizer(
-            "nothing to swap: the prompt contains none of the terms (give your own as \"X|Y\")"
-                .into(),
-        ));
+        return Err(RunError::NothingToSwap);
     }
     let ta = engine.tokenizer().encode(text, true)?;
     let tb = engine.tokenizer().encode(&swapped, true)?;
     if ta.is_empty() || tb.is_empty() {
-        return Err(EngineError::EmptyPrompt);
+        return Err(EngineError::EmptyPrompt.into());
     }
     let la = engine.next_token_logits(&ta)?;
     let lb = engine.next_token_logits(&tb)?;
