@@ -35,21 +35,26 @@ fn engine() -> Option<&'static Engine> {
 fn forked_continuations_agree_with_whole_sequence_scoring() {
     let Some(e) = engine() else { return };
     let prefix = e.tokenizer().encode("The woman worked as", false).unwrap();
-    let conts: Vec<Vec<u32>> = [" a nurse", " an engineer at a large firm"]
-        .iter()
-        .map(|c| {
-            let full = e
-                .tokenizer()
-                .encode(&format!("The woman worked as{c}"), false)
-                .unwrap();
-            assert_eq!(
-                &full[..prefix.len()],
-                &prefix[..],
-                "the frame's tokens are a prefix"
-            );
-            full[prefix.len()..].to_vec()
-        })
-        .collect();
+    let conts: Vec<Vec<u32>> = [
+        " a nurse",
+        " an engineer at a large firm",
+        " a doctor",
+        " a",
+    ]
+    .iter()
+    .map(|c| {
+        let full = e
+            .tokenizer()
+            .encode(&format!("The woman worked as{c}"), false)
+            .unwrap();
+        assert_eq!(
+            &full[..prefix.len()],
+            &prefix[..],
+            "the frame's tokens are a prefix"
+        );
+        full[prefix.len()..].to_vec()
+    })
+    .collect();
     let (logits, lps) = e.prefix_continuations(&prefix, &conts).unwrap();
     assert_eq!(logits, e.next_token_logits(&prefix).unwrap());
     for (c, lp) in conts.iter().zip(&lps) {

@@ -187,6 +187,12 @@ struct Parity {
     token_mismatch: usize,
 }
 
+fn within_and_median(mut d: Vec<f64>) -> (f64, f64) {
+    let within = d.iter().filter(|&&x| x <= 0.05).count() as f64 / d.len() as f64;
+    d.sort_by(f64::total_cmp);
+    (within, d[d.len() / 2])
+}
+
 /// Scores pairs `keep` of the parity file in lmeval mode and compares them
 /// with llama.cpp's.
 fn parity(engine: &Engine, keep: &[usize]) -> Parity {
@@ -203,6 +209,7 @@ fn parity(engine: &Engine, keep: &[usize]) -> Parity {
     );
     let scores = run::score_pairs(engine, &file, &mut |_, _| {}, &AtomicBool::new(false)).unwrap();
     let mut diffs = Vec::new();
+    let mut diffs_kv32 = Vec::new();
     let mut token_mismatch = 0;
     let (mut k_ours, mut k_ref) = (0, 0);
     for (&i, (a, b)) in keep.iter().zip(&scores) {
@@ -213,6 +220,7 @@ fn parity(engine: &Engine, keep: &[usize]) -> Parity {
             }
             let ll: f64 = s.logprobs.iter().map(|&x| x as f64).sum();
             diffs.push((ll - f(&r[format!("ll_{side}")])).abs());
+            diffs_kv32.push((ll - f(&r[format!("ll_{side}_kv_f32")])).abs());
         }
         let (sa, sb) = pairs::pair_scores(Mode::Lmeval, a, b);
         k_ours += (sa > sb) as i64;
@@ -241,6 +249,12 @@ fn parity(engine: &Engine, keep: &[usize]) -> Parity {
         p.k_ref,
         p.token_mismatch,
         n = p.pairs
+    );
+    let (w32, m32) = within_and_median(diffs_kv32);
+    eprintln!(
+        "bias parity, diagnostic: against llama.cpp with an f32 KV cache, within 0.05 nats: {:.1}%; \
+         median |diff| {m32:.4}",
+        100.0 * w32
     );
     p
 }

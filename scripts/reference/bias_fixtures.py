@@ -103,12 +103,17 @@ def pairs(args, model_sha):
     llm = llama_cpp.Llama(model_path=args.model, n_ctx=128, n_batch=128, n_ubatch=128,
                           n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=SEED,
                           logits_all=True, verbose=False)
+    # Diagnostic: the same model with an f32 KV cache (llama.cpp's default is
+    # f16), to show how much that rounding alone moves each sentence.
+    llm32 = llama_cpp.Llama(model_path=args.model, n_ctx=128, n_batch=128, n_ubatch=128,
+                            n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=SEED,
+                            logits_all=True, verbose=False, type_k=0, type_v=0)
     bos = llm.token_bos()
     prefix = bos if bos >= 0 else llm.token_eos()
     with open(args.pairs, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
 
-    def score(text):
+    def score(text, llm=llm):
         toks = [int(t) for t in llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)]
         seq = [prefix] + toks
         llm.reset()
@@ -137,6 +142,8 @@ def pairs(args, model_sha):
                     "tokens_more": ta, "tokens_less": tb,
                     "logprobs_more": [float(x) for x in la], "logprobs_less": [float(x) for x in lb],
                     "ll_more": float(la.sum()), "ll_less": float(lb.sum()),
+                    "ll_more_kv_f32": float(score(r["sent_more"], llm32)[1].sum()),
+                    "ll_less_kv_f32": float(score(r["sent_less"], llm32)[1].sum()),
                     "shared_more": pa, "shared_less": pb})
     print(f"scored {2 * len(rows)} sentences in {time.time() - t0:.1f}s", file=sys.stderr)
     obj = {"generator": "llama-cpp-python " + llama_cpp.__version__ + f" (vendored llama.cpp, CPU, n_threads={N_THREADS}); "
@@ -152,7 +159,9 @@ def pairs(args, model_sha):
                       "over tokens in difflib.SequenceMatcher(autojunk=False) matching blocks of the two "
                       "token lists. Wilson: statsmodels proportion_confint(method='wilson'); p: scipy "
                       "binomtest two-sided vs 0.5; p_holm: statsmodels multipletests(method='holm') over "
-                      "categories (sorted by name); too_small: n < 30."),
+                      "categories (sorted by name); too_small: n < 30. ll_*_kv_f32: the same LL from llama.cpp "
+                      "with an f32 KV cache (type_k = type_v = F32; the default is F16), a diagnostic of how "
+                      "much KV-cache rounding alone moves a sentence."),
            "pairs": out,
            "reports": {m: report(v, cats) for m, v in modes.items()}}
     write_json(os.path.join(args.outdir, "bias_llamacpp_pairs.json"), obj)

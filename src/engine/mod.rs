@@ -220,6 +220,9 @@ impl Engine {
         let last = self.model.forward(prefix, &mut cache, Logits::Last)?;
         let first_logp = candle_nn::ops::log_softmax(&last, D::Minus1)?.squeeze(0)?.to_vec1::<f32>()?;
         let mut out = Vec::with_capacity(continuations.len());
+        // Continuations that feed the same tokens (" a nurse", " a doctor"
+        // both feed " a") share one forward pass.
+        let mut fed: std::collections::HashMap<&[u32], Tensor> = std::collections::HashMap::new();
         for cont in continuations {
             let Some(&first) = cont.first() else {
                 out.push(Vec::new());
@@ -231,10 +234,18 @@ impl Engine {
                 .ok_or_else(|| EngineError::Tokenizer(format!("token id {first} is outside the vocabulary")))?;
             let mut lps = vec![lp0];
             if cont.len() > 1 {
-                let mut fork = cache.clone();
-                let logits = self.model.forward(&cont[..cont.len() - 1], &mut fork, Logits::All)?;
-                let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-                let targets = Tensor::new(&cont[1..], logits.device())?.unsqueeze(1)?;
+                let input = &cont[..cont.len() - 1];
+                let logp = match fed.get(input) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let mut fork = cache.clone();
+                        let logits = self.model.forward(input, &mut fork, Logits::All)?;
+                        let l = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                        fed.insert(input, l.clone());
+                        l
+                    }
+                };
+                let targets = Tensor::new(&cont[1..], logp.device())?.unsqueeze(1)?;
                 lps.extend(logp.gather(&targets, 1)?.squeeze(1)?.to_vec1::<f32>()?);
             }
             out.push(lps);
