@@ -313,7 +313,10 @@ pub fn pair_scores(mode: Mode, more: &SentenceScore, less: &SentenceScore) -> (f
         Mode::Shared => {
             let (pa, pb) = shared_positions(&more.tokens, &less.tokens);
             let pick = |s: &SentenceScore, p: &[usize]| {
-                p.iter().map(|&i| s.logprobs[i] as f64).sum::<f64>()
+                p.iter()
+                    .filter_map(|&i| s.logprobs.get(i))
+                    .map(|&x| x as f64)
+                    .sum::<f64>()
             };
             (pick(more, &pa), pick(less, &pb))
         }
