@@ -63,6 +63,7 @@ pub struct BiasArgs {
     /// Pairs or probes with the largest differences to list in the table
     #[arg(long, default_value_t = 5)]
     pub show: usize,
+    /// Print the report as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
 }
