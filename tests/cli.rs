@@ -206,7 +206,9 @@ fn info_describes_the_model() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["generate", "score", "info", "pull", "bench"] {
+    for cmd in [
+        "generate", "score", "info", "pull", "bench", "compare", "session", "bias",
+    ] {
         let out = lmscope(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd}");
         assert!(stdout(&out).contains("Usage"), "{cmd}");

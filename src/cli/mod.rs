@@ -3,6 +3,7 @@
 
 pub mod args;
 mod bench;
+mod bias;
 mod compare;
 mod generate;
 mod info;
@@ -48,6 +49,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Show, replay or export a saved session
     Session(session::SessionArgs),
+    /// Bias checks from the model's probabilities: probe suites, minimal pairs, term swaps
+    Bias(bias::BiasArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -84,6 +87,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Session(a) => session::run(a),
+        Command::Bias(a) => bias::run(a),
     }
 }
 

@@ -248,6 +248,63 @@ impl Engine {
         Ok(logp.gather(&targets, 1)?.squeeze(1)?.to_vec1::<f32>()?)
     }
 
+    /// Logits (vocab) of the token after `tokens`, run from an empty cache.
+    pub fn next_token_logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut cache = self.model.new_cache(false);
+        Ok(self
+            .model
+            .forward(tokens, &mut cache, Logits::Last)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?)
+    }
+
+    /// Runs `prefix` once from an empty cache and returns the next-token
+    /// logits after it, and for each continuation ln p(token j | prefix,
+    /// continuation[..j]) for every token j (each continuation forks the
+    /// prefix's cache). Used by the bias probes to teacher-force attributes.
+    pub fn prefix_continuations(
+        &self,
+        prefix: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+        let mut cache = self.model.new_cache(false);
+        let last = self.model.forward(prefix, &mut cache, Logits::Last)?;
+        let first_logp = candle_nn::ops::log_softmax(&last, D::Minus1)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?;
+        let mut out = Vec::with_capacity(continuations.len());
+        // Continuations that feed the same tokens (" a nurse", " a doctor"
+        // both feed " a") share one forward pass.
+        let mut fed: std::collections::HashMap<&[u32], Tensor> = std::collections::HashMap::new();
+        for cont in continuations {
+            let Some(&first) = cont.first() else {
+                out.push(Vec::new());
+                continue;
+            };
+            let lp0 = first_logp.get(first as usize).copied().ok_or_else(|| {
+                EngineError::Tokenizer(format!("token id {first} is outside the vocabulary"))
+            })?;
+            let mut lps = vec![lp0];
+            if cont.len() > 1 {
+                let input = &cont[..cont.len() - 1];
+                let logp = match fed.get(input) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let mut fork = cache.clone();
+                        let logits = self.model.forward(input, &mut fork, Logits::All)?;
+                        let l = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                        fed.insert(input, l.clone());
+                        l
+                    }
+                };
+                let targets = Tensor::new(&cont[1..], logp.device())?.unsqueeze(1)?;
+                lps.extend(logp.gather(&targets, 1)?.squeeze(1)?.to_vec1::<f32>()?);
+            }
+            out.push(lps);
+        }
+        Ok((last.squeeze(0)?.to_vec1::<f32>()?, out))
+    }
+
     /// Attention of `queries` over all earlier keys, every layer and head,
     /// recomputed from a capturing cache.
     pub fn attention(
