@@ -28,12 +28,7 @@ fn max_attention_error(e: &Engine) -> Vec<(String, f32, f64)> {
         .collect();
     let mut out = Vec::new();
     for case in fx["cases"].as_array().unwrap() {
-        let tokens: Vec<u32> = case["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let tokens = common::ids(&case["tokens"]);
         let request = Request {
             sampler: SamplerSettings::greedy(),
             attach_attention: true,

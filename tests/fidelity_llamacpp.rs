@@ -16,14 +16,7 @@ fn token_ids_match_llama_cpp_and_decode_back_exactly() {
     let tok = engine().tokenizer();
     for case in fx["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        let ids = |k: &str| -> Vec<u32> {
-            case[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect()
-        };
+        let ids = |k: &str| common::ids(&case[k]);
         assert_eq!(
             tok.encode(text, false).unwrap(),
             ids("ids_plain"),
@@ -65,18 +58,8 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
                 .unwrap();
             assert_eq!(rendered, prompt_text, "{name}: chat template");
         }
-        let want_prompt: Vec<u32> = case["prompt_tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        let want: Vec<u32> = case["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want_prompt = common::ids(&case["prompt_tokens"]);
+        let want = common::ids(&case["tokens"]);
         let request = Request {
             sampler: SamplerSettings::greedy(),
             max_tokens: want.len(),

@@ -35,6 +35,15 @@ pub fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// A JSON array of token ids.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_u64().expect("an id") as u32)
+        .collect()
+}
+
 /// Runs the lmscope binary with the default model already in place.
 pub fn lmscope(args: &[&str]) -> Output {
     model_path();
