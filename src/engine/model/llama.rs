@@ -8,11 +8,14 @@
 //! rows themselves are recomputed on demand by [`Llama::attention_rows`]
 //! with the very function the forward pass uses.
 
-use candle_core::quantized::{QMatMul, QTensor};
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::cache::{KvCache, LayerCache};
 use crate::engine::error::EngineError;
+use crate::engine::kernels::{self, QWeight, WeightKind};
 use crate::engine::load::gguf::GgufFile;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -61,9 +64,7 @@ impl Config {
             n_kv_head: gguf.meta_usize(&key("attention.head_count_kv")).unwrap_or(n_head),
             d_model,
             d_ff: gguf.meta_usize(&key("feed_forward_length"))?,
-            head_dim: gguf
-                .meta_usize(&key("rope.dimension_count"))
-                .unwrap_or(d_model / n_head.max(1)),
+            head_dim: gguf.meta_usize(&key("rope.dimension_count")).unwrap_or(d_model / n_head.max(1)),
             rope_base: gguf.meta_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
             rms_eps: gguf.meta_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
             vocab_size,
@@ -85,22 +86,108 @@ impl Config {
     }
 }
 
-/// A linear layer over a GGUF weight of shape (out, in).
+/// A linear layer over a GGUF weight of shape (out, in): our own kernels
+/// for Q4_1 and Q8_0 weights, candle's `QMatMul` for other types and for
+/// `Precision::F32`.
 #[derive(Debug, Clone)]
-struct Linear(QMatMul);
+enum Linear {
+    Kernel(Arc<QWeight>),
+    Candle(QMatMul),
+}
 
 impl Linear {
     fn load(gguf: &mut GgufFile, name: &str, precision: Precision) -> Result<Self> {
         let q = gguf.tensor(name)?;
-        let mm = match precision {
-            Precision::Quantized => QMatMul::from_qtensor(q)?,
-            Precision::F32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
-        };
-        Ok(Self(mm))
+        Ok(match precision {
+            Precision::Quantized => match kernel_weight(&q)? {
+                Some(w) => Linear::Kernel(Arc::new(w)),
+                None => Linear::Candle(QMatMul::from_qtensor(q)?),
+            },
+            Precision::F32 => Linear::Candle(QMatMul::Tensor(q.dequantize(&Device::Cpu)?)),
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.0.forward(x)?)
+        Ok(Self::forward_fused(&[self], x)?.pop().expect("one output"))
+    }
+
+    /// Several layers over the same input (Q, K, V; gate, up): with our
+    /// kernels the input is quantised once and one parallel region covers
+    /// them all. x: (.., in) -> [(.., out_i)].
+    fn forward_fused(layers: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
+        let kernels: Option<Vec<&QWeight>> = layers
+            .iter()
+            .map(|l| match l {
+                Linear::Kernel(w) => Some(&**w),
+                Linear::Candle(_) => None,
+            })
+            .collect();
+        let fusable =
+            kernels.as_ref().is_some_and(|ws| ws.iter().all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols()));
+        let Some(ws) = kernels.filter(|_| fusable) else {
+            return layers
+                .iter()
+                .map(|l| match l {
+                    Linear::Kernel(_) => Self::forward_fused(&[l], x).map(|mut v| v.remove(0)),
+                    Linear::Candle(mm) => Ok(mm.forward(x)?),
+                })
+                .collect();
+        };
+        let dims = x.dims().to_vec();
+        let cols = *dims.last().expect("rank >= 1");
+        let m = x.elem_count() / cols;
+        let data = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
+        {
+            let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            kernels::matmul(&ws, &data, m, &mut slices);
+        }
+        outs.into_iter()
+            .zip(&ws)
+            .map(|(o, w)| {
+                let mut shape = dims.clone();
+                *shape.last_mut().expect("rank >= 1") = w.rows();
+                Ok(Tensor::from_vec(o, shape, &Device::Cpu)?)
+            })
+            .collect()
+    }
+}
+
+/// The weight in our kernels' layout, when they handle its type.
+fn kernel_weight(q: &QTensor) -> Result<Option<QWeight>> {
+    let kind = match q.dtype() {
+        GgmlDType::Q4_1 => WeightKind::Q4_1,
+        GgmlDType::Q8_0 => WeightKind::Q8_0,
+        _ => return Ok(None),
+    };
+    let (rows, cols) = q.shape().dims2()?;
+    let w = QWeight::new(kind, rows, cols, q.data()?.into_owned())
+        .map_err(|e| EngineError::corrupt(std::path::Path::new("(weights)"), e))?;
+    Ok(Some(w))
+}
+
+/// Token embeddings: rows of our kernels' weight (shared with a tied output
+/// projection, so the matrix is held once), or candle's lookup.
+#[derive(Debug)]
+enum Embedding {
+    Kernel(Arc<QWeight>),
+    Candle(QTensor),
+}
+
+impl Embedding {
+    /// ids -> (seq, d_model)
+    fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
+        match self {
+            Embedding::Kernel(w) => {
+                let d = w.cols();
+                let mut out = vec![0f32; tokens.len() * d];
+                for (row, &t) in out.chunks_exact_mut(d).zip(tokens) {
+                    w.dequantize_row(t as usize, row);
+                }
+                Ok(Tensor::from_vec(out, (tokens.len(), d), &Device::Cpu)?)
+            }
+            Embedding::Candle(q) => Ok(q.embedding(&Tensor::new(tokens, &Device::Cpu)?)?),
+        }
     }
 }
 
@@ -131,9 +218,8 @@ struct Rope {
 impl Rope {
     fn new(cfg: &Config) -> Result<Self> {
         let half = cfg.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
-            .collect();
+        let inv_freq: Vec<f32> =
+            (0..half).map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32)).collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, half), &Device::Cpu)?;
         let pos = Tensor::arange(0u32, cfg.context_length as u32, &Device::Cpu)?
             .to_dtype(DType::F32)?
@@ -173,20 +259,15 @@ fn attention_probs(q: &Tensor, k: &Tensor, offset: usize) -> Result<Tensor> {
     let nk = k.dim(2)?;
     let k = repeat_kv(k, n_head / n_kv)?;
     let scores = (q.contiguous()?.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
-    let scores = if nq > 1 || offset + nq < nk {
-        scores.broadcast_add(&causal_mask(nq, nk, offset)?)?
-    } else {
-        scores
-    };
+    let scores = if nq > 1 || offset + nq < nk { scores.broadcast_add(&causal_mask(nq, nk, offset)?)? } else { scores };
     Ok(candle_nn::ops::softmax_last_dim(&scores)?)
 }
 
 /// (nq, nk) additive mask: query i (at absolute position offset + i) sees
 /// keys 0..=offset + i.
 fn causal_mask(nq: usize, nk: usize, offset: usize) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..nq)
-        .flat_map(|i| (0..nk).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
+    let mask: Vec<f32> =
+        (0..nq).flat_map(|i| (0..nk).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY })).collect();
     Ok(Tensor::from_vec(mask, (nq, nk), &Device::Cpu)?)
 }
 
@@ -197,9 +278,7 @@ fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, n_kv, t, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((b, n_kv, n_rep, t, d))?
-        .reshape((b, n_kv * n_rep, t, d))?)
+    Ok(x.unsqueeze(2)?.expand((b, n_kv, n_rep, t, d))?.reshape((b, n_kv * n_rep, t, d))?)
 }
 
 impl Attention {
@@ -218,12 +297,13 @@ impl Attention {
     /// x: (1, seq, d_model) at positions offset.. -> (1, seq, d_model).
     fn forward(&self, x: &Tensor, rope: &Rope, cache: &mut LayerCache, offset: usize) -> Result<Tensor> {
         let (b, seq, _) = x.dims3()?;
-        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, seq, n, self.head_dim))?.transpose(1, 2)?)
-        };
-        let q = rope.apply(&heads(self.wq.forward(x)?, self.n_head)?, offset)?;
-        let k = rope.apply(&heads(self.wk.forward(x)?, self.n_kv_head)?, offset)?;
-        let v = heads(self.wv.forward(x)?, self.n_kv_head)?.contiguous()?;
+        let heads =
+            |t: Tensor, n: usize| -> Result<Tensor> { Ok(t.reshape((b, seq, n, self.head_dim))?.transpose(1, 2)?) };
+        let [q, k, v]: [Tensor; 3] =
+            Linear::forward_fused(&[&self.wq, &self.wk, &self.wv], x)?.try_into().expect("three outputs");
+        let q = rope.apply(&heads(q, self.n_head)?, offset)?;
+        let k = rope.apply(&heads(k, self.n_kv_head)?, offset)?;
+        let v = heads(v, self.n_kv_head)?.contiguous()?;
         let (k, v) = cache.append(&k, &v, &q)?;
         let probs = attention_probs(&q, &k, offset)?;
         let v = repeat_kv(&v, self.n_head / self.n_kv_head)?;
@@ -250,7 +330,9 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gated = (candle_nn::ops::silu(&self.gate.forward(x)?)? * self.up.forward(x)?)?;
+        let [gate, up]: [Tensor; 2] =
+            Linear::forward_fused(&[&self.gate, &self.up], x)?.try_into().expect("two outputs");
+        let gated = (candle_nn::ops::silu(&gate)? * up)?;
         self.down.forward(&gated)
     }
 }
@@ -292,7 +374,7 @@ pub enum Logits {
 
 #[derive(Debug)]
 pub struct Llama {
-    embed: QTensor,
+    embed: Embedding,
     blocks: Vec<Block>,
     norm: RmsNorm,
     output: Linear,
@@ -304,14 +386,22 @@ pub struct Llama {
 impl Llama {
     pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Self> {
         let cfg = Config::from_gguf(gguf)?;
-        let embed = gguf.tensor("token_embd.weight")?;
         // Tied embeddings: without an output.weight, the output projection
-        // is the embedding matrix itself.
-        let output_name = if gguf.has_tensor("output.weight") { "output.weight" } else { "token_embd.weight" };
+        // is the embedding matrix itself (held once with our kernels).
+        let tied = !gguf.has_tensor("output.weight");
+        let output_name = if tied { "token_embd.weight" } else { "output.weight" };
         let output = Linear::load(gguf, output_name, precision)?;
-        let blocks = (0..cfg.n_layer)
-            .map(|i| Block::load(gguf, i, &cfg, precision))
-            .collect::<Result<Vec<_>>>()?;
+        let embed = match &output {
+            Linear::Kernel(w) if tied => Embedding::Kernel(w.clone()),
+            _ => {
+                let q = gguf.tensor("token_embd.weight")?;
+                match kernel_weight(&q)? {
+                    Some(w) => Embedding::Kernel(Arc::new(w)),
+                    None => Embedding::Candle(q),
+                }
+            }
+        };
+        let blocks = (0..cfg.n_layer).map(|i| Block::load(gguf, i, &cfg, precision)).collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(gguf, "output_norm.weight", cfg.rms_eps)?;
         let rope = Rope::new(&cfg)?;
         Ok(Self { embed, blocks, norm, output, rope, cfg, precision })
@@ -327,13 +417,9 @@ impl Llama {
             return Err(EngineError::EmptyPrompt);
         }
         if offset + seq > self.cfg.context_length {
-            return Err(EngineError::ContextOverflow {
-                tokens: offset + seq,
-                limit: self.cfg.context_length,
-            });
+            return Err(EngineError::ContextOverflow { tokens: offset + seq, limit: self.cfg.context_length });
         }
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, seq, d_model)
+        let mut x = self.embed.forward(tokens)?.unsqueeze(0)?; // (1, seq, d_model)
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             x = block.forward(&x, &self.rope, layer_cache, offset)?;
         }
@@ -350,16 +436,8 @@ impl Llama {
     /// Attention probabilities of queries `queries` (absolute positions) in
     /// `layer`, over all keys up to the last query: (n_head, nq, nk) with
     /// nk = queries.end, recomputed from the cached queries and keys.
-    pub fn attention_rows(
-        &self,
-        cache: &KvCache,
-        layer: usize,
-        queries: std::ops::Range<usize>,
-    ) -> Result<Tensor> {
-        let lc = cache.layers.get(layer).ok_or(EngineError::NoSuchLayer {
-            layer,
-            n_layer: self.cfg.n_layer,
-        })?;
+    pub fn attention_rows(&self, cache: &KvCache, layer: usize, queries: std::ops::Range<usize>) -> Result<Tensor> {
+        let lc = cache.layers.get(layer).ok_or(EngineError::NoSuchLayer { layer, n_layer: self.cfg.n_layer })?;
         let (q, k) = lc.captured(queries.clone())?;
         let probs = attention_probs(&q, &k, queries.start)?;
         Ok(probs.squeeze(0)?)
