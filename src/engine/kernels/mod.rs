@@ -180,6 +180,14 @@ struct OutPtr(*mut f32, usize);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// Taken through a method so that closures capture the whole (`Sync`)
+    /// wrapper rather than its raw pointer field.
+    fn get(self) -> (*mut f32, usize) {
+        (self.0, self.1)
+    }
+}
+
 /// y_i = x W_i^T for each weight W_i (rows_i x cols), sharing one
 /// quantisation of x (m x cols, row-major); y_i is m x rows_i, row-major.
 /// All weights must have the same kind and column count. Parallel over
@@ -220,7 +228,7 @@ pub fn matmul_with(pool: &Pool, isa: Isa, ws: &[&QWeight], x: &[f32], m: usize, 
         let (i, r0, r1) = tasks[t];
         let w = ws[i];
         let n = w.rows;
-        let OutPtr(base, len) = ptrs[i];
+        let (base, len) = ptrs[i].get();
         let mut res = [0f32; 4];
         for r in r0..r1 {
             let row = w.row(r);
@@ -246,4 +254,23 @@ pub fn matmul_with(pool: &Pool, isa: Isa, ws: &[&QWeight], x: &[f32], m: usize, 
 /// [`matmul_with`] on the process-wide pool with the detected kernels.
 pub fn matmul(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
     matmul_with(pool(), isa(), ws, x, m, outs)
+}
+
+/// Runs `f(i, chunk_i)` for the consecutive `chunk_len`-long chunks of
+/// `out` (the last may be shorter) across the pool.
+pub fn par_chunks_mut(out: &mut [f32], chunk_len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    assert!(chunk_len > 0);
+    let n = out.len().div_ceil(chunk_len);
+    let total = out.len();
+    let base = OutPtr(out.as_mut_ptr(), total);
+    pool().run(n, &|i| {
+        let (p, len) = base.get();
+        let start = i * chunk_len;
+        let end = (start + chunk_len).min(len);
+        // SAFETY: start < end <= len, so the range lies inside `out`, which
+        // is exclusively borrowed for the whole call; chunks of distinct
+        // tasks do not overlap, and `run` returns only when all are done.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(p.add(start), end - start) };
+        f(i, chunk);
+    });
 }
