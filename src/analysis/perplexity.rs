@@ -41,7 +41,11 @@ pub fn plan(n_tokens: usize, ctx: usize, stride: Option<usize>) -> (ScoreMode, V
             let end = (begin + ctx).min(n_tokens);
             let score_from = scored_to.max(begin + 1);
             if score_from < end {
-                windows.push(Window { start: begin, end, score_from });
+                windows.push(Window {
+                    start: begin,
+                    end,
+                    score_from,
+                });
             }
             scored_to = end;
             if end == n_tokens {
@@ -52,10 +56,21 @@ pub fn plan(n_tokens: usize, ctx: usize, stride: Option<usize>) -> (ScoreMode, V
         return (ScoreMode::Sliding, windows);
     }
     if n_tokens < ctx {
-        return (ScoreMode::Whole, vec![Window { start: 0, end: n_tokens, score_from: 1 }]);
+        return (
+            ScoreMode::Whole,
+            vec![Window {
+                start: 0,
+                end: n_tokens,
+                score_from: 1,
+            }],
+        );
     }
     let windows = (0..n_tokens / ctx)
-        .map(|k| Window { start: k * ctx, end: (k + 1) * ctx, score_from: k * ctx + ctx / 2 + 1 })
+        .map(|k| Window {
+            start: k * ctx,
+            end: (k + 1) * ctx,
+            score_from: k * ctx + ctx / 2 + 1,
+        })
         .collect();
     (ScoreMode::Chunks, windows)
 }
@@ -81,7 +96,14 @@ mod tests {
         let (mode, w) = plan(1100, 512, None);
         assert_eq!(mode, ScoreMode::Chunks);
         assert_eq!(w.len(), 2, "the incomplete tail is dropped");
-        assert_eq!(w[1], Window { start: 512, end: 1024, score_from: 512 + 257 });
+        assert_eq!(
+            w[1],
+            Window {
+                start: 512,
+                end: 1024,
+                score_from: 512 + 257
+            }
+        );
         let scored: usize = w.iter().map(|w| w.end - w.score_from).sum();
         assert_eq!(scored, 2 * 255);
     }
@@ -100,7 +122,17 @@ mod tests {
 
     #[test]
     fn short_text_is_one_window() {
-        assert_eq!(plan(10, 512, None), (ScoreMode::Whole, vec![Window { start: 0, end: 10, score_from: 1 }]));
+        assert_eq!(
+            plan(10, 512, None),
+            (
+                ScoreMode::Whole,
+                vec![Window {
+                    start: 0,
+                    end: 10,
+                    score_from: 1
+                }]
+            )
+        );
         assert!(plan(1, 512, None).1.is_empty());
     }
 

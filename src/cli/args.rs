@@ -3,9 +3,9 @@
 use anyhow::Context;
 use clap::Args;
 
+use crate::engine::Engine;
 use crate::engine::model::Precision;
 use crate::engine::sampling::SamplerSettings;
-use crate::engine::Engine;
 use crate::store::models;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -78,7 +78,10 @@ pub struct SamplerArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Order of the chain, comma-separated
-    #[arg(long, default_value = "penalties,top_k,typical_p,top_p,min_p,temperature")]
+    #[arg(
+        long,
+        default_value = "penalties,top_k,typical_p,top_p,min_p,temperature"
+    )]
     pub samplers: String,
 }
 

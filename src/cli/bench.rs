@@ -49,7 +49,11 @@ fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// A fixed English text, repeated until it gives `n` tokens.
@@ -67,7 +71,12 @@ fn bench_tokens(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
     }
 }
 
-fn run_ours(engine: &Engine, tokens: &[u32], n_gen: usize, capture: bool) -> anyhow::Result<(f64, f64)> {
+fn run_ours(
+    engine: &Engine,
+    tokens: &[u32],
+    n_gen: usize,
+    capture: bool,
+) -> anyhow::Result<(f64, f64)> {
     let request = Request {
         prompt: Prompt::Tokens(tokens.to_vec()),
         sampler: SamplerSettings::greedy(),
@@ -109,7 +118,12 @@ impl Reference {
         let ready: serde_json::Value = serde_json::from_str(&line)
             .map_err(|_| anyhow::anyhow!("llama-cpp-python did not start"))?;
         let version = ready["version"].as_str().unwrap_or("?").to_string();
-        Ok(Self { child, stdin, stdout, version })
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            version,
+        })
     }
 
     fn round(&mut self, tokens: &[u32], n_gen: usize) -> anyhow::Result<(f64, f64)> {
@@ -118,7 +132,10 @@ impl Reference {
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        Ok((v["prefill_tok_s"].as_f64().unwrap_or(f64::NAN), v["decode_tok_s"].as_f64().unwrap_or(f64::NAN)))
+        Ok((
+            v["prefill_tok_s"].as_f64().unwrap_or(f64::NAN),
+            v["decode_tok_s"].as_f64().unwrap_or(f64::NAN),
+        ))
     }
 }
 
@@ -132,7 +149,10 @@ impl Drop for Reference {
 fn find_python(arg: &Option<PathBuf>) -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match arg {
         Some(p) => vec![p.clone()],
-        None => vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-ref/bin/python"), PathBuf::from("python3")],
+        None => vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-ref/bin/python"),
+            PathBuf::from("python3"),
+        ],
     };
     candidates.into_iter().find(|p| {
         Command::new(p)
@@ -155,7 +175,11 @@ fn peak_rss() -> Option<u64> {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let engine = args.model.load()?;
-    let threads = args.model.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let tokens = bench_tokens(&engine, args.prompt_tokens)?;
     let mut reference = if args.no_reference {
         None
@@ -163,7 +187,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         match find_python(&args.python) {
             Some(py) => Some(Reference::start(&py, &engine.info().path, threads)?),
             None => {
-                eprintln!("llama-cpp-python not found (scripts/reference/setup.sh installs it): lmscope alone");
+                eprintln!(
+                    "llama-cpp-python not found (scripts/reference/setup.sh installs it): lmscope alone"
+                );
                 None
             }
         }
@@ -176,7 +202,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             s.prefill.push(p);
             s.decode.push(d);
         };
-        push(&mut off, run_ours(&engine, &tokens, args.gen_tokens, false)?);
+        push(
+            &mut off,
+            run_ours(&engine, &tokens, args.gen_tokens, false)?,
+        );
         push(&mut on, run_ours(&engine, &tokens, args.gen_tokens, true)?);
         if let Some(r) = reference.as_mut() {
             push(&mut llama, r.round(&tokens, args.gen_tokens)?);
@@ -208,18 +237,41 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{report}");
         return Ok(());
     }
-    println!("{} threads, {} rounds, pp{} / tg{} (medians, tokens/s)", threads, args.rounds, args.prompt_tokens, args.gen_tokens);
+    println!(
+        "{} threads, {} rounds, pp{} / tg{} (medians, tokens/s)",
+        threads, args.rounds, args.prompt_tokens, args.gen_tokens
+    );
     println!("{:<26} {:>10} {:>10}", "", "prefill", "decode");
-    let row = |name: &str, s: &Series| println!("{name:<26} {:>10.1} {:>10.1}", median(&s.prefill), median(&s.decode));
+    let row = |name: &str, s: &Series| {
+        println!(
+            "{name:<26} {:>10.1} {:>10.1}",
+            median(&s.prefill),
+            median(&s.decode)
+        )
+    };
     row("lmscope, capture off", &off);
     row("lmscope, capture on", &on);
     if reference.is_some() {
         row("llama.cpp", &llama);
-        println!("{:<26} {:>9.2}x {:>9.2}x", "ratio, capture off", ratio(median(&off.prefill), lp), ratio(median(&off.decode), ld));
-        println!("{:<26} {:>9.2}x {:>9.2}x", "ratio, capture on", ratio(median(&on.prefill), lp), ratio(median(&on.decode), ld));
+        println!(
+            "{:<26} {:>9.2}x {:>9.2}x",
+            "ratio, capture off",
+            ratio(median(&off.prefill), lp),
+            ratio(median(&off.decode), ld)
+        );
+        println!(
+            "{:<26} {:>9.2}x {:>9.2}x",
+            "ratio, capture on",
+            ratio(median(&on.prefill), lp),
+            ratio(median(&on.decode), ld)
+        );
     }
     if let Some(p) = peak {
-        println!("peak memory {:.0} MB (model file {:.0} MB)", p as f64 / 1e6, engine.info().file_bytes as f64 / 1e6);
+        println!(
+            "peak memory {:.0} MB (model file {:.0} MB)",
+            p as f64 / 1e6,
+            engine.info().file_bytes as f64 / 1e6
+        );
     }
     Ok(())
 }

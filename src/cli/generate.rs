@@ -49,11 +49,17 @@ pub struct GenerateArgs {
     /// Add per-layer, per-head attention to each JSON line (implies --json)
     #[arg(long)]
     pub attention: bool,
+    /// Save the run as a session file (see `lmscope session`)
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let text = super::read_input(&args.prompt)?;
-    anyhow::ensure!(!text.trim().is_empty(), "the prompt is empty; give some text to continue");
+    anyhow::ensure!(
+        !text.trim().is_empty(),
+        "the prompt is empty; give some text to continue"
+    );
     let sampler = args.sampler.settings()?;
     let engine = args.model.load()?;
     let prompt = if args.chat {
@@ -96,8 +102,30 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         }
         out.flush().context("writing to stdout")?;
     }
+    if let Some(path) = &args.save {
+        let template = args.chat.then(|| engine.template().source().to_string());
+        let identity = crate::store::session::Session::identify(engine.info())?;
+        let mut session = crate::store::session::Session::new(
+            identity,
+            request.prompt.clone(),
+            prompt.token_ids.clone(),
+            template,
+        );
+        session
+            .runs
+            .push(crate::store::session::Run::from_generation(
+                "generate",
+                &request,
+                &generation,
+            ));
+        session.save(path)?;
+        eprintln!("saved {}", path.display());
+    }
     let t = generation.timings();
-    let reason = generation.finished().map(|r| r.as_str()).unwrap_or("length");
+    let reason = generation
+        .finished()
+        .map(|r| r.as_str())
+        .unwrap_or("length");
     if json {
         let done = json!({
             "done": true,
@@ -148,7 +176,11 @@ pub(crate) fn step_json(s: &StepRecord) -> serde_json::Value {
 /// [layer][head][query][key], each row up to its own position.
 fn prompt_attention(a: &AttentionRows) -> serde_json::Value {
     let v: Vec<Vec<Vec<&[f32]>>> = (0..a.n_layer)
-        .map(|l| (0..a.n_head).map(|h| (0..a.n_query).map(|q| a.causal_row(l, h, q)).collect()).collect())
+        .map(|l| {
+            (0..a.n_head)
+                .map(|h| (0..a.n_query).map(|q| a.causal_row(l, h, q)).collect())
+                .collect()
+        })
         .collect();
     json!(v)
 }

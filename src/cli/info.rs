@@ -19,17 +19,53 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(i)?);
         return Ok(());
     }
-    let tok = |t: &Option<(u32, String)>| t.as_ref().map(|(id, s)| format!("{s} ({id})")).unwrap_or("none".into());
+    let tok = |t: &Option<(u32, String)>| {
+        t.as_ref()
+            .map(|(id, s)| format!("{s} ({id})"))
+            .unwrap_or("none".into())
+    };
     println!("{}  ({})", i.name, i.path);
-    println!("architecture   {}  {:.1} M parameters  {} ({:.1} MB)", i.architecture, i.parameters as f64 / 1e6, i.file_type, i.file_bytes as f64 / 1e6);
-    println!("layers         {}  width {}  ffn {}", i.n_layer, i.d_model, i.d_ff);
-    println!("attention      {} query heads, {} KV heads (GQA {}:1), head dim {}", i.n_head, i.n_kv_head, i.n_head / i.n_kv_head.max(1), i.head_dim);
-    println!("positions      RoPE base {}, context {}", i.rope_base, i.context_length);
+    println!(
+        "architecture   {}  {:.1} M parameters  {} ({:.1} MB)",
+        i.architecture,
+        i.parameters as f64 / 1e6,
+        i.file_type,
+        i.file_bytes as f64 / 1e6
+    );
+    println!(
+        "layers         {}  width {}  ffn {}",
+        i.n_layer, i.d_model, i.d_ff
+    );
+    println!(
+        "attention      {} query heads, {} KV heads (GQA {}:1), head dim {}",
+        i.n_head,
+        i.n_kv_head,
+        i.n_head / i.n_kv_head.max(1),
+        i.head_dim
+    );
+    println!(
+        "positions      RoPE base {}, context {}",
+        i.rope_base, i.context_length
+    );
     println!("norm           RMSNorm eps {:e}", i.rms_eps);
-    let types: Vec<String> = i.tensor_types.iter().map(|(t, n)| format!("{t} x{n}")).collect();
+    let types: Vec<String> = i
+        .tensor_types
+        .iter()
+        .map(|(t, n)| format!("{t} x{n}"))
+        .collect();
     println!("tensor types   {}", types.join(", "));
-    println!("vocabulary     {}  BOS {}  EOS {}  add BOS: {}", i.vocab_size, tok(&i.bos), tok(&i.eos), i.add_bos);
-    let eog: Vec<String> = i.end_of_generation.iter().map(|(id, s)| format!("{s} ({id})")).collect();
+    println!(
+        "vocabulary     {}  BOS {}  EOS {}  add BOS: {}",
+        i.vocab_size,
+        tok(&i.bos),
+        tok(&i.eos),
+        i.add_bos
+    );
+    let eog: Vec<String> = i
+        .end_of_generation
+        .iter()
+        .map(|(id, s)| format!("{s} ({id})"))
+        .collect();
     println!("stops on       {}", eog.join(", "));
     match &i.chat_template {
         Some(t) => println!("chat template\n{t}"),

@@ -3,10 +3,12 @@
 
 mod args;
 mod bench;
+mod compare;
 mod generate;
 mod info;
 mod pull;
 mod score;
+mod session;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,10 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Measure prefill and decode speed, against llama.cpp when it is installed
     Bench(bench::BenchArgs),
+    /// Run one prompt under several sampler presets side by side (same prefill, same seed)
+    Compare(compare::CompareArgs),
+    /// Show, replay or export a saved session
+    Session(session::SessionArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -40,7 +46,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let result = match cli.command {
@@ -49,6 +59,8 @@ pub fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Session(a) => session::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,7 +18,10 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         None => DEFAULT_MODEL,
         Some(n) => KnownModel::find(n).ok_or_else(|| {
             let known: Vec<_> = models::KNOWN_MODELS.iter().map(|m| m.name).collect();
-            anyhow::anyhow!("unknown model `{n}`; lmscope can fetch: {}", known.join(", "))
+            anyhow::anyhow!(
+                "unknown model `{n}`; lmscope can fetch: {}",
+                known.join(", ")
+            )
         })?,
     };
     let path = models::pull(&model, args.force)?;

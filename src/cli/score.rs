@@ -7,10 +7,12 @@ use super::args::ModelArgs;
 use crate::analysis::perplexity::{self, ScoreMode};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Windows: by default llama.cpp's perplexity rule (consecutive windows of --ctx tokens,
+#[command(
+    after_help = "Windows: by default llama.cpp's perplexity rule (consecutive windows of --ctx tokens,
 each scoring its second half), so figures compare with llama-perplexity. --stride S slides
 windows of --ctx tokens by S and scores each token once. A text shorter than --ctx is one window.
-JSON (--json): {tokens, scored, ppl, nll_mean, ctx, mode, per_token: [{position, token_id, text, logprob}]}")]
+JSON (--json): {tokens, scored, ppl, nll_mean, ctx, mode, per_token: [{position, token_id, text, logprob}]}"
+)]
 pub struct ScoreArgs {
     /// A text file; `-` reads stdin
     pub file: String,
@@ -30,7 +32,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let text = if args.file == "-" {
         super::read_input("-")?
     } else {
-        std::fs::read_to_string(&args.file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file))?
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file))?
     };
     anyhow::ensure!(args.ctx >= 2, "--ctx must be at least 2");
     let engine = args.model.load()?;
@@ -41,7 +44,11 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         engine.info().context_length
     );
     let tokens = engine.tokenizer().encode(&text, false)?;
-    anyhow::ensure!(tokens.len() >= 2, "the text has {} token(s); scoring needs at least 2", tokens.len());
+    anyhow::ensure!(
+        tokens.len() >= 2,
+        "the text has {} token(s); scoring needs at least 2",
+        tokens.len()
+    );
     let (mode, windows) = perplexity::plan(tokens.len(), args.ctx, args.stride);
     let mut per_token = Vec::new();
     let mut logprobs = Vec::new();
@@ -72,11 +79,24 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         println!("{out}");
     } else {
         let how = match mode {
-            ScoreMode::Chunks => format!("{} windows of {}, second halves (llama.cpp)", windows.len(), args.ctx),
-            ScoreMode::Sliding => format!("{} windows of {}, stride {:?}", windows.len(), args.ctx, args.stride),
+            ScoreMode::Chunks => format!(
+                "{} windows of {}, second halves (llama.cpp)",
+                windows.len(),
+                args.ctx
+            ),
+            ScoreMode::Sliding => format!(
+                "{} windows of {}, stride {:?}",
+                windows.len(),
+                args.ctx,
+                args.stride
+            ),
             ScoreMode::Whole => "one window".to_string(),
         };
-        println!("tokens {}  scored {}  ({how})", tokens.len(), logprobs.len());
+        println!(
+            "tokens {}  scored {}  ({how})",
+            tokens.len(),
+            logprobs.len()
+        );
         println!("perplexity {ppl:.4}  mean NLL {nll:.4} nats");
     }
     Ok(())

@@ -14,7 +14,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: impl Into<String>) -> Self {
-        Self { role: role.to_string(), content: content.into() }
+        Self {
+            role: role.to_string(),
+            content: content.into(),
+        }
     }
 }
 
@@ -50,9 +53,15 @@ impl ChatTemplate {
         let mut env = minijinja::Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
         let tmpl = env
             .template_from_str(&self.source)
             .map_err(|e| EngineError::Template(e.to_string()))?;
@@ -85,12 +94,19 @@ mod tests {
     #[test]
     fn python_string_methods_work() {
         let t = ChatTemplate::new(Some("{{ messages[0].content.strip() }}"), "", "");
-        assert_eq!(t.render(&[Message::new("user", "  x ")], false).unwrap(), "x");
+        assert_eq!(
+            t.render(&[Message::new("user", "  x ")], false).unwrap(),
+            "x"
+        );
     }
 
     #[test]
     fn raise_exception_becomes_an_error() {
-        let t = ChatTemplate::new(Some("{{ raise_exception('roles must alternate') }}"), "", "");
+        let t = ChatTemplate::new(
+            Some("{{ raise_exception('roles must alternate') }}"),
+            "",
+            "",
+        );
         let e = t.render(&[], false).unwrap_err().to_string();
         assert!(e.contains("roles must alternate"), "{e}");
     }

@@ -7,17 +7,31 @@ use std::path::{Path, PathBuf};
 pub enum EngineError {
     #[error("model file {0} does not exist; pass the path of a .gguf file, or run `lmscope pull`")]
     ModelNotFound(PathBuf),
-    #[error("{0} is not a GGUF model file (it does not start with the bytes \"GGUF\"); pass a .gguf file")]
+    #[error(
+        "{0} is not a GGUF model file (it does not start with the bytes \"GGUF\"); pass a .gguf file"
+    )]
     NotGguf(PathBuf),
-    #[error("{path} is truncated or corrupt ({detail}); download it again (`lmscope pull --force` for the default model)")]
+    #[error(
+        "{path} is truncated or corrupt ({detail}); download it again (`lmscope pull --force` for the default model)"
+    )]
     Corrupt { path: PathBuf, detail: String },
-    #[error("unsupported model architecture `{0}`: lmscope runs llama-family GGUF models (SmolLM2, Llama, TinyLlama, ...)")]
+    #[error(
+        "unsupported model architecture `{0}`: lmscope runs llama-family GGUF models (SmolLM2, Llama, TinyLlama, ...)"
+    )]
     UnsupportedArchitecture(String),
-    #[error("tensor `{name}` has type {dtype}, which lmscope cannot run; supported types: {supported}")]
-    UnsupportedTensorType { name: String, dtype: String, supported: &'static str },
+    #[error(
+        "tensor `{name}` has type {dtype}, which lmscope cannot run; supported types: {supported}"
+    )]
+    UnsupportedTensorType {
+        name: String,
+        dtype: String,
+        supported: &'static str,
+    },
     #[error("the model file has no `{0}` entry; it is not a complete GGUF model")]
     MissingMetadata(String),
-    #[error("the sequence needs {tokens} tokens but the model's context holds {limit}; shorten the prompt or lower --max-tokens")]
+    #[error(
+        "the sequence needs {tokens} tokens but the model's context holds {limit}; shorten the prompt or lower --max-tokens"
+    )]
     ContextOverflow { tokens: usize, limit: usize },
     #[error("the prompt is empty; give some text to continue")]
     EmptyPrompt,
@@ -43,7 +57,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn corrupt(path: &Path, detail: impl Into<String>) -> Self {
-        Self::Corrupt { path: path.to_path_buf(), detail: detail.into() }
+        Self::Corrupt {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
     }
 }
 

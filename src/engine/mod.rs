@@ -86,17 +86,28 @@ impl Engine {
         let tokenizer = Tokenizer::load(&gguf)?;
         let model = Llama::load(&mut gguf, precision)?;
         let name_of = |id: Option<u32>| id.map(|i| (i, tokenizer.token_text(i)));
-        let template_src = gguf.meta_str("tokenizer.chat_template").ok().map(str::to_string);
+        let template_src = gguf
+            .meta_str("tokenizer.chat_template")
+            .ok()
+            .map(str::to_string);
         let template = chat::ChatTemplate::new(
             template_src.as_deref(),
             &name_of(tokenizer.bos).map(|b| b.1).unwrap_or_default(),
             &name_of(tokenizer.eos).map(|e| e.1).unwrap_or_default(),
         );
         let cfg = &model.cfg;
-        let parameters = gguf.content.tensor_infos.values().map(|t| t.shape.elem_count() as u64).sum();
+        let parameters = gguf
+            .content
+            .tensor_infos
+            .values()
+            .map(|t| t.shape.elem_count() as u64)
+            .sum();
         let info = ModelInfo {
             path: path.display().to_string(),
-            name: gguf.meta_str("general.name").unwrap_or("unnamed").to_string(),
+            name: gguf
+                .meta_str("general.name")
+                .unwrap_or("unnamed")
+                .to_string(),
             architecture: gguf.architecture()?.to_string(),
             file_bytes: gguf.file_size,
             file_type: file_type_name(gguf.meta_usize("general.file_type").ok()),
@@ -114,12 +125,21 @@ impl Engine {
             tensor_types: gguf.tensor_type_counts(),
             bos: name_of(tokenizer.bos),
             eos: name_of(tokenizer.eos),
-            end_of_generation: tokenizer.end_of_generation.iter().map(|&i| (i, tokenizer.token_text(i))).collect(),
+            end_of_generation: tokenizer
+                .end_of_generation
+                .iter()
+                .map(|&i| (i, tokenizer.token_text(i)))
+                .collect(),
             add_bos: tokenizer.add_bos,
             chat_template: template_src,
             precision,
         };
-        Ok(Self { model, tokenizer, template, info })
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+            info,
+        })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -149,8 +169,13 @@ impl Engine {
 
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
         if let Prompt::Tokens(ids) = prompt {
-            if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.tokenizer.vocab_size()) {
-                return Err(EngineError::Tokenizer(format!("token id {bad} is outside the vocabulary")));
+            if let Some(&bad) = ids
+                .iter()
+                .find(|&&t| t as usize >= self.tokenizer.vocab_size())
+            {
+                return Err(EngineError::Tokenizer(format!(
+                    "token id {bad} is outside the vocabulary"
+                )));
             }
             return Ok(ids.clone());
         }
@@ -167,7 +192,10 @@ impl Engine {
         }
         let limit = self.model.cfg.context_length;
         if prompt.len() >= limit {
-            return Err(EngineError::ContextOverflow { tokens: prompt.len() + 1, limit });
+            return Err(EngineError::ContextOverflow {
+                tokens: prompt.len() + 1,
+                limit,
+            });
         }
         Ok(Generation {
             cache: self.model.new_cache(request.capture_attention),
@@ -175,8 +203,14 @@ impl Engine {
             prompt,
             next_logits: None,
             unfed: None,
+            forced: Default::default(),
             max_tokens: request.max_tokens,
-            stop: request.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            stop: request
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
             top_n: request.top_n,
             ignore_eos: request.ignore_eos,
             steps: Vec::new(),
@@ -195,7 +229,9 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut cache = self.model.new_cache(false);
-        let logits = self.model.forward(&tokens[..tokens.len() - 1], &mut cache, Logits::All)?;
+        let logits = self
+            .model
+            .forward(&tokens[..tokens.len() - 1], &mut cache, Logits::All)?;
         let logits = logits.narrow(0, score_from - 1, tokens.len() - score_from)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let targets = Tensor::new(&tokens[score_from..], logits.device())?.unsqueeze(1)?;
@@ -204,7 +240,11 @@ impl Engine {
 
     /// Attention of `queries` over all earlier keys, every layer and head,
     /// recomputed from a capturing cache.
-    pub fn attention(&self, cache: &KvCache, queries: std::ops::Range<usize>) -> Result<AttentionRows> {
+    pub fn attention(
+        &self,
+        cache: &KvCache,
+        queries: std::ops::Range<usize>,
+    ) -> Result<AttentionRows> {
         let cfg = &self.model.cfg;
         let n_key = queries.end;
         let mut data = Vec::with_capacity(cfg.n_layer * cfg.n_head * queries.len() * n_key);
@@ -255,6 +295,8 @@ pub struct Generation {
     /// The last sampled token, fed to the model at the next step (so a run
     /// that ends never pays for a forward pass it does not use).
     unfed: Option<u32>,
+    /// Tokens the next steps take instead of sampling (branching, replay).
+    forced: std::collections::VecDeque<u32>,
     max_tokens: usize,
     stop: Vec<String>,
     top_n: usize,
@@ -302,7 +344,9 @@ impl Generation {
     /// the prompt's attention.
     pub fn prefill(&mut self, engine: &Engine) -> Result<PromptRecord> {
         let started = Instant::now();
-        let logits = engine.model.forward(&self.prompt, &mut self.cache, Logits::Last)?;
+        let logits = engine
+            .model
+            .forward(&self.prompt, &mut self.cache, Logits::Last)?;
         self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         self.timings.prompt_tokens = self.prompt.len();
         self.timings.prefill_s = started.elapsed().as_secs_f64();
@@ -337,11 +381,18 @@ impl Generation {
                 self.finished = Some(FinishReason::Context);
                 return Ok(None);
             }
-            let logits = engine.model.forward(&[token], &mut self.cache, Logits::Last)?;
+            let logits = engine
+                .model
+                .forward(&[token], &mut self.cache, Logits::Last)?;
             self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         }
         let logits = self.next_logits.as_ref().expect("prefilled");
-        let sampled = self.sampler.sample(logits, self.cache.tokens(), self.top_n);
+        let sampled = self.sampler.sample(
+            logits,
+            self.cache.tokens(),
+            self.top_n,
+            self.forced.pop_front(),
+        );
         let position = self.cache.len();
         let attention = if self.cache.captures_attention() {
             Some(engine.attention(&self.cache, position - 1..position)?)
@@ -380,8 +431,14 @@ impl Generation {
         if tok.is_end_of_generation(sampled.token_id) && !self.ignore_eos {
             self.finished = Some(FinishReason::Eos);
         } else {
-            self.text.push_str(&self.decoder.push(tok.token_bytes(sampled.token_id)));
-            if let Some(cut) = self.stop.iter().filter_map(|s| self.text.find(s.as_str())).min() {
+            self.text
+                .push_str(&self.decoder.push(tok.token_bytes(sampled.token_id)));
+            if let Some(cut) = self
+                .stop
+                .iter()
+                .filter_map(|s| self.text.find(s.as_str()))
+                .min()
+            {
                 self.text.truncate(cut);
                 self.finished = Some(FinishReason::Stop);
             } else if self.steps.len() >= self.max_tokens {
@@ -394,6 +451,61 @@ impl Generation {
             self.text.push_str(&self.decoder.finish());
         }
         Ok(Some(record))
+    }
+
+    /// A new run that keeps this one's first `keep_steps` tokens and goes on
+    /// from there with `sampler`, taking `forced` as its next token when
+    /// given (branching at a token). The cache is truncated, not recomputed:
+    /// only the last kept token is run again, for its logits.
+    pub fn fork(
+        &self,
+        engine: &Engine,
+        keep_steps: usize,
+        forced: Option<u32>,
+        sampler: SamplerSettings,
+    ) -> Result<Generation> {
+        let keep_steps = keep_steps.min(self.steps.len());
+        let mut g = self.clone();
+        g.sampler = Sampler::new(sampler)?;
+        g.steps.truncate(keep_steps);
+        g.finished = None;
+        g.forced = forced.into_iter().collect();
+        if self.next_logits.is_none() {
+            return Ok(g); // not prefilled yet: nothing to cut
+        }
+        let context = self.prompt.len() + keep_steps;
+        let last = if keep_steps == 0 {
+            self.prompt[self.prompt.len() - 1]
+        } else {
+            self.steps[keep_steps - 1].token_id
+        };
+        g.cache.truncate(context - 1)?;
+        g.unfed = Some(last);
+        // Rebuild the text from the kept tokens.
+        g.decoder = StreamDecoder::default();
+        g.text.clear();
+        g.emitted = 0;
+        g.timings.generated = keep_steps;
+        let tok = engine.tokenizer();
+        for step in &g.steps {
+            let piece = g.decoder.push(tok.token_bytes(step.token_id));
+            g.text.push_str(&piece);
+        }
+        Ok(g)
+    }
+
+    /// Makes the next steps take `tokens` instead of sampling them (each is
+    /// still traced: its probabilities, rank, and what the chain thought).
+    pub fn force(&mut self, tokens: impl IntoIterator<Item = u32>) {
+        self.forced.extend(tokens);
+    }
+
+    /// Raises (or lowers) the token limit, e.g. to continue a finished run.
+    pub fn set_max_tokens(&mut self, max_tokens: usize) {
+        self.max_tokens = max_tokens;
+        if self.finished == Some(FinishReason::Length) && self.steps.len() < max_tokens {
+            self.finished = None;
+        }
     }
 
     /// Ends the run early (the interface's Esc).

@@ -26,8 +26,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] =
-        [Stage::Penalties, Stage::TopK, Stage::TypicalP, Stage::TopP, Stage::MinP, Stage::Temperature];
+    pub const ALL: [Stage; 6] = [
+        Stage::Penalties,
+        Stage::TopK,
+        Stage::TypicalP,
+        Stage::TopP,
+        Stage::MinP,
+        Stage::Temperature,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -99,33 +105,58 @@ impl Default for SamplerSettings {
             frequency_penalty: 0.0,
             penalty_last_n: 64,
             seed: 42,
-            order: vec![Stage::Penalties, Stage::TopK, Stage::TypicalP, Stage::TopP, Stage::MinP, Stage::Temperature],
+            order: vec![
+                Stage::Penalties,
+                Stage::TopK,
+                Stage::TypicalP,
+                Stage::TopP,
+                Stage::MinP,
+                Stage::Temperature,
+            ],
         }
     }
 }
 
 impl SamplerSettings {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 
     /// Rejects settings that mean nothing, saying which and what is allowed.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(EngineError::InvalidSampler(m));
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!("temperature {} must be 0 (greedy) or positive", self.temperature));
+            return bad(format!(
+                "temperature {} must be 0 (greedy) or positive",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad(format!("top-p {} must be in (0, 1]; 1 turns it off", self.top_p));
+            return bad(format!(
+                "top-p {} must be in (0, 1]; 1 turns it off",
+                self.top_p
+            ));
         }
         if !(0.0..1.0).contains(&self.min_p) {
-            return bad(format!("min-p {} must be in [0, 1); 0 turns it off", self.min_p));
+            return bad(format!(
+                "min-p {} must be in [0, 1); 0 turns it off",
+                self.min_p
+            ));
         }
         if !(self.typical_p > 0.0 && self.typical_p <= 1.0) {
-            return bad(format!("typical-p {} must be in (0, 1]; 1 turns it off", self.typical_p));
+            return bad(format!(
+                "typical-p {} must be in (0, 1]; 1 turns it off",
+                self.typical_p
+            ));
         }
         if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
-            return bad(format!("repeat penalty {} must be positive; 1 turns it off", self.repeat_penalty));
+            return bad(format!(
+                "repeat penalty {} must be positive; 1 turns it off",
+                self.repeat_penalty
+            ));
         }
         if !self.presence_penalty.is_finite() || !self.frequency_penalty.is_finite() {
             return bad("presence and frequency penalties must be finite numbers".into());
@@ -148,7 +179,10 @@ impl SamplerSettings {
 
     /// Parses a chain such as "top_k,top_p,temperature" (or ";" separated).
     pub fn parse_order(s: &str) -> Result<Vec<Stage>> {
-        s.split([',', ';']).filter(|p| !p.trim().is_empty()).map(Stage::from_str).collect()
+        s.split([',', ';'])
+            .filter(|p| !p.trim().is_empty())
+            .map(Stage::from_str)
+            .collect()
     }
 }
 
@@ -181,11 +215,13 @@ pub struct Sampled {
 }
 
 /// A seeded sampler: the same settings, seed and logits give the same
-/// tokens on every run and machine (ChaCha8 is portable).
+/// tokens on every run and machine (ChaCha8 is portable). The random draw
+/// for a position depends only on the seed and that position, so a branch
+/// or a side-by-side column with the same seed draws the same number where
+/// a fresh run would: runs differ only where their distributions do.
 #[derive(Clone)]
 pub struct Sampler {
     settings: SamplerSettings,
-    rng: ChaCha8Rng,
 }
 
 struct Cand {
@@ -204,23 +240,46 @@ fn softmax(logits: impl Iterator<Item = f32> + Clone) -> Vec<f64> {
 impl Sampler {
     pub fn new(settings: SamplerSettings) -> Result<Self> {
         settings.validate()?;
-        let rng = ChaCha8Rng::seed_from_u64(settings.seed);
-        Ok(Self { settings, rng })
+        Ok(Self { settings })
     }
 
     pub fn settings(&self) -> &SamplerSettings {
         &self.settings
     }
 
+    /// The uniform draw in [0, 1) for absolute position `position`.
+    fn draw(&self, position: usize) -> f64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.settings.seed);
+        rng.set_stream(position as u64);
+        rng.random::<f64>()
+    }
+
     /// Samples the next token from `logits`, given the tokens so far
-    /// (`history`, for the penalties), recording the `top_n` alternatives.
-    pub fn sample(&mut self, logits: &[f32], history: &[u32], top_n: usize) -> Sampled {
+    /// (`history`: the penalties' window; its length is the new token's
+    /// position), recording the `top_n` alternatives. With `forced`, that
+    /// token is taken instead of a draw, and traced like any other.
+    pub fn sample(
+        &self,
+        logits: &[f32],
+        history: &[u32],
+        top_n: usize,
+        forced: Option<u32>,
+    ) -> Sampled {
         let s = &self.settings;
         let p_raw = softmax(logits.iter().copied());
-        let entropy = -p_raw.iter().filter(|&&p| p > 0.0).map(|p| p * p.ln()).sum::<f64>();
+        let entropy = -p_raw
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|p| p * p.ln())
+            .sum::<f64>();
 
-        let mut cands: Vec<Cand> =
-            logits.iter().map(|&l| Cand { logit: l, removed: None }).collect();
+        let mut cands: Vec<Cand> = logits
+            .iter()
+            .map(|&l| Cand {
+                logit: l,
+                removed: None,
+            })
+            .collect();
         // Survivors are kept sorted by logit, most likely first.
         let mut alive: Vec<usize> = (0..cands.len()).collect();
         let sort = |alive: &mut Vec<usize>, cands: &[Cand]| {
@@ -232,7 +291,9 @@ impl Sampler {
             let keep = match stage {
                 Stage::Penalties => {
                     let window = &history[history.len().saturating_sub(s.penalty_last_n)..];
-                    let active = s.repeat_penalty != 1.0 || s.presence_penalty != 0.0 || s.frequency_penalty != 0.0;
+                    let active = s.repeat_penalty != 1.0
+                        || s.presence_penalty != 0.0
+                        || s.frequency_penalty != 0.0;
                     if active && !window.is_empty() {
                         let mut counts: HashMap<u32, usize> = HashMap::new();
                         for &t in window {
@@ -240,7 +301,11 @@ impl Sampler {
                         }
                         for (&t, &n) in &counts {
                             if let Some(c) = cands.get_mut(t as usize) {
-                                c.logit = if c.logit > 0.0 { c.logit / s.repeat_penalty } else { c.logit * s.repeat_penalty };
+                                c.logit = if c.logit > 0.0 {
+                                    c.logit / s.repeat_penalty
+                                } else {
+                                    c.logit * s.repeat_penalty
+                                };
                                 c.logit -= n as f32 * s.frequency_penalty + s.presence_penalty;
                             }
                         }
@@ -265,13 +330,21 @@ impl Sampler {
                 Stage::MinP if s.min_p > 0.0 => {
                     let max = cands[alive[0]].logit;
                     let floor = max + s.min_p.ln();
-                    alive.iter().take_while(|&&i| cands[i].logit >= floor).count().max(1)
+                    alive
+                        .iter()
+                        .take_while(|&&i| cands[i].logit >= floor)
+                        .count()
+                        .max(1)
                 }
                 Stage::TypicalP if s.typical_p < 1.0 => {
                     // Keep the tokens whose surprise is closest to the
                     // entropy, up to a mass of typical_p (Meister et al.).
                     let p = softmax(alive.iter().map(|&i| cands[i].logit));
-                    let h: f64 = -p.iter().filter(|&&x| x > 0.0).map(|x| x * x.ln()).sum::<f64>();
+                    let h: f64 = -p
+                        .iter()
+                        .filter(|&&x| x > 0.0)
+                        .map(|x| x * x.ln())
+                        .sum::<f64>();
                     let mut by_typical: Vec<usize> = (0..p.len()).collect();
                     let dev = |j: usize| (-(p[j].max(f64::MIN_POSITIVE)).ln() - h).abs();
                     by_typical.sort_by(|&a, &b| dev(a).total_cmp(&dev(b)).then(a.cmp(&b)));
@@ -319,10 +392,12 @@ impl Sampler {
         for (&i, &p) in alive.iter().zip(&p_final_alive) {
             p_final[i] = p as f32;
         }
-        let chosen = if alive.len() == 1 {
+        let chosen = if let Some(f) = forced.filter(|&f| (f as usize) < cands.len()) {
+            f as usize
+        } else if alive.len() == 1 {
             alive[0]
         } else {
-            let u: f64 = self.rng.random::<f64>();
+            let u = self.draw(history.len());
             let mut cum = 0.0;
             let mut pick = *alive.last().expect("at least one survivor");
             for (&i, &p) in alive.iter().zip(&p_final_alive) {
@@ -352,7 +427,11 @@ impl Sampler {
                 removed_by: cands[i].removed,
             })
             .collect();
-        let rank = 1 + p_raw.iter().enumerate().filter(|&(i, &p)| p > p_raw[chosen] || (p == p_raw[chosen] && i < chosen)).count();
+        let rank = 1 + p_raw
+            .iter()
+            .enumerate()
+            .filter(|&(i, &p)| p > p_raw[chosen] || (p == p_raw[chosen] && i < chosen))
+            .count();
         Sampled {
             token_id: chosen as u32,
             p_raw: p_raw[chosen] as f32,
@@ -374,7 +453,9 @@ mod tests {
     }
 
     fn run(settings: SamplerSettings) -> Sampled {
-        Sampler::new(settings).unwrap().sample(&logits(), &[], 6)
+        Sampler::new(settings)
+            .unwrap()
+            .sample(&logits(), &[], 6, None)
     }
 
     #[test]
@@ -383,7 +464,11 @@ mod tests {
         assert_eq!(out.token_id, 0);
         assert_eq!(out.p_final, 1.0);
         assert_eq!(out.rank, 1);
-        assert!(out.top[1..].iter().all(|c| c.removed_by.is_some() && c.p_final == 0.0));
+        assert!(
+            out.top[1..]
+                .iter()
+                .all(|c| c.removed_by.is_some() && c.p_final == 0.0)
+        );
     }
 
     #[test]
@@ -394,15 +479,31 @@ mod tests {
             let want = (logits()[c.token_id as usize] as f64).exp() / z;
             assert!((c.p_raw as f64 - want).abs() < 1e-6);
         }
-        let h: f64 = logits().iter().map(|&l| (l as f64).exp() / z).map(|p| -p * p.ln()).sum();
+        let h: f64 = logits()
+            .iter()
+            .map(|&l| (l as f64).exp() / z)
+            .map(|p| -p * p.ln())
+            .sum();
         assert!((out.entropy as f64 - h).abs() < 1e-5);
     }
 
     #[test]
     fn each_stage_is_named_in_the_trace() {
-        let s = SamplerSettings { temperature: 1.0, top_k: 4, top_p: 0.8, min_p: 0.0, ..Default::default() };
+        let s = SamplerSettings {
+            temperature: 1.0,
+            top_k: 4,
+            top_p: 0.8,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let out = run(s);
-        let by = |id: u32| out.top.iter().find(|c| c.token_id == id).unwrap().removed_by;
+        let by = |id: u32| {
+            out.top
+                .iter()
+                .find(|c| c.token_id == id)
+                .unwrap()
+                .removed_by
+        };
         assert_eq!(by(4), Some(Stage::TopK));
         assert_eq!(by(5), Some(Stage::TopK));
         // softmax over the 4 kept: 0.547, 0.201, 0.122, 0.074 -> 0.8 needs 3
@@ -414,16 +515,33 @@ mod tests {
 
     #[test]
     fn min_p_is_relative_to_the_best() {
-        let s = SamplerSettings { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.3, ..Default::default() };
+        let s = SamplerSettings {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.3,
+            ..Default::default()
+        };
         let out = run(s);
         // p_i / p_max = e^(l_i - 2): 1, .37, .22, ...
-        let survivors: Vec<u32> = out.top.iter().filter(|c| c.removed_by.is_none()).map(|c| c.token_id).collect();
+        let survivors: Vec<u32> = out
+            .top
+            .iter()
+            .filter(|c| c.removed_by.is_none())
+            .map(|c| c.token_id)
+            .collect();
         assert_eq!(survivors, vec![0, 1]);
     }
 
     #[test]
     fn temperature_reshapes_the_final_distribution() {
-        let s = SamplerSettings { temperature: 2.0, top_k: 0, top_p: 1.0, min_p: 0.0, ..Default::default() };
+        let s = SamplerSettings {
+            temperature: 2.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let out = run(s);
         let z: f64 = logits().iter().map(|&l| (l as f64 / 2.0).exp()).sum();
         let c0 = out.top.iter().find(|c| c.token_id == 0).unwrap();
@@ -432,45 +550,142 @@ mod tests {
 
     #[test]
     fn penalties_follow_llama_cpp() {
-        let s = SamplerSettings { repeat_penalty: 2.0, temperature: 0.0, ..Default::default() };
+        let s = SamplerSettings {
+            repeat_penalty: 2.0,
+            temperature: 0.0,
+            ..Default::default()
+        };
         // token 0: 2.0 / 2 = 1.0 ties token 1's 1.0; ties go to the lower id.
-        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6);
+        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6, None);
         assert_eq!(out.token_id, 0);
-        let s = SamplerSettings { frequency_penalty: 0.6, temperature: 0.0, ..Default::default() };
-        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6);
+        let s = SamplerSettings {
+            frequency_penalty: 0.6,
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0], 6, None);
         assert_eq!(out.token_id, 1, "2.0 - 2 x 0.6 = 0.8 < 1.0");
-        let s = SamplerSettings { presence_penalty: 1.5, temperature: 0.0, ..Default::default() };
-        let out = Sampler::new(s).unwrap().sample(&logits(), &[0, 0, 1], 6);
-        assert_eq!(out.token_id, 2, "0.5 beats 2.0 - 1.5 and 1.0 - 1.5");
+        let s = SamplerSettings {
+            presence_penalty: 1.6,
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let out = Sampler::new(s)
+            .unwrap()
+            .sample(&logits(), &[0, 0, 1], 6, None);
+        assert_eq!(out.token_id, 2, "0.5 beats 2.0 - 1.6 and 1.0 - 1.6");
     }
 
     #[test]
     fn typical_p_keeps_the_typical_tokens() {
-        let s = SamplerSettings { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, typical_p: 0.5, ..Default::default() };
+        let s = SamplerSettings {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            typical_p: 0.5,
+            ..Default::default()
+        };
         let out = run(s);
-        assert!(out.top.iter().any(|c| c.removed_by == Some(Stage::TypicalP)));
+        assert!(
+            out.top
+                .iter()
+                .any(|c| c.removed_by == Some(Stage::TypicalP))
+        );
         assert!(out.p_final > 0.0);
     }
 
     #[test]
     fn same_seed_same_tokens_other_seed_other_tokens() {
-        let s = SamplerSettings { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, ..Default::default() };
+        let s = SamplerSettings {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let draw = |seed| {
-            let mut sm = Sampler::new(SamplerSettings { seed, ..s.clone() }).unwrap();
-            (0..64).map(|_| sm.sample(&logits(), &[], 1).token_id).collect::<Vec<_>>()
+            let sm = Sampler::new(SamplerSettings { seed, ..s.clone() }).unwrap();
+            let history = vec![0u32; 64];
+            (0..64)
+                .map(|i| sm.sample(&logits(), &history[..i], 1, None).token_id)
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
     }
 
     #[test]
+    fn the_draw_depends_on_seed_and_position_only() {
+        let s = SamplerSettings {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 3,
+            ..Default::default()
+        };
+        let a = Sampler::new(s.clone()).unwrap();
+        let b = Sampler::new(s).unwrap();
+        // Same position, different histories and calls before: same draw.
+        let _ = a.sample(&logits(), &[1, 2, 3], 1, None);
+        assert_eq!(
+            a.sample(&logits(), &[5, 5, 5, 5], 1, None),
+            b.sample(&logits(), &[5, 5, 5, 5], 1, None)
+        );
+    }
+
+    #[test]
+    fn forced_tokens_are_traced_like_sampled_ones() {
+        let s = SamplerSettings {
+            temperature: 1.0,
+            top_k: 2,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
+        let out = Sampler::new(s).unwrap().sample(&logits(), &[], 6, Some(3));
+        assert_eq!(out.token_id, 3);
+        assert_eq!(out.rank, 4);
+        assert_eq!(out.p_final, 0.0, "top-k had removed it");
+    }
+
+    #[test]
     fn invalid_settings_are_named() {
         let e = |s: SamplerSettings| s.validate().unwrap_err().to_string();
-        assert!(e(SamplerSettings { temperature: -1.0, ..Default::default() }).contains("temperature"));
-        assert!(e(SamplerSettings { top_p: 0.0, ..Default::default() }).contains("top-p"));
-        assert!(e(SamplerSettings { top_p: 1.5, ..Default::default() }).contains("top-p"));
-        assert!(e(SamplerSettings { order: vec![Stage::TopK], top_k: 0, ..Default::default() }).contains("top-k 0"));
+        assert!(
+            e(SamplerSettings {
+                temperature: -1.0,
+                ..Default::default()
+            })
+            .contains("temperature")
+        );
+        assert!(
+            e(SamplerSettings {
+                top_p: 0.0,
+                ..Default::default()
+            })
+            .contains("top-p")
+        );
+        assert!(
+            e(SamplerSettings {
+                top_p: 1.5,
+                ..Default::default()
+            })
+            .contains("top-p")
+        );
+        assert!(
+            e(SamplerSettings {
+                order: vec![Stage::TopK],
+                top_k: 0,
+                ..Default::default()
+            })
+            .contains("top-k 0")
+        );
         assert!(SamplerSettings::parse_order("top_k,bogus").is_err());
-        assert_eq!(SamplerSettings::parse_order("top-k;temp").unwrap(), vec![Stage::TopK, Stage::Temperature]);
+        assert_eq!(
+            SamplerSettings::parse_order("top-k;temp").unwrap(),
+            vec![Stage::TopK, Stage::Temperature]
+        );
     }
 }

@@ -11,7 +11,9 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer as HfTokenizer};
+use tokenizers::{
+    AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer as HfTokenizer,
+};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::load::gguf::GgufFile;
@@ -65,15 +67,25 @@ fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
     const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     let regex_then_bytes = |re: &str| -> Result<PreTokenizerWrapper> {
-        let split = Split::new(SplitPattern::Regex(re.into()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(err)?;
-        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]).into())
+        let split = Split::new(
+            SplitPattern::Regex(re.into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(err)?;
+        Ok(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])
+        .into())
     };
     Ok(match pre {
         // SmolLM / StarCoder: every digit alone, then GPT-2's split.
-        "smollm" | "starcoder" | "refact" => {
-            Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into()
-        }
+        "smollm" | "starcoder" | "refact" => Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ])
+        .into(),
         "llama3" | "llama-bpe" | "smaug-bpe" | "dbrx" => regex_then_bytes(LLAMA3)?,
         "qwen2" | "deepseek-r1-qwen" => regex_then_bytes(QWEN2)?,
         _ => ByteLevel::new(false, true, true).into(),
@@ -85,7 +97,11 @@ impl Tokenizer {
     /// GGUF metadata.
     pub fn load(gguf: &GgufFile) -> Result<Self> {
         let sidecar = gguf.path().with_file_name("tokenizer.json");
-        let hf = if sidecar.is_file() { Some(Self::read_json(&sidecar)?) } else { None };
+        let hf = if sidecar.is_file() {
+            Some(Self::read_json(&sidecar)?)
+        } else {
+            None
+        };
         Self::from_gguf(gguf, hf)
     }
 
@@ -101,15 +117,25 @@ impl Tokenizer {
             )));
         }
         let tokens = gguf.meta_strings("tokenizer.ggml.tokens")?;
-        let types = gguf.meta_ints("tokenizer.ggml.token_type").unwrap_or_default();
+        let types = gguf
+            .meta_ints("tokenizer.ggml.token_type")
+            .unwrap_or_default();
         let control: Vec<bool> = (0..tokens.len())
-            .map(|i| matches!(types.get(i), Some(&TOKEN_TYPE_CONTROL | &TOKEN_TYPE_USER_DEFINED)))
+            .map(|i| {
+                matches!(
+                    types.get(i),
+                    Some(&TOKEN_TYPE_CONTROL | &TOKEN_TYPE_USER_DEFINED)
+                )
+            })
             .collect();
         let mut special = match hf {
             Some(t) => t,
             None => {
-                let vocab: tokenizers::models::bpe::Vocab =
-                    tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+                let vocab: tokenizers::models::bpe::Vocab = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.to_string(), i as u32))
+                    .collect();
                 let merges = gguf
                     .meta_strings("tokenizer.ggml.merges")?
                     .into_iter()
@@ -119,7 +145,10 @@ impl Tokenizer {
                             .ok_or_else(|| err(format!("malformed merge `{m}`")))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(err)?;
+                let bpe = BPE::builder()
+                    .vocab_and_merges(vocab, merges)
+                    .build()
+                    .map_err(err)?;
                 let mut t = HfTokenizer::new(bpe);
                 let pre = gguf.meta_str("tokenizer.ggml.pre").unwrap_or("default");
                 t.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
@@ -156,7 +185,10 @@ impl Tokenizer {
         let eos = id("tokenizer.ggml.eos_token_id");
         let mut end_of_generation: Vec<u32> = eos.into_iter().collect();
         for (i, t) in tokens.iter().enumerate() {
-            let ends = matches!(*t, "<|im_end|>" | "<|endoftext|>" | "<|eot_id|>" | "<end_of_turn>" | "</s>");
+            let ends = matches!(
+                *t,
+                "<|im_end|>" | "<|endoftext|>" | "<|eot_id|>" | "<end_of_turn>" | "</s>"
+            );
             if control[i] && ends && !end_of_generation.contains(&(i as u32)) {
                 end_of_generation.push(i as u32);
             }
@@ -169,7 +201,9 @@ impl Tokenizer {
             bos,
             eos,
             end_of_generation,
-            add_bos: gguf.meta_bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+            add_bos: gguf
+                .meta_bool("tokenizer.ggml.add_bos_token")
+                .unwrap_or(false),
         })
     }
 
@@ -181,7 +215,11 @@ impl Tokenizer {
     /// the text become their ids; the model's BOS is prepended when its
     /// metadata asks for one.
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
-        let t = if parse_special { &self.special } else { &self.plain };
+        let t = if parse_special {
+            &self.special
+        } else {
+            &self.plain
+        };
         let mut ids = Vec::with_capacity(text.len() / 3 + 1);
         if self.add_bos {
             ids.extend(self.bos);
@@ -194,7 +232,10 @@ impl Tokenizer {
 
     /// The exact bytes of one token (a piece of a UTF-8 character for some).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.bytes
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// One token as display text (invalid UTF-8 pieces as U+FFFD).
@@ -212,7 +253,10 @@ impl Tokenizer {
 
     /// The text of a whole sequence.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
+        let bytes: Vec<u8> = ids
+            .iter()
+            .flat_map(|&id| self.token_bytes(id).iter().copied())
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 

@@ -46,7 +46,11 @@ impl AttentionRows {
     /// [layer][head][key] for a single query (the per-token JSON form).
     pub fn for_query(&self, query: usize) -> Vec<Vec<Vec<f32>>> {
         (0..self.n_layer)
-            .map(|l| (0..self.n_head).map(|h| self.causal_row(l, h, query).to_vec()).collect())
+            .map(|l| {
+                (0..self.n_head)
+                    .map(|h| self.causal_row(l, h, query).to_vec())
+                    .collect()
+            })
             .collect()
     }
 }

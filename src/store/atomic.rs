@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 /// A temporary path in the same directory as `target` (so rename is atomic).
 pub fn temp_path_for(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -36,6 +39,10 @@ mod tests {
         super::write(&p, b"first version, long").unwrap();
         super::write(&p, b"second").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }

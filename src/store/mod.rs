@@ -3,3 +3,5 @@
 pub mod atomic;
 pub mod models;
 pub mod paths;
+pub mod presets;
+pub mod session;

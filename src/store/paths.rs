@@ -16,7 +16,9 @@ pub fn data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("LMSCOPE_DATA_DIR") {
         return PathBuf::from(dir);
     }
-    project_dirs().map(|d| d.data_dir().to_path_buf()).unwrap_or_else(fallback)
+    project_dirs()
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(fallback)
 }
 
 /// The user's config.toml and keymap.
@@ -24,7 +26,9 @@ pub fn config_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("LMSCOPE_CONFIG_DIR") {
         return PathBuf::from(dir);
     }
-    project_dirs().map(|d| d.config_dir().to_path_buf()).unwrap_or_else(fallback)
+    project_dirs()
+        .map(|d| d.config_dir().to_path_buf())
+        .unwrap_or_else(fallback)
 }
 
 pub fn models_dir() -> PathBuf {

@@ -19,7 +19,9 @@ mod x86;
 use std::sync::OnceLock;
 
 pub use pool::{Pool, default_threads, pool};
-pub use quant::{ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts};
+pub use quant::{
+    ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
+};
 
 /// The instruction set the dot products use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,13 +84,24 @@ impl std::fmt::Debug for QWeight {
 impl QWeight {
     pub fn new(kind: WeightKind, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
         if cols == 0 || cols % QK != 0 {
-            return Err(format!("{cols} columns is not a whole number of {QK}-value blocks"));
+            return Err(format!(
+                "{cols} columns is not a whole number of {QK}-value blocks"
+            ));
         }
         let want = rows * cols / QK * kind.block_bytes();
         if data.len() != want {
-            return Err(format!("{:?} {rows}x{cols} needs {want} bytes, got {}", kind, data.len()));
+            return Err(format!(
+                "{:?} {rows}x{cols} needs {want} bytes, got {}",
+                kind,
+                data.len()
+            ));
         }
-        Ok(Self { kind, rows, cols, data })
+        Ok(Self {
+            kind,
+            rows,
+            cols,
+            data,
+        })
     }
 
     pub fn kind(&self) -> WeightKind {
@@ -144,18 +157,34 @@ fn dot_group(isa: Isa, kind: WeightKind, w: &[u8], acts: &[ActBlock], nb: usize,
             // shape) and each `a(i)` is a slice of exactly nb blocks.
             unsafe {
                 match (kind, n) {
-                    (WeightKind::Q4_1, 1) => out[..1].copy_from_slice(&x86::dot_q4_1::<1>(p, nb, [a(0)])),
-                    (WeightKind::Q4_1, 2) => out[..2].copy_from_slice(&x86::dot_q4_1::<2>(p, nb, [a(0), a(1)])),
-                    (WeightKind::Q4_1, 3) => out[..3].copy_from_slice(&x86::dot_q4_1::<3>(p, nb, [a(0), a(1), a(2)])),
-                    (WeightKind::Q4_1, _) => {
-                        out[..4].copy_from_slice(&x86::dot_q4_1::<4>(p, nb, [a(0), a(1), a(2), a(3)]))
+                    (WeightKind::Q4_1, 1) => {
+                        out[..1].copy_from_slice(&x86::dot_q4_1::<1>(p, nb, [a(0)]))
                     }
-                    (WeightKind::Q8_0, 1) => out[..1].copy_from_slice(&x86::dot_q8_0::<1>(p, nb, [a(0)])),
-                    (WeightKind::Q8_0, 2) => out[..2].copy_from_slice(&x86::dot_q8_0::<2>(p, nb, [a(0), a(1)])),
-                    (WeightKind::Q8_0, 3) => out[..3].copy_from_slice(&x86::dot_q8_0::<3>(p, nb, [a(0), a(1), a(2)])),
-                    (WeightKind::Q8_0, _) => {
-                        out[..4].copy_from_slice(&x86::dot_q8_0::<4>(p, nb, [a(0), a(1), a(2), a(3)]))
+                    (WeightKind::Q4_1, 2) => {
+                        out[..2].copy_from_slice(&x86::dot_q4_1::<2>(p, nb, [a(0), a(1)]))
                     }
+                    (WeightKind::Q4_1, 3) => {
+                        out[..3].copy_from_slice(&x86::dot_q4_1::<3>(p, nb, [a(0), a(1), a(2)]))
+                    }
+                    (WeightKind::Q4_1, _) => out[..4].copy_from_slice(&x86::dot_q4_1::<4>(
+                        p,
+                        nb,
+                        [a(0), a(1), a(2), a(3)],
+                    )),
+                    (WeightKind::Q8_0, 1) => {
+                        out[..1].copy_from_slice(&x86::dot_q8_0::<1>(p, nb, [a(0)]))
+                    }
+                    (WeightKind::Q8_0, 2) => {
+                        out[..2].copy_from_slice(&x86::dot_q8_0::<2>(p, nb, [a(0), a(1)]))
+                    }
+                    (WeightKind::Q8_0, 3) => {
+                        out[..3].copy_from_slice(&x86::dot_q8_0::<3>(p, nb, [a(0), a(1), a(2)]))
+                    }
+                    (WeightKind::Q8_0, _) => out[..4].copy_from_slice(&x86::dot_q8_0::<4>(
+                        p,
+                        nb,
+                        [a(0), a(1), a(2), a(3)],
+                    )),
                 }
             }
         }
@@ -192,11 +221,21 @@ impl OutPtr {
 /// quantisation of x (m x cols, row-major); y_i is m x rows_i, row-major.
 /// All weights must have the same kind and column count. Parallel over
 /// weight rows on `pool`, with `isa`'s kernels.
-pub fn matmul_with(pool: &Pool, isa: Isa, ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
+pub fn matmul_with(
+    pool: &Pool,
+    isa: Isa,
+    ws: &[&QWeight],
+    x: &[f32],
+    m: usize,
+    outs: &mut [&mut [f32]],
+) {
     assert_eq!(ws.len(), outs.len());
     let Some(first) = ws.first() else { return };
     let (kind, cols) = (first.kind, first.cols);
-    assert!(ws.iter().all(|w| w.kind == kind && w.cols == cols), "fused weights differ in kind or width");
+    assert!(
+        ws.iter().all(|w| w.kind == kind && w.cols == cols),
+        "fused weights differ in kind or width"
+    );
     assert_eq!(x.len(), m * cols, "activations are not m x cols");
     for (w, o) in ws.iter().zip(outs.iter()) {
         assert_eq!(o.len(), m * w.rows, "output is not m x rows");
@@ -223,7 +262,10 @@ pub fn matmul_with(pool: &Pool, isa: Isa, ws: &[&QWeight], x: &[f32], m: usize, 
             r = end;
         }
     }
-    let ptrs: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr(), o.len())).collect();
+    let ptrs: Vec<OutPtr> = outs
+        .iter_mut()
+        .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
+        .collect();
     let body = |t: usize| {
         let (i, r0, r1) = tasks[t];
         let w = ws[i];

@@ -76,7 +76,11 @@ impl Pool {
                 .spawn(move || worker(&shared))
                 .expect("spawning a kernel worker thread");
         }
-        Self { shared, workers, run_lock: Mutex::new(()) }
+        Self {
+            shared,
+            workers,
+            run_lock: Mutex::new(()),
+        }
     }
 
     pub fn threads(&self) -> usize {
@@ -100,7 +104,10 @@ impl Pool {
         // not return before `active` is back to zero, i.e. before the last
         // worker has stopped using the pointer (see the wait below).
         let job: JobPtr = JobPtr(unsafe {
-            std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(f)
+            std::mem::transmute::<
+                *const (dyn Fn(usize) + Sync + '_),
+                *const (dyn Fn(usize) + Sync + 'static),
+            >(f)
         });
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
         s.next.store(0, Ordering::Relaxed);
@@ -199,7 +206,11 @@ pub fn default_threads() -> usize {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// The process-wide pool, started on first use.

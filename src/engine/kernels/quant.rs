@@ -68,8 +68,16 @@ fn quantize_block(x: &[f32], with_sum: bool) -> ActBlock {
         *q = r as i8;
         sum += r;
     }
-    let s = if with_sum { round_f16(d * sum as f32) } else { 0.0 };
-    ActBlock { d: round_f16(d), s, qs }
+    let s = if with_sum {
+        round_f16(d * sum as f32)
+    } else {
+        0.0
+    };
+    ActBlock {
+        d: round_f16(d),
+        s,
+        qs,
+    }
 }
 
 /// Quantises rows of `cols` values (cols a multiple of 32) for the given

@@ -102,15 +102,19 @@ fn scalar_dots_match_dequantised_f64() {
             quantize_acts(kind, &x, &mut a);
             let mut wf = vec![0f32; nb * QK];
             w.dequantize_row(0, &mut wf);
-            let want: f64 =
-                (0..nb * QK).map(|i| wf[i] as f64 * (a[i / QK].qs[i % QK] as f64 * a[i / QK].d as f64)).sum();
+            let want: f64 = (0..nb * QK)
+                .map(|i| wf[i] as f64 * (a[i / QK].qs[i % QK] as f64 * a[i / QK].d as f64))
+                .sum();
             let got = match kind {
                 WeightKind::Q4_1 => dot_q4_1_scalar(w.row(0), &a),
                 WeightKind::Q8_0 => dot_q8_0_scalar(w.row(0), &a),
             };
             // Q8_1's sum term is rounded to f16, so allow its rounding.
             let tol = 1e-3 * (want.abs() + nb as f64);
-            assert!((got as f64 - want).abs() < tol, "{kind:?} nb={nb}: {got} vs {want}");
+            assert!(
+                (got as f64 - want).abs() < tol,
+                "{kind:?} nb={nb}: {got} vs {want}"
+            );
         }
     }
 }
@@ -154,7 +158,13 @@ fn matmul_matches_scalar_rows_for_odd_shapes() {
         let pool = Pool::new(threads);
         for isa in isas() {
             for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
-                for &(rows, nb, m) in &[(1usize, 1usize, 1usize), (7, 3, 1), (33, 18, 5), (130, 2, 9), (1000, 18, 2)] {
+                for &(rows, nb, m) in &[
+                    (1usize, 1usize, 1usize),
+                    (7, 3, 1),
+                    (33, 18, 5),
+                    (130, 2, 9),
+                    (1000, 18, 2),
+                ] {
                     let cols = nb * QK;
                     let w1 = random_weight(&mut rng, kind, rows, cols);
                     let w2 = random_weight(&mut rng, kind, rows / 2 + 1, cols);

@@ -29,7 +29,11 @@ fn hsum(v: __m256) -> f32 {
 /// The CPU supports AVX2, FMA and F16C; `w` points to `nb * 20` readable
 /// bytes and each `a[r]` to `nb` readable blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q4_1<const R: usize>(w: *const u8, nb: usize, a: [*const ActBlock; R]) -> [f32; R] {
+pub unsafe fn dot_q4_1<const R: usize>(
+    w: *const u8,
+    nb: usize,
+    a: [*const ActBlock; R],
+) -> [f32; R] {
     let mask = _mm_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
@@ -44,7 +48,9 @@ pub unsafe fn dot_q4_1<const R: usize>(w: *const u8, nb: usize, a: [*const ActBl
             // SAFETY (for the reads below): b < nb, and the caller
             // guarantees nb blocks behind `w` and every `a[r]`.
             let blk = unsafe { w.add($b * bb) };
-            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(unsafe { (blk as *const i32).read_unaligned() }));
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(unsafe {
+                (blk as *const i32).read_unaligned()
+            }));
             let d = _mm_cvtss_f32(dm);
             let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
             let raw = unsafe { _mm_loadu_si128(blk.add(4) as *const __m128i) };
@@ -84,7 +90,11 @@ pub unsafe fn dot_q4_1<const R: usize>(w: *const u8, nb: usize, a: [*const ActBl
 /// The CPU supports AVX2, FMA and F16C; `w` points to `nb * 34` readable
 /// bytes and each `a[r]` to `nb` readable blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q8_0<const R: usize>(w: *const u8, nb: usize, a: [*const ActBlock; R]) -> [f32; R] {
+pub unsafe fn dot_q8_0<const R: usize>(
+    w: *const u8,
+    nb: usize,
+    a: [*const ActBlock; R],
+) -> [f32; R] {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut acc2 = [_mm256_setzero_ps(); R];
@@ -96,8 +106,9 @@ pub unsafe fn dot_q8_0<const R: usize>(w: *const u8, nb: usize, a: [*const ActBl
             // SAFETY (for the reads below): b < nb, and the caller
             // guarantees nb blocks behind `w` and every `a[r]`.
             let blk = unsafe { w.add($b * bb) };
-            let d =
-                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(unsafe { (blk as *const u16).read_unaligned() } as i32)));
+            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(unsafe {
+                (blk as *const u16).read_unaligned()
+            } as i32)));
             let wq = unsafe { _mm256_loadu_si256(blk.add(2) as *const __m256i) };
             let aw = _mm256_sign_epi8(wq, wq);
             for r in 0..R {

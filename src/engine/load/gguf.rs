@@ -54,7 +54,12 @@ impl GgufFile {
         reader.seek(SeekFrom::Start(0))?;
         let content = gguf_file::Content::read(&mut reader)
             .map_err(|e| EngineError::corrupt(path, format!("unreadable header: {e}")))?;
-        let this = Self { path: path.to_path_buf(), reader, content, file_size };
+        let this = Self {
+            path: path.to_path_buf(),
+            reader,
+            content,
+            file_size,
+        };
         this.check_tensor_ranges()?;
         Ok(this)
     }
@@ -72,7 +77,11 @@ impl GgufFile {
                 ));
             }
             let bytes = (elems / block * info.ggml_dtype.type_size()) as u64;
-            let end = self.content.tensor_data_offset.saturating_add(info.offset).saturating_add(bytes);
+            let end = self
+                .content
+                .tensor_data_offset
+                .saturating_add(info.offset)
+                .saturating_add(bytes);
             if end > self.file_size {
                 return Err(EngineError::corrupt(
                     &self.path,
@@ -118,8 +127,9 @@ impl GgufFile {
             I64(x) => u64::try_from(*x).ok(),
             _ => None,
         };
-        n.map(|n| n as usize)
-            .ok_or_else(|| EngineError::corrupt(&self.path, format!("`{key}` is not a count: {v:?}")))
+        n.map(|n| n as usize).ok_or_else(|| {
+            EngineError::corrupt(&self.path, format!("`{key}` is not a count: {v:?}"))
+        })
     }
 
     pub fn meta_f32(&self, key: &str) -> Result<f32> {
@@ -127,7 +137,10 @@ impl GgufFile {
         match self.meta(key)? {
             F32(x) => Ok(*x),
             F64(x) => Ok(*x as f32),
-            v => Err(EngineError::corrupt(&self.path, format!("`{key}` is not a number: {v:?}"))),
+            v => Err(EngineError::corrupt(
+                &self.path,
+                format!("`{key}` is not a number: {v:?}"),
+            )),
         }
     }
 
@@ -142,9 +155,9 @@ impl GgufFile {
             .map_err(|_| EngineError::corrupt(&self.path, format!("`{key}` is not an array")))?;
         arr.iter()
             .map(|v| {
-                v.to_string()
-                    .map(|s| s.as_str())
-                    .map_err(|_| EngineError::corrupt(&self.path, format!("`{key}` holds a non-string")))
+                v.to_string().map(|s| s.as_str()).map_err(|_| {
+                    EngineError::corrupt(&self.path, format!("`{key}` holds a non-string"))
+                })
             })
             .collect()
     }
@@ -162,7 +175,10 @@ impl GgufFile {
                 I8(x) => Ok(*x as i64),
                 U8(x) => Ok(*x as i64),
                 I64(x) => Ok(*x),
-                _ => Err(EngineError::corrupt(&self.path, format!("`{key}` holds a non-integer"))),
+                _ => Err(EngineError::corrupt(
+                    &self.path,
+                    format!("`{key}` holds a non-integer"),
+                )),
             })
             .collect()
     }
@@ -198,11 +214,9 @@ impl GgufFile {
     }
 
     pub fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
-        let info = self
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| EngineError::corrupt(&self.path, format!("tensor `{name}` is missing")))?;
+        let info = self.content.tensor_infos.get(name).ok_or_else(|| {
+            EngineError::corrupt(&self.path, format!("tensor `{name}` is missing"))
+        })?;
         // GGUF lists dimensions innermost first; candle reverses them.
         Ok(info.shape.dims().to_vec())
     }
@@ -210,7 +224,10 @@ impl GgufFile {
     /// Reads one tensor's bytes from the file (each tensor is read once).
     pub fn tensor(&mut self, name: &str) -> Result<QTensor> {
         if !self.has_tensor(name) {
-            return Err(EngineError::corrupt(&self.path, format!("tensor `{name}` is missing")));
+            return Err(EngineError::corrupt(
+                &self.path,
+                format!("tensor `{name}` is missing"),
+            ));
         }
         self.content
             .tensor(&mut self.reader, name, &Device::Cpu)

@@ -38,7 +38,11 @@ fn push(buf: &mut Arc<Vec<f32>>, rows: &[f32]) {
 impl LayerCache {
     /// Positions held.
     pub(crate) fn len(&self) -> usize {
-        if self.kv_width == 0 { 0 } else { self.k.len() / self.kv_width }
+        if self.kv_width == 0 {
+            0
+        } else {
+            self.k.len() / self.kv_width
+        }
     }
 
     /// Appends this step's keys, values (each `seq` rows of `kv_width`) and,
@@ -60,19 +64,32 @@ impl LayerCache {
     }
 
     /// Queries in `queries` and the keys they can see (0..queries.end).
-    pub(crate) fn captured(&self, queries: std::ops::Range<usize>) -> Result<(&[f32], &[f32]), EngineError> {
+    pub(crate) fn captured(
+        &self,
+        queries: std::ops::Range<usize>,
+    ) -> Result<(&[f32], &[f32]), EngineError> {
         if !self.capture || self.q.is_empty() {
             return Err(EngineError::AttentionNotCaptured);
         }
         let len = self.len();
         if queries.start >= queries.end || queries.end > len {
-            return Err(EngineError::PositionOutOfRange { position: queries.end, len });
+            return Err(EngineError::PositionOutOfRange {
+                position: queries.end,
+                len,
+            });
         }
-        Ok((&self.q[queries.start * self.q_width..queries.end * self.q_width], &self.k[..queries.end * self.kv_width]))
+        Ok((
+            &self.q[queries.start * self.q_width..queries.end * self.q_width],
+            &self.k[..queries.end * self.kv_width],
+        ))
     }
 
     fn truncate(&mut self, len: usize) {
-        for (buf, width) in [(&mut self.k, self.kv_width), (&mut self.v, self.kv_width), (&mut self.q, self.q_width)] {
+        for (buf, width) in [
+            (&mut self.k, self.kv_width),
+            (&mut self.v, self.kv_width),
+            (&mut self.q, self.q_width),
+        ] {
             if buf.len() > len * width {
                 Arc::make_mut(buf).truncate(len * width);
             }
@@ -95,8 +112,15 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(n_layer: usize, capture_attention: bool) -> Self {
-        let layer = LayerCache { capture: capture_attention, ..Default::default() };
-        Self { layers: vec![layer; n_layer], tokens: Vec::new(), capture: capture_attention }
+        let layer = LayerCache {
+            capture: capture_attention,
+            ..Default::default()
+        };
+        Self {
+            layers: vec![layer; n_layer],
+            tokens: Vec::new(),
+            capture: capture_attention,
+        }
     }
 
     /// Number of positions held.
@@ -169,6 +193,9 @@ mod tests {
     fn no_capture_no_rows() {
         let mut a = KvCache::new(1, false);
         a.layers[0].append(&[1.], &[1.], &[1.], 1);
-        assert!(matches!(a.layers[0].captured(0..1), Err(EngineError::AttentionNotCaptured)));
+        assert!(matches!(
+            a.layers[0].captured(0..1),
+            Err(EngineError::AttentionNotCaptured)
+        ));
     }
 }

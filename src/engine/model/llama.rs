@@ -61,25 +61,37 @@ impl Config {
         let cfg = Self {
             n_layer: gguf.meta_usize(&key("block_count"))?,
             n_head,
-            n_kv_head: gguf.meta_usize(&key("attention.head_count_kv")).unwrap_or(n_head),
+            n_kv_head: gguf
+                .meta_usize(&key("attention.head_count_kv"))
+                .unwrap_or(n_head),
             d_model,
             d_ff: gguf.meta_usize(&key("feed_forward_length"))?,
-            head_dim: gguf.meta_usize(&key("rope.dimension_count")).unwrap_or(d_model / n_head.max(1)),
+            head_dim: gguf
+                .meta_usize(&key("rope.dimension_count"))
+                .unwrap_or(d_model / n_head.max(1)),
             rope_base: gguf.meta_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
-            rms_eps: gguf.meta_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+            rms_eps: gguf
+                .meta_f32(&key("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-5),
             vocab_size,
             context_length: gguf.meta_usize(&key("context_length")).unwrap_or(2048),
         };
         if cfg.n_head == 0 || cfg.n_kv_head == 0 || cfg.n_head % cfg.n_kv_head != 0 {
             return Err(EngineError::corrupt(
                 gguf.path(),
-                format!("head counts {} / {} are inconsistent", cfg.n_head, cfg.n_kv_head),
+                format!(
+                    "head counts {} / {} are inconsistent",
+                    cfg.n_head, cfg.n_kv_head
+                ),
             ));
         }
         if cfg.head_dim * cfg.n_head != cfg.d_model || cfg.head_dim % 2 != 0 {
             return Err(EngineError::corrupt(
                 gguf.path(),
-                format!("head_dim {} x {} heads != width {}", cfg.head_dim, cfg.n_head, cfg.d_model),
+                format!(
+                    "head_dim {} x {} heads != width {}",
+                    cfg.head_dim, cfg.n_head, cfg.d_model
+                ),
             ));
         }
         Ok(cfg)
@@ -119,9 +131,14 @@ impl Linear {
             })
             .collect();
         match kernels {
-            Some(ws) if ws.iter().all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols()) => {
+            Some(ws)
+                if ws
+                    .iter()
+                    .all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols()) =>
+            {
                 let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
-                let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+                let mut slices: Vec<&mut [f32]> =
+                    outs.iter_mut().map(|o| o.as_mut_slice()).collect();
                 kernels::matmul(&ws, x, m, &mut slices);
                 Ok(outs)
             }
@@ -129,7 +146,12 @@ impl Linear {
                 let xt = Tensor::from_slice(x, (m, x.len() / m), &Device::Cpu)?;
                 layers
                     .iter()
-                    .map(|l| Ok(l.forward(&xt)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?))
+                    .map(|l| {
+                        Ok(l.forward(&xt)?
+                            .flatten_all()?
+                            .to_dtype(DType::F32)?
+                            .to_vec1::<f32>()?)
+                    })
                     .collect()
             }
         }
@@ -150,8 +172,10 @@ impl Linear {
                 Linear::Candle(_) => None,
             })
             .collect();
-        let fusable =
-            kernels.as_ref().is_some_and(|ws| ws.iter().all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols()));
+        let fusable = kernels.as_ref().is_some_and(|ws| {
+            ws.iter()
+                .all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols())
+        });
         let Some(ws) = kernels.filter(|_| fusable) else {
             return layers
                 .iter()
@@ -227,7 +251,11 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn load(gguf: &mut GgufFile, name: &str, eps: f32) -> Result<Self> {
-        let weight = gguf.tensor(name)?.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let weight = gguf
+            .tensor(name)?
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         Ok(Self { weight, eps })
     }
 
@@ -255,11 +283,17 @@ struct Rope {
 impl Rope {
     fn new(cfg: &Config) -> Self {
         let half = cfg.head_dim / 2;
-        let inv_freq: Vec<f32> =
-            (0..half).map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32)).collect();
-        let angles: Vec<f32> =
-            (0..cfg.context_length).flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f)).collect();
-        Self { cos: angles.iter().map(|a| a.cos()).collect(), sin: angles.iter().map(|a| a.sin()).collect(), half }
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
+            .collect();
+        let angles: Vec<f32> = (0..cfg.context_length)
+            .flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f))
+            .collect();
+        Self {
+            cos: angles.iter().map(|a| a.cos()).collect(),
+            sin: angles.iter().map(|a| a.sin()).collect(),
+            half,
+        }
     }
 
     /// GGUF stores Q and K permuted for llama.cpp's interleaved rotary form,
@@ -319,7 +353,12 @@ impl Heads {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ac.zip(bc) {
         for l in 0..8 {
             acc[l] += x[l] * y[l];
@@ -359,7 +398,14 @@ const QUERY_BLOCK: usize = 16;
 /// Causal attention of `nq` queries (rows of n_head x head_dim, at positions
 /// offset..) over the cached keys and values (rows of n_kv_head x head_dim,
 /// the queries' own included): y, rows of n_head x head_dim.
-fn attend(hs: Heads, q: &[f32], keys: &[f32], values: &[f32], nq: usize, offset: usize) -> Vec<f32> {
+fn attend(
+    hs: Heads,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    nq: usize,
+    offset: usize,
+) -> Vec<f32> {
     let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
     let nk = offset + nq;
     let blocks = nq.div_ceil(QUERY_BLOCK);
@@ -375,7 +421,14 @@ fn attend(hs: Heads, q: &[f32], keys: &[f32], values: &[f32], nq: usize, offset:
                 break;
             }
             let visible = offset + i + 1;
-            probs_row(hs, h, &q[i * qw + h * d..i * qw + (h + 1) * d], keys, visible, &mut p[..visible]);
+            probs_row(
+                hs,
+                h,
+                &q[i * qw + h * d..i * qw + (h + 1) * d],
+                keys,
+                visible,
+                &mut p[..visible],
+            );
             for (j, &pj) in p[..visible].iter().enumerate() {
                 let vr = &values[j * kw + ko..j * kw + ko + d];
                 for (y, &v) in yr.iter_mut().zip(vr) {
@@ -410,7 +463,14 @@ fn attention_probs(hs: Heads, q: &[f32], keys: &[f32], nq: usize, offset: usize)
     let mut out = vec![0f32; hs.n_head * nq * nk];
     let row = |r: usize, o: &mut [f32]| {
         let (h, i) = (r / nq, r % nq);
-        probs_row(hs, h, &q[i * qw + h * d..i * qw + (h + 1) * d], keys, offset + i + 1, o);
+        probs_row(
+            hs,
+            h,
+            &q[i * qw + h * d..i * qw + (h + 1) * d],
+            keys,
+            offset + i + 1,
+            o,
+        );
     };
     if hs.n_head * nq * nk * d < 1 << 16 {
         for (r, o) in out.chunks_exact_mut(nk).enumerate() {
@@ -441,24 +501,38 @@ impl Attention {
     }
 
     fn heads(&self) -> Heads {
-        Heads { n_head: self.n_head, n_kv_head: self.n_kv_head, head_dim: self.head_dim }
+        Heads {
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
+        }
     }
 
     /// x: rows of d_model for `seqs`, each (cache, rows): a sequence's
     /// positions after what its cache holds. Returns rows of d_model.
-    fn forward(&self, x: &[f32], rope: &Rope, seqs: &mut [(&mut LayerCache, usize)]) -> Result<Vec<f32>> {
+    fn forward(
+        &self,
+        x: &[f32],
+        rope: &Rope,
+        seqs: &mut [(&mut LayerCache, usize)],
+    ) -> Result<Vec<f32>> {
         let hs = self.heads();
         let (qw, kw) = (hs.q_width(), hs.kv_width());
         let m: usize = seqs.iter().map(|s| s.1).sum();
         let [mut q, mut k, v]: [Vec<f32>; 3] =
-            Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?.try_into().expect("three outputs");
+            Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
+                .try_into()
+                .expect("three outputs");
         let mut y = Vec::with_capacity(m * qw);
         let mut row = 0;
         for (cache, n) in seqs.iter_mut() {
             let n = *n;
             let offset = cache.len();
-            let (qs, ks, vs) =
-                (&mut q[row * qw..(row + n) * qw], &mut k[row * kw..(row + n) * kw], &v[row * kw..(row + n) * kw]);
+            let (qs, ks, vs) = (
+                &mut q[row * qw..(row + n) * qw],
+                &mut k[row * kw..(row + n) * kw],
+                &v[row * kw..(row + n) * kw],
+            );
             rope.apply(qs, qw, offset);
             rope.apply(ks, kw, offset);
             cache.append(ks, vs, qs, n);
@@ -466,7 +540,9 @@ impl Attention {
             y.extend(attend(hs, qs, keys, values, n, offset));
             row += n;
         }
-        Ok(Linear::forward_rows(&[&self.wo], &y, m)?.pop().expect("one output"))
+        Ok(Linear::forward_rows(&[&self.wo], &y, m)?
+            .pop()
+            .expect("one output"))
     }
 }
 
@@ -488,12 +564,15 @@ impl Mlp {
 
     /// x: m rows of d_model -> m rows of d_model.
     fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
-        let [mut gate, up]: [Vec<f32>; 2] =
-            Linear::forward_rows(&[&self.gate, &self.up], x, m)?.try_into().expect("two outputs");
+        let [mut gate, up]: [Vec<f32>; 2] = Linear::forward_rows(&[&self.gate, &self.up], x, m)?
+            .try_into()
+            .expect("two outputs");
         for (g, u) in gate.iter_mut().zip(&up) {
             *g = *g / (1.0 + (-*g).exp()) * u;
         }
-        Ok(Linear::forward_rows(&[&self.down], &gate, m)?.pop().expect("one output"))
+        Ok(Linear::forward_rows(&[&self.down], &gate, m)?
+            .pop()
+            .expect("one output"))
     }
 }
 
@@ -564,7 +643,11 @@ impl Llama {
         // Tied embeddings: without an output.weight, the output projection
         // is the embedding matrix itself (held once with our kernels).
         let tied = !gguf.has_tensor("output.weight");
-        let output_name = if tied { "token_embd.weight" } else { "output.weight" };
+        let output_name = if tied {
+            "token_embd.weight"
+        } else {
+            "output.weight"
+        };
         let output = Linear::load(gguf, output_name, precision)?;
         let embed = match &output {
             Linear::Kernel(w) if tied => Embedding::Kernel(w.clone()),
@@ -576,10 +659,20 @@ impl Llama {
                 }
             }
         };
-        let blocks = (0..cfg.n_layer).map(|i| Block::load(gguf, i, &cfg, precision)).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..cfg.n_layer)
+            .map(|i| Block::load(gguf, i, &cfg, precision))
+            .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(gguf, "output_norm.weight", cfg.rms_eps)?;
         let rope = Rope::new(&cfg);
-        Ok(Self { embed, blocks, norm, output, rope, cfg, precision })
+        Ok(Self {
+            embed,
+            blocks,
+            norm,
+            output,
+            rope,
+            cfg,
+            precision,
+        })
     }
 
     /// Runs `tokens` after what `cache` already holds, appending to it.
@@ -610,14 +703,18 @@ impl Llama {
         for c in caches.iter() {
             self.check_room(c, 1)?;
         }
-        let mut seqs: Vec<(&mut KvCache, usize)> = caches.iter_mut().map(|c| (&mut **c, 1)).collect();
+        let mut seqs: Vec<(&mut KvCache, usize)> =
+            caches.iter_mut().map(|c| (&mut **c, 1)).collect();
         let x = self.run_blocks(tokens, &mut seqs)?;
         self.logits(&x)
     }
 
     fn check_room(&self, cache: &KvCache, seq: usize) -> Result<()> {
         if cache.len() + seq > self.cfg.context_length {
-            return Err(EngineError::ContextOverflow { tokens: cache.len() + seq, limit: self.cfg.context_length });
+            return Err(EngineError::ContextOverflow {
+                tokens: cache.len() + seq,
+                limit: self.cfg.context_length,
+            });
         }
         Ok(())
     }
@@ -625,11 +722,17 @@ impl Llama {
     /// Embeds `tokens` (the sequences' new positions, in order) and runs
     /// every block, appending to the caches: the final residual rows.
     fn run_blocks(&self, tokens: &[u32], seqs: &mut [(&mut KvCache, usize)]) -> Result<Vec<f32>> {
-        let mut x = self.embed.forward(tokens)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut x = self
+            .embed
+            .forward(tokens)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let mut norm = vec![0f32; x.len()];
         for (l, block) in self.blocks.iter().enumerate() {
-            let mut layer: Vec<(&mut LayerCache, usize)> =
-                seqs.iter_mut().map(|(c, n)| (&mut c.layers[l], *n)).collect();
+            let mut layer: Vec<(&mut LayerCache, usize)> = seqs
+                .iter_mut()
+                .map(|(c, n)| (&mut c.layers[l], *n))
+                .collect();
             block.forward(&mut x, &mut norm, &self.rope, &mut layer)?;
         }
         let mut at = 0;
@@ -645,7 +748,9 @@ impl Llama {
         let n = x.len() / self.cfg.d_model;
         let mut normed = vec![0f32; x.len()];
         self.norm.forward(x, &mut normed);
-        let out = Linear::forward_rows(&[&self.output], &normed, n)?.pop().expect("one output");
+        let out = Linear::forward_rows(&[&self.output], &normed, n)?
+            .pop()
+            .expect("one output");
         let vocab = out.len() / n;
         Ok(Tensor::from_vec(out, (n, vocab), &Device::Cpu)?)
     }
@@ -653,12 +758,24 @@ impl Llama {
     /// Attention probabilities of queries `queries` (absolute positions) in
     /// `layer`, over all keys up to the last query: (n_head, nq, nk) with
     /// nk = queries.end, recomputed from the cached queries and keys.
-    pub fn attention_rows(&self, cache: &KvCache, layer: usize, queries: std::ops::Range<usize>) -> Result<Tensor> {
-        let lc = cache.layers.get(layer).ok_or(EngineError::NoSuchLayer { layer, n_layer: self.cfg.n_layer })?;
+    pub fn attention_rows(
+        &self,
+        cache: &KvCache,
+        layer: usize,
+        queries: std::ops::Range<usize>,
+    ) -> Result<Tensor> {
+        let lc = cache.layers.get(layer).ok_or(EngineError::NoSuchLayer {
+            layer,
+            n_layer: self.cfg.n_layer,
+        })?;
         let (q, k) = lc.captured(queries.clone())?;
         let hs = self.blocks[layer].attn.heads();
         let probs = attention_probs(hs, q, k, queries.len(), queries.start);
-        Ok(Tensor::from_vec(probs, (hs.n_head, queries.len(), queries.end), &Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            probs,
+            (hs.n_head, queries.len(), queries.end),
+            &Device::Cpu,
+        )?)
     }
 
     pub fn new_cache(&self, capture_attention: bool) -> KvCache {
@@ -670,7 +787,11 @@ impl Llama {
 mod tests {
     use super::*;
 
-    const HS: Heads = Heads { n_head: 4, n_kv_head: 2, head_dim: 8 };
+    const HS: Heads = Heads {
+        n_head: 4,
+        n_kv_head: 2,
+        head_dim: 8,
+    };
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
         use rand::{Rng, SeedableRng};
@@ -680,7 +801,13 @@ mod tests {
 
     /// The plain definition: softmax(q k^T / sqrt(d) + causal mask) V, in
     /// f64, with consecutive query heads sharing a KV head.
-    fn reference(q: &[f32], k: &[f32], v: &[f32], nq: usize, offset: usize) -> (Vec<f64>, Vec<f64>) {
+    fn reference(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        nq: usize,
+        offset: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
         let (d, qw, kw) = (HS.head_dim, HS.q_width(), HS.kv_width());
         let nk = offset + nq;
         let mut probs = vec![0f64; HS.n_head * nq * nk];
@@ -690,7 +817,9 @@ mod tests {
             for i in 0..nq {
                 let s: Vec<f64> = (0..=offset + i)
                     .map(|j| {
-                        (0..d).map(|c| q[i * qw + h * d + c] as f64 * k[j * kw + kh * d + c] as f64).sum::<f64>()
+                        (0..d)
+                            .map(|c| q[i * qw + h * d + c] as f64 * k[j * kw + kh * d + c] as f64)
+                            .sum::<f64>()
                             / (d as f64).sqrt()
                     })
                     .collect();
@@ -728,7 +857,10 @@ mod tests {
                 for i in 0..nq {
                     let row = &p[(h * nq + i) * nk..(h * nq + i + 1) * nk];
                     assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-                    assert!(row[offset + i + 1..].iter().all(|&w| w == 0.0), "no weight on future keys");
+                    assert!(
+                        row[offset + i + 1..].iter().all(|&w| w == 0.0),
+                        "no weight on future keys"
+                    );
                 }
             }
         }

@@ -1,0 +1,195 @@
+//! `lmscope compare`: the same prompt under several sampler presets, from
+//! one prefill (the KV cache forked) and one seed.
+
+use clap::Args;
+use serde_json::json;
+
+use super::args::ModelArgs;
+use crate::analysis::compare::{self, ColumnStats};
+use crate::engine::chat::Message;
+use crate::engine::{Generation, Prompt, Request};
+use crate::store::presets;
+use crate::store::session::{Run, Session};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Presets: greedy, precise, balanced, creative (assets/presets.toml), plus presets.toml
+in the config directory. JSON (--json): {prompt_tokens, seed, columns: [{preset, settings, text,
+token_ids, finish, stats: {tokens, tok_s, mean_logprob, perplexity, mean_entropy, distinct_1,
+distinct_2, repetition_rate}}], divergence: {step, tokens, probs} | null}"
+)]
+pub struct CompareArgs {
+    /// The prompt; `-` reads stdin
+    pub prompt: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A sampler preset per column (2 to 4)
+    #[arg(long = "preset", required = true, num_args = 1)]
+    pub presets: Vec<String>,
+    /// One seed for every column
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(short = 'n', long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Apply the model's chat template to PROMPT
+    #[arg(long)]
+    pub chat: bool,
+    #[arg(long, default_value_t = 10)]
+    pub top_n: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// Save the comparison as a session file
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (2..=4).contains(&args.presets.len()),
+        "compare takes 2 to 4 --preset columns, got {}",
+        args.presets.len()
+    );
+    let all = presets::load()?;
+    let settings: Vec<_> = args
+        .presets
+        .iter()
+        .map(|name| {
+            all.get(name)
+                .cloned()
+                .map(|s| crate::engine::sampling::SamplerSettings {
+                    seed: args.seed,
+                    ..s
+                })
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown preset `{name}`; known: {}",
+                        all.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let text = super::read_input(&args.prompt)?;
+    anyhow::ensure!(
+        !text.trim().is_empty(),
+        "the prompt is empty; give some text to continue"
+    );
+    let engine = args.model.load()?;
+    let prompt = if args.chat {
+        Prompt::Chat(vec![Message::new("user", text)])
+    } else {
+        Prompt::Text(text)
+    };
+    let requests: Vec<Request> = settings
+        .iter()
+        .map(|s| Request {
+            sampler: s.clone(),
+            max_tokens: args.max_tokens,
+            top_n: args.top_n,
+            ..Request::new(prompt.clone())
+        })
+        .collect();
+    let mut base = engine.start(&requests[0])?;
+    base.prefill(&engine)?;
+    let mut columns: Vec<Generation> = settings
+        .iter()
+        .map(|s| base.fork(&engine, 0, None, s.clone()))
+        .collect::<Result<_, _>>()?;
+    // Round-robin, so the columns advance together.
+    loop {
+        let mut progressed = false;
+        for c in &mut columns {
+            progressed |= c.step(&engine)?.is_some();
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let steps: Vec<&[_]> = columns.iter().map(|c| c.steps()).collect();
+    let divergence = compare::first_divergence(&steps);
+    let stats: Vec<ColumnStats> = columns
+        .iter()
+        .map(|c| compare::column_stats(c.steps(), c.timings().decode_s))
+        .collect();
+
+    if let Some(path) = &args.save {
+        let info = engine.info();
+        let template = args.chat.then(|| engine.template().source().to_string());
+        let mut session = Session::new(
+            Session::identify(info)?,
+            prompt.clone(),
+            base.prompt_tokens().to_vec(),
+            template,
+        );
+        for ((name, c), r) in args.presets.iter().zip(&columns).zip(&requests) {
+            session.runs.push(Run::from_generation(name.clone(), r, c));
+        }
+        session.compare = (0..columns.len()).collect();
+        session.save(path)?;
+        eprintln!("saved {}", path.display());
+    }
+
+    if args.json {
+        let cols: Vec<_> = args
+            .presets
+            .iter()
+            .zip(&columns)
+            .zip(&stats)
+            .map(|((name, c), st)| {
+                json!({
+                    "preset": name,
+                    "settings": c.sampler_settings(),
+                    "text": c.text(),
+                    "token_ids": c.steps().iter().map(|s| s.token_id).collect::<Vec<_>>(),
+                    "finish": c.finished(),
+                    "stats": st,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"prompt_tokens": base.prompt_tokens().len(), "seed": args.seed, "columns": cols, "divergence": divergence})
+        );
+        return Ok(());
+    }
+    for ((name, c), st) in args.presets.iter().zip(&columns).zip(&stats) {
+        println!("== {name} ==\n{}\n", c.text().trim_end());
+        println!(
+            "   {} tokens, {:.1} tok/s, mean logprob {:.3}, perplexity {:.2}, entropy {:.2}, distinct-1 {:.2}, distinct-2 {:.2}, repetition {:.2}\n",
+            st.tokens,
+            st.tok_s,
+            st.mean_logprob,
+            st.perplexity,
+            st.mean_entropy,
+            st.distinct_1,
+            st.distinct_2,
+            st.repetition_rate
+        );
+    }
+    match divergence {
+        Some(d) => {
+            let tok = engine.tokenizer();
+            println!("first divergence at step {}:", d.step);
+            for (name, (t, probs)) in args.presets.iter().zip(d.tokens.iter().zip(&d.probs)) {
+                let views: Vec<String> = d
+                    .tokens
+                    .iter()
+                    .zip(probs)
+                    .map(|(u, p)| {
+                        format!(
+                            "{:?} {}",
+                            tok.token_text(*u),
+                            p.map_or("-".into(), |p| format!("{p:.3}"))
+                        )
+                    })
+                    .collect();
+                println!(
+                    "  {name}: chose {:?}; its probabilities: {}",
+                    tok.token_text(*t),
+                    views.join(", ")
+                );
+            }
+        }
+        None => println!("the columns never diverge"),
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! `lmscope session`: look at, replay and export saved sessions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::args::ModelArgs;
+use crate::engine::Engine;
+use crate::store::session::{self, Run, Session};
+
+#[derive(Args, Debug)]
+pub struct SessionArgs {
+    #[command(subcommand)]
+    pub command: SessionCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCommand {
+    /// Summarise a session file: model, prompt, runs
+    Show { file: PathBuf },
+    /// Run every run again on the same model and seed and say whether the tokens are the same
+    Replay {
+        file: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Print one run as Markdown, CSV or JSON
+    Export {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ExportFormat,
+        /// Which run (0-based)
+        #[arg(long, default_value_t = 0)]
+        run: usize,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ExportFormat {
+    Md,
+    Csv,
+    Json,
+}
+
+fn pick(session: &Session, run: usize) -> anyhow::Result<&Run> {
+    session.runs.get(run).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the session has {} runs; --run {run} does not exist",
+            session.runs.len()
+        )
+    })
+}
+
+pub fn run(args: SessionArgs) -> anyhow::Result<()> {
+    match args.command {
+        SessionCommand::Show { file } => {
+            let s = Session::load(&file)?;
+            println!(
+                "session v{} of {} ({}), sha256 {}",
+                s.version, s.model.name, s.model.path, s.model.sha256
+            );
+            println!("prompt: {} tokens", s.prompt_tokens.len());
+            for (i, r) in s.runs.iter().enumerate() {
+                let branch = r
+                    .parent
+                    .map(|p| format!(", branch of run {} at step {}", p.run, p.step))
+                    .unwrap_or_default();
+                println!(
+                    "run {i} `{}`: {} tokens, {:?}{branch}",
+                    r.label,
+                    r.steps.len(),
+                    r.finish
+                );
+            }
+            Ok(())
+        }
+        SessionCommand::Export { file, format, run } => {
+            let s = Session::load(&file)?;
+            let r = pick(&s, run)?;
+            let text = match format {
+                ExportFormat::Md => session::export_markdown(&s, r),
+                ExportFormat::Csv => session::export_csv(r),
+                ExportFormat::Json => serde_json::to_string_pretty(r)? + "\n",
+            };
+            print!("{text}");
+            Ok(())
+        }
+        SessionCommand::Replay { file, model } => {
+            let s = Session::load(&file)?;
+            let model = ModelArgs {
+                model: Some(model.model.unwrap_or_else(|| s.model.path.clone())),
+                ..model
+            };
+            let engine = model.load()?;
+            let now = Session::identify(engine.info())?;
+            if now.sha256 != s.model.sha256 {
+                println!(
+                    "note: the model file differs from the session's (sha256 {} vs {}); tokens may differ",
+                    now.sha256, s.model.sha256
+                );
+            }
+            let mut all_same = true;
+            for (i, r) in s.runs.iter().enumerate() {
+                let tokens = replay(&engine, r)?;
+                let want: Vec<u32> = r.steps.iter().map(|x| x.token_id).collect();
+                match want
+                    .iter()
+                    .zip(&tokens)
+                    .position(|(a, b)| a != b)
+                    .or((want.len() != tokens.len()).then(|| want.len().min(tokens.len())))
+                {
+                    None => println!("run {i} `{}`: same {} tokens", r.label, want.len()),
+                    Some(at) => {
+                        all_same = false;
+                        println!("run {i} `{}`: DIFFERENT from step {at} on", r.label);
+                    }
+                }
+            }
+            anyhow::ensure!(all_same, "the replay differs from the saved session");
+            Ok(())
+        }
+    }
+}
+
+/// A run again: same request and seed; a branch is forced through its
+/// prefix and its chosen token (draws depend only on seed and position, so
+/// this is what branching computed).
+fn replay(engine: &Engine, run: &Run) -> anyhow::Result<Vec<u32>> {
+    let mut g = engine.start(&run.request)?;
+    if let Some(p) = run.parent {
+        g.force(run.steps.iter().take(p.step + 1).map(|s| s.token_id));
+    }
+    while g.step(engine)?.is_some() {}
+    Ok(g.steps().iter().map(|s| s.token_id).collect())
+}

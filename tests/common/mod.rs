@@ -1,0 +1,57 @@
+//! Shared by the integration tests: the real model (fetched once into the
+//! data directory that every test shares), fixtures, and the binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use lmscope::engine::Engine;
+use lmscope::engine::model::Precision;
+
+/// The default model, fetched by lmscope's own `pull` when missing.
+pub fn model_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| lmscope::store::models::resolve(None).expect("the default model can be fetched"))
+}
+
+pub fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| Engine::load(model_path(), Precision::Quantized).expect("model loads"))
+}
+
+pub fn engine_f32() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| Engine::load(model_path(), Precision::F32).expect("model loads"))
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Runs the lmscope binary with the default model already in place.
+pub fn lmscope(args: &[&str]) -> Output {
+    model_path();
+    Command::new(env!("CARGO_BIN_EXE_lmscope")).args(args).output().expect("binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed run: exit code 1, one `error:` line on stderr, no panic.
+pub fn assert_clean_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "`{needle}` in: {err}");
+}
