@@ -15,9 +15,10 @@ use super::quant::{ActBlock, WeightKind};
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn hsum(v: __m256) -> f32 {
+    // ggml's hsum_float_8, step for step.
     let lo = _mm256_castps256_ps128(v);
     let hi = _mm256_extractf128_ps(v, 1);
-    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(hi, lo);
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
@@ -37,7 +38,6 @@ pub unsafe fn dot_q4_1<const R: usize>(
     let mask = _mm_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc2 = [_mm256_setzero_ps(); R];
     let mut summ = [0f32; R];
     let bb = WeightKind::Q4_1.block_bytes();
     // One block: unpack 32 nibbles to bytes (low nibbles are elements
@@ -66,20 +66,14 @@ pub unsafe fn dot_q4_1<const R: usize>(
             }
         }};
     }
-    let mut b = 0;
-    // Two accumulators so that consecutive blocks do not wait on each
-    // other's FMA (matters most for R = 1, the decode case).
-    while b + 2 <= nb {
-        block!(b, acc);
-        block!(b + 1, acc2);
-        b += 2;
-    }
-    if b < nb {
+    // One accumulator, blocks in order, as ggml's AVX2 kernel: the model's
+    // 8-bit activations make it sensitive to the last bit of every sum.
+    for b in 0..nb {
         block!(b, acc);
     }
     let mut out = [0f32; R];
     for r in 0..R {
-        out[r] = hsum(_mm256_add_ps(acc[r], acc2[r])) + summ[r];
+        out[r] = hsum(acc[r]) + summ[r];
     }
     out
 }
@@ -97,7 +91,6 @@ pub unsafe fn dot_q8_0<const R: usize>(
 ) -> [f32; R] {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut acc2 = [_mm256_setzero_ps(); R];
     let bb = WeightKind::Q8_0.block_bytes();
     // i8 x i8 through maddubs: |w| as unsigned times a with w's sign
     // (pair sums at most 2 x 128 x 127 < 32767).
@@ -120,18 +113,12 @@ pub unsafe fn dot_q8_0<const R: usize>(
             }
         }};
     }
-    let mut b = 0;
-    while b + 2 <= nb {
-        block!(b, acc);
-        block!(b + 1, acc2);
-        b += 2;
-    }
-    if b < nb {
+    for b in 0..nb {
         block!(b, acc);
     }
     let mut out = [0f32; R];
     for r in 0..R {
-        out[r] = hsum(_mm256_add_ps(acc[r], acc2[r]));
+        out[r] = hsum(acc[r]);
     }
     out
 }

@@ -263,8 +263,9 @@ impl RmsNorm {
     fn forward(&self, x: &[f32], out: &mut [f32]) {
         let d = self.weight.len();
         for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let sum2: f32 = xr.iter().map(|v| v * v).sum();
-            let scale = 1.0 / (sum2 / d as f32 + self.eps).sqrt();
+            // Sum of squares in f64, as ggml's rms_norm.
+            let sum2: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+            let scale = 1.0 / ((sum2 / d as f64) as f32 + self.eps).sqrt();
             for ((o, &v), &w) in or.iter_mut().zip(xr).zip(&self.weight) {
                 *o = v * scale * w;
             }
@@ -281,19 +282,22 @@ struct Rope {
 }
 
 impl Rope {
+    /// Angles as ggml builds its rotary cache: theta_0 = position, each
+    /// next pair's angle the previous times base^(-2 / head_dim), in f32.
     fn new(cfg: &Config) -> Self {
         let half = cfg.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
-            .collect();
-        let angles: Vec<f32> = (0..cfg.context_length)
-            .flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f))
-            .collect();
-        Self {
-            cos: angles.iter().map(|a| a.cos()).collect(),
-            sin: angles.iter().map(|a| a.sin()).collect(),
-            half,
+        let theta_scale = cfg.rope_base.powf(-2.0 / cfg.head_dim as f32);
+        let mut cos = Vec::with_capacity(cfg.context_length * half);
+        let mut sin = Vec::with_capacity(cfg.context_length * half);
+        for p in 0..cfg.context_length {
+            let mut theta = p as f32;
+            for _ in 0..half {
+                cos.push(theta.cos());
+                sin.push(theta.sin());
+                theta *= theta_scale;
+            }
         }
+        Self { cos, sin, half }
     }
 
     /// GGUF stores Q and K permuted for llama.cpp's interleaved rotary form,
@@ -324,6 +328,7 @@ struct Attention {
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
+    f16: bool,
 }
 
 /// Shapes of one attention computation.
@@ -332,6 +337,10 @@ struct Heads {
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
+    /// Round as llama.cpp's attention does with its default f16 KV cache
+    /// (no flash attention): queries, keys and values to f16, and the
+    /// probabilities to f16 before they weight the values.
+    f16: bool,
 }
 
 impl Heads {
@@ -348,6 +357,10 @@ impl Heads {
     fn kv_offset(&self, h: usize) -> usize {
         h / (self.n_head / self.n_kv_head) * self.head_dim
     }
+}
+
+fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -380,12 +393,13 @@ fn probs_row(hs: Heads, h: usize, q: &[f32], keys: &[f32], visible: usize, out: 
         *o = s;
         max = max.max(s);
     }
-    let mut sum = 0f32;
+    // The sum in f64, as ggml's soft_max.
+    let mut sum = 0f64;
     for o in &mut out[..visible] {
         *o = (*o - max).exp();
-        sum += *o;
+        sum += *o as f64;
     }
-    let inv = 1.0 / sum;
+    let inv = (1.0 / sum) as f32;
     for o in &mut out[..visible] {
         *o *= inv;
     }
@@ -429,6 +443,9 @@ fn attend(
                 visible,
                 &mut p[..visible],
             );
+            if hs.f16 {
+                p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
+            }
             for (j, &pj) in p[..visible].iter().enumerate() {
                 let vr = &values[j * kw + ko..j * kw + ko + d];
                 for (y, &v) in yr.iter_mut().zip(vr) {
@@ -497,6 +514,9 @@ impl Attention {
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
             head_dim: cfg.head_dim,
+            // llama.cpp's numerics (its default f16 KV cache, no flash
+            // attention) in quantised mode; exact f32 in f32 mode.
+            f16: p == Precision::Quantized,
         })
     }
 
@@ -505,6 +525,7 @@ impl Attention {
             n_head: self.n_head,
             n_kv_head: self.n_kv_head,
             head_dim: self.head_dim,
+            f16: self.f16,
         }
     }
 
@@ -535,7 +556,14 @@ impl Attention {
             );
             rope.apply(qs, qw, offset);
             rope.apply(ks, kw, offset);
-            cache.append(ks, vs, qs, n);
+            let mut vs = std::borrow::Cow::Borrowed(vs);
+            if hs.f16 {
+                qs.iter_mut()
+                    .chain(ks.iter_mut())
+                    .chain(vs.to_mut().iter_mut())
+                    .for_each(|x| *x = round_f16(*x));
+            }
+            cache.append(ks, &vs, qs, n);
             let (keys, values) = cache.keys_values();
             y.extend(attend(hs, qs, keys, values, n, offset));
             row += n;
@@ -791,6 +819,7 @@ mod tests {
         n_head: 4,
         n_kv_head: 2,
         head_dim: 8,
+        f16: false,
     };
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
