@@ -33,6 +33,26 @@ fn main() -> anyhow::Result<()> {
             .forward(&x)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        for m in [1usize, 4, 64] {
+            let xs: Vec<f32> = (0..m * cols)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut out = vec![0f32; m * rows];
+            let reps = 10;
+            let cpu0 = cpu_time();
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                kernels::matmul(&[&w], &xs, m, &mut [&mut out]);
+            }
+            let wall = t0.elapsed().as_secs_f64() / reps as f64;
+            let cpu = (cpu_time() - cpu0) / reps as f64;
+            println!(
+                "  m={m:3}: {:.3} ms wall, {:.3} ms cpu, {:.1} GB/s of weights per wall second",
+                wall * 1e3,
+                cpu * 1e3,
+                w.size_bytes() as f64 / wall / 1e9
+            );
+        }
         let diff = |a: &[f32], b: &[f32]| {
             a.iter()
                 .zip(b)
@@ -51,4 +71,24 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// CPU time of this process (user + system), seconds.
+fn cpu_time() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
 }
