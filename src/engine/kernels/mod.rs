@@ -83,7 +83,7 @@ impl std::fmt::Debug for QWeight {
 
 impl QWeight {
     pub fn new(kind: WeightKind, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
-        if cols == 0 || cols % QK != 0 {
+        if cols == 0 || !cols.is_multiple_of(QK) {
             return Err(format!(
                 "{cols} columns is not a whole number of {QK}-value blocks"
             ));

@@ -38,17 +38,13 @@ fn push(buf: &mut Arc<Vec<f32>>, rows: &[f32]) {
 impl LayerCache {
     /// Positions held.
     pub(crate) fn len(&self) -> usize {
-        if self.kv_width == 0 {
-            0
-        } else {
-            self.k.len() / self.kv_width
-        }
+        self.k.len().checked_div(self.kv_width).unwrap_or(0)
     }
 
     /// Appends this step's keys, values (each `seq` rows of `kv_width`) and,
     /// when capturing, queries (rows of `q_width`).
     pub(crate) fn append(&mut self, k: &[f32], v: &[f32], q: &[f32], seq: usize) {
-        debug_assert!(seq > 0 && k.len() % seq == 0 && k.len() == v.len() && q.len() % seq == 0);
+        debug_assert!(seq > 0 && k.len().is_multiple_of(seq) && k.len() == v.len() && q.len().is_multiple_of(seq));
         self.kv_width = k.len() / seq;
         self.q_width = q.len() / seq;
         push(&mut self.k, k);
