@@ -44,7 +44,12 @@ impl LayerCache {
     /// Appends this step's keys, values (each `seq` rows of `kv_width`) and,
     /// when capturing, queries (rows of `q_width`).
     pub(crate) fn append(&mut self, k: &[f32], v: &[f32], q: &[f32], seq: usize) {
-        debug_assert!(seq > 0 && k.len().is_multiple_of(seq) && k.len() == v.len() && q.len().is_multiple_of(seq));
+        debug_assert!(
+            seq > 0
+                && k.len().is_multiple_of(seq)
+                && k.len() == v.len()
+                && q.len().is_multiple_of(seq)
+        );
         self.kv_width = k.len() / seq;
         self.q_width = q.len() / seq;
         push(&mut self.k, k);
