@@ -3,9 +3,10 @@
 //!
 //! Layers, each seeing only those before it:
 //! `engine` (candle, the model thread) <- `analysis` (pure functions over
-//! engine data) <- `store` (files) <- `cli`.
+//! engine data) <- `store` (files) <- `cli`, `ui` (the interface).
 
 pub mod analysis;
 pub mod cli;
 pub mod engine;
 pub mod store;
+pub mod ui;

@@ -20,13 +20,23 @@ use lmscope::engine::{Engine, Prompt, Request};
 /// layers, and the share of rows whose largest difference is within 0.02.
 fn max_attention_error(e: &Engine) -> Vec<(String, f32, f64)> {
     let fx = fixture("reference_attention.json");
-    let layers: Vec<usize> = fx["layers"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let layers: Vec<usize> = fx["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     let mut out = Vec::new();
     for case in fx["cases"].as_array().unwrap() {
-        let tokens: Vec<u32> = case["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let tokens: Vec<u32> = case["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let request = Request {
             sampler: SamplerSettings::greedy(),
-            capture_attention: true,
+            attach_attention: true,
             max_tokens: 1,
             ..Request::new(Prompt::Tokens(tokens.clone()))
         };
@@ -42,19 +52,35 @@ fn max_attention_error(e: &Engine) -> Vec<(String, f32, f64)> {
             for (h, rows) in heads.iter().enumerate() {
                 for (q, row) in rows.as_array().unwrap().iter().enumerate() {
                     let ours = att.causal_row(layer, h, q);
-                    let want: Vec<f32> = row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+                    let want: Vec<f32> = row
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap() as f32)
+                        .collect();
                     assert_eq!(ours.len(), want.len());
-                    let row_worst = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    let row_worst = ours
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
                     worst = worst.max(row_worst);
                     n_rows += 1;
                     n_ok += usize::from(row_worst <= 0.02);
                     let sum: f32 = ours.iter().sum();
                     assert!((sum - 1.0).abs() < 1e-4, "row sums to {sum}");
-                    assert!(att.row(layer, h, q)[q + 1..].iter().all(|&w| w == 0.0), "no weight on the future");
+                    assert!(
+                        att.row(layer, h, q)[q + 1..].iter().all(|&w| w == 0.0),
+                        "no weight on the future"
+                    );
                 }
             }
         }
-        out.push((case["name"].as_str().unwrap().to_string(), worst, n_ok as f64 / n_rows as f64));
+        out.push((
+            case["name"].as_str().unwrap().to_string(),
+            worst,
+            n_ok as f64 / n_rows as f64,
+        ));
     }
     out
 }
@@ -70,8 +96,18 @@ fn f32_attention_matches_the_float64_reference_within_0_001() {
 #[test]
 fn quantized_attention_rows_stay_within_0_02_but_for_activation_rounding() {
     for (name, worst, share) in max_attention_error(engine()) {
-        eprintln!("quantized {name}: max |diff| {worst:.2e}, rows within 0.02: {:.2}%", share * 100.0);
-        assert!(share >= 0.95, "{name}: only {:.1}% of rows within 0.02", share * 100.0);
-        assert!(worst <= 0.1, "{name}: a row moved by {worst}, more than 8-bit rounding explains");
+        eprintln!(
+            "quantized {name}: max |diff| {worst:.2e}, rows within 0.02: {:.2}%",
+            share * 100.0
+        );
+        assert!(
+            share >= 0.95,
+            "{name}: only {:.1}% of rows within 0.02",
+            share * 100.0
+        );
+        assert!(
+            worst <= 0.1,
+            "{name}: a row moved by {worst}, more than 8-bit rounding explains"
+        );
     }
 }

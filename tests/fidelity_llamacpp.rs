@@ -17,10 +17,23 @@ fn token_ids_match_llama_cpp_and_decode_back_exactly() {
     for case in fx["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let ids = |k: &str| -> Vec<u32> {
-            case[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+            case[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
         };
-        assert_eq!(tok.encode(text, false).unwrap(), ids("ids_plain"), "plain: {text:?}");
-        assert_eq!(tok.encode(text, true).unwrap(), ids("ids_special"), "special: {text:?}");
+        assert_eq!(
+            tok.encode(text, false).unwrap(),
+            ids("ids_plain"),
+            "plain: {text:?}"
+        );
+        assert_eq!(
+            tok.encode(text, true).unwrap(),
+            ids("ids_special"),
+            "special: {text:?}"
+        );
         assert_eq!(tok.decode(&ids("ids_plain")), text, "round trip: {text:?}");
     }
 }
@@ -47,12 +60,23 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
         let prompt_text = case["prompt_text"].as_str().unwrap();
         if case["chat"].as_bool().unwrap() {
             let user = case["user_message"].as_str().unwrap();
-            let rendered = e.prompt_text(&Prompt::Chat(vec![Message::new("user", user)])).unwrap();
+            let rendered = e
+                .prompt_text(&Prompt::Chat(vec![Message::new("user", user)]))
+                .unwrap();
             assert_eq!(rendered, prompt_text, "{name}: chat template");
         }
-        let want_prompt: Vec<u32> =
-            case["prompt_tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-        let want: Vec<u32> = case["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want_prompt: Vec<u32> = case["prompt_tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let want: Vec<u32> = case["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let request = Request {
             sampler: SamplerSettings::greedy(),
             max_tokens: want.len(),
@@ -60,7 +84,11 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
             ..Request::new(Prompt::Text(prompt_text.to_string()))
         };
         let mut g = e.start(&request).unwrap();
-        assert_eq!(g.prompt_tokens(), want_prompt.as_slice(), "{name}: prompt tokens");
+        assert_eq!(
+            g.prompt_tokens(),
+            want_prompt.as_slice(),
+            "{name}: prompt tokens"
+        );
         let mut got = Vec::new();
         let mut max_err = 0f32;
         let mut diverged_at = None;
@@ -71,10 +99,15 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
                 let id = pair[0].as_u64().unwrap() as u32;
                 let want_lp = pair[1].as_f64().unwrap() as f32;
                 let ours = step.top.iter().find(|t| t.token_id == id);
-                let ours = ours.unwrap_or_else(|| panic!("{name} step {i}: token {id} not in our top 40"));
+                let ours =
+                    ours.unwrap_or_else(|| panic!("{name} step {i}: token {id} not in our top 40"));
                 let err = (ours.p_raw.ln() - want_lp).abs();
                 max_err = max_err.max(err);
-                assert!(err <= 0.05, "{name} step {i} token {id}: logprob {} vs {want_lp}", ours.p_raw.ln());
+                assert!(
+                    err <= 0.05,
+                    "{name} step {i} token {id}: logprob {} vs {want_lp}",
+                    ours.p_raw.ln()
+                );
             }
             got.push(step.token_id);
             if step.token_id != want[i] {
@@ -89,13 +122,23 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
             }
             Some(i) => {
                 let gap = case["steps"][i]["gap12"].as_f64().unwrap();
-                assert!(gap < 0.05, "{name}: diverged at step {i} where llama.cpp's top-2 gap is {gap}, not a near-tie");
+                assert!(
+                    gap < 0.05,
+                    "{name}: diverged at step {i} where llama.cpp's top-2 gap is {gap}, not a near-tie"
+                );
             }
         }
-        report.push(format!("{name}: {} max |dlogprob| {max_err:.4}", diverged_at.map_or("identical".into(), |i| format!("diverged at {i}"))));
+        report.push(format!(
+            "{name}: {} max |dlogprob| {max_err:.4}",
+            diverged_at.map_or("identical".into(), |i| format!("diverged at {i}"))
+        ));
     }
     eprintln!("{}", report.join("\n"));
-    assert!(identical >= cases.len() - 1, "{identical} of {} identical", cases.len());
+    assert!(
+        identical >= cases.len() - 1,
+        "{identical} of {} identical",
+        cases.len()
+    );
     assert!(cases.len() >= 10);
 }
 
@@ -104,7 +147,12 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
 #[test]
 fn perplexity_matches_llama_cpp() {
     let fx = fixture("llamacpp_perplexity.json");
-    let run = fx["runs"].as_array().unwrap().iter().find(|r| r["ctx"] == 512).unwrap();
+    let run = fx["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ctx"] == 512)
+        .unwrap();
     let text = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ppl_text.txt");
     let out = common::lmscope(&["score", text, "--ctx", "512", "--json"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -115,7 +163,13 @@ fn perplexity_matches_llama_cpp() {
     let ppl = v["ppl"].as_f64().unwrap();
     let want = run["ppl"].as_f64().unwrap();
     let rel = (ppl - want).abs() / want;
-    eprintln!("perplexity {ppl:.4} vs llama.cpp {want:.4} ({:.3}%)", rel * 100.0);
+    eprintln!(
+        "perplexity {ppl:.4} vs llama.cpp {want:.4} ({:.3}%)",
+        rel * 100.0
+    );
     assert!(rel < 0.005, "perplexity {ppl} vs llama.cpp {want}");
-    assert_eq!(v["per_token"].as_array().unwrap().len(), run["scored"].as_u64().unwrap() as usize);
+    assert_eq!(
+        v["per_token"].as_array().unwrap().len(),
+        run["scored"].as_u64().unwrap() as usize
+    );
 }

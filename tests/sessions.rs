@@ -70,7 +70,7 @@ fn a_branch_continues_exactly_as_a_fresh_run_forced_through_its_prefix() {
 fn sessions_round_trip_with_attention() {
     let e = engine();
     let req = Request {
-        capture_attention: true,
+        attach_attention: true,
         ..request(5)
     };
     let mut g = e.start(&req).unwrap();

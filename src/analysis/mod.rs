@@ -1,3 +1,4 @@
 //! Pure functions over the engine's plain data: no tensors, no I/O.
+pub mod bias;
 pub mod compare;
 pub mod perplexity;

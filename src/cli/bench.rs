@@ -92,6 +92,7 @@ fn run_ours(
         stop: Vec::new(),
         top_n: if capture { 10 } else { 0 },
         capture_attention: capture,
+        attach_attention: capture,
         ignore_eos: true,
     };
     let mut g = engine.start(&request)?;

@@ -79,6 +79,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         stop: args.stop.clone(),
         top_n: args.top_n,
         capture_attention: args.attention,
+        attach_attention: args.attention,
         ignore_eos: args.ignore_eos,
     };
     let json = args.json || args.attention;

@@ -1,8 +1,9 @@
 //! Headless subcommands: a stable contract for scripts (JSON on stdout,
 //! progress and errors on stderr, exit code 1 on error).
 
-mod args;
+pub mod args;
 mod bench;
+mod bias;
 mod compare;
 mod generate;
 mod info;
@@ -17,10 +18,19 @@ use clap::{Parser, Subcommand};
 pub use args::{ModelArgs, SamplerArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "lmscope", version, about = "Look inside a language model while it writes", long_about = None)]
+#[command(
+    name = "lmscope",
+    version,
+    about = "Look inside a language model while it writes",
+    long_about = "Look inside a language model while it writes.\n\nWith no subcommand, opens the workbench interface on the model (the default one is fetched first when missing).",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// For the interface (no subcommand)
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +49,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Show, replay or export a saved session
     Session(session::SessionArgs),
+    /// Bias checks from the model's probabilities: probe suites, minimal pairs, term swaps
+    Bias(bias::BiasArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -54,13 +66,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Generate(a) => generate::run(a),
-        Command::Score(a) => score::run(a),
-        Command::Info(a) => info::run(a),
-        Command::Pull(a) => pull::run(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Compare(a) => compare::run(a),
-        Command::Session(a) => session::run(a),
+        None => crate::ui::run(&cli.model),
+        Some(command) => run_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,6 +75,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Generate(a) => generate::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Pull(a) => pull::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Session(a) => session::run(a),
+        Command::Bias(a) => bias::run(a),
     }
 }
 

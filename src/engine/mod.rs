@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod error;
+pub mod handle;
 pub mod kernels;
 pub mod load;
 pub mod model;
@@ -51,7 +52,13 @@ pub struct Request {
     pub stop: Vec<String>,
     /// Alternatives to record at each step.
     pub top_n: usize,
+    /// Keep each layer's queries beside the KV cache, so that any attention
+    /// row can be computed on demand ([`Engine::attention`]).
     pub capture_attention: bool,
+    /// Also put the rows into the records: the prompt's (every query, every
+    /// layer: T² x layers x heads floats) and each token's. Implies capture.
+    #[serde(default)]
+    pub attach_attention: bool,
     /// Keep going after an end-of-generation token (benchmarks).
     pub ignore_eos: bool,
 }
@@ -65,6 +72,7 @@ impl Request {
             stop: Vec::new(),
             top_n: 10,
             capture_attention: false,
+            attach_attention: false,
             ignore_eos: false,
         }
     }
@@ -198,7 +206,9 @@ impl Engine {
             });
         }
         Ok(Generation {
-            cache: self.model.new_cache(request.capture_attention),
+            cache: self
+                .model
+                .new_cache(request.capture_attention || request.attach_attention),
             sampler,
             prompt,
             next_logits: None,
@@ -213,6 +223,7 @@ impl Engine {
                 .collect(),
             top_n: request.top_n,
             ignore_eos: request.ignore_eos,
+            attach_attention: request.attach_attention,
             steps: Vec::new(),
             decoder: StreamDecoder::default(),
             text: String::new(),
@@ -236,6 +247,63 @@ impl Engine {
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let targets = Tensor::new(&tokens[score_from..], logits.device())?.unsqueeze(1)?;
         Ok(logp.gather(&targets, 1)?.squeeze(1)?.to_vec1::<f32>()?)
+    }
+
+    /// Logits (vocab) of the token after `tokens`, run from an empty cache.
+    pub fn next_token_logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut cache = self.model.new_cache(false);
+        Ok(self
+            .model
+            .forward(tokens, &mut cache, Logits::Last)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?)
+    }
+
+    /// Runs `prefix` once from an empty cache and returns the next-token
+    /// logits after it, and for each continuation ln p(token j | prefix,
+    /// continuation[..j]) for every token j (each continuation forks the
+    /// prefix's cache). Used by the bias probes to teacher-force attributes.
+    pub fn prefix_continuations(
+        &self,
+        prefix: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+        let mut cache = self.model.new_cache(false);
+        let last = self.model.forward(prefix, &mut cache, Logits::Last)?;
+        let first_logp = candle_nn::ops::log_softmax(&last, D::Minus1)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?;
+        let mut out = Vec::with_capacity(continuations.len());
+        // Continuations that feed the same tokens (" a nurse", " a doctor"
+        // both feed " a") share one forward pass.
+        let mut fed: std::collections::HashMap<&[u32], Tensor> = std::collections::HashMap::new();
+        for cont in continuations {
+            let Some(&first) = cont.first() else {
+                out.push(Vec::new());
+                continue;
+            };
+            let lp0 = first_logp.get(first as usize).copied().ok_or_else(|| {
+                EngineError::Tokenizer(format!("token id {first} is outside the vocabulary"))
+            })?;
+            let mut lps = vec![lp0];
+            if cont.len() > 1 {
+                let input = &cont[..cont.len() - 1];
+                let logp = match fed.get(input) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let mut fork = cache.clone();
+                        let logits = self.model.forward(input, &mut fork, Logits::All)?;
+                        let l = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                        fed.insert(input, l.clone());
+                        l
+                    }
+                };
+                let targets = Tensor::new(&cont[1..], logp.device())?.unsqueeze(1)?;
+                lps.extend(logp.gather(&targets, 1)?.squeeze(1)?.to_vec1::<f32>()?);
+            }
+            out.push(lps);
+        }
+        Ok((last.squeeze(0)?.to_vec1::<f32>()?, out))
     }
 
     /// Attention of `queries` over all earlier keys, every layer and head,
@@ -301,6 +369,7 @@ pub struct Generation {
     stop: Vec<String>,
     top_n: usize,
     ignore_eos: bool,
+    attach_attention: bool,
     steps: Vec<StepRecord>,
     decoder: StreamDecoder,
     /// The generated text so far (cut at a stop sequence).
@@ -350,7 +419,7 @@ impl Generation {
         self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
         self.timings.prompt_tokens = self.prompt.len();
         self.timings.prefill_s = started.elapsed().as_secs_f64();
-        let attention = if self.cache.captures_attention() {
+        let attention = if self.attach_attention {
             Some(engine.attention(&self.cache, 0..self.prompt.len())?)
         } else {
             None
@@ -394,7 +463,7 @@ impl Generation {
             self.forced.pop_front(),
         );
         let position = self.cache.len();
-        let attention = if self.cache.captures_attention() {
+        let attention = if self.attach_attention {
             Some(engine.attention(&self.cache, position - 1..position)?)
         } else {
             None

@@ -237,6 +237,20 @@ fn softmax(logits: impl Iterator<Item = f32> + Clone) -> Vec<f64> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
+/// How many leading probabilities it takes to reach `mass` (all of them
+/// when they never do).
+fn count_to_mass(probs: impl ExactSizeIterator<Item = f64>, mass: f64) -> usize {
+    let len = probs.len();
+    let mut cum = 0.0;
+    for (n, p) in probs.enumerate() {
+        cum += p;
+        if cum >= mass {
+            return n + 1;
+        }
+    }
+    len
+}
+
 impl Sampler {
     pub fn new(settings: SamplerSettings) -> Result<Self> {
         settings.validate()?;
@@ -316,16 +330,7 @@ impl Sampler {
                 Stage::TopK if s.top_k > 0 => s.top_k.min(alive.len()),
                 Stage::TopP if s.top_p < 1.0 => {
                     let p = softmax(alive.iter().map(|&i| cands[i].logit));
-                    let mut cum = 0.0;
-                    let mut keep = p.len();
-                    for (n, pi) in p.iter().enumerate() {
-                        cum += pi;
-                        if cum >= s.top_p as f64 {
-                            keep = n + 1;
-                            break;
-                        }
-                    }
-                    keep
+                    count_to_mass(p.iter().copied(), s.top_p as f64)
                 }
                 Stage::MinP if s.min_p > 0.0 => {
                     let max = cands[alive[0]].logit;
@@ -348,15 +353,8 @@ impl Sampler {
                     let mut by_typical: Vec<usize> = (0..p.len()).collect();
                     let dev = |j: usize| (-(p[j].max(f64::MIN_POSITIVE)).ln() - h).abs();
                     by_typical.sort_by(|&a, &b| dev(a).total_cmp(&dev(b)).then(a.cmp(&b)));
-                    let mut cum = 0.0;
-                    let mut n_keep = by_typical.len();
-                    for (n, &j) in by_typical.iter().enumerate() {
-                        cum += p[j];
-                        if cum >= s.typical_p as f64 {
-                            n_keep = n + 1;
-                            break;
-                        }
-                    }
+                    let n_keep =
+                        count_to_mass(by_typical.iter().map(|&j| p[j]), s.typical_p as f64);
                     let mut kept = vec![false; p.len()];
                     for &j in &by_typical[..n_keep] {
                         kept[j] = true;
@@ -398,16 +396,9 @@ impl Sampler {
             alive[0]
         } else {
             let u = self.draw(history.len());
-            let mut cum = 0.0;
-            let mut pick = *alive.last().expect("at least one survivor");
-            for (&i, &p) in alive.iter().zip(&p_final_alive) {
-                cum += p;
-                if u < cum {
-                    pick = i;
-                    break;
-                }
-            }
-            pick
+            // The first survivor whose cumulative probability exceeds u.
+            let n = count_to_mass(p_final_alive.iter().copied(), u.next_up());
+            alive[n - 1]
         };
 
         let mut by_raw: Vec<usize> = (0..p_raw.len()).collect();

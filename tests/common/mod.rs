@@ -12,7 +12,9 @@ use lmscope::engine::model::Precision;
 /// The default model, fetched by lmscope's own `pull` when missing.
 pub fn model_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| lmscope::store::models::resolve(None).expect("the default model can be fetched"))
+    PATH.get_or_init(|| {
+        lmscope::store::models::resolve(None).expect("the default model can be fetched")
+    })
 }
 
 pub fn engine() -> &'static Engine {
@@ -26,7 +28,9 @@ pub fn engine_f32() -> &'static Engine {
 }
 
 pub fn fixture(name: &str) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("fixture is JSON")
 }
@@ -34,7 +38,10 @@ pub fn fixture(name: &str) -> serde_json::Value {
 /// Runs the lmscope binary with the default model already in place.
 pub fn lmscope(args: &[&str]) -> Output {
     model_path();
-    Command::new(env!("CARGO_BIN_EXE_lmscope")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_lmscope"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -53,5 +60,8 @@ pub fn assert_clean_error(o: &Output, needle: &str) {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "`{needle}` in: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "`{needle}` in: {err}"
+    );
 }

@@ -1,0 +1,477 @@
+//! The engine on its own thread: one named `std::thread` owns the
+//! [`Engine`] and the current [`Generation`]; commands arrive on a channel,
+//! events leave on another. Tensors never cross: attention is turned into
+//! plain vectors here, on request, from the capturing KV cache.
+//!
+//! Cancellation is a shared flag checked before every token, so a cancel
+//! takes effect within one forward pass. A panic inside the engine is caught
+//! and reported as an [`EngineEvent::Error`]; the thread then keeps serving.
+
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::model::Precision;
+use super::types::{AttentionRows, FinishReason, ModelInfo, PromptRecord, StepRecord, Timings};
+use super::{Engine, Generation, Request};
+
+/// What the interface asks of the engine thread.
+#[derive(Debug)]
+pub enum EngineCommand {
+    /// Starts a run (replacing any current one). `id` tags its events.
+    Generate {
+        id: u64,
+        request: Box<Request>,
+    },
+    /// Ends the current run after the token in flight.
+    Cancel,
+    /// Attention of `queries` over keys `0..queries.end` in `layer`, all
+    /// heads, for run `id` (answered with [`EngineEvent::Attention`]).
+    Attention {
+        id: u64,
+        layer: usize,
+        queries: Range<usize>,
+    },
+    Shutdown,
+}
+
+/// One layer's attention for a range of queries: `rows.n_layer == 1`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerAttention {
+    pub id: u64,
+    pub layer: usize,
+    pub rows: AttentionRows,
+}
+
+/// What the engine thread reports.
+#[derive(Debug)]
+pub enum EngineEvent {
+    Loaded(Box<ModelInfo>),
+    LoadFailed(String),
+    /// The prompt ran; its record carries no attention (ask for it).
+    /// `cache_len`: positions the model has read (attention can be asked
+    /// for queries below it).
+    Prefilled {
+        id: u64,
+        prompt: PromptRecord,
+        cache_len: usize,
+    },
+    /// One token; its record carries no attention (ask for it).
+    Step {
+        id: u64,
+        record: Box<StepRecord>,
+        text_delta: String,
+        cache_len: usize,
+    },
+    Finished {
+        id: u64,
+        reason: FinishReason,
+        timings: Timings,
+    },
+    Attention(LayerAttention),
+    /// A user-facing error (bad settings, a failed step, a panic). The
+    /// thread keeps running.
+    Error {
+        id: Option<u64>,
+        message: String,
+    },
+}
+
+/// Where events go: a tokio channel for the interface, a plain closure for
+/// tests.
+pub trait EventSink: Send + 'static {
+    fn send(&self, event: EngineEvent) -> bool;
+}
+
+impl EventSink for tokio::sync::mpsc::UnboundedSender<EngineEvent> {
+    fn send(&self, event: EngineEvent) -> bool {
+        tokio::sync::mpsc::UnboundedSender::send(self, event).is_ok()
+    }
+}
+
+impl EventSink for Sender<EngineEvent> {
+    fn send(&self, event: EngineEvent) -> bool {
+        Sender::send(self, event).is_ok()
+    }
+}
+
+/// The interface's side: send commands, cancel at once, join on drop.
+pub struct EngineHandle {
+    commands: Sender<EngineCommand>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub const THREAD_NAME: &str = "lmscope-engine";
+
+impl EngineHandle {
+    /// Spawns the engine thread, which loads `path` first (reporting
+    /// [`EngineEvent::Loaded`] or [`EngineEvent::LoadFailed`]).
+    pub fn spawn(
+        path: PathBuf,
+        precision: Precision,
+        events: impl EventSink,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || {
+                let loaded = catch_unwind(AssertUnwindSafe(|| Engine::load(&path, precision)));
+                let engine = match loaded {
+                    Ok(Ok(engine)) => engine,
+                    Ok(Err(e)) => {
+                        events.send(EngineEvent::LoadFailed(format!(
+                            "loading {}: {e}",
+                            path.display()
+                        )));
+                        return;
+                    }
+                    Err(panic) => {
+                        events.send(EngineEvent::LoadFailed(format!(
+                            "loading {} panicked: {}",
+                            path.display(),
+                            panic_text(&panic)
+                        )));
+                        return;
+                    }
+                };
+                events.send(EngineEvent::Loaded(Box::new(engine.info().clone())));
+                Worker {
+                    engine,
+                    events,
+                    cancel: flag,
+                    current: None,
+                }
+                .run(rx);
+            })?;
+        Ok(Self {
+            commands: tx,
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a command; false when the engine thread has gone.
+    pub fn send(&self, command: EngineCommand) -> bool {
+        if matches!(command, EngineCommand::Generate { .. }) {
+            self.cancel.store(false, Ordering::SeqCst);
+        }
+        self.commands.send(command).is_ok()
+    }
+
+    /// Stops the current run before its next token.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        let _ = self.commands.send(EngineCommand::Cancel);
+    }
+
+    /// Asks the thread to stop and waits for it (at most one forward pass).
+    pub fn shutdown(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        let _ = self.commands.send(EngineCommand::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+struct Worker<S: EventSink> {
+    engine: Engine,
+    events: S,
+    cancel: Arc<AtomicBool>,
+    /// The current (or last finished) run: attention is served from its cache.
+    current: Option<Run>,
+}
+
+struct Run {
+    id: u64,
+    generation: Generation,
+    done: bool,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<S: EventSink> Worker<S> {
+    fn run(mut self, rx: Receiver<EngineCommand>) {
+        loop {
+            let generating = self.current.as_ref().is_some_and(|r| !r.done);
+            // Between tokens, look at commands without waiting; when idle,
+            // wait for one (with a timeout so a dropped sender is noticed).
+            let mut pending = Vec::new();
+            if generating {
+                loop {
+                    match rx.try_recv() {
+                        Ok(c) => pending.push(c),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => return,
+                    }
+                }
+            } else {
+                match rx.recv_timeout(Duration::from_millis(500)) {
+                    Ok(c) => pending.push(c),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                while let Ok(c) = rx.try_recv() {
+                    pending.push(c);
+                }
+            }
+            // Only the newest attention request matters.
+            let last_attention = pending
+                .iter()
+                .rposition(|c| matches!(c, EngineCommand::Attention { .. }));
+            for (i, command) in pending.into_iter().enumerate() {
+                if matches!(command, EngineCommand::Attention { .. }) && Some(i) != last_attention {
+                    continue;
+                }
+                if let Flow::Stop = self.guarded(|w| w.handle(command)) {
+                    return;
+                }
+            }
+            if self.current.as_ref().is_some_and(|r| !r.done) {
+                self.guarded(|w| {
+                    w.step();
+                    Flow::Continue
+                });
+            }
+        }
+    }
+
+    /// Runs `f`, turning a panic into an Error event (and ending the run).
+    fn guarded(&mut self, f: impl FnOnce(&mut Self) -> Flow) -> Flow {
+        match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(flow) => flow,
+            Err(panic) => {
+                let id = self.current.as_ref().map(|r| r.id);
+                if let Some(run) = &mut self.current {
+                    run.done = true;
+                }
+                self.events.send(EngineEvent::Error {
+                    id,
+                    message: format!(
+                        "the engine panicked: {} (see the log file)",
+                        panic_text(&panic)
+                    ),
+                });
+                tracing::error!("engine panic: {}", panic_text(&panic));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn handle(&mut self, command: EngineCommand) -> Flow {
+        match command {
+            EngineCommand::Shutdown => return Flow::Stop,
+            EngineCommand::Cancel => self.finish(FinishReason::Cancelled),
+            EngineCommand::Generate { id, request } => {
+                self.finish(FinishReason::Cancelled);
+                self.cancel.store(false, Ordering::SeqCst);
+                self.start(id, &request);
+            }
+            EngineCommand::Attention { id, layer, queries } => self.attention(id, layer, queries),
+        }
+        Flow::Continue
+    }
+
+    fn start(&mut self, id: u64, request: &Request) {
+        let mut generation = match self.engine.start(request) {
+            Ok(g) => g,
+            Err(e) => {
+                self.events.send(EngineEvent::Error {
+                    id: Some(id),
+                    message: e.to_string(),
+                });
+                self.events.send(EngineEvent::Finished {
+                    id,
+                    reason: FinishReason::Cancelled,
+                    timings: Timings::default(),
+                });
+                return;
+            }
+        };
+        match generation.prefill(&self.engine) {
+            Ok(mut prompt) => {
+                // Rows are served on request; the whole prompt's T² rows
+                // for every layer would be large and mostly unseen.
+                prompt.attention = None;
+                let cache_len = generation.cache().len();
+                self.events.send(EngineEvent::Prefilled {
+                    id,
+                    prompt,
+                    cache_len,
+                });
+                self.current = Some(Run {
+                    id,
+                    generation,
+                    done: false,
+                });
+            }
+            Err(e) => {
+                self.events.send(EngineEvent::Error {
+                    id: Some(id),
+                    message: e.to_string(),
+                });
+                self.events.send(EngineEvent::Finished {
+                    id,
+                    reason: FinishReason::Cancelled,
+                    timings: generation.timings(),
+                });
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        if self.cancel.load(Ordering::SeqCst) {
+            self.finish(FinishReason::Cancelled);
+            return;
+        }
+        let Some(run) = &mut self.current else { return };
+        match run.generation.step(&self.engine) {
+            Ok(Some(mut record)) => {
+                record.attention = None;
+                let text_delta = run.generation.take_text();
+                let cache_len = run.generation.cache().len();
+                self.events.send(EngineEvent::Step {
+                    id: run.id,
+                    record: Box::new(record),
+                    text_delta,
+                    cache_len,
+                });
+                if let Some(reason) = run.generation.finished() {
+                    self.finish(reason);
+                }
+            }
+            Ok(None) => {
+                let reason = run.generation.finished().unwrap_or(FinishReason::Length);
+                self.finish(reason);
+            }
+            Err(e) => {
+                let id = run.id;
+                self.events.send(EngineEvent::Error {
+                    id: Some(id),
+                    message: e.to_string(),
+                });
+                self.finish(FinishReason::Cancelled);
+            }
+        }
+    }
+
+    /// Marks the current run finished (once) and reports it.
+    fn finish(&mut self, reason: FinishReason) {
+        let Some(run) = &mut self.current else { return };
+        if run.done {
+            return;
+        }
+        run.done = true;
+        if reason == FinishReason::Cancelled {
+            run.generation.cancel();
+        }
+        self.events.send(EngineEvent::Finished {
+            id: run.id,
+            reason,
+            timings: run.generation.timings(),
+        });
+    }
+
+    fn attention(&mut self, id: u64, layer: usize, queries: Range<usize>) {
+        let Some(run) = self.current.as_ref().filter(|r| r.id == id) else {
+            return; // A stale request for a replaced run.
+        };
+        let cache = run.generation.cache();
+        let len = cache.len();
+        let queries = queries.start.min(len.saturating_sub(1))..queries.end.min(len);
+        if queries.is_empty() {
+            return;
+        }
+        let result = self
+            .engine
+            .model()
+            .attention_rows(cache, layer, queries.clone())
+            .and_then(|t| {
+                Ok(t.dims3()
+                    .and_then(|d| Ok((d, t.flatten_all()?.to_vec1::<f32>()?)))?)
+            });
+        match result {
+            Ok(((n_head, n_query, n_key), data)) => {
+                let rows = AttentionRows {
+                    n_layer: 1,
+                    n_head,
+                    n_query,
+                    n_key,
+                    first_query: queries.start,
+                    data,
+                };
+                self.events
+                    .send(EngineEvent::Attention(LayerAttention { id, layer, rows }));
+            }
+            Err(e) => {
+                self.events.send(EngineEvent::Error {
+                    id: Some(id),
+                    message: format!("attention of layer {layer}: {e}"),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_model_is_reported_as_an_event_and_the_thread_ends() {
+        let (tx, rx) = mpsc::channel();
+        let mut handle = EngineHandle::spawn(
+            PathBuf::from("/nonexistent/model.gguf"),
+            Precision::Quantized,
+            tx,
+        )
+        .unwrap();
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(EngineEvent::LoadFailed(msg)) => {
+                assert!(msg.contains("/nonexistent/model.gguf"), "{msg}")
+            }
+            other => panic!("expected LoadFailed, got {other:?}"),
+        }
+        assert!(!handle.send(EngineCommand::Cancel) || handle.thread.as_ref().is_some());
+        handle.shutdown();
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "nothing after the failure"
+        );
+    }
+
+    #[test]
+    fn panics_are_turned_into_text() {
+        let p: Box<dyn std::any::Any + Send> = Box::new("boom");
+        assert_eq!(panic_text(&p), "boom");
+        let p: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
+        assert_eq!(panic_text(&p), "bang");
+    }
+}

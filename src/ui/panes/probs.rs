@@ -1,0 +1,120 @@
+//! The selected token's alternatives: raw and post-sampler probability
+//! bars, its rank and the entropy, and the sampler stage that removed each
+//! alternative.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+use super::{fit, notice, pane, visible};
+use crate::ui::app::{App, Focus};
+use crate::ui::widgets::bars::bar;
+
+fn pct(p: f32) -> String {
+    if !p.is_finite() {
+        return "   ?  ".into();
+    }
+    let v = p * 100.0;
+    if v > 0.0 && v < 0.1 {
+        " <0.1%".into()
+    } else {
+        format!("{v:5.1}%")
+    }
+}
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if area.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    let inner = pane(
+        t,
+        Line::from(" Probabilities "),
+        app.focus == Focus::Probabilities,
+        area,
+        buf,
+    );
+    if inner.is_empty() {
+        return;
+    }
+    let Some(tok) = app.tokens.get(app.cursor) else {
+        return notice(t, "select a token to see its alternatives", inner, buf);
+    };
+    let w = inner.width as usize;
+    let Some(r) = tok.record.as_deref() else {
+        let text = format!(
+            "#{} “{}” is a prompt token: it was given, not predicted",
+            app.cursor,
+            visible(&tok.text)
+        );
+        return notice(t, &text, inner, buf);
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(
+            format!("#{} “{}”", r.position, fit(&visible(&r.text), 16)),
+            t.accent(),
+        ),
+        Span::raw(format!(
+            "  p {} → {}  rank {}  entropy {:.2} nats",
+            pct(r.p_raw).trim(),
+            pct(r.p_final).trim(),
+            r.rank,
+            r.entropy
+        )),
+    ])];
+    // Columns: marker(2) token(tw) raw% bar final% bar removed-by
+    let tw = 14.min(w / 4).max(4);
+    let removed_w = 12;
+    let fixed = 2 + tw + 1 + 6 + 1 + 1 + 6 + 1 + 1 + removed_w;
+    let bw = w.saturating_sub(fixed) / 2;
+    lines.push(Line::styled(
+        format!(
+            "  {:<tw$} {:>6} {:bw$} {:>6} {:bw$} {}",
+            "token", "raw", "", "final", "", "removed by"
+        ),
+        t.dim(),
+    ));
+    for c in &r.top {
+        let chosen = c.token_id == r.token_id;
+        let removed = c
+            .removed_by
+            .map_or_else(|| "—".to_string(), |s| s.name().to_string());
+        let row_style = if chosen {
+            t.accent()
+        } else if c.removed_by.is_some() {
+            t.dim()
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(if chosen { "▶ " } else { "  " }, row_style),
+            Span::styled(format!("{:<tw$}", fit(&visible(&c.text), tw)), row_style),
+            Span::raw(format!(" {} ", pct(c.p_raw))),
+            Span::styled(bar(c.p_raw, bw), t.prob(c.p_raw)),
+            Span::raw(format!(" {} ", pct(c.p_final))),
+            Span::styled(bar(c.p_final, bw), t.prob(c.p_final)),
+            Span::styled(
+                format!(" {}", fit(&removed, removed_w)),
+                if c.removed_by.is_some() {
+                    t.warn()
+                } else {
+                    t.dim()
+                },
+            ),
+        ]));
+    }
+    if !r.top.iter().any(|c| c.token_id == r.token_id) {
+        lines.push(Line::styled(
+            format!(
+                "▶ the chosen token is rank {}, outside the top {}",
+                r.rank,
+                r.top.len()
+            ),
+            t.warn(),
+        ));
+    }
+    for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
+        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+}

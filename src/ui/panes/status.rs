@@ -1,0 +1,96 @@
+//! The status bar (model, quantisation, context, speeds, capture, engine
+//! state) and the message line under everything.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::ui::app::{App, EngineState, Level};
+use crate::ui::keymap::{Action, Context};
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if area.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    buf.set_style(area, t.status_bar());
+    let state = Span::styled(
+        format!(" {} ", app.state.label()),
+        match app.state {
+            EngineState::Running => t.accent(),
+            EngineState::Failed => t.error(),
+            EngineState::Loading => t.warn(),
+            EngineState::Idle => t.ok(),
+        },
+    );
+    let mut parts = vec![app.model_label.clone()];
+    if let Some(i) = &app.info {
+        let precision = match i.precision {
+            crate::engine::model::Precision::Quantized => "quantized",
+            crate::engine::model::Precision::F32 => "f32",
+        };
+        parts.push(format!("{} {precision}", i.file_type));
+        parts.push(format!("ctx {}/{}", app.tokens.len(), i.context_length));
+    }
+    let tm = &app.timings;
+    if tm.prompt_tokens > 0 {
+        let prefill = if tm.prefill_s > 0.0 {
+            format!("{:.0}", tm.prefill_tok_s())
+        } else {
+            "–".into()
+        };
+        parts.push(format!(
+            "prefill {prefill} · decode {:.1} tok/s",
+            tm.decode_tok_s()
+        ));
+    }
+    let capture = if app.config.generation.capture_attention {
+        "on"
+    } else {
+        "off"
+    };
+    parts.push(format!("capture {capture}"));
+    parts.push(if app.config.generation.chat {
+        "chat".into()
+    } else {
+        "plain".into()
+    });
+    let line = Line::from(vec![
+        Span::raw(" lmscope "),
+        state,
+        Span::raw(format!(" {}", parts.join(" │ "))),
+    ]);
+    buf.set_line(area.x, area.y, &line, area.width);
+}
+
+pub fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
+    if area.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    let line = match &app.message {
+        Some((level, text)) => Line::styled(
+            format!(" {text}"),
+            match level {
+                Level::Info => t.dim(),
+                Level::Warn => t.warn(),
+                Level::Error => t.error(),
+            },
+        ),
+        None => {
+            let k = |a| app.keymap.keys_for(Context::Global, a);
+            Line::styled(
+                format!(
+                    " {} help · {} settings · {} attention · {} focus · esc cancel · {} quit",
+                    k(Action::Help),
+                    k(Action::Settings),
+                    k(Action::AttentionView),
+                    k(Action::FocusNext),
+                    k(Action::Quit)
+                ),
+                t.dim(),
+            )
+        }
+    };
+    buf.set_line(area.x, area.y, &line, area.width);
+}

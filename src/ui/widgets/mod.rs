@@ -1,0 +1,3 @@
+//! Drawing primitives that only read their inputs.
+pub mod bars;
+pub mod heatmap;

@@ -1,0 +1,194 @@
+//! Fixed data for the interface tests: a model description, a short run
+//! with probabilities, and synthetic attention.
+#![allow(dead_code)]
+
+use lmscope::engine::handle::{EngineEvent, LayerAttention};
+use lmscope::engine::model::Precision;
+use lmscope::engine::sampling::Stage;
+use lmscope::engine::types::{
+    AttentionRows, FinishReason, ModelInfo, PromptRecord, StepRecord, Timings, TopToken,
+};
+use lmscope::store::config::Config;
+use lmscope::ui::app::App;
+use lmscope::ui::keymap::Keymap;
+use lmscope::ui::panes;
+use lmscope::ui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+pub fn info() -> ModelInfo {
+    ModelInfo {
+        path: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+        name: "SmolLM2 135M Instruct".into(),
+        architecture: "llama".into(),
+        file_bytes: 98_362_432,
+        file_type: "Q4_1".into(),
+        parameters: 134_515_008,
+        n_layer: 30,
+        n_head: 9,
+        n_kv_head: 3,
+        d_model: 576,
+        d_ff: 1536,
+        head_dim: 64,
+        context_length: 8192,
+        vocab_size: 49152,
+        rope_base: 100000.0,
+        rms_eps: 1e-5,
+        tensor_types: vec![("Q4_1".into(), 211)],
+        bos: None,
+        eos: Some((2, "<|im_end|>".into())),
+        end_of_generation: vec![(2, "<|im_end|>".into())],
+        add_bos: false,
+        chat_template: None,
+        precision: Precision::Quantized,
+    }
+}
+
+pub const PROMPT: [&str; 6] = ["The", " cat", " sat", " on", " the", " mat"];
+pub const GENERATED: [(&str, f32); 8] = [
+    (".", 0.62),
+    (" It", 0.31),
+    (" was", 0.44),
+    (" a", 0.27),
+    (" sunny", 0.04),
+    ("\n", 0.18),
+    ("The", 0.71),
+    (" end", 0.09),
+];
+
+pub fn step(i: usize, text: &str, p: f32) -> StepRecord {
+    let alts = [text, " and", ",", " while", " because", " but"];
+    let top: Vec<TopToken> = alts
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let p_raw = if k == 0 {
+                p
+            } else {
+                (1.0 - p) / (k as f32 + 1.5)
+            };
+            let removed_by = match k {
+                4 => Some(Stage::MinP),
+                5 => Some(Stage::TopK),
+                _ => None,
+            };
+            TopToken {
+                token_id: 100 + k as u32,
+                text: t.to_string(),
+                p_raw,
+                p_final: if removed_by.is_some() {
+                    0.0
+                } else {
+                    p_raw * 1.2
+                },
+                removed_by,
+            }
+        })
+        .collect();
+    StepRecord {
+        step: i,
+        position: PROMPT.len() + i,
+        token_id: 100,
+        text: text.into(),
+        p_raw: p,
+        p_final: p * 1.2,
+        logprob: p.ln(),
+        rank: 1 + i % 3,
+        entropy: 0.4 + i as f32 * 0.35,
+        top,
+        attention: None,
+    }
+}
+
+/// Attention for `n` positions in which every query looks mostly at the
+/// first token and its own neighbour (as real heads often do).
+pub fn attention(id: u64, layer: usize, n_head: usize, n: usize) -> LayerAttention {
+    let mut data = vec![0.0f32; n_head * n * n];
+    for h in 0..n_head {
+        for q in 0..n {
+            let row = &mut data[(h * n + q) * n..(h * n + q + 1) * n];
+            let mut sum = 0.0;
+            for (k, w) in row.iter_mut().enumerate().take(q + 1) {
+                let d = (q - k) as f32;
+                *w = if k == 0 { 2.0 } else { 0.1 } + (-(d - (h % 3) as f32).abs()).exp();
+                sum += *w;
+            }
+            row.iter_mut().for_each(|w| *w /= sum);
+        }
+    }
+    LayerAttention {
+        id,
+        layer,
+        rows: AttentionRows {
+            n_layer: 1,
+            n_head,
+            n_query: n,
+            n_key: n,
+            first_query: 0,
+            data,
+        },
+    }
+}
+
+/// An app that has run a short generation, with attention for layer 0.
+pub fn app(theme: Theme) -> App {
+    let mut app = App::new(
+        Config::defaults(),
+        Keymap::defaults(),
+        theme,
+        "SmolLM2-135M-Instruct.Q4_1".into(),
+    );
+    app.config_path = "/home/user/.config/lmscope/config.toml".into();
+    app.size = Rect::new(0, 0, 120, 36);
+    app.on_engine(EngineEvent::Loaded(Box::new(info())));
+    app.editor.insert_str("The cat sat on the mat");
+    app.run();
+    app.outbox.clear();
+    let id = app.run_id;
+    app.on_engine(EngineEvent::Prefilled {
+        id,
+        prompt: PromptRecord {
+            token_ids: (0..6).collect(),
+            texts: PROMPT.iter().map(|s| s.to_string()).collect(),
+            attention: None,
+        },
+        cache_len: PROMPT.len(),
+    });
+    for (i, (text, p)) in GENERATED.iter().enumerate() {
+        app.on_engine(EngineEvent::Step {
+            id,
+            record: Box::new(step(i, text, *p)),
+            text_delta: text.to_string(),
+            cache_len: PROMPT.len() + i,
+        });
+    }
+    let timings = Timings {
+        prompt_tokens: 6,
+        generated: 8,
+        prefill_s: 0.05,
+        decode_s: 0.4,
+    };
+    app.on_engine(EngineEvent::Finished {
+        id,
+        reason: FinishReason::Length,
+        timings,
+    });
+    let n = app.cache_len;
+    app.on_engine(EngineEvent::Attention(attention(id, 0, 9, n)));
+    app.outbox.clear();
+    app.message = None;
+    app
+}
+
+/// The whole interface drawn at `w` x `h`.
+pub fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    app.size = Rect::new(0, 0, w, h);
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| {
+        let area = f.area();
+        panes::draw(app, area, f.buffer_mut());
+    })
+    .expect("draw");
+    term
+}

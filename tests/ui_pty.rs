@@ -1,0 +1,183 @@
+//! End to end: the real binary in a pseudo-terminal on the real model.
+//! Types a prompt, waits for tokens, cancels with Esc, moves the cursor,
+//! opens the attention view and quits; the terminal must be restored.
+//!
+//! Every wait is for something on the screen, with a generous timeout; no
+//! assertion is about time (these machines are shared and slow).
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+const COLS: u16 = 120;
+const ROWS: u16 = 36;
+const WAIT: Duration = Duration::from_secs(240);
+
+struct Screen {
+    parser: Mutex<vt100::Parser>,
+    raw: Mutex<Vec<u8>>,
+}
+
+impl Screen {
+    fn text(&self) -> String {
+        self.parser
+            .lock()
+            .map(|p| p.screen().contents())
+            .unwrap_or_default()
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.text();
+            if cond(&text) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out waiting for {what}; the screen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// "N generated" from the output pane's title.
+fn generated(text: &str) -> usize {
+    text.split(" generated")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn drives_the_interface_on_the_real_model() {
+    let model =
+        lmscope::store::models::resolve(None).expect("the default model (fetched when missing)");
+    let data = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    // Enough tokens to cancel a run in flight.
+    std::fs::write(
+        config.path().join("config.toml"),
+        "[generation]\nmax_tokens = 200\n",
+    )
+    .unwrap();
+
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_lmscope"));
+    cmd.arg("--model");
+    cmd.arg(&model);
+    cmd.env("LMSCOPE_DATA_DIR", data.path());
+    cmd.env("LMSCOPE_CONFIG_DIR", config.path());
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("NO_COLOR");
+    let mut child = pty.slave.spawn_command(cmd).unwrap();
+    drop(pty.slave);
+
+    let screen = Arc::new(Screen {
+        parser: Mutex::new(vt100::Parser::new(ROWS, COLS, 0)),
+        raw: Mutex::new(Vec::new()),
+    });
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let s = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut p) = s.parser.lock() {
+                p.process(&buf[..n]);
+            }
+            if let Ok(mut r) = s.raw.lock() {
+                r.extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let mut keys = pty.master.take_writer().unwrap();
+    let mut send = |bytes: &[u8]| {
+        keys.write_all(bytes).unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    };
+
+    screen.wait_for("the model to load", |t| {
+        t.contains("loaded; type a prompt") && t.contains(" ready ")
+    });
+    send(b"Name three colours.");
+    screen.wait_for("the typed prompt", |t| t.contains("Name three colours."));
+    send(b"\r");
+    screen.wait_for("a few tokens", |t| generated(t) >= 3);
+    send(b"\x1b"); // Esc cancels
+    let t = screen.wait_for("the run to end", |t| t.contains("finished ("));
+    assert!(
+        t.contains("finished (cancelled)") || t.contains("finished (eos)"),
+        "{t}"
+    );
+    let n = generated(&t);
+    assert!(n < 200, "cancelled before the limit: {n}");
+
+    // Focus the output, move the cursor two tokens back.
+    send(b"\t");
+    send(b"h");
+    send(b"h");
+    let t = screen.wait_for("the probabilities of the selected token", |t| {
+        t.contains("rank") && t.contains("removed by")
+    });
+    assert!(t.contains("Probabilities"));
+
+    // The attention view, with the rows computed by the engine.
+    send(b"a");
+    screen.wait_for("the attention view", |t| {
+        t.contains("most attended") && t.contains("rows 0") && !t.contains("computing attention")
+    });
+    send(b"o"); // all heads
+    screen.wait_for("the overview", |t| {
+        t.contains("all heads") && t.contains("head 9")
+    });
+    send(b"]"); // next layer
+    screen.wait_for("layer 2", |t| {
+        t.contains("layer 2/30") && !t.contains("computing attention")
+    });
+
+    send(b"\x11"); // ctrl-q
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < WAIT, "lmscope did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let raw = screen.raw.lock().unwrap().clone();
+    let raw = String::from_utf8_lossy(&raw);
+    let left = raw
+        .rfind("\x1b[?1049l")
+        .expect("the alternate screen was left");
+    assert!(
+        left > raw.rfind("\x1b[?1049h").unwrap_or(0),
+        "left after entering"
+    );
+    assert!(
+        raw.contains("\x1b[?1000l") || raw.contains("\x1b[?1006l"),
+        "mouse capture was turned off"
+    );
+    assert!(
+        std::fs::read_dir(data.path().join("logs"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false),
+        "a log file in the data directory"
+    );
+}

@@ -1,0 +1,333 @@
+//! Edge cases of the widgets and of the interface as a whole: NaN and
+//! all-zero attention, a 1x1 area, a sequence far longer than the pane,
+//! every terminal size, mouse selection, cancelling.
+
+mod ui_common;
+
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use lmscope::engine::handle::EngineCommand;
+use lmscope::engine::types::AttentionRows;
+use lmscope::ui::app::{EngineState, Focus};
+use lmscope::ui::keymap::Action;
+use lmscope::ui::panes;
+use lmscope::ui::theme::Theme;
+use lmscope::ui::widgets::heatmap::{Heatmap, with_mean};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ui_common::{app, draw};
+
+fn rows(
+    n_head: usize,
+    first_query: usize,
+    n_query: usize,
+    n_key: usize,
+    value: f32,
+) -> AttentionRows {
+    AttentionRows {
+        n_layer: 1,
+        n_head,
+        n_query,
+        n_key,
+        first_query,
+        data: vec![value; n_head * n_query * n_key],
+    }
+}
+
+fn render(
+    r: &AttentionRows,
+    head: usize,
+    q: std::ops::Range<usize>,
+    k: std::ops::Range<usize>,
+    area: Rect,
+    theme: Theme,
+) -> Buffer {
+    let mut buf = Buffer::empty(Rect::new(0, 0, 30, 12));
+    Heatmap {
+        rows: r,
+        head,
+        queries: q,
+        keys: k,
+        theme,
+        per_row: head % 2 == 1,
+    }
+    .render(area, &mut buf);
+    buf
+}
+
+fn text(buf: &Buffer) -> String {
+    buf.content().iter().map(|c| c.symbol()).collect()
+}
+
+#[test]
+fn nan_attention_draws_as_empty() {
+    let r = rows(2, 0, 8, 8, f32::NAN);
+    let buf = render(&r, 0, 0..8, 0..8, Rect::new(0, 0, 30, 12), Theme::plain());
+    assert!(
+        text(&buf).chars().all(|c| c == ' '),
+        "NaN weights draw nothing: {:?}",
+        text(&buf)
+    );
+    let mut r = rows(2, 0, 8, 8, 0.1);
+    r.data[5] = f32::NAN;
+    r.data[9] = f32::INFINITY;
+    render(
+        &r,
+        1,
+        0..8,
+        0..8,
+        Rect::new(0, 0, 30, 12),
+        Theme { color: true },
+    );
+    let m = with_mean(r);
+    assert!(
+        m.data[m.n_head * 64..].iter().all(|v| v.is_finite()),
+        "the mean skips non-finite weights"
+    );
+}
+
+#[test]
+fn all_zero_attention_draws_as_empty() {
+    let r = rows(1, 0, 5, 5, 0.0);
+    let buf = render(&r, 0, 0..5, 0..5, Rect::new(0, 0, 30, 12), Theme::plain());
+    assert!(text(&buf).chars().all(|c| c == ' '));
+}
+
+#[test]
+fn tiny_and_outside_areas_do_not_panic() {
+    let r = rows(1, 0, 4, 4, 0.25);
+    for area in [
+        Rect::new(0, 0, 1, 1),
+        Rect::new(0, 0, 0, 0),
+        Rect::new(29, 11, 5, 5),
+        Rect::new(100, 100, 3, 3),
+    ] {
+        for theme in [Theme::plain(), Theme { color: true }] {
+            render(&r, 0, 0..4, 0..4, area, theme);
+        }
+    }
+    // A head past the data, empty and out-of-data ranges.
+    render(&r, 7, 0..4, 0..4, Rect::new(0, 0, 10, 5), Theme::plain());
+    render(&r, 0, 0..0, 0..4, Rect::new(0, 0, 10, 5), Theme::plain());
+    render(
+        &r,
+        0,
+        2..90,
+        50..400,
+        Rect::new(0, 0, 10, 5),
+        Theme::plain(),
+    );
+}
+
+#[test]
+fn a_sequence_far_longer_than_the_pane_is_pooled_keeping_sharp_weights() {
+    // 4,000 keys into 30 columns: one key with all the weight must show.
+    let (n_query, n_key) = (50, 4000);
+    let mut r = rows(1, 3950, n_query, n_key, 0.0);
+    for q in 0..n_query {
+        r.data[q * n_key + 1234] = 1.0;
+    }
+    let buf = render(
+        &r,
+        0,
+        3950..4000,
+        0..4000,
+        Rect::new(0, 0, 30, 12),
+        Theme::plain(),
+    );
+    let col = 1234 * 30 / 4000;
+    for y in 0..12 {
+        assert_eq!(buf[(col as u16, y)].symbol(), "█", "row {y}");
+        assert_eq!(buf[(0, y)].symbol(), " ");
+    }
+}
+
+#[test]
+fn every_terminal_size_draws_without_panicking() {
+    let mut a = app(Theme { color: true });
+    for (w, h) in [
+        (1, 1),
+        (2, 40),
+        (39, 11),
+        (40, 12),
+        (41, 13),
+        (60, 12),
+        (40, 50),
+        (99, 19),
+        (100, 20),
+        (250, 70),
+    ] {
+        for view in [false, true] {
+            a.attention_view = view;
+            let term = draw(&mut a, w, h);
+            let s = term.backend().to_string();
+            if w < 40 || h < 12 {
+                assert!(s.contains("too") || w < 10, "{w}x{h}: {s}");
+            }
+        }
+    }
+    a.attention_view = true;
+    a.update(Action::Overview);
+    for _ in 0..10 {
+        a.update(Action::ZoomIn);
+        draw(&mut a, 40, 12);
+    }
+    for p in [Action::PanKeysLeft, Action::PanKeysRight] {
+        for _ in 0..20 {
+            a.update(p);
+            draw(&mut a, 45, 13);
+        }
+    }
+}
+
+#[test]
+fn panes_draw_into_a_one_cell_area() {
+    let a = app(Theme::plain());
+    let mut buf = Buffer::empty(Rect::new(0, 0, 1, 1));
+    let one = Rect::new(0, 0, 1, 1);
+    panes::output::render(&a, one, &mut buf);
+    panes::probs::render(&a, one, &mut buf);
+    panes::prompt::render(&a, one, &mut buf);
+    panes::attention::render_small(&a, one, &mut buf);
+    panes::attention::render_full(&a, one, &mut buf);
+    panes::status::render(&a, one, &mut buf);
+    panes::help::render(&a, one, &mut buf);
+    panes::settings::render(&a, one, &mut buf);
+    panes::draw(&a, one, &mut buf);
+}
+
+#[test]
+fn a_click_selects_the_token_under_it() {
+    let mut a = app(Theme { color: true });
+    draw(&mut a, 120, 36);
+    // "The cat sat" starts at column 1, row 2 of the screen: " cat" covers 4..8.
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 5,
+        row: 2,
+        modifiers: KeyModifiers::NONE,
+    };
+    assert!(a.on_terminal(&Event::Mouse(click)));
+    assert_eq!(a.focus, Focus::Output);
+    assert_eq!(a.cursor, 1);
+    assert!(
+        !a.follow,
+        "selecting an older token stops following the stream"
+    );
+}
+
+#[test]
+fn keys_move_the_cursor_and_esc_cancels_a_running_generation() {
+    let mut a = app(Theme { color: true });
+    a.focus = Focus::Output;
+    let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    let before = a.cursor;
+    a.on_terminal(&key(KeyCode::Left));
+    assert_eq!(a.cursor, before - 1);
+    a.on_terminal(&key(KeyCode::Home));
+    assert_eq!(a.cursor, 0);
+    a.on_terminal(&key(KeyCode::Down));
+    assert!(a.cursor > 0, "down moves to the next line");
+
+    a.state = EngineState::Running;
+    a.outbox.clear();
+    a.on_terminal(&key(KeyCode::Esc));
+    assert!(matches!(a.outbox.as_slice(), [EngineCommand::Cancel]));
+}
+
+#[test]
+fn typing_works_while_the_model_generates_and_enter_refuses_a_second_run() {
+    let mut a = app(Theme { color: true });
+    a.state = EngineState::Running;
+    a.focus = Focus::Prompt;
+    for c in "hi".chars() {
+        a.on_terminal(&Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    assert_eq!(a.editor.text(), "hi");
+    a.outbox.clear();
+    a.on_terminal(&Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert!(a.outbox.is_empty());
+    assert!(a.message.as_ref().is_some_and(|(_, m)| m.contains("Esc")));
+}
+
+#[test]
+fn history_recalls_earlier_prompts() {
+    let mut a = app(Theme { color: true });
+    a.focus = Focus::Prompt;
+    a.editor.insert_str("draft");
+    a.update(Action::HistoryPrev);
+    assert_eq!(a.editor.text(), "The cat sat on the mat");
+    a.update(Action::HistoryNext);
+    assert_eq!(a.editor.text(), "draft");
+}
+
+#[test]
+fn long_sequences_ask_for_a_window_of_rows_around_the_query() {
+    use lmscope::engine::types::PromptRecord;
+    let mut a = app(Theme { color: true });
+    let id = a.run_id;
+    let n = 3000;
+    a.on_engine(lmscope::engine::handle::EngineEvent::Prefilled {
+        id,
+        prompt: PromptRecord {
+            token_ids: vec![0; n],
+            texts: vec![" x".into(); n],
+            attention: None,
+        },
+        cache_len: n,
+    });
+    a.outbox.clear();
+    a.attn.in_flight = None;
+    a.update(Action::AttentionView);
+    a.focus = Focus::Output;
+    a.cursor = 2500;
+    a.follow = false;
+    a.update(Action::ZoomIn);
+    let asked: Vec<_> = a
+        .outbox
+        .iter()
+        .filter_map(|c| match c {
+            EngineCommand::Attention { queries, .. } => Some(queries.clone()),
+            _ => None,
+        })
+        .collect();
+    let q = asked.last().expect("an attention request");
+    assert!(
+        q.contains(&2500) && q.len() <= lmscope::ui::app::MAX_ATTENTION_ROWS,
+        "{q:?}"
+    );
+    let (rows, keys) = a.attention_window();
+    assert!(
+        rows.contains(&2500) && rows.len() == n / 2 && keys.len() == n / 2,
+        "{rows:?} {keys:?}"
+    );
+    draw(&mut a, 80, 20);
+}
+
+#[test]
+fn a_click_on_a_heatmap_row_makes_that_token_the_query() {
+    let mut a = app(Theme::plain());
+    a.update(Action::AttentionView);
+    draw(&mut a, 110, 30);
+    let cells = panes::attention::heatmap_cells(&a, a.areas().attention).expect("heatmap cells");
+    let click = |row| {
+        Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: cells.x + 2,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    a.on_terminal(&click(cells.y));
+    assert_eq!(a.cursor, 0);
+    a.on_terminal(&click(cells.bottom() - 1));
+    assert_eq!(a.query(), Some(a.cache_len - 1));
+    assert_eq!(a.cursor, a.cache_len - 1);
+}
