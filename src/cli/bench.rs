@@ -5,11 +5,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
 
 use clap::Args;
 use serde_json::json;
 
 use super::args::ModelArgs;
+use crate::engine::model::{KvCache, Logits};
 use crate::engine::sampling::SamplerSettings;
 use crate::engine::{Engine, Prompt, Request};
 
@@ -26,6 +28,12 @@ pub struct BenchArgs {
     /// Tokens for the decode test (llama-bench's tg)
     #[arg(long, default_value_t = 128)]
     pub gen_tokens: usize,
+    /// Sequences decoded at once for the batched test (the compare view's case; 0 = skip)
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Context for the memory test: a capturing cache filled to this many tokens (0 = skip)
+    #[arg(long, default_value_t = 2048)]
+    pub long_context: usize,
     /// Python with llama-cpp-python for the reference [default: .venv-ref/bin/python, then python3]
     #[arg(long)]
     pub python: Option<PathBuf>,
@@ -92,6 +100,82 @@ fn run_ours(
     while g.step(engine)?.is_some() {}
     let t = g.timings();
     Ok((t.prefill_tok_s(), t.decode_tok_s()))
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Greedy decode of `n` tokens after `tokens`, for one sequence and then
+/// for `batch` sequences at once (each forked from the same prefilled
+/// cache): (one sequence's tokens/s, the batch's aggregate tokens/s).
+fn run_batched(
+    engine: &Engine,
+    tokens: &[u32],
+    n: usize,
+    batch: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let model = engine.model();
+    let mut base = model.new_cache(false);
+    let logits = model.forward(tokens, &mut base, Logits::Last)?;
+    let first = argmax(&logits.to_vec2::<f32>()?[0]);
+    let mut cache = base.clone();
+    let mut t = first;
+    let started = Instant::now();
+    for _ in 0..n {
+        let l = model.forward(&[t], &mut cache, Logits::Last)?;
+        t = argmax(&l.to_vec2::<f32>()?[0]);
+    }
+    let single = n as f64 / started.elapsed().as_secs_f64();
+    let mut caches: Vec<KvCache> = (0..batch).map(|_| base.clone()).collect();
+    // Different first tokens, so that the sequences differ as side-by-side
+    // runs do.
+    let mut toks: Vec<u32> = (0..batch)
+        .map(|i| {
+            if i == 0 {
+                first
+            } else {
+                tokens[tokens.len() - i]
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+        let l = model.forward_batch(&toks, &mut refs)?;
+        for (t, row) in toks.iter_mut().zip(l.to_vec2::<f32>()?) {
+            *t = argmax(&row);
+        }
+    }
+    let aggregate = (batch * n) as f64 / started.elapsed().as_secs_f64();
+    Ok((single, aggregate))
+}
+
+/// Fills a capturing cache to `len` tokens (prefill in chunks, then 16
+/// decode steps that each recompute the new position's attention in every
+/// layer, as a capture-on step does). Returns the cache's bytes.
+fn run_long_context(engine: &Engine, len: usize) -> anyhow::Result<usize> {
+    let model = engine.model();
+    let steps = 16.min(len - 1);
+    let prompt = bench_tokens(engine, len - steps)?;
+    let mut cache = model.new_cache(true);
+    for chunk in prompt.chunks(256) {
+        model.forward(chunk, &mut cache, Logits::Last)?;
+    }
+    let mut t = prompt[prompt.len() - 1];
+    for _ in 0..steps {
+        let l = model.forward(&[t], &mut cache, Logits::Last)?;
+        t = argmax(&l.to_vec2::<f32>()?[0]);
+        let pos = cache.len();
+        engine.attention(&cache, pos - 1..pos)?;
+    }
+    Ok(cache.size_bytes())
 }
 
 struct Reference {
@@ -214,6 +298,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("round {}/{} done", round + 1, args.rounds);
     }
     let peak = peak_rss();
+    // Batched decode: alternating single and batched within each round.
+    let (mut single, mut batched) = (Vec::new(), Vec::new());
+    if args.batch > 0 {
+        for _ in 0..args.rounds {
+            let (s, b) = run_batched(&engine, &tokens, args.gen_tokens, args.batch)?;
+            single.push(s);
+            batched.push(b);
+        }
+        eprintln!("batched decode done");
+    }
+    let long = if args.long_context > 1 {
+        anyhow::ensure!(
+            args.long_context <= engine.info().context_length,
+            "--long-context {} is beyond the model's context of {}",
+            args.long_context,
+            engine.info().context_length
+        );
+        let bytes = run_long_context(&engine, args.long_context)?;
+        eprintln!("long context done");
+        Some((bytes, peak_rss()))
+    } else {
+        None
+    };
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     let (lp, ld) = (median(&llama.prefill), median(&llama.decode));
     let report = json!({
@@ -233,6 +340,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         })),
         "peak_rss_bytes": peak,
         "model_file_bytes": engine.info().file_bytes,
+        "batched_decode": (args.batch > 0).then(|| json!({
+            "sequences": args.batch,
+            "single_tok_s": median(&single),
+            "aggregate_tok_s": median(&batched),
+            "ratio": ratio(median(&batched), median(&single)),
+        })),
+        "long_context": long.map(|(bytes, peak)| json!({
+            "tokens": args.long_context,
+            "capture": true,
+            "cache_bytes": bytes,
+            "peak_rss_bytes": peak,
+            "over_model_file_bytes": peak.map(|p| p as i64 - engine.info().file_bytes as i64),
+        })),
     });
     if args.json {
         println!("{report}");
@@ -267,11 +387,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ratio(median(&on.decode), ld)
         );
     }
+    if args.batch > 0 {
+        println!(
+            "batched decode, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
+            args.batch,
+            median(&batched),
+            median(&single),
+            ratio(median(&batched), median(&single))
+        );
+    }
+    let file = engine.info().file_bytes as f64 / 1e6;
     if let Some(p) = peak {
         println!(
-            "peak memory {:.0} MB (model file {:.0} MB)",
+            "peak memory {:.0} MB after the speed rounds (model file {file:.0} MB)",
+            p as f64 / 1e6
+        );
+    }
+    if let Some((bytes, Some(p))) = long {
+        println!(
+            "peak memory {:.0} MB at {} tokens with capture on: model file + {:.0} MB (cache {:.0} MB)",
             p as f64 / 1e6,
-            engine.info().file_bytes as f64 / 1e6
+            args.long_context,
+            p as f64 / 1e6 - file,
+            bytes as f64 / 1e6
         );
     }
     Ok(())

@@ -10,6 +10,7 @@
 pub mod chat;
 pub mod error;
 pub mod handle;
+pub mod kernels;
 pub mod load;
 pub mod model;
 pub mod sampling;

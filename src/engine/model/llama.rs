@@ -8,11 +8,14 @@
 //! rows themselves are recomputed on demand by [`Llama::attention_rows`]
 //! with the very function the forward pass uses.
 
-use candle_core::quantized::{QMatMul, QTensor};
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::cache::{KvCache, LayerCache};
 use crate::engine::error::EngineError;
+use crate::engine::kernels::{self, QWeight, WeightKind};
 use crate::engine::load::gguf::GgufFile;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -95,73 +98,224 @@ impl Config {
     }
 }
 
-/// A linear layer over a GGUF weight of shape (out, in).
+/// A linear layer over a GGUF weight of shape (out, in): our own kernels
+/// for Q4_1 and Q8_0 weights, candle's `QMatMul` for other types and for
+/// `Precision::F32`.
 #[derive(Debug, Clone)]
-struct Linear(QMatMul);
+enum Linear {
+    Kernel(Arc<QWeight>),
+    Candle(QMatMul),
+}
 
 impl Linear {
     fn load(gguf: &mut GgufFile, name: &str, precision: Precision) -> Result<Self> {
         let q = gguf.tensor(name)?;
-        let mm = match precision {
-            Precision::Quantized => QMatMul::from_qtensor(q)?,
-            Precision::F32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
-        };
-        Ok(Self(mm))
+        Ok(match precision {
+            Precision::Quantized => match kernel_weight(&q)? {
+                Some(w) => Linear::Kernel(Arc::new(w)),
+                None => Linear::Candle(QMatMul::from_qtensor(q)?),
+            },
+            Precision::F32 => Linear::Candle(QMatMul::Tensor(q.dequantize(&Device::Cpu)?)),
+        })
+    }
+
+    /// Several layers over the same m rows of input (Q, K, V; gate, up):
+    /// with our kernels the input is quantised once and one parallel region
+    /// covers them all. Returns m rows of out_i for each layer.
+    fn forward_rows(layers: &[&Linear], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
+        let kernels: Option<Vec<&QWeight>> = layers
+            .iter()
+            .map(|l| match l {
+                Linear::Kernel(w) => Some(&**w),
+                Linear::Candle(_) => None,
+            })
+            .collect();
+        match kernels {
+            Some(ws)
+                if ws
+                    .iter()
+                    .all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols()) =>
+            {
+                let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
+                let mut slices: Vec<&mut [f32]> =
+                    outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+                kernels::matmul(&ws, x, m, &mut slices);
+                Ok(outs)
+            }
+            _ => {
+                let xt = Tensor::from_slice(x, (m, x.len() / m), &Device::Cpu)?;
+                layers
+                    .iter()
+                    .map(|l| {
+                        Ok(l.forward(&xt)?
+                            .flatten_all()?
+                            .to_dtype(DType::F32)?
+                            .to_vec1::<f32>()?)
+                    })
+                    .collect()
+            }
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.0.forward(x)?)
+        Ok(Self::forward_fused(&[self], x)?.pop().expect("one output"))
+    }
+
+    /// Several layers over the same input (Q, K, V; gate, up): with our
+    /// kernels the input is quantised once and one parallel region covers
+    /// them all. x: (.., in) -> [(.., out_i)].
+    fn forward_fused(layers: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
+        let kernels: Option<Vec<&QWeight>> = layers
+            .iter()
+            .map(|l| match l {
+                Linear::Kernel(w) => Some(&**w),
+                Linear::Candle(_) => None,
+            })
+            .collect();
+        let fusable = kernels.as_ref().is_some_and(|ws| {
+            ws.iter()
+                .all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols())
+        });
+        let Some(ws) = kernels.filter(|_| fusable) else {
+            return layers
+                .iter()
+                .map(|l| match l {
+                    Linear::Kernel(_) => Self::forward_fused(&[l], x).map(|mut v| v.remove(0)),
+                    Linear::Candle(mm) => Ok(mm.forward(x)?),
+                })
+                .collect();
+        };
+        let dims = x.dims().to_vec();
+        let cols = *dims.last().expect("rank >= 1");
+        let m = x.elem_count() / cols;
+        let data = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
+        {
+            let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            kernels::matmul(&ws, &data, m, &mut slices);
+        }
+        outs.into_iter()
+            .zip(&ws)
+            .map(|(o, w)| {
+                let mut shape = dims.clone();
+                *shape.last_mut().expect("rank >= 1") = w.rows();
+                Ok(Tensor::from_vec(o, shape, &Device::Cpu)?)
+            })
+            .collect()
+    }
+}
+
+/// The weight in our kernels' layout, when they handle its type.
+fn kernel_weight(q: &QTensor) -> Result<Option<QWeight>> {
+    let kind = match q.dtype() {
+        GgmlDType::Q4_1 => WeightKind::Q4_1,
+        GgmlDType::Q8_0 => WeightKind::Q8_0,
+        _ => return Ok(None),
+    };
+    let (rows, cols) = q.shape().dims2()?;
+    let w = QWeight::new(kind, rows, cols, q.data()?.into_owned())
+        .map_err(|e| EngineError::corrupt(std::path::Path::new("(weights)"), e))?;
+    Ok(Some(w))
+}
+
+/// Token embeddings: rows of our kernels' weight (shared with a tied output
+/// projection, so the matrix is held once), or candle's lookup.
+#[derive(Debug)]
+enum Embedding {
+    Kernel(Arc<QWeight>),
+    Candle(QTensor),
+}
+
+impl Embedding {
+    /// ids -> (seq, d_model)
+    fn forward(&self, tokens: &[u32]) -> Result<Tensor> {
+        match self {
+            Embedding::Kernel(w) => {
+                let d = w.cols();
+                let mut out = vec![0f32; tokens.len() * d];
+                for (row, &t) in out.chunks_exact_mut(d).zip(tokens) {
+                    w.dequantize_row(t as usize, row);
+                }
+                Ok(Tensor::from_vec(out, (tokens.len(), d), &Device::Cpu)?)
+            }
+            Embedding::Candle(q) => Ok(q.embedding(&Tensor::new(tokens, &Device::Cpu)?)?),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 struct RmsNorm {
-    weight: Tensor,
+    weight: Vec<f32>,
     eps: f32,
 }
 
 impl RmsNorm {
     fn load(gguf: &mut GgufFile, name: &str, eps: f32) -> Result<Self> {
-        let weight = gguf.tensor(name)?.dequantize(&Device::Cpu)?;
+        let weight = gguf
+            .tensor(name)?
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         Ok(Self { weight, eps })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+    /// Each row of x (rows of d_model) -> x / rms(x) * weight, into `out`.
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        let d = self.weight.len();
+        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            // Sum of squares in f64, as ggml's rms_norm.
+            let sum2: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+            let scale = 1.0 / ((sum2 / d as f64) as f32 + self.eps).sqrt();
+            for ((o, &v), &w) in or.iter_mut().zip(xr).zip(&self.weight) {
+                *o = v * scale * w;
+            }
+        }
     }
 }
 
 /// Rotary tables for every position the model can see.
 #[derive(Debug, Clone)]
 struct Rope {
-    cos: Tensor, // (context, head_dim / 2)
-    sin: Tensor,
+    cos: Vec<f32>, // (context, head_dim / 2)
+    sin: Vec<f32>,
+    half: usize,
 }
 
 impl Rope {
-    fn new(cfg: &Config) -> Result<Self> {
+    /// Angles as ggml builds its rotary cache: theta_0 = position, each
+    /// next pair's angle the previous times base^(-2 / head_dim), in f32.
+    fn new(cfg: &Config) -> Self {
         let half = cfg.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32))
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &Device::Cpu)?;
-        let pos = Tensor::arange(0u32, cfg.context_length as u32, &Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .reshape((cfg.context_length, 1))?;
-        let angles = pos.broadcast_mul(&inv_freq)?;
-        Ok(Self {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-        })
+        let theta_scale = cfg.rope_base.powf(-2.0 / cfg.head_dim as f32);
+        let mut cos = Vec::with_capacity(cfg.context_length * half);
+        let mut sin = Vec::with_capacity(cfg.context_length * half);
+        for p in 0..cfg.context_length {
+            let mut theta = p as f32;
+            for _ in 0..half {
+                cos.push(theta.cos());
+                sin.push(theta.sin());
+                theta *= theta_scale;
+            }
+        }
+        Self { cos, sin, half }
     }
 
     /// GGUF stores Q and K permuted for llama.cpp's interleaved rotary form,
-    /// so rotate adjacent pairs. x: (1, heads, seq, head_dim).
-    fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
-        let seq = x.dim(2)?;
-        let cos = self.cos.narrow(0, offset, seq)?;
-        let sin = self.sin.narrow(0, offset, seq)?;
-        Ok(candle_nn::rotary_emb::rope_i(&x.contiguous()?, &cos, &sin)?)
+    /// so rotate adjacent pairs. x: rows (one per position from `offset`)
+    /// of heads x head_dim, rotated in place.
+    fn apply(&self, x: &mut [f32], width: usize, offset: usize) {
+        let hd = 2 * self.half;
+        for (i, row) in x.chunks_exact_mut(width).enumerate() {
+            let at = (offset + i) * self.half;
+            let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
+            for head in row.chunks_exact_mut(hd) {
+                for (pair, (&c, &s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
+                    let (x0, x1) = (pair[0], pair[1]);
+                    pair[0] = x0 * c - x1 * s;
+                    pair[1] = x0 * s + x1 * c;
+                }
+            }
+        }
     }
 }
 
@@ -174,53 +328,180 @@ struct Attention {
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
+    f16: bool,
 }
 
-/// Softmax(q k^T / sqrt(d)) with the causal mask for queries that start at
-/// position `offset`. q: (1, n_head, nq, d); k: (1, n_kv_head, nk, d).
-/// Returns (1, n_head, nq, nk). The forward pass and the on-demand attention
-/// rows both go through here, so what is shown is what was computed.
-fn attention_probs(q: &Tensor, k: &Tensor, offset: usize) -> Result<Tensor> {
-    let (_, n_head, nq, d) = q.dims4()?;
-    let n_kv = k.dim(1)?;
-    let nk = k.dim(2)?;
-    let k = repeat_kv(k, n_head / n_kv)?;
-    let scores = (q.contiguous()?.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
-    let scores = if nq > 1 || offset + nq < nk {
-        scores.broadcast_add(&causal_mask(nq, nk, offset)?)?
-    } else {
-        scores
-    };
-    Ok(candle_nn::ops::softmax_last_dim(&scores)?)
+/// Shapes of one attention computation.
+#[derive(Clone, Copy, Debug)]
+struct Heads {
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    /// Round as llama.cpp's attention does with its default f16 KV cache
+    /// (no flash attention): queries, keys and values to f16, and the
+    /// probabilities to f16 before they weight the values.
+    f16: bool,
 }
 
-/// (nq, nk) additive mask: query i (at absolute position offset + i) sees
-/// keys 0..=offset + i.
-fn causal_mask(nq: usize, nk: usize, offset: usize) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..nq)
-        .flat_map(|i| {
-            (0..nk).map(move |j| {
-                if j <= offset + i {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-        })
-        .collect();
-    Ok(Tensor::from_vec(mask, (nq, nk), &Device::Cpu)?)
-}
-
-/// (1, n_kv, t, d) -> (1, n_kv * n_rep, t, d), each KV head serving n_rep
-/// consecutive query heads (grouped-query attention).
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
+impl Heads {
+    fn q_width(&self) -> usize {
+        self.n_head * self.head_dim
     }
-    let (b, n_kv, t, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((b, n_kv, n_rep, t, d))?
-        .reshape((b, n_kv * n_rep, t, d))?)
+
+    fn kv_width(&self) -> usize {
+        self.n_kv_head * self.head_dim
+    }
+
+    /// Where head h's key/value columns start in a cached row (each KV head
+    /// serves n_head / n_kv_head consecutive query heads).
+    fn kv_offset(&self, h: usize) -> usize {
+        h / (self.n_head / self.n_kv_head) * self.head_dim
+    }
+}
+
+fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// One row of attention probabilities: softmax(q k_j / sqrt(d)) over the
+/// keys j < `visible` of head `h`, zeros for later keys. `out` has one entry
+/// per key. The forward pass and the on-demand attention rows both go
+/// through here, so what is shown is what was computed.
+fn probs_row(hs: Heads, h: usize, q: &[f32], keys: &[f32], visible: usize, out: &mut [f32]) {
+    let (kw, ko, d) = (hs.kv_width(), hs.kv_offset(h), hs.head_dim);
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut max = f32::NEG_INFINITY;
+    for (j, o) in out[..visible].iter_mut().enumerate() {
+        let s = dot(q, &keys[j * kw + ko..j * kw + ko + d]) * scale;
+        *o = s;
+        max = max.max(s);
+    }
+    // The sum in f64, as ggml's soft_max.
+    let mut sum = 0f64;
+    for o in &mut out[..visible] {
+        *o = (*o - max).exp();
+        sum += *o as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for o in &mut out[..visible] {
+        *o *= inv;
+    }
+    out[visible..].fill(0.0);
+}
+
+/// Query rows per attention task.
+const QUERY_BLOCK: usize = 16;
+
+/// Causal attention of `nq` queries (rows of n_head x head_dim, at positions
+/// offset..) over the cached keys and values (rows of n_kv_head x head_dim,
+/// the queries' own included): y, rows of n_head x head_dim.
+fn attend(
+    hs: Heads,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    nq: usize,
+    offset: usize,
+) -> Vec<f32> {
+    let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
+    let nk = offset + nq;
+    let blocks = nq.div_ceil(QUERY_BLOCK);
+    // Per task (head h, block of queries): (QUERY_BLOCK, d) outputs.
+    let mut yh = vec![0f32; hs.n_head * blocks * QUERY_BLOCK * d];
+    let task = |t: usize, out: &mut [f32]| {
+        let (h, b) = (t / blocks, t % blocks);
+        let ko = hs.kv_offset(h);
+        let mut p = vec![0f32; nk];
+        for (r, yr) in out.chunks_exact_mut(d).enumerate() {
+            let i = b * QUERY_BLOCK + r;
+            if i >= nq {
+                break;
+            }
+            let visible = offset + i + 1;
+            probs_row(
+                hs,
+                h,
+                &q[i * qw + h * d..i * qw + (h + 1) * d],
+                keys,
+                visible,
+                &mut p[..visible],
+            );
+            if hs.f16 {
+                p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
+            }
+            for (j, &pj) in p[..visible].iter().enumerate() {
+                let vr = &values[j * kw + ko..j * kw + ko + d];
+                for (y, &v) in yr.iter_mut().zip(vr) {
+                    *y += pj * v;
+                }
+            }
+        }
+    };
+    if hs.n_head * nq * nk * d < 1 << 16 {
+        for (t, out) in yh.chunks_exact_mut(QUERY_BLOCK * d).enumerate() {
+            task(t, out);
+        }
+    } else {
+        kernels::par_chunks_mut(&mut yh, QUERY_BLOCK * d, &task);
+    }
+    let mut y = vec![0f32; nq * qw];
+    for h in 0..hs.n_head {
+        for i in 0..nq {
+            let src = ((h * blocks) * QUERY_BLOCK + i) * d;
+            y[i * qw + h * d..i * qw + (h + 1) * d].copy_from_slice(&yh[src..src + d]);
+        }
+    }
+    y
+}
+
+/// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
+/// positions offset.., over the first nk = offset + nq keys.
+fn attention_probs(hs: Heads, q: &[f32], keys: &[f32], nq: usize, offset: usize) -> Vec<f32> {
+    let nk = offset + nq;
+    let qw = hs.q_width();
+    let d = hs.head_dim;
+    let mut out = vec![0f32; hs.n_head * nq * nk];
+    let row = |r: usize, o: &mut [f32]| {
+        let (h, i) = (r / nq, r % nq);
+        probs_row(
+            hs,
+            h,
+            &q[i * qw + h * d..i * qw + (h + 1) * d],
+            keys,
+            offset + i + 1,
+            o,
+        );
+    };
+    if hs.n_head * nq * nk * d < 1 << 16 {
+        for (r, o) in out.chunks_exact_mut(nk).enumerate() {
+            row(r, o);
+        }
+    } else {
+        let rows_per_task = (hs.n_head * nq).div_ceil(64).max(1);
+        kernels::par_chunks_mut(&mut out, rows_per_task * nk, &|t, chunk| {
+            for (r, o) in chunk.chunks_exact_mut(nk).enumerate() {
+                row(t * rows_per_task + r, o);
+            }
+        });
+    }
+    out
 }
 
 impl Attention {
@@ -233,32 +514,63 @@ impl Attention {
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
             head_dim: cfg.head_dim,
+            // llama.cpp's numerics (its default f16 KV cache, no flash
+            // attention) in quantised mode; exact f32 in f32 mode.
+            f16: p == Precision::Quantized,
         })
     }
 
-    /// x: (1, seq, d_model) at positions offset.. -> (1, seq, d_model).
+    fn heads(&self) -> Heads {
+        Heads {
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
+            f16: self.f16,
+        }
+    }
+
+    /// x: rows of d_model for `seqs`, each (cache, rows): a sequence's
+    /// positions after what its cache holds. Returns rows of d_model.
     fn forward(
         &self,
-        x: &Tensor,
+        x: &[f32],
         rope: &Rope,
-        cache: &mut LayerCache,
-        offset: usize,
-    ) -> Result<Tensor> {
-        let (b, seq, _) = x.dims3()?;
-        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, seq, n, self.head_dim))?.transpose(1, 2)?)
-        };
-        let q = rope.apply(&heads(self.wq.forward(x)?, self.n_head)?, offset)?;
-        let k = rope.apply(&heads(self.wk.forward(x)?, self.n_kv_head)?, offset)?;
-        let v = heads(self.wv.forward(x)?, self.n_kv_head)?.contiguous()?;
-        let (k, v) = cache.append(&k, &v, &q)?;
-        let probs = attention_probs(&q, &k, offset)?;
-        let v = repeat_kv(&v, self.n_head / self.n_kv_head)?;
-        let y = probs.matmul(&v.contiguous()?)?; // (1, n_head, seq, head_dim)
-        let y = y
-            .transpose(1, 2)?
-            .reshape((b, seq, self.n_head * self.head_dim))?;
-        self.wo.forward(&y)
+        seqs: &mut [(&mut LayerCache, usize)],
+    ) -> Result<Vec<f32>> {
+        let hs = self.heads();
+        let (qw, kw) = (hs.q_width(), hs.kv_width());
+        let m: usize = seqs.iter().map(|s| s.1).sum();
+        let [mut q, mut k, v]: [Vec<f32>; 3] =
+            Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
+                .try_into()
+                .expect("three outputs");
+        let mut y = Vec::with_capacity(m * qw);
+        let mut row = 0;
+        for (cache, n) in seqs.iter_mut() {
+            let n = *n;
+            let offset = cache.len();
+            let (qs, ks, vs) = (
+                &mut q[row * qw..(row + n) * qw],
+                &mut k[row * kw..(row + n) * kw],
+                &v[row * kw..(row + n) * kw],
+            );
+            rope.apply(qs, qw, offset);
+            rope.apply(ks, kw, offset);
+            let mut vs = std::borrow::Cow::Borrowed(vs);
+            if hs.f16 {
+                qs.iter_mut()
+                    .chain(ks.iter_mut())
+                    .chain(vs.to_mut().iter_mut())
+                    .for_each(|x| *x = round_f16(*x));
+            }
+            cache.append(ks, &vs, qs, n);
+            let (keys, values) = cache.keys_values();
+            y.extend(attend(hs, qs, keys, values, n, offset));
+            row += n;
+        }
+        Ok(Linear::forward_rows(&[&self.wo], &y, m)?
+            .pop()
+            .expect("one output"))
     }
 }
 
@@ -278,9 +590,17 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gated = (candle_nn::ops::silu(&self.gate.forward(x)?)? * self.up.forward(x)?)?;
-        self.down.forward(&gated)
+    /// x: m rows of d_model -> m rows of d_model.
+    fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        let [mut gate, up]: [Vec<f32>; 2] = Linear::forward_rows(&[&self.gate, &self.up], x, m)?
+            .try_into()
+            .expect("two outputs");
+        for (g, u) in gate.iter_mut().zip(&up) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+        Ok(Linear::forward_rows(&[&self.down], &gate, m)?
+            .pop()
+            .expect("one output"))
     }
 }
 
@@ -303,17 +623,24 @@ impl Block {
         })
     }
 
+    /// x: rows of d_model, updated in place (the residual stream).
     fn forward(
         &self,
-        x: &Tensor,
+        x: &mut [f32],
+        norm: &mut [f32],
         rope: &Rope,
-        cache: &mut LayerCache,
-        offset: usize,
-    ) -> Result<Tensor> {
-        let h = (x + self
-            .attn
-            .forward(&self.attn_norm.forward(x)?, rope, cache, offset)?)?;
-        Ok((&h + self.mlp.forward(&self.ffn_norm.forward(&h)?)?)?)
+        seqs: &mut [(&mut LayerCache, usize)],
+    ) -> Result<()> {
+        let m: usize = seqs.iter().map(|s| s.1).sum();
+        self.attn_norm.forward(x, norm);
+        for (x, a) in x.iter_mut().zip(self.attn.forward(norm, rope, seqs)?) {
+            *x += a;
+        }
+        self.ffn_norm.forward(x, norm);
+        for (x, f) in x.iter_mut().zip(self.mlp.forward(norm, m)?) {
+            *x += f;
+        }
+        Ok(())
     }
 }
 
@@ -329,7 +656,7 @@ pub enum Logits {
 
 #[derive(Debug)]
 pub struct Llama {
-    embed: QTensor,
+    embed: Embedding,
     blocks: Vec<Block>,
     norm: RmsNorm,
     output: Linear,
@@ -341,20 +668,30 @@ pub struct Llama {
 impl Llama {
     pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Self> {
         let cfg = Config::from_gguf(gguf)?;
-        let embed = gguf.tensor("token_embd.weight")?;
         // Tied embeddings: without an output.weight, the output projection
-        // is the embedding matrix itself.
-        let output_name = if gguf.has_tensor("output.weight") {
-            "output.weight"
-        } else {
+        // is the embedding matrix itself (held once with our kernels).
+        let tied = !gguf.has_tensor("output.weight");
+        let output_name = if tied {
             "token_embd.weight"
+        } else {
+            "output.weight"
         };
         let output = Linear::load(gguf, output_name, precision)?;
+        let embed = match &output {
+            Linear::Kernel(w) if tied => Embedding::Kernel(w.clone()),
+            _ => {
+                let q = gguf.tensor("token_embd.weight")?;
+                match kernel_weight(&q)? {
+                    Some(w) => Embedding::Kernel(Arc::new(w)),
+                    None => Embedding::Candle(q),
+                }
+            }
+        };
         let blocks = (0..cfg.n_layer)
             .map(|i| Block::load(gguf, i, &cfg, precision))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(gguf, "output_norm.weight", cfg.rms_eps)?;
-        let rope = Rope::new(&cfg)?;
+        let rope = Rope::new(&cfg);
         Ok(Self {
             embed,
             blocks,
@@ -370,30 +707,80 @@ impl Llama {
     /// Returns logits (n, vocab) as f32: n = 1 for `Logits::Last`, else the
     /// number of tokens.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Tensor> {
-        let offset = cache.len();
         let seq = tokens.len();
         if seq == 0 {
             return Err(EngineError::EmptyPrompt);
         }
-        if offset + seq > self.cfg.context_length {
+        self.check_room(cache, seq)?;
+        let x = self.run_blocks(tokens, &mut [(cache, seq)])?;
+        let x = match logits {
+            Logits::Last => &x[(seq - 1) * self.cfg.d_model..],
+            Logits::All => &x[..],
+        };
+        self.logits(x)
+    }
+
+    /// One token for each of several sequences at once (side-by-side runs):
+    /// every weight is read once for all of them. Returns logits
+    /// (n_sequences, vocab), row i for `caches[i]`, each cache advanced by
+    /// its token.
+    pub fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        if tokens.is_empty() || tokens.len() != caches.len() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        for c in caches.iter() {
+            self.check_room(c, 1)?;
+        }
+        let mut seqs: Vec<(&mut KvCache, usize)> =
+            caches.iter_mut().map(|c| (&mut **c, 1)).collect();
+        let x = self.run_blocks(tokens, &mut seqs)?;
+        self.logits(&x)
+    }
+
+    fn check_room(&self, cache: &KvCache, seq: usize) -> Result<()> {
+        if cache.len() + seq > self.cfg.context_length {
             return Err(EngineError::ContextOverflow {
-                tokens: offset + seq,
+                tokens: cache.len() + seq,
                 limit: self.cfg.context_length,
             });
         }
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, seq, d_model)
-        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(&x, &self.rope, layer_cache, offset)?;
+        Ok(())
+    }
+
+    /// Embeds `tokens` (the sequences' new positions, in order) and runs
+    /// every block, appending to the caches: the final residual rows.
+    fn run_blocks(&self, tokens: &[u32], seqs: &mut [(&mut KvCache, usize)]) -> Result<Vec<f32>> {
+        let mut x = self
+            .embed
+            .forward(tokens)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut norm = vec![0f32; x.len()];
+        for (l, block) in self.blocks.iter().enumerate() {
+            let mut layer: Vec<(&mut LayerCache, usize)> = seqs
+                .iter_mut()
+                .map(|(c, n)| (&mut c.layers[l], *n))
+                .collect();
+            block.forward(&mut x, &mut norm, &self.rope, &mut layer)?;
         }
-        cache.extend_tokens(tokens);
-        let x = match logits {
-            Logits::Last => x.narrow(1, seq - 1, 1)?,
-            Logits::All => x,
-        };
-        let x = self.norm.forward(&x)?;
-        let out = self.output.forward(&x)?.squeeze(0)?; // (n, vocab)
-        Ok(out.to_dtype(DType::F32)?)
+        let mut at = 0;
+        for (cache, n) in seqs.iter_mut() {
+            cache.extend_tokens(&tokens[at..at + *n]);
+            at += *n;
+        }
+        Ok(x)
+    }
+
+    /// Final norm and vocabulary projection of residual rows: (n, vocab).
+    fn logits(&self, x: &[f32]) -> Result<Tensor> {
+        let n = x.len() / self.cfg.d_model;
+        let mut normed = vec![0f32; x.len()];
+        self.norm.forward(x, &mut normed);
+        let out = Linear::forward_rows(&[&self.output], &normed, n)?
+            .pop()
+            .expect("one output");
+        let vocab = out.len() / n;
+        Ok(Tensor::from_vec(out, (n, vocab), &Device::Cpu)?)
     }
 
     /// Attention probabilities of queries `queries` (absolute positions) in
@@ -410,8 +797,13 @@ impl Llama {
             n_layer: self.cfg.n_layer,
         })?;
         let (q, k) = lc.captured(queries.clone())?;
-        let probs = attention_probs(&q, &k, queries.start)?;
-        Ok(probs.squeeze(0)?)
+        let hs = self.blocks[layer].attn.heads();
+        let probs = attention_probs(hs, q, k, queries.len(), queries.start);
+        Ok(Tensor::from_vec(
+            probs,
+            (hs.n_head, queries.len(), queries.end),
+            &Device::Cpu,
+        )?)
     }
 
     pub fn new_cache(&self, capture_attention: bool) -> KvCache {
@@ -423,47 +815,105 @@ impl Llama {
 mod tests {
     use super::*;
 
-    #[test]
-    fn causal_mask_respects_offset() {
-        let m = causal_mask(2, 4, 2).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(m[0], vec![0.0, 0.0, 0.0, f32::NEG_INFINITY]);
-        assert_eq!(m[1], vec![0.0, 0.0, 0.0, 0.0]);
+    const HS: Heads = Heads {
+        n_head: 4,
+        n_kv_head: 2,
+        head_dim: 8,
+        f16: false,
+    };
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1f32..1.0)).collect()
     }
 
-    #[test]
-    fn repeat_kv_groups_consecutive_heads() {
-        let x = Tensor::arange(0f32, 4.0, &Device::Cpu)
-            .unwrap()
-            .reshape((1, 2, 1, 2))
-            .unwrap();
-        let y = repeat_kv(&x, 2)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert_eq!(y, vec![0., 1., 0., 1., 2., 3., 2., 3.]);
-    }
-
-    #[test]
-    fn attention_rows_sum_to_one() {
-        let q = Tensor::randn(0f32, 1.0, (1, 4, 3, 8), &Device::Cpu).unwrap();
-        let k = Tensor::randn(0f32, 1.0, (1, 2, 5, 8), &Device::Cpu).unwrap();
-        let p = attention_probs(&q, &k, 2)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec3::<f32>()
-            .unwrap();
-        for head in &p {
-            for (i, row) in head.iter().enumerate() {
-                let s: f32 = row.iter().sum();
-                assert!((s - 1.0).abs() < 1e-5);
-                assert!(
-                    row[3 + i..].iter().all(|&w| w == 0.0),
-                    "no weight on future keys"
-                );
+    /// The plain definition: softmax(q k^T / sqrt(d) + causal mask) V, in
+    /// f64, with consecutive query heads sharing a KV head.
+    fn reference(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        nq: usize,
+        offset: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (d, qw, kw) = (HS.head_dim, HS.q_width(), HS.kv_width());
+        let nk = offset + nq;
+        let mut probs = vec![0f64; HS.n_head * nq * nk];
+        let mut y = vec![0f64; nq * qw];
+        for h in 0..HS.n_head {
+            let kh = h / (HS.n_head / HS.n_kv_head);
+            for i in 0..nq {
+                let s: Vec<f64> = (0..=offset + i)
+                    .map(|j| {
+                        (0..d)
+                            .map(|c| q[i * qw + h * d + c] as f64 * k[j * kw + kh * d + c] as f64)
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
+                    .collect();
+                let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|x| (x - max).exp()).sum();
+                for (j, x) in s.iter().enumerate() {
+                    let p = (x - max).exp() / z;
+                    probs[(h * nq + i) * nk + j] = p;
+                    for c in 0..d {
+                        y[i * qw + h * d + c] += p * v[j * kw + kh * d + c] as f64;
+                    }
+                }
             }
         }
+        (probs, y)
+    }
+
+    #[test]
+    fn attention_matches_the_definition_and_rows_are_causal() {
+        for &(nq, offset) in &[(1usize, 0usize), (1, 6), (3, 2), (37, 0), (5, 40)] {
+            let nk = offset + nq;
+            let q = random(nq * HS.q_width(), 1);
+            let k = random(nk * HS.kv_width(), 2);
+            let v = random(nk * HS.kv_width(), 3);
+            let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
+            let p = attention_probs(HS, &q, &k, nq, offset);
+            let y = attend(HS, &q, &k, &v, nq, offset);
+            for (a, b) in p.iter().zip(&want_p) {
+                assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
+            }
+            for (a, b) in y.iter().zip(&want_y) {
+                assert!((*a as f64 - b).abs() < 1e-5, "y {a} vs {b}");
+            }
+            for h in 0..HS.n_head {
+                for i in 0..nq {
+                    let row = &p[(h * nq + i) * nk..(h * nq + i + 1) * nk];
+                    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                    assert!(
+                        row[offset + i + 1..].iter().all(|&w| w == 0.0),
+                        "no weight on future keys"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rope_rotates_adjacent_pairs() {
+        let cfg = Config {
+            n_layer: 1,
+            n_head: 1,
+            n_kv_head: 1,
+            d_model: 4,
+            d_ff: 4,
+            head_dim: 4,
+            rope_base: 10_000.0,
+            rms_eps: 1e-5,
+            vocab_size: 1,
+            context_length: 8,
+        };
+        let rope = Rope::new(&cfg);
+        let mut x = vec![1.0, 0.0, 1.0, 0.0];
+        rope.apply(&mut x, 4, 3);
+        // Pair 0 turns by 3 radians, pair 1 by 3 / 100.
+        assert!((x[0] - 3f32.cos()).abs() < 1e-6 && (x[1] - 3f32.sin()).abs() < 1e-6);
+        assert!((x[2] - 0.03f32.cos()).abs() < 1e-6 && (x[3] - 0.03f32.sin()).abs() < 1e-6);
     }
 }

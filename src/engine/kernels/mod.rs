@@ -1,0 +1,318 @@
+//! Hand-written CPU kernels for the quantised forward pass: 8-bit
+//! activation quantisation, Q4_1 x Q8_1 and Q8_0 x Q8_0 dot products (AVX2
+//! chosen at run time, a portable scalar fallback otherwise), and a matrix
+//! product parallel over weight rows on a persistent pool.
+//!
+//! All of the crate's `unsafe` lives in this module, each block with the
+//! reason it holds.
+//!
+//! `LMSCOPE_KERNELS=scalar` forces the portable kernels (to test them on a
+//! machine that has AVX2).
+
+mod pool;
+mod quant;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::OnceLock;
+
+pub use pool::{Pool, default_threads, pool};
+pub use quant::{
+    ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
+};
+
+/// The instruction set the dot products use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    /// AVX2 + FMA + F16C (x86-64).
+    Avx2,
+}
+
+impl Isa {
+    /// The best this CPU supports (never AMX, which faults in some VMs).
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Whether this CPU can run kernels for `self`.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => Isa::detect() == Isa::Avx2,
+        }
+    }
+}
+
+/// The instruction set in use: detected once, or scalar when
+/// `LMSCOPE_KERNELS=scalar`.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| match std::env::var("LMSCOPE_KERNELS").as_deref() {
+        Ok("scalar") => Isa::Scalar,
+        _ => Isa::detect(),
+    })
+}
+
+/// A quantised weight matrix (rows x cols), GGUF blocks kept as they are in
+/// the file, row after row.
+#[derive(Clone)]
+pub struct QWeight {
+    kind: WeightKind,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Debug for QWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QWeight({:?}, {}x{})", self.kind, self.rows, self.cols)
+    }
+}
+
+impl QWeight {
+    pub fn new(kind: WeightKind, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
+        if cols == 0 || !cols.is_multiple_of(QK) {
+            return Err(format!(
+                "{cols} columns is not a whole number of {QK}-value blocks"
+            ));
+        }
+        let want = rows * cols / QK * kind.block_bytes();
+        if data.len() != want {
+            return Err(format!(
+                "{:?} {rows}x{cols} needs {want} bytes, got {}",
+                kind,
+                data.len()
+            ));
+        }
+        Ok(Self {
+            kind,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    pub fn kind(&self) -> WeightKind {
+        self.kind
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn blocks_per_row(&self) -> usize {
+        self.cols / QK
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.blocks_per_row() * self.kind.block_bytes()
+    }
+
+    pub fn row(&self, r: usize) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Row `r` as floats (an embedding lookup).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols);
+        dequantize_row(self.kind, self.row(r), out);
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// One weight row against up to four activation rows (each `nb` blocks,
+/// consecutive in `acts`), results into `out[..n]`.
+fn dot_group(isa: Isa, kind: WeightKind, w: &[u8], acts: &[ActBlock], nb: usize, out: &mut [f32]) {
+    let n = acts.len() / nb;
+    debug_assert!((1..=4).contains(&n) && out.len() >= n && w.len() == nb * kind.block_bytes());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            let a = |i: usize| acts[i * nb..(i + 1) * nb].as_ptr();
+            let p = w.as_ptr();
+            // SAFETY: `Isa::Avx2` is only ever selected after
+            // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C
+            // (`Isa::detect`; the tests check `supported()` first); `w`
+            // holds nb blocks (asserted by `matmul` through the weight's
+            // shape) and each `a(i)` is a slice of exactly nb blocks.
+            unsafe {
+                match (kind, n) {
+                    (WeightKind::Q4_1, 1) => {
+                        out[..1].copy_from_slice(&x86::dot_q4_1::<1>(p, nb, [a(0)]))
+                    }
+                    (WeightKind::Q4_1, 2) => {
+                        out[..2].copy_from_slice(&x86::dot_q4_1::<2>(p, nb, [a(0), a(1)]))
+                    }
+                    (WeightKind::Q4_1, 3) => {
+                        out[..3].copy_from_slice(&x86::dot_q4_1::<3>(p, nb, [a(0), a(1), a(2)]))
+                    }
+                    (WeightKind::Q4_1, _) => out[..4].copy_from_slice(&x86::dot_q4_1::<4>(
+                        p,
+                        nb,
+                        [a(0), a(1), a(2), a(3)],
+                    )),
+                    (WeightKind::Q8_0, 1) => {
+                        out[..1].copy_from_slice(&x86::dot_q8_0::<1>(p, nb, [a(0)]))
+                    }
+                    (WeightKind::Q8_0, 2) => {
+                        out[..2].copy_from_slice(&x86::dot_q8_0::<2>(p, nb, [a(0), a(1)]))
+                    }
+                    (WeightKind::Q8_0, 3) => {
+                        out[..3].copy_from_slice(&x86::dot_q8_0::<3>(p, nb, [a(0), a(1), a(2)]))
+                    }
+                    (WeightKind::Q8_0, _) => out[..4].copy_from_slice(&x86::dot_q8_0::<4>(
+                        p,
+                        nb,
+                        [a(0), a(1), a(2), a(3)],
+                    )),
+                }
+            }
+        }
+        _ => {
+            for (i, o) in out[..n].iter_mut().enumerate() {
+                let a = &acts[i * nb..(i + 1) * nb];
+                *o = match kind {
+                    WeightKind::Q4_1 => dot_q4_1_scalar(w, a),
+                    WeightKind::Q8_0 => dot_q8_0_scalar(w, a),
+                };
+            }
+        }
+    }
+}
+
+/// A pointer to output rows that tasks write in disjoint places.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32, usize);
+// SAFETY: shared between the pool's tasks, each of which writes a set of
+// elements no other task writes (distinct weight rows), and `Pool::run`
+// returns only after every task is done.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// Taken through a method so that closures capture the whole (`Sync`)
+    /// wrapper rather than its raw pointer field.
+    fn get(self) -> (*mut f32, usize) {
+        (self.0, self.1)
+    }
+}
+
+/// y_i = x W_i^T for each weight W_i (rows_i x cols), sharing one
+/// quantisation of x (m x cols, row-major); y_i is m x rows_i, row-major.
+/// All weights must have the same kind and column count. Parallel over
+/// weight rows on `pool`, with `isa`'s kernels.
+pub fn matmul_with(
+    pool: &Pool,
+    isa: Isa,
+    ws: &[&QWeight],
+    x: &[f32],
+    m: usize,
+    outs: &mut [&mut [f32]],
+) {
+    assert_eq!(ws.len(), outs.len());
+    let Some(first) = ws.first() else { return };
+    let (kind, cols) = (first.kind, first.cols);
+    assert!(
+        ws.iter().all(|w| w.kind == kind && w.cols == cols),
+        "fused weights differ in kind or width"
+    );
+    assert_eq!(x.len(), m * cols, "activations are not m x cols");
+    for (w, o) in ws.iter().zip(outs.iter()) {
+        assert_eq!(o.len(), m * w.rows, "output is not m x rows");
+    }
+    assert!(isa.supported(), "{isa:?} kernels on a CPU without them");
+    if m == 0 {
+        return;
+    }
+    let nb = cols / QK;
+    let mut acts = vec![ActBlock::default(); m * nb];
+    quantize_acts(kind, x, &mut acts);
+    let acts = &acts[..];
+
+    // Tasks: runs of rows within one weight; about eight per thread so a
+    // thread slowed by the neighbours' work is absorbed by the others.
+    let total: usize = ws.iter().map(|w| w.rows).sum();
+    let chunk = total.div_ceil(pool.threads() * 8).clamp(8, 4096);
+    let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, w) in ws.iter().enumerate() {
+        let mut r = 0;
+        while r < w.rows {
+            let end = (r + chunk).min(w.rows);
+            tasks.push((i, r, end));
+            r = end;
+        }
+    }
+    let ptrs: Vec<OutPtr> = outs
+        .iter_mut()
+        .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
+        .collect();
+    let body = |t: usize| {
+        let (i, r0, r1) = tasks[t];
+        let w = ws[i];
+        let n = w.rows;
+        let (base, len) = ptrs[i].get();
+        let mut res = [0f32; 4];
+        for r in r0..r1 {
+            let row = w.row(r);
+            let mut j = 0;
+            while j < m {
+                let g = (m - j).min(4);
+                dot_group(isa, kind, row, &acts[j * nb..(j + g) * nb], nb, &mut res);
+                for (k, &v) in res[..g].iter().enumerate() {
+                    let at = (j + k) * n + r;
+                    assert!(at < len);
+                    // SAFETY: `at` is in bounds (checked above), and element
+                    // (j + k, r) of output i is written by this task only:
+                    // tasks cover disjoint row ranges of each weight.
+                    unsafe { *base.add(at) = v };
+                }
+                j += g;
+            }
+        }
+    };
+    pool.run(tasks.len(), &body);
+}
+
+/// [`matmul_with`] on the process-wide pool with the detected kernels.
+pub fn matmul(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
+    matmul_with(pool(), isa(), ws, x, m, outs)
+}
+
+/// Runs `f(i, chunk_i)` for the consecutive `chunk_len`-long chunks of
+/// `out` (the last may be shorter) across the pool.
+pub fn par_chunks_mut(out: &mut [f32], chunk_len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    assert!(chunk_len > 0);
+    let n = out.len().div_ceil(chunk_len);
+    let total = out.len();
+    let base = OutPtr(out.as_mut_ptr(), total);
+    pool().run(n, &|i| {
+        let (p, len) = base.get();
+        let start = i * chunk_len;
+        let end = (start + chunk_len).min(len);
+        // SAFETY: start < end <= len, so the range lies inside `out`, which
+        // is exclusively borrowed for the whole call; chunks of distinct
+        // tasks do not overlap, and `run` returns only when all are done.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(p.add(start), end - start) };
+        f(i, chunk);
+    });
+}

@@ -1,0 +1,243 @@
+//! Every kernel against the plain scalar reference on random blocks,
+//! including odd block counts, odd numbers of activation rows and rows that
+//! do not divide into the pool's chunks; the scalar path is tested on every
+//! machine, the SIMD path wherever the CPU has it.
+
+use half::f16;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn random_weight(rng: &mut ChaCha8Rng, kind: WeightKind, rows: usize, cols: usize) -> QWeight {
+    let nb = rows * cols / QK;
+    let mut data = Vec::with_capacity(nb * kind.block_bytes());
+    for _ in 0..nb {
+        let d = f16::from_f32(rng.random_range(-0.05f32..0.05));
+        data.extend_from_slice(&d.to_bits().to_le_bytes());
+        match kind {
+            WeightKind::Q4_1 => {
+                let m = f16::from_f32(rng.random_range(-0.4f32..0.1));
+                data.extend_from_slice(&m.to_bits().to_le_bytes());
+                for _ in 0..QK / 2 {
+                    data.push(rng.random());
+                }
+            }
+            WeightKind::Q8_0 => {
+                for _ in 0..QK {
+                    // Full i8 range, -128 included (the sign trick's edge).
+                    data.push(rng.random::<u8>());
+                }
+            }
+        }
+    }
+    QWeight::new(kind, rows, cols, data).unwrap()
+}
+
+fn random_acts(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            // Mostly small, a few large outliers and a zero block's worth.
+            if i % 97 == 3 {
+                rng.random_range(-30f32..30.0)
+            } else if (64..96).contains(&(i % 512)) {
+                0.0
+            } else {
+                rng.random_range(-2f32..2.0)
+            }
+        })
+        .collect()
+}
+
+fn isas() -> Vec<Isa> {
+    let mut v = vec![Isa::Scalar];
+    if Isa::Avx2.supported() {
+        v.push(Isa::Avx2);
+    }
+    v
+}
+
+fn close(a: f32, b: f32, scale: f32) -> bool {
+    (a - b).abs() <= 1e-5 * scale.max(1.0)
+}
+
+#[test]
+fn quantize_matches_ggml_rounding() {
+    let mut x = [0f32; QK];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = (i as f32 - 10.0) * 0.25;
+    }
+    let mut out = [ActBlock::default()];
+    quantize_acts(WeightKind::Q4_1, &x, &mut out);
+    let amax = 21.0 * 0.25;
+    assert_eq!(out[0].d, f16::from_f32(amax / 127.0).to_f32());
+    assert_eq!(out[0].qs[31], 127);
+    assert_eq!(out[0].qs[10], 0);
+    // x = -2.5 * 127 / 5.25 = -60.476.. -> -60
+    assert_eq!(out[0].qs[0], -60);
+    let sum: i32 = out[0].qs.iter().map(|&q| q as i32).sum();
+    assert_eq!(out[0].s, f16::from_f32(amax / 127.0 * sum as f32).to_f32());
+    // Ties go to even, as _mm256_round_ps(_MM_ROUND_NEAREST) does.
+    let mut t = [0f32; QK];
+    t[0] = 127.0;
+    t[1] = 2.5;
+    t[2] = 3.5;
+    t[3] = -2.5;
+    quantize_acts(WeightKind::Q8_0, &t, &mut out);
+    assert_eq!(&out[0].qs[..4], &[127, 2, 4, -2]);
+    assert_eq!(out[0].s, 0.0);
+    // An all-zero block quantises to zeros, not NaN.
+    quantize_acts(WeightKind::Q4_1, &[0f32; QK], &mut out);
+    assert_eq!(out[0], ActBlock::default());
+}
+
+#[test]
+fn scalar_dots_match_dequantised_f64() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
+        for nb in [1usize, 2, 3, 18, 48] {
+            let w = random_weight(&mut rng, kind, 1, nb * QK);
+            let x = random_acts(&mut rng, nb * QK);
+            let mut a = vec![ActBlock::default(); nb];
+            quantize_acts(kind, &x, &mut a);
+            let mut wf = vec![0f32; nb * QK];
+            w.dequantize_row(0, &mut wf);
+            let want: f64 = (0..nb * QK)
+                .map(|i| wf[i] as f64 * (a[i / QK].qs[i % QK] as f64 * a[i / QK].d as f64))
+                .sum();
+            let got = match kind {
+                WeightKind::Q4_1 => dot_q4_1_scalar(w.row(0), &a),
+                WeightKind::Q8_0 => dot_q8_0_scalar(w.row(0), &a),
+            };
+            // Q8_1's sum term is rounded to f16, so allow its rounding.
+            let tol = 1e-3 * (want.abs() + nb as f64);
+            assert!(
+                (got as f64 - want).abs() < tol,
+                "{kind:?} nb={nb}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn simd_dots_match_scalar_on_random_blocks() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for isa in isas() {
+        for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
+            for nb in [1usize, 2, 3, 5, 17, 18, 48] {
+                for rows in 1..=4 {
+                    let w = random_weight(&mut rng, kind, 1, nb * QK);
+                    let x = random_acts(&mut rng, rows * nb * QK);
+                    let mut a = vec![ActBlock::default(); rows * nb];
+                    quantize_acts(kind, &x, &mut a);
+                    let mut out = [0f32; 4];
+                    dot_group(isa, kind, w.row(0), &a, nb, &mut out);
+                    for r in 0..rows {
+                        let ar = &a[r * nb..(r + 1) * nb];
+                        let want = match kind {
+                            WeightKind::Q4_1 => dot_q4_1_scalar(w.row(0), ar),
+                            WeightKind::Q8_0 => dot_q8_0_scalar(w.row(0), ar),
+                        };
+                        let scale: f32 = want.abs() + nb as f32;
+                        assert!(
+                            close(out[r], want, scale),
+                            "{isa:?} {kind:?} nb={nb} rows={rows} r={r}: {} vs {want}",
+                            out[r]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_matches_scalar_rows_for_odd_shapes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for threads in [1usize, 2, 3] {
+        let pool = Pool::new(threads);
+        for isa in isas() {
+            for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
+                for &(rows, nb, m) in &[
+                    (1usize, 1usize, 1usize),
+                    (7, 3, 1),
+                    (33, 18, 5),
+                    (130, 2, 9),
+                    (1000, 18, 2),
+                ] {
+                    let cols = nb * QK;
+                    let w1 = random_weight(&mut rng, kind, rows, cols);
+                    let w2 = random_weight(&mut rng, kind, rows / 2 + 1, cols);
+                    let x = random_acts(&mut rng, m * cols);
+                    let mut y1 = vec![f32::NAN; m * w1.rows()];
+                    let mut y2 = vec![f32::NAN; m * w2.rows()];
+                    matmul_with(&pool, isa, &[&w1, &w2], &x, m, &mut [&mut y1, &mut y2]);
+                    let mut a = vec![ActBlock::default(); m * nb];
+                    quantize_acts(kind, &x, &mut a);
+                    for (w, y) in [(&w1, &y1), (&w2, &y2)] {
+                        for j in 0..m {
+                            for r in 0..w.rows() {
+                                let ar = &a[j * nb..(j + 1) * nb];
+                                let want = match kind {
+                                    WeightKind::Q4_1 => dot_q4_1_scalar(w.row(r), ar),
+                                    WeightKind::Q8_0 => dot_q8_0_scalar(w.row(r), ar),
+                                };
+                                let got = y[j * w.rows() + r];
+                                assert!(
+                                    close(got, want, want.abs() + nb as f32),
+                                    "{isa:?} {kind:?} {rows}x{cols} m={m} t={threads} ({j},{r}): {got} vs {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pool_runs_every_task_once_and_propagates_panics() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pool = Pool::new(3);
+    for n in [1usize, 2, 5, 100] {
+        let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        for _ in 0..50 {
+            pool.run(n, &|t| {
+                hits[t].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50));
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.run(16, &|t| {
+            if t == 7 {
+                panic!("task 7");
+            }
+        })
+    }));
+    assert!(r.is_err());
+    // Still usable afterwards.
+    let count = AtomicUsize::new(0);
+    pool.run(10, &|_| {
+        count.fetch_add(1, Ordering::Relaxed);
+    });
+    assert_eq!(count.load(Ordering::Relaxed), 10);
+}
+
+#[test]
+fn dequantize_row_q4_1_layout() {
+    // d = 1, m = -8: element j is the low nibble of byte j, element j + 16
+    // the high nibble.
+    let mut data = Vec::new();
+    data.extend_from_slice(&f16::from_f32(1.0).to_bits().to_le_bytes());
+    data.extend_from_slice(&f16::from_f32(-8.0).to_bits().to_le_bytes());
+    data.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+    let w = QWeight::new(WeightKind::Q4_1, 1, QK, data).unwrap();
+    let mut out = [0f32; QK];
+    w.dequantize_row(0, &mut out);
+    assert_eq!(out[0], -8.0);
+    assert_eq!(out[15], 7.0);
+    assert_eq!(out[16], 7.0);
+    assert_eq!(out[31], -8.0);
+}
