@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::model::Precision;
+use super::sampling::SamplerSettings;
 use super::types::{AttentionRows, FinishReason, ModelInfo, PromptRecord, StepRecord, Timings};
 use super::{Engine, Generation, Request};
 
@@ -36,6 +37,15 @@ pub enum EngineCommand {
         id: u64,
         layer: usize,
         queries: Range<usize>,
+    },
+    /// Runs `request`'s prompt once, then one column per preset (each a
+    /// fork sharing the prefill), stepped round-robin; answered with
+    /// [`EngineEvent::CompareStep`] and one [`EngineEvent::CompareFinished`]
+    /// per column. Cancel ends every column.
+    Compare {
+        id: u64,
+        request: Box<Request>,
+        presets: Vec<(String, SamplerSettings)>,
     },
     Shutdown,
 }
@@ -74,6 +84,20 @@ pub enum EngineEvent {
         timings: Timings,
     },
     Attention(LayerAttention),
+    /// One token of compare column `column`; the record carries no attention.
+    CompareStep {
+        id: u64,
+        column: usize,
+        record: Box<StepRecord>,
+        text_delta: String,
+    },
+    /// Compare column `column` is done.
+    CompareFinished {
+        id: u64,
+        column: usize,
+        reason: FinishReason,
+        timings: Timings,
+    },
     /// A user-facing error (bad settings, a failed step, a panic). The
     /// thread keeps running.
     Error {
@@ -160,7 +184,10 @@ impl EngineHandle {
 
     /// Queues a command; false when the engine thread has gone.
     pub fn send(&self, command: EngineCommand) -> bool {
-        if matches!(command, EngineCommand::Generate { .. }) {
+        if matches!(
+            command,
+            EngineCommand::Generate { .. } | EngineCommand::Compare { .. }
+        ) {
             self.cancel.store(false, Ordering::SeqCst);
         }
         self.commands.send(command).is_ok()
@@ -295,6 +322,18 @@ impl<S: EventSink> Worker<S> {
                 self.start(id, &request);
             }
             EngineCommand::Attention { id, layer, queries } => self.attention(id, layer, queries),
+            EngineCommand::Compare {
+                id,
+                request,
+                presets,
+            } => {
+                self.finish(FinishReason::Cancelled);
+                // The comparison replaces the run (a panic inside it is
+                // then reported without a run id).
+                self.current = None;
+                self.cancel.store(false, Ordering::SeqCst);
+                self.compare(id, &request, &presets);
+            }
         }
         Flow::Continue
     }
@@ -397,6 +436,91 @@ impl<S: EventSink> Worker<S> {
             reason,
             timings: run.generation.timings(),
         });
+    }
+
+    /// The whole compare run, on this thread: between tokens only the
+    /// cancel flag is looked at (the interface sends nothing else while a
+    /// comparison runs; a shutdown also raises the flag).
+    fn compare(&mut self, id: u64, request: &Request, presets: &[(String, SamplerSettings)]) {
+        let fail_all = |events: &S, message: String, timings: Timings| {
+            events.send(EngineEvent::Error {
+                id: Some(id),
+                message,
+            });
+            for column in 0..presets.len() {
+                events.send(EngineEvent::CompareFinished {
+                    id,
+                    column,
+                    reason: FinishReason::Cancelled,
+                    timings,
+                });
+            }
+        };
+        let mut base = match self.engine.start(request) {
+            Ok(g) => g,
+            Err(e) => return fail_all(&self.events, e.to_string(), Timings::default()),
+        };
+        if let Err(e) = base.prefill(&self.engine) {
+            return fail_all(&self.events, e.to_string(), base.timings());
+        }
+        let mut columns = Vec::with_capacity(presets.len());
+        for (name, settings) in presets {
+            match base.fork(&self.engine, 0, None, settings.clone()) {
+                Ok(g) => columns.push((g, false)),
+                Err(e) => {
+                    return fail_all(
+                        &self.events,
+                        format!("preset `{name}`: {e}"),
+                        base.timings(),
+                    );
+                }
+            }
+        }
+        // Round-robin, so the columns advance together.
+        loop {
+            for (column, (g, done)) in columns.iter_mut().enumerate() {
+                if *done {
+                    continue;
+                }
+                let reason = if self.cancel.load(Ordering::SeqCst) {
+                    g.cancel();
+                    Some(FinishReason::Cancelled)
+                } else {
+                    match g.step(&self.engine) {
+                        Ok(Some(mut record)) => {
+                            record.attention = None;
+                            self.events.send(EngineEvent::CompareStep {
+                                id,
+                                column,
+                                record: Box::new(record),
+                                text_delta: g.take_text(),
+                            });
+                            g.finished()
+                        }
+                        Ok(None) => Some(g.finished().unwrap_or(FinishReason::Length)),
+                        Err(e) => {
+                            self.events.send(EngineEvent::Error {
+                                id: Some(id),
+                                message: e.to_string(),
+                            });
+                            Some(FinishReason::Cancelled)
+                        }
+                    }
+                };
+                if let Some(reason) = reason {
+                    *done = true;
+                    self.events.send(EngineEvent::CompareFinished {
+                        id,
+                        column,
+                        reason,
+                        timings: g.timings(),
+                    });
+                }
+            }
+            if columns.iter().all(|(_, done)| *done) {
+                break;
+            }
+        }
     }
 
     fn attention(&mut self, id: u64, layer: usize, queries: Range<usize>) {
