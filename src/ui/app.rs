@@ -22,9 +22,11 @@ use super::theme::Theme;
 use super::widgets::heatmap::with_mean;
 use crate::engine::chat::Message;
 use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention};
+use crate::engine::sampling::SamplerSettings;
 use crate::engine::types::{FinishReason, ModelInfo, StepRecord, Timings};
 use crate::engine::{Prompt, Request};
 use crate::store::config::{ColorBy, Config};
+use crate::store::presets;
 
 /// Attention rows asked for at once, at most (a window around the query).
 pub const MAX_ATTENTION_ROWS: usize = 1024;
@@ -33,6 +35,9 @@ pub const ATTENTION_REFRESH: Duration = Duration::from_millis(250);
 /// A request not answered in this time is asked again.
 const ATTENTION_TIMEOUT: Duration = Duration::from_secs(3);
 const HISTORY_LIMIT: usize = 200;
+/// The presets the compare view runs, one column each (built in, so the
+/// view works without a presets file).
+pub const COMPARE_PRESETS: [&str; 3] = ["greedy", "balanced", "creative"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
@@ -109,6 +114,29 @@ pub struct AttnState {
     pub last_request: Option<Instant>,
 }
 
+/// One column of a comparison: a preset's run from the shared prefill.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompareColumn {
+    pub preset: String,
+    pub records: Vec<StepRecord>,
+    pub text: String,
+    pub timings: Timings,
+    pub finish: Option<FinishReason>,
+}
+
+/// A comparison run (`id` tags its events) and its columns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompareState {
+    pub id: u64,
+    pub columns: Vec<CompareColumn>,
+}
+
+impl CompareState {
+    pub fn finished(&self) -> bool {
+        self.columns.iter().all(|c| c.finish.is_some())
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SettingsState {
     pub selected: usize,
@@ -148,6 +176,9 @@ pub struct App {
     pub focus: Focus,
     pub overlay: Overlay,
     pub attention_view: bool,
+    /// The compare view is open (it shows `compare`).
+    pub compare_view: bool,
+    pub compare: Option<CompareState>,
     pub attn: AttnState,
     pub settings: SettingsState,
     pub help_scroll: usize,
@@ -188,6 +219,8 @@ impl App {
             focus: Focus::Prompt,
             overlay: Overlay::None,
             attention_view: false,
+            compare_view: false,
+            compare: None,
             attn: AttnState {
                 zoom: 1,
                 ..Default::default()
@@ -213,6 +246,7 @@ impl App {
         let mut c = match self.overlay {
             Overlay::Help => vec![Context::Help],
             Overlay::Settings => vec![Context::Settings],
+            Overlay::None if self.compare_view => vec![],
             Overlay::None if self.attention_view => vec![Context::Attention],
             Overlay::None => match self.focus {
                 Focus::Prompt => vec![Context::Prompt],
@@ -236,7 +270,8 @@ impl App {
             Event::Paste(text)
                 if self.focus == Focus::Prompt
                     && self.overlay == Overlay::None
-                    && !self.attention_view =>
+                    && !self.attention_view
+                    && !self.compare_view =>
             {
                 self.editor.insert_str(text)
             }
@@ -257,7 +292,11 @@ impl App {
         if let Some(action) = self.keymap.resolve(&self.contexts(), key) {
             return self.update(action);
         }
-        if self.overlay == Overlay::None && !self.attention_view && self.focus == Focus::Prompt {
+        if self.overlay == Overlay::None
+            && !self.attention_view
+            && !self.compare_view
+            && self.focus == Focus::Prompt
+        {
             self.edit_prompt_key(k);
         }
     }
@@ -284,7 +323,7 @@ impl App {
     }
 
     fn on_mouse(&mut self, m: &MouseEvent) -> bool {
-        if self.overlay != Overlay::None {
+        if self.overlay != Overlay::None || self.compare_view {
             return false;
         }
         let a = self.areas();
@@ -352,6 +391,8 @@ impl App {
                     self.say(Level::Info, "cancelling");
                 } else if self.overlay != Overlay::None {
                     self.overlay = Overlay::None;
+                } else if self.compare_view {
+                    self.compare_view = false;
                 } else if self.attention_view {
                     self.attention_view = false;
                 } else {
@@ -374,11 +415,14 @@ impl App {
             }
             AttentionView => {
                 self.overlay = Overlay::None;
+                self.compare_view = false;
                 self.attention_view = !self.attention_view;
             }
             CloseView => {
                 if self.overlay != Overlay::None {
                     self.overlay = Overlay::None;
+                } else if self.compare_view {
+                    self.compare_view = false;
                 } else {
                     self.attention_view = false;
                 }
@@ -422,6 +466,7 @@ impl App {
                 self.say(Level::Info, format!("prompt mode: {m}"));
             }
             Run | Submit => self.run(),
+            Compare => self.compare(),
             Newline => self.editor.newline(),
             HistoryPrev => self.history_step(-1),
             HistoryNext => self.history_step(1),
@@ -581,40 +626,50 @@ impl App {
         }
     }
 
-    /// Starts a run with the prompt and the current settings.
-    pub fn run(&mut self) {
+    /// Why no run can start now (as a message), if so.
+    fn ready(&mut self) -> bool {
         match self.state {
-            EngineState::Loading => return self.say(Level::Warn, "the model is still loading"),
+            EngineState::Loading => {
+                self.say(Level::Warn, "the model is still loading");
+                return false;
+            }
             EngineState::Failed => {
-                return self.say(
+                self.say(
                     Level::Error,
                     "no model is loaded; quit and pass --model PATH to a GGUF file",
                 );
+                return false;
             }
             EngineState::Running => {
-                return self.say(Level::Warn, "a generation is running; Esc cancels it");
+                self.say(Level::Warn, "a generation is running; Esc cancels it");
+                return false;
             }
             EngineState::Idle => {}
         }
         if self.editor.is_blank() {
-            return self.say(
+            self.say(
                 Level::Warn,
                 "the prompt is empty; type something to continue",
             );
+            return false;
         }
-        let text = self.editor.text();
+        true
+    }
+
+    /// The request for prompt `text` under the current settings.
+    fn request(&self, text: &str) -> Request {
         let g = &self.config.generation;
         let prompt = if g.chat {
             let mut messages = Vec::new();
             if !g.system.trim().is_empty() {
                 messages.push(Message::new("system", g.system.clone()));
             }
-            messages.push(Message::new("user", text.clone()));
+            messages.push(Message::new("user", text.to_string()));
             Prompt::Chat(messages)
         } else {
-            Prompt::Text(text.clone())
+            Prompt::Text(text.to_string())
         };
-        let request = Request {
+        Request {
             prompt,
             sampler: self.config.sampler.clone(),
             max_tokens: g.max_tokens,
@@ -624,13 +679,11 @@ impl App {
             capture_attention: g.capture_attention,
             attach_attention: false,
             ignore_eos: false,
-        };
-        self.run_id += 1;
-        self.run_captures = g.capture_attention;
-        self.outbox.push(EngineCommand::Generate {
-            id: self.run_id,
-            request: Box::new(request),
-        });
+        }
+    }
+
+    /// Keeps `text` in the prompt history and empties the editor.
+    fn remember(&mut self, text: String) {
         if self.history.last() != Some(&text) {
             self.history.push(text);
             if self.history.len() > HISTORY_LIMIT {
@@ -639,6 +692,24 @@ impl App {
         }
         self.history_pos = None;
         self.editor.clear();
+    }
+
+    /// Starts a run with the prompt and the current settings.
+    pub fn run(&mut self) {
+        if !self.ready() {
+            return;
+        }
+        let text = self.editor.text();
+        let g = &self.config.generation;
+        let request = self.request(&text);
+        self.run_id += 1;
+        self.run_captures = g.capture_attention;
+        self.outbox.push(EngineCommand::Generate {
+            id: self.run_id,
+            request: Box::new(request),
+        });
+        self.remember(text);
+        self.compare_view = false;
         self.tokens.clear();
         self.prompt_len = 0;
         self.cache_len = 0;
@@ -651,6 +722,90 @@ impl App {
         self.attn.in_flight = None;
         self.state = EngineState::Running;
         self.message = None;
+    }
+
+    /// Runs the prompt under each of [`COMPARE_PRESETS`] (one seed, the
+    /// current token limit) and opens the compare view.
+    pub fn compare(&mut self) {
+        if !self.ready() {
+            return;
+        }
+        let all = presets::built_in();
+        let seed = self.config.sampler.seed;
+        let presets: Vec<(String, SamplerSettings)> = COMPARE_PRESETS
+            .iter()
+            .filter_map(|name| {
+                all.get(*name)
+                    .map(|s| (name.to_string(), SamplerSettings { seed, ..s.clone() }))
+            })
+            .collect();
+        if presets.is_empty() {
+            return self.say(Level::Error, "no presets to compare");
+        }
+        let text = self.editor.text();
+        let mut request = self.request(&text);
+        // The comparison serves no attention.
+        request.capture_attention = false;
+        self.run_id += 1;
+        self.compare = Some(CompareState {
+            id: self.run_id,
+            columns: presets
+                .iter()
+                .map(|(name, _)| CompareColumn {
+                    preset: name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+        self.outbox.push(EngineCommand::Compare {
+            id: self.run_id,
+            request: Box::new(request),
+            presets,
+        });
+        self.remember(text);
+        self.overlay = Overlay::None;
+        self.attention_view = false;
+        self.compare_view = true;
+        self.state = EngineState::Running;
+        self.say(Level::Info, "comparing; Esc cancels");
+    }
+
+    fn on_compare(&mut self, event: EngineEvent) {
+        let Some(cmp) = self.compare.as_mut() else {
+            return;
+        };
+        match event {
+            EngineEvent::CompareStep {
+                id,
+                column,
+                record,
+                text_delta,
+            } if id == cmp.id => {
+                if let Some(c) = cmp.columns.get_mut(column) {
+                    c.text.push_str(&text_delta);
+                    c.records.push(*record);
+                    c.timings.generated = c.records.len();
+                }
+            }
+            EngineEvent::CompareFinished {
+                id,
+                column,
+                reason,
+                timings,
+            } if id == cmp.id => {
+                if let Some(c) = cmp.columns.get_mut(column) {
+                    c.finish = Some(reason);
+                    c.timings = timings;
+                }
+                if cmp.finished() {
+                    self.state = EngineState::Idle;
+                    if !matches!(self.message, Some((Level::Error, _))) {
+                        self.say(Level::Info, "comparison finished; Esc closes it");
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     // ---- engine events -------------------------------------------------
@@ -744,7 +899,20 @@ impl App {
                 });
             }
             EngineEvent::Error { id, message } if id.is_none() || id == Some(self.run_id) => {
+                // A panic (no id) ends a comparison in flight.
+                if let Some(cmp) = self.compare.as_mut().filter(|c| c.id == self.run_id)
+                    && id.is_none()
+                    && self.state == EngineState::Running
+                {
+                    for c in &mut cmp.columns {
+                        c.finish.get_or_insert(FinishReason::Cancelled);
+                    }
+                    self.state = EngineState::Idle;
+                }
                 self.say(Level::Error, message);
+            }
+            e @ (EngineEvent::CompareStep { .. } | EngineEvent::CompareFinished { .. }) => {
+                self.on_compare(e)
             }
             _ => {} // Events of a replaced run.
         }
