@@ -18,6 +18,8 @@ pub struct Areas {
     pub probs: Rect,
     pub attention: Rect,
     pub message: Rect,
+    /// The compare view (the whole middle while it is open).
+    pub compare: Rect,
     /// Over the middle, for help and settings.
     pub popup: Rect,
 }
@@ -50,6 +52,10 @@ pub fn areas(app: &App, area: Rect) -> Areas {
             w,
             h,
         );
+    }
+    if app.compare_view {
+        a.compare = middle;
+        return a;
     }
     if app.attention_view {
         a.attention = middle;

@@ -1,6 +1,7 @@
 //! One module per pane; each `render` only reads the state.
 
 pub mod attention;
+pub mod compare;
 pub mod help;
 pub mod output;
 pub mod probs;
@@ -33,7 +34,9 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     }
     status::render(app, a.status, buf);
     status::render_message(app, a.message, buf);
-    if app.attention_view {
+    if app.compare_view {
+        compare::render(app, a.compare, buf);
+    } else if app.attention_view {
         attention::render_full(app, a.attention, buf);
     } else {
         output::render(app, a.output, buf);

@@ -1,0 +1,293 @@
+//! The compare view: the prompt under 2-4 presets side by side, each
+//! column's text coloured by probability above its statistics, and a line
+//! under the columns naming the first step where they part ways.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use super::{char_width, fit, notice, pane, visible};
+use crate::analysis::compare::{Divergence, column_stats, first_divergence};
+use crate::engine::types::StepRecord;
+use crate::ui::app::{App, CompareColumn, CompareState, EngineState};
+use crate::ui::theme::Theme;
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if area.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    let title = match &app.compare {
+        Some(c) => format!(
+            " Compare · {} presets · one prefill, seed {} · Esc {} ",
+            c.columns.len(),
+            app.config.sampler.seed,
+            if app.state == EngineState::Running && !c.finished() {
+                "cancels"
+            } else {
+                "closes"
+            }
+        ),
+        None => " Compare ".to_string(),
+    };
+    let title = fit(&title, area.width.saturating_sub(2) as usize);
+    let inner = pane(t, Line::from(title), true, area, buf);
+    let Some(cmp) = app.compare.as_ref().filter(|c| !c.columns.is_empty()) else {
+        return notice(
+            t,
+            "type a prompt and press f7 to compare presets",
+            inner,
+            buf,
+        );
+    };
+    if inner.is_empty() {
+        return;
+    }
+    let div_h = if inner.height >= 14 {
+        2
+    } else if inner.height >= 6 {
+        1
+    } else {
+        0
+    };
+    let [cols_area, div_area] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(div_h)]).areas(inner);
+    let divergence = divergence(cmp);
+    let n = cmp.columns.len() as u32;
+    let areas = Layout::horizontal((0..n).map(|_| Constraint::Ratio(1, n))).split(cols_area);
+    let marked = divergence.as_ref().map(|d| d.step);
+    for (col, &r) in cmp.columns.iter().zip(areas.iter()) {
+        render_column(app, t, col, marked, r, buf);
+    }
+    if let Some(text) = divergence_lines(cmp, divergence.as_ref(), div_h) {
+        Paragraph::new(text)
+            .style(t.accent())
+            .wrap(Wrap { trim: false })
+            .render(div_area, buf);
+    }
+}
+
+/// Where the columns first chose different tokens.
+pub fn divergence(cmp: &CompareState) -> Option<Divergence> {
+    if cmp.columns.len() < 2 {
+        return None;
+    }
+    let steps: Vec<&[StepRecord]> = cmp.columns.iter().map(|c| c.records.as_slice()).collect();
+    first_divergence(&steps)
+}
+
+fn prob(p: f32) -> String {
+    if p >= 0.1 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+fn num(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        "–".into()
+    }
+}
+
+/// The divergence text: each column's token with its own probability, then
+/// (second line) each column's probabilities of every column's token.
+fn divergence_lines(
+    cmp: &CompareState,
+    d: Option<&Divergence>,
+    height: u16,
+) -> Option<Vec<Line<'static>>> {
+    if height == 0 {
+        return None;
+    }
+    let Some(d) = d else {
+        let finished = cmp.finished();
+        let any = cmp.columns.iter().any(|c| !c.records.is_empty());
+        let text = if finished && any {
+            "the columns never diverge"
+        } else if any {
+            "no divergence yet"
+        } else {
+            ""
+        };
+        return Some(vec![Line::from(text)]);
+    };
+    let token = |c: usize| {
+        cmp.columns
+            .get(c)
+            .and_then(|col| col.records.get(d.step))
+            .map_or_else(String::new, |r| visible(&r.text))
+    };
+    let own: Vec<String> = cmp
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(c, col)| {
+            let p = d
+                .probs
+                .get(c)
+                .and_then(|row| row.get(c))
+                .copied()
+                .flatten()
+                .map_or_else(|| "–".into(), prob);
+            format!("{} '{}' {p}", col.preset, token(c))
+        })
+        .collect();
+    let mut lines = vec![Line::from(format!(
+        "first divergence at step {}: {}",
+        d.step,
+        own.join(" | ")
+    ))];
+    if height >= 2 {
+        let tokens: Vec<String> = (0..cmp.columns.len())
+            .map(|c| format!("'{}'", token(c)))
+            .collect();
+        let views: Vec<String> = cmp
+            .columns
+            .iter()
+            .zip(&d.probs)
+            .map(|(col, row)| {
+                let ps: Vec<String> = row
+                    .iter()
+                    .map(|p| p.map_or_else(|| "–".into(), prob))
+                    .collect();
+                format!("{} {}", col.preset, ps.join("/"))
+            })
+            .collect();
+        lines.push(Line::from(format!(
+            "p of {}: {}",
+            tokens.join("/"),
+            views.join(" | ")
+        )));
+    }
+    Some(lines)
+}
+
+/// The statistics as short items, packed into lines of `width`.
+fn stats_lines(col: &CompareColumn, width: usize) -> Vec<String> {
+    let s = column_stats(&col.records, col.timings.decode_s);
+    let items = [
+        format!("{} tok", s.tokens),
+        format!("{} tok/s", num(s.tok_s, 1)),
+        format!("lp {}", num(s.mean_logprob, 2)),
+        format!("ppl {}", num(s.perplexity, 2)),
+        format!("H {}", num(s.mean_entropy, 2)),
+        format!("d1 {}", num(s.distinct_1, 2)),
+        format!("d2 {}", num(s.distinct_2, 2)),
+        format!("rep {}", num(s.repetition_rate, 2)),
+    ];
+    let mut lines: Vec<String> = Vec::new();
+    for item in items {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + item.chars().count() <= width => {
+                l.push(' ');
+                l.push_str(&item);
+            }
+            _ => lines.push(fit(&item, width)),
+        }
+    }
+    lines
+}
+
+/// Cells of one line: (x, char, step).
+type Row = Vec<(u16, char, usize)>;
+
+/// The column's tokens wrapped to `width`; line breaks in the text start
+/// new lines.
+fn wrap_tokens(records: &[StepRecord], width: u16) -> Vec<Row> {
+    let mut rows: Vec<Row> = vec![Vec::new()];
+    let mut x = 0u16;
+    if width == 0 {
+        return rows;
+    }
+    for (i, r) in records.iter().enumerate() {
+        for c in r.text.chars() {
+            if c == '\n' {
+                rows.push(Vec::new());
+                x = 0;
+                continue;
+            }
+            let c = if c.is_control() { '�' } else { c };
+            let w = char_width(c) as u16;
+            if x + w > width {
+                rows.push(Vec::new());
+                x = 0;
+            }
+            if let Some(row) = rows.last_mut() {
+                row.push((x, c, i));
+            }
+            x += w;
+        }
+    }
+    rows
+}
+
+fn render_column(
+    app: &App,
+    t: &Theme,
+    col: &CompareColumn,
+    marked: Option<usize>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    if area.width < 3 || area.height < 3 {
+        return;
+    }
+    let status = match col.finish {
+        Some(r) => r.as_str(),
+        None if app.state == EngineState::Running => "…",
+        None => "",
+    };
+    let title = fit(
+        &format!(" {} {} ", col.preset, status),
+        area.width.saturating_sub(2) as usize,
+    );
+    let inner = pane(t, Line::from(title), false, area, buf);
+    if inner.is_empty() {
+        return;
+    }
+    let width = inner.width as usize;
+    let mut stats = stats_lines(col, width);
+    stats.truncate((inner.height / 2) as usize);
+    let text_h = inner.height - stats.len() as u16;
+    for (i, line) in stats.iter().enumerate() {
+        buf.set_stringn(inner.x, inner.y + text_h + i as u16, line, width, t.dim());
+    }
+    if col.records.is_empty() {
+        let text = if col.finish.is_some() {
+            "(no tokens)"
+        } else {
+            "waiting…"
+        };
+        let area = Rect::new(inner.x, inner.y, inner.width, text_h);
+        return notice(t, text, area, buf);
+    }
+    // The newest lines, as the stream grows.
+    let rows = wrap_tokens(&col.records, inner.width);
+    let skip = rows.len().saturating_sub(text_h as usize);
+    for (y, row) in rows.iter().skip(skip).enumerate() {
+        for &(x, c, step) in row {
+            let mut style = t.prob(col.records[step].p_raw);
+            if Some(step) == marked {
+                style = style.patch(divergent(t));
+            }
+            let mut b = [0u8; 4];
+            buf.set_stringn(
+                inner.x + x,
+                inner.y + y as u16,
+                c.encode_utf8(&mut b),
+                (inner.width - x) as usize,
+                style,
+            );
+        }
+    }
+}
+
+/// The first divergent token stands out in colour and without it.
+fn divergent(t: &Theme) -> Style {
+    t.selected().add_modifier(Modifier::BOLD)
+}
