@@ -134,3 +134,61 @@ fn too_small_notice() {
     let mut a = app(Theme { color: true });
     insta::assert_snapshot!(screen(&mut a, 39, 12));
 }
+
+#[test]
+fn compare_view_three_presets_with_the_first_divergence() {
+    let mut a = ui_common::compare_app(Theme { color: true });
+    assert!(a.compare_view);
+    assert_eq!(a.state, lmscope::ui::app::EngineState::Idle);
+    insta::assert_snapshot!(screen(&mut a, 120, 24));
+}
+
+#[test]
+fn compare_view_no_color_marks_the_divergent_token() {
+    let mut a = ui_common::compare_app(Theme::plain());
+    let term = ui_common::draw(&mut a, 120, 24);
+    // The divergent token (step 2) is drawn reversed, in every column.
+    let buf = term.backend().buffer();
+    // Inside the columns: below their titles, above the divergence lines.
+    let marked = (3..19u16)
+        .flat_map(|y| (2..118u16).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::REVERSED)
+        })
+        .count();
+    assert_eq!(
+        marked,
+        " sat".len() * 2 + " purred".len(),
+        "three columns' step 2"
+    );
+}
+
+#[test]
+fn compare_view_at_the_smallest_size() {
+    let mut a = ui_common::compare_app(Theme { color: true });
+    insta::assert_snapshot!(screen(&mut a, 40, 12));
+}
+
+#[test]
+fn compare_view_while_running_with_an_empty_column_and_one_finished_early() {
+    let mut a = app(Theme { color: true });
+    a.editor.insert_str("Tell me about the cat");
+    a.update(Action::Compare);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::CompareStep {
+        id,
+        column: 0,
+        record: Box::new(ui_common::compare_step(0, 1, " The", 0.62, &[])),
+        text_delta: " The".into(),
+    });
+    a.on_engine(EngineEvent::CompareFinished {
+        id,
+        column: 1,
+        reason: lmscope::engine::types::FinishReason::Eos,
+        timings: Default::default(),
+    });
+    assert_eq!(a.state, lmscope::ui::app::EngineState::Running);
+    insta::assert_snapshot!(screen(&mut a, 90, 18));
+}

@@ -192,3 +192,106 @@ pub fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
     .expect("draw");
     term
 }
+
+/// A token of a compare column: `id` and its probability, with the
+/// alternatives `others` (id, text, p) as the column saw them.
+pub fn compare_step(
+    i: usize,
+    id: u32,
+    text: &str,
+    p: f32,
+    others: &[(u32, &str, f32)],
+) -> StepRecord {
+    let mut r = step(i, text, p);
+    r.token_id = id;
+    r.top.truncate(1);
+    r.top[0].token_id = id;
+    for &(oid, otext, op) in others {
+        r.top.push(TopToken {
+            token_id: oid,
+            text: otext.into(),
+            p_raw: op,
+            p_final: op,
+            removed_by: None,
+        });
+    }
+    r
+}
+
+/// The fixture app after a finished comparison of greedy, balanced and
+/// creative: the columns agree on " The cat", part at step 2 (greedy and
+/// balanced " sat", creative " purred"), and creative ends early (eos).
+pub fn compare_app(theme: Theme) -> App {
+    let mut app = app(theme);
+    app.editor.insert_str("Tell me about the cat");
+    app.update(lmscope::ui::keymap::Action::Compare);
+    app.outbox.clear();
+    let id = app.run_id;
+    let shared = [(1u32, " The", 0.62f32), (2, " cat", 0.48)];
+    let tails: [&[(u32, &str, f32)]; 3] = [
+        &[
+            (3, " sat", 0.41),
+            (5, " on", 0.77),
+            (6, " the", 0.83),
+            (7, " mat", 0.35),
+            (8, ".", 0.6),
+        ],
+        &[
+            (3, " sat", 0.41),
+            (5, " on", 0.77),
+            (6, " the", 0.83),
+            (9, " sofa", 0.12),
+        ],
+        &[(4, " purred", 0.065), (10, "\n", 0.2)],
+    ];
+    for (column, tail) in tails.iter().enumerate() {
+        let mut records = Vec::new();
+        for (i, (tid, text, p)) in shared.iter().enumerate() {
+            records.push(compare_step(i, *tid, text, *p, &[(90, " A", 0.1)]));
+        }
+        for (k, (tid, text, p)) in tail.iter().enumerate() {
+            let others: Vec<(u32, &str, f32)> = if k == 0 {
+                // Step 2: each column also saw the other choice.
+                if *tid == 3 {
+                    vec![(4, " purred", 0.065)]
+                } else {
+                    vec![(3, " sat", 0.16)]
+                }
+            } else {
+                vec![(91, " and", 0.05)]
+            };
+            records.push(compare_step(2 + k, *tid, text, *p, &others));
+        }
+        for record in records {
+            let text_delta = record.text.clone();
+            app.on_engine(EngineEvent::CompareStep {
+                id,
+                column,
+                record: Box::new(record),
+                text_delta,
+            });
+        }
+    }
+    for (column, (reason, n)) in [
+        (FinishReason::Length, 7),
+        (FinishReason::Length, 6),
+        (FinishReason::Eos, 4),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.on_engine(EngineEvent::CompareFinished {
+            id,
+            column,
+            reason,
+            timings: Timings {
+                prompt_tokens: 6,
+                generated: n,
+                prefill_s: 0.05,
+                decode_s: 0.5,
+            },
+        });
+    }
+    app.message = None;
+    app
+}
