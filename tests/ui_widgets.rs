@@ -331,3 +331,75 @@ fn a_click_on_a_heatmap_row_makes_that_token_the_query() {
     assert_eq!(a.query(), Some(a.cache_len - 1));
     assert_eq!(a.cursor, a.cache_len - 1);
 }
+
+#[test]
+fn f7_compares_the_prompt_under_the_presets_and_esc_cancels_then_closes() {
+    let mut a = app(Theme { color: true });
+    let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    // Nothing to compare: a notice, no command.
+    a.on_terminal(&key(KeyCode::F(7)));
+    assert!(a.outbox.is_empty());
+    assert!(!a.compare_view);
+
+    a.editor.insert_str("Tell me about the cat");
+    a.on_terminal(&key(KeyCode::F(7)));
+    let seed = a.config.sampler.seed;
+    match a.outbox.as_slice() {
+        [
+            EngineCommand::Compare {
+                id,
+                request,
+                presets,
+            },
+        ] => {
+            assert_eq!(*id, a.run_id);
+            assert!(!request.capture_attention);
+            let names: Vec<&str> = presets.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["greedy", "balanced", "creative"]);
+            assert!(presets.iter().all(|(_, s)| s.seed == seed), "one seed");
+            assert_eq!(presets[0].1.temperature, 0.0);
+        }
+        other => panic!("expected one Compare command, got {other:?}"),
+    }
+    assert!(a.compare_view);
+    assert_eq!(a.state, EngineState::Running);
+    assert!(a.editor.is_blank(), "the prompt went to the history");
+
+    // ctrl-o is the same action; refused while a comparison runs.
+    a.outbox.clear();
+    a.on_terminal(&Event::Key(KeyEvent::new(
+        KeyCode::Char('o'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(a.outbox.is_empty());
+
+    // Typing does not reach the hidden prompt; Esc cancels, then closes.
+    a.on_terminal(&key(KeyCode::Char('x')));
+    assert!(a.editor.is_blank());
+    a.on_terminal(&key(KeyCode::Esc));
+    assert!(matches!(a.outbox.as_slice(), [EngineCommand::Cancel]));
+    let id = a.run_id;
+    for column in 0..3 {
+        a.on_engine(lmscope::engine::handle::EngineEvent::CompareFinished {
+            id,
+            column,
+            reason: lmscope::engine::types::FinishReason::Cancelled,
+            timings: Default::default(),
+        });
+    }
+    assert_eq!(a.state, EngineState::Idle);
+    a.on_terminal(&key(KeyCode::Esc));
+    assert!(!a.compare_view);
+}
+
+#[test]
+fn compare_view_draws_at_every_small_size() {
+    let mut a = ui_common::compare_app(Theme { color: true });
+    for w in 1..=60 {
+        for h in 1..=20 {
+            draw(&mut a, w, h);
+        }
+    }
+    a.compare = None;
+    draw(&mut a, 40, 12);
+}
