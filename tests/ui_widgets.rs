@@ -403,3 +403,29 @@ fn compare_view_draws_at_every_small_size() {
     a.compare = None;
     draw(&mut a, 40, 12);
 }
+
+#[test]
+fn compare_takes_the_first_four_config_presets_and_refuses_unknown_ones() {
+    let mut a = app(Theme { color: true });
+    a.editor.insert_str("Tell me about the cat");
+    a.config.compare.presets = ["greedy", "nope", "creative"].map(String::from).to_vec();
+    a.update(Action::Compare);
+    assert!(a.outbox.is_empty());
+    let (_, msg) = a.message.clone().expect("a message");
+    assert!(msg.contains("`nope`") && msg.contains("known:"), "{msg}");
+    assert!(!a.compare_view && a.state == EngineState::Idle);
+
+    a.config.compare.presets = ["precise", "creative", "greedy", "balanced", "creative"]
+        .map(String::from)
+        .to_vec();
+    a.update(Action::Compare);
+    match a.outbox.as_slice() {
+        [EngineCommand::Compare { presets, .. }] => {
+            let names: Vec<&str> = presets.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["precise", "creative", "greedy", "balanced"]);
+        }
+        other => panic!("expected one Compare command, got {other:?}"),
+    }
+    assert_eq!(a.compare.as_ref().map(|c| c.columns.len()), Some(4));
+    draw(&mut a, 40, 12);
+}

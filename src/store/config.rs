@@ -38,6 +38,14 @@ pub struct UiConfig {
     pub max_fps: u32,
 }
 
+/// `[compare]`: the presets the interface's compare view runs, one column
+/// each (the first 4 of them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareConfig {
+    pub presets: Vec<String>,
+}
+
 /// One `[keys.CONTEXT] action = ["key", ...]` entry of the user's file;
 /// the interface checks the names.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +61,7 @@ pub struct Config {
     pub generation: GenerationConfig,
     pub sampler: SamplerSettings,
     pub ui: UiConfig,
+    pub compare: CompareConfig,
     pub keys: Vec<KeyOverride>,
 }
 
@@ -153,7 +162,7 @@ pub fn parse(user: Option<&str>, path: &Path) -> Loaded {
         }
         let Some(defaults) = merged.get(&section).and_then(|v| v.as_table()).cloned() else {
             warnings.push(format!(
-                "{shown}{}: unknown section [{section}]; known: [generation], [sampler], [ui], [keys.*]",
+                "{shown}{}: unknown section [{section}]; known: [generation], [sampler], [ui], [compare], [keys.*]",
                 at_line(line_of(text, &section, "").or_else(|| find_header(text, &section)))
             ));
             continue;
@@ -199,6 +208,7 @@ pub fn parse(user: Option<&str>, path: &Path) -> Loaded {
     let generation: GenerationConfig = section("generation").try_into().expect("checked section");
     let mut sampler: SamplerSettings = section("sampler").try_into().expect("checked section");
     let ui: UiConfig = section("ui").try_into().expect("checked section");
+    let compare: CompareConfig = section("compare").try_into().expect("checked section");
     if let Err(e) = sampler.validate() {
         warnings.push(format!(
             "{shown}: [sampler]: {e}; using the default sampler settings"
@@ -214,6 +224,7 @@ pub fn parse(user: Option<&str>, path: &Path) -> Loaded {
             generation,
             sampler,
             ui,
+            compare,
             keys,
         },
         warnings,
@@ -235,6 +246,13 @@ fn check_section(section: &str, table: toml::Table) -> Result<(), String> {
     match section {
         "generation" => v.try_into::<GenerationConfig>().map(|_| ()).map_err(clean),
         "ui" => v.try_into::<UiConfig>().map(|_| ()).map_err(clean),
+        "compare" => {
+            let c: CompareConfig = v.try_into().map_err(clean)?;
+            match c.presets.len() {
+                2..=4 => Ok(()),
+                n => Err(format!("give 2 to 4 presets, not {n}")),
+            }
+        }
         "sampler" => {
             let s: SamplerSettings = v.try_into().map_err(clean)?;
             s.validate().map_err(|e| e.to_string())
@@ -301,6 +319,21 @@ mod tests {
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
         assert_eq!(l.config.sampler, SamplerSettings::default());
         assert_eq!(l.config.ui.color_by, ColorBy::Probability);
+        assert_eq!(l.config.compare.presets, ["greedy", "balanced", "creative"]);
+    }
+
+    #[test]
+    fn compare_presets_take_2_to_4_names() {
+        let l = p("[compare]\npresets = [\"precise\", \"creative\"]\n");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.config.compare.presets, ["precise", "creative"]);
+        let l = p("[compare]\npresets = [\"greedy\"]\n");
+        assert_eq!(l.config.compare.presets.len(), 3, "the default kept");
+        assert!(
+            l.warnings[0].contains("line 2") && l.warnings[0].contains("2 to 4"),
+            "{:?}",
+            l.warnings
+        );
     }
 
     #[test]

@@ -35,9 +35,8 @@ pub const ATTENTION_REFRESH: Duration = Duration::from_millis(250);
 /// A request not answered in this time is asked again.
 const ATTENTION_TIMEOUT: Duration = Duration::from_secs(3);
 const HISTORY_LIMIT: usize = 200;
-/// The presets the compare view runs, one column each (built in, so the
-/// view works without a presets file).
-pub const COMPARE_PRESETS: [&str; 3] = ["greedy", "balanced", "creative"];
+/// Most columns the compare view shows.
+pub const MAX_COMPARE_COLUMNS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
@@ -148,6 +147,9 @@ pub struct App {
     pub keymap: Keymap,
     pub config: Config,
     pub defaults: Config,
+    /// Sampler presets by name, for the compare view (built in unless the
+    /// caller loads the user's too).
+    pub presets: presets::Presets,
     pub config_path: String,
     pub model_label: String,
     pub info: Option<ModelInfo>,
@@ -195,6 +197,7 @@ impl App {
             keymap,
             color_by: config.ui.color_by,
             defaults: Config::defaults(),
+            presets: presets::built_in(),
             config,
             config_path: crate::store::config::path().display().to_string(),
             model_label,
@@ -724,23 +727,44 @@ impl App {
         self.message = None;
     }
 
-    /// Runs the prompt under each of [`COMPARE_PRESETS`] (one seed, the
-    /// current token limit) and opens the compare view.
+    /// Runs the prompt under each preset of `[compare] presets` (the first
+    /// [`MAX_COMPARE_COLUMNS`]; one seed, the current token limit) and
+    /// opens the compare view.
     pub fn compare(&mut self) {
         if !self.ready() {
             return;
         }
-        let all = presets::built_in();
-        let seed = self.config.sampler.seed;
-        let presets: Vec<(String, SamplerSettings)> = COMPARE_PRESETS
+        let names: Vec<String> = self
+            .config
+            .compare
+            .presets
             .iter()
+            .take(MAX_COMPARE_COLUMNS)
+            .cloned()
+            .collect();
+        if let Some(unknown) = names.iter().find(|n| !self.presets.contains_key(*n)) {
+            let known: Vec<&str> = self.presets.keys().map(String::as_str).collect();
+            return self.say(
+                Level::Error,
+                format!(
+                    "[compare] presets: unknown preset `{unknown}`; known: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        let seed = self.config.sampler.seed;
+        let presets: Vec<(String, SamplerSettings)> = names
+            .into_iter()
             .filter_map(|name| {
-                all.get(*name)
-                    .map(|s| (name.to_string(), SamplerSettings { seed, ..s.clone() }))
+                let s = self.presets.get(&name)?.clone();
+                Some((name, SamplerSettings { seed, ..s }))
             })
             .collect();
-        if presets.is_empty() {
-            return self.say(Level::Error, "no presets to compare");
+        if presets.len() < 2 {
+            return self.say(
+                Level::Error,
+                "[compare] presets: give 2 to 4 presets to compare",
+            );
         }
         let text = self.editor.text();
         let mut request = self.request(&text);

@@ -77,6 +77,15 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut app = App::new(loaded.config, keymap, Theme::from_env(), label);
+    // The user's presets (presets.toml) join the built-in ones for compare.
+    let mut warnings = warnings;
+    match crate::store::presets::load() {
+        Ok(p) => app.presets = p,
+        Err(e) => {
+            tracing::warn!("presets: {e}");
+            warnings.push(format!("{e}; the built-in presets only"));
+        }
+    }
     if let Some(first) = warnings.first() {
         let more = if warnings.len() > 1 {
             format!(" (+{} more in the log)", warnings.len() - 1)
