@@ -213,7 +213,7 @@ fn wrap_tokens(records: &[StepRecord], width: u16) -> Vec<Row> {
             }
             let c = if c.is_control() { '�' } else { c };
             let w = char_width(c) as u16;
-            if x + w > width {
+            if x > 0 && x + w > width {
                 rows.push(Vec::new());
                 x = 0;
             }
