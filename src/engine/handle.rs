@@ -338,27 +338,27 @@ impl<S: EventSink> Worker<S> {
         Flow::Continue
     }
 
+    /// Reports a run that could not start or go on: the error, then its end.
+    fn fail_run(&self, id: u64, error: impl std::fmt::Display, timings: Timings) {
+        self.events.send(EngineEvent::Error {
+            id: Some(id),
+            message: error.to_string(),
+        });
+        self.events.send(EngineEvent::Finished {
+            id,
+            reason: FinishReason::Cancelled,
+            timings,
+        });
+    }
+
     fn start(&mut self, id: u64, request: &Request) {
         let mut generation = match self.engine.start(request) {
             Ok(g) => g,
-            Err(e) => {
-                self.events.send(EngineEvent::Error {
-                    id: Some(id),
-                    message: e.to_string(),
-                });
-                self.events.send(EngineEvent::Finished {
-                    id,
-                    reason: FinishReason::Cancelled,
-                    timings: Timings::default(),
-                });
-                return;
-            }
+            Err(e) => return self.fail_run(id, e, Timings::default()),
         };
+        // The request does not attach attention: rows are served on demand.
         match generation.prefill(&self.engine) {
-            Ok(mut prompt) => {
-                // Rows are served on request; the whole prompt's T² rows
-                // for every layer would be large and mostly unseen.
-                prompt.attention = None;
+            Ok(prompt) => {
                 let cache_len = generation.cache().len();
                 self.events.send(EngineEvent::Prefilled {
                     id,
@@ -371,17 +371,7 @@ impl<S: EventSink> Worker<S> {
                     done: false,
                 });
             }
-            Err(e) => {
-                self.events.send(EngineEvent::Error {
-                    id: Some(id),
-                    message: e.to_string(),
-                });
-                self.events.send(EngineEvent::Finished {
-                    id,
-                    reason: FinishReason::Cancelled,
-                    timings: generation.timings(),
-                });
-            }
+            Err(e) => self.fail_run(id, e, generation.timings()),
         }
     }
 
