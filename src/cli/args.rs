@@ -32,9 +32,9 @@ impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Engine> {
         if let Some(n) = self.threads {
             anyhow::ensure!(n > 0, "--threads must be at least 1");
-            // candle sizes its pool from this variable, read on first use.
-            // SAFETY: called from main before any other thread exists.
-            unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+            // Our kernels' pool; candle's own (other tensor types, --precision
+            // f32) follows RAYON_NUM_THREADS.
+            crate::engine::kernels::set_threads(n);
         }
         let path = models::resolve(self.model.as_deref())?;
         let precision = match self.precision {

@@ -51,8 +51,7 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
     let _log = init_logging();
     if let Some(n) = model.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
-        // SAFETY: called from main before any other thread exists.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+        crate::engine::kernels::set_threads(n);
     }
     // Fetching (with pip's progress) happens before the screen is taken.
     // Each failure says what to do (pass --model PATH, install pip, ...).

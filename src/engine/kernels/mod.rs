@@ -18,7 +18,7 @@ mod x86;
 
 use std::sync::OnceLock;
 
-pub use pool::{Pool, default_threads, pool};
+pub use pool::{Pool, default_threads, pool, set_threads};
 pub use quant::{
     ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
 };

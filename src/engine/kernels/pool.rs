@@ -199,9 +199,20 @@ fn worker(s: &Shared) {
     }
 }
 
-/// Threads for the forward pass: `RAYON_NUM_THREADS` (which `--threads`
-/// sets, and candle reads too), else every core.
+static THREADS: OnceLock<usize> = OnceLock::new();
+
+/// Sizes the forward pass's pool (`--threads`). Takes effect only before
+/// the pool first runs; returns whether it did.
+pub fn set_threads(n: usize) -> bool {
+    n > 0 && THREADS.set(n).is_ok()
+}
+
+/// Threads for the forward pass: `set_threads`, else `RAYON_NUM_THREADS`,
+/// else every core.
 pub fn default_threads() -> usize {
+    if let Some(&n) = THREADS.get() {
+        return n;
+    }
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
