@@ -295,13 +295,28 @@ impl Sampler {
             })
             .collect();
         // Survivors are kept sorted by logit, most likely first.
+        // Survivors, most likely first once `sorted`. Sorting 49,152
+        // candidates costs more than the rest of the chain, so top-k only
+        // selects its k and sorts those.
         let mut alive: Vec<usize> = (0..cands.len()).collect();
-        let sort = |alive: &mut Vec<usize>, cands: &[Cand]| {
-            alive.sort_by(|&a, &b| cands[b].logit.total_cmp(&cands[a].logit).then(a.cmp(&b)))
+        let mut sorted = false;
+        let by_logit = |cands: &[Cand], a: usize, b: usize| {
+            cands[b].logit.total_cmp(&cands[a].logit).then(a.cmp(&b))
         };
-        sort(&mut alive, &cands);
+        let sort =
+            |alive: &mut [usize], cands: &[Cand]| alive.sort_by(|&a, &b| by_logit(cands, a, b));
 
         for &stage in &s.order {
+            let cuts_by_order = match stage {
+                Stage::TopP => s.top_p < 1.0,
+                Stage::MinP => s.min_p > 0.0,
+                Stage::Temperature => s.temperature == 0.0,
+                _ => false,
+            };
+            if cuts_by_order && !sorted {
+                sort(&mut alive, &cands);
+                sorted = true;
+            }
             let keep = match stage {
                 Stage::Penalties => {
                     let window = &history[history.len().saturating_sub(s.penalty_last_n)..];
@@ -323,11 +338,19 @@ impl Sampler {
                                 c.logit -= n as f32 * s.frequency_penalty + s.presence_penalty;
                             }
                         }
-                        sort(&mut alive, &cands);
+                        sorted = false;
                     }
                     alive.len()
                 }
-                Stage::TopK if s.top_k > 0 => s.top_k.min(alive.len()),
+                Stage::TopK if s.top_k > 0 => {
+                    let k = s.top_k.min(alive.len());
+                    if !sorted && k < alive.len() {
+                        alive.select_nth_unstable_by(k - 1, |&a, &b| by_logit(&cands, a, b));
+                        sort(&mut alive[..k], &cands);
+                        sorted = true;
+                    }
+                    k
+                }
                 Stage::TopP if s.top_p < 1.0 => {
                     let p = softmax(alive.iter().map(|&i| cands[i].logit));
                     count_to_mass(p.iter().copied(), s.top_p as f64)
@@ -385,6 +408,9 @@ impl Sampler {
             alive.truncate(keep);
         }
 
+        if !sorted {
+            sort(&mut alive, &cands); // the draw walks survivors best first
+        }
         let p_final_alive = softmax(alive.iter().map(|&i| cands[i].logit));
         let mut p_final = vec![0f32; cands.len()];
         for (&i, &p) in alive.iter().zip(&p_final_alive) {
