@@ -569,14 +569,6 @@ impl Generation {
         self.forced.extend(tokens);
     }
 
-    /// Raises (or lowers) the token limit, e.g. to continue a finished run.
-    pub fn set_max_tokens(&mut self, max_tokens: usize) {
-        self.max_tokens = max_tokens;
-        if self.finished == Some(FinishReason::Length) && self.steps.len() < max_tokens {
-            self.finished = None;
-        }
-    }
-
     /// Ends the run early (the interface's Esc).
     pub fn cancel(&mut self) {
         self.finished.get_or_insert(FinishReason::Cancelled);

@@ -259,10 +259,6 @@ impl Tokenizer {
             .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
-
-    pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.special.token_to_id(text)
-    }
 }
 
 /// Turns a stream of tokens into text, holding back the bytes of a

@@ -33,13 +33,6 @@ pub fn load() -> anyhow::Result<Presets> {
     Ok(all)
 }
 
-/// Saves the user's presets atomically (the built-in ones are not written).
-pub fn save_user(presets: &Presets) -> anyhow::Result<()> {
-    let path = super::paths::config_dir().join("presets.toml");
-    super::atomic::write(&path, toml::to_string_pretty(presets)?.as_bytes())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,11 +126,6 @@ impl Session {
         })
     }
 
-    /// Default file name in the sessions directory.
-    pub fn default_path(&self) -> PathBuf {
-        super::paths::sessions_dir().join(format!("session-{}.json", self.created_unix))
-    }
-
     /// Writes the session (and its attention sidecar, when any step has
     /// attention) atomically.
     pub fn save(&self, path: &Path) -> Result<(), SessionError> {

@@ -49,35 +49,13 @@ pub fn layout_lines(app: &App, width: u16) -> Vec<Vec<Seg>> {
             };
             let w = char_width(shown).max(1) as u16;
             if x + w > width && x > 0 {
-                if !seg.text.is_empty()
-                    && let Some(l) = lines.last_mut()
-                {
-                    l.push(seg.clone());
-                }
-                lines.push(Vec::new());
-                x = 0;
-                seg = Seg {
-                    tok: i,
-                    x,
-                    text: String::new(),
-                    width: 0,
-                };
+                break_line(&mut lines, &mut seg, &mut x);
             }
             seg.text.push(shown);
             seg.width += w;
             x += w;
             if newline {
-                if let Some(l) = lines.last_mut() {
-                    l.push(seg.clone());
-                }
-                lines.push(Vec::new());
-                x = 0;
-                seg = Seg {
-                    tok: i,
-                    x,
-                    text: String::new(),
-                    width: 0,
-                };
+                break_line(&mut lines, &mut seg, &mut x);
             }
         }
         if !seg.text.is_empty()
@@ -87,6 +65,25 @@ pub fn layout_lines(app: &App, width: u16) -> Vec<Vec<Seg>> {
         }
     }
     lines
+}
+
+/// Ends the current line with `seg` (when it holds anything) and starts
+/// an empty segment of the same token at the start of the next line.
+fn break_line(lines: &mut Vec<Vec<Seg>>, seg: &mut Seg, x: &mut u16) {
+    let next = Seg {
+        tok: seg.tok,
+        x: 0,
+        text: String::new(),
+        width: 0,
+    };
+    let done = std::mem::replace(seg, next);
+    if !done.text.is_empty()
+        && let Some(l) = lines.last_mut()
+    {
+        l.push(done);
+    }
+    lines.push(Vec::new());
+    *x = 0;
 }
 
 /// (line, column) of a token's first piece.
