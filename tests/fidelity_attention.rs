@@ -150,3 +150,38 @@ fn f32_logprobs_match_the_float64_reference() {
     eprintln!("f32 log-probabilities: max |diff| {worst:.2e}");
     assert!(worst <= 1e-3, "{worst}");
 }
+
+#[test]
+fn rows_recomputed_for_part_of_the_prompt_equal_the_whole_prompts_rows() {
+    // A capturing cache keeps what recomputes the queries (in quantised
+    // mode, the query projection's 8-bit inputs): each row must come out
+    // the same whichever range of queries is asked for.
+    for e in [engine(), engine_f32()] {
+        let request = Request {
+            sampler: SamplerSettings::greedy(),
+            capture_attention: true,
+            max_tokens: 1,
+            ..Request::new(Prompt::Text(
+                "The quick brown fox jumps over the lazy dog, twice.".into(),
+            ))
+        };
+        let mut g = e.start(&request).unwrap();
+        g.prefill(e).unwrap();
+        let n = g.cache().len();
+        let whole = e.attention(g.cache(), 0..n).unwrap();
+        for part in [0..1, 3..7, n - 1..n] {
+            let rows = e.attention(g.cache(), part.clone()).unwrap();
+            for layer in [0, whole.n_layer - 1] {
+                for h in 0..whole.n_head {
+                    for (i, q) in part.clone().enumerate() {
+                        assert_eq!(
+                            rows.causal_row(layer, h, i),
+                            whole.causal_row(layer, h, q),
+                            "layer {layer} head {h} query {q}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Hand-written CPU kernels for the quantised forward pass: 8-bit
 //! activation quantisation, Q4_1 x Q8_1 and Q8_0 x Q8_0 dot products (AVX2
 //! chosen at run time, a portable scalar fallback otherwise), and a matrix
-//! product parallel over weight rows on a persistent pool.
+//! product parallel over weight rows on a persistent pool; and the f32 and
+//! f16 products attention runs over the KV cache.
 //!
 //! All of the crate's `unsafe` lives in this module, each block with the
 //! reason it holds.
@@ -9,6 +10,7 @@
 //! `LMSCOPE_KERNELS=scalar` forces the portable kernels (to test them on a
 //! machine that has AVX2).
 
+mod elem;
 mod pool;
 mod quant;
 #[cfg(test)]
@@ -18,6 +20,7 @@ mod x86;
 
 use std::sync::OnceLock;
 
+pub use elem::{CacheElem, axpy_f16_with, dot_f16_with};
 pub use pool::{Pool, default_threads, pool, set_threads};
 pub use quant::{
     ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
@@ -229,26 +232,57 @@ pub fn matmul_with(
     m: usize,
     outs: &mut [&mut [f32]],
 ) {
+    let Some((kind, cols)) = check_shapes(ws, m, outs) else {
+        return;
+    };
+    assert_eq!(x.len(), m * cols, "activations are not m x cols");
+    assert!(isa.supported(), "{isa:?} kernels on a CPU without them");
+    if m == 0 {
+        return;
+    }
+    let mut acts = vec![ActBlock::default(); m * (cols / QK)];
+    quantize_acts(kind, x, &mut acts);
+    run_matmul(pool, isa, ws, &acts, m, outs);
+}
+
+/// [`matmul`] on activations already quantised for `ws` (by
+/// [`quantize_acts`] with their kind): the same products, bit for bit.
+pub fn matmul_quantized(ws: &[&QWeight], acts: &[ActBlock], m: usize, outs: &mut [&mut [f32]]) {
+    let Some((_, cols)) = check_shapes(ws, m, outs) else {
+        return;
+    };
+    assert_eq!(acts.len(), m * cols / QK, "activations are not m x cols");
+    if m > 0 {
+        run_matmul(pool(), isa(), ws, acts, m, outs);
+    }
+}
+
+/// The weights' common kind and width (None without weights), after
+/// checking that they share them and that each output is m x rows.
+fn check_shapes(ws: &[&QWeight], m: usize, outs: &[&mut [f32]]) -> Option<(WeightKind, usize)> {
     assert_eq!(ws.len(), outs.len());
-    let Some(first) = ws.first() else { return };
+    let first = ws.first()?;
     let (kind, cols) = (first.kind, first.cols);
     assert!(
         ws.iter().all(|w| w.kind == kind && w.cols == cols),
         "fused weights differ in kind or width"
     );
-    assert_eq!(x.len(), m * cols, "activations are not m x cols");
     for (w, o) in ws.iter().zip(outs.iter()) {
         assert_eq!(o.len(), m * w.rows, "output is not m x rows");
     }
-    assert!(isa.supported(), "{isa:?} kernels on a CPU without them");
-    if m == 0 {
-        return;
-    }
-    let nb = cols / QK;
-    let mut acts = vec![ActBlock::default(); m * nb];
-    quantize_acts(kind, x, &mut acts);
-    let acts = &acts[..];
+    Some((kind, cols))
+}
 
+/// The product itself; shapes checked by the callers.
+fn run_matmul(
+    pool: &Pool,
+    isa: Isa,
+    ws: &[&QWeight],
+    acts: &[ActBlock],
+    m: usize,
+    outs: &mut [&mut [f32]],
+) {
+    let (kind, nb) = (ws[0].kind, ws[0].cols / QK);
     // Tasks: runs of rows within one weight; about eight per thread so a
     // thread slowed by the neighbours' work is absorbed by the others.
     let total: usize = ws.iter().map(|w| w.rows).sum();

@@ -241,3 +241,53 @@ fn dequantize_row_q4_1_layout() {
     assert_eq!(out[16], 7.0);
     assert_eq!(out[31], -8.0);
 }
+
+#[test]
+fn matmul_on_cached_activations_equals_matmul_bit_for_bit() {
+    // Attention rows are recomputed from the 8-bit inputs a capturing cache
+    // keeps: the queries must come out exactly as the forward pass made them,
+    // whatever the number of rows in the call.
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
+        let (rows, nb, m) = (37, 18, 7);
+        let w = random_weight(&mut rng, kind, rows, nb * QK);
+        let x = random_acts(&mut rng, m * nb * QK);
+        let mut want = vec![0f32; m * rows];
+        matmul(&[&w], &x, m, &mut [&mut want]);
+        let mut a = vec![ActBlock::default(); m * nb];
+        quantize_acts(kind, &x, &mut a);
+        for (start, end) in [(0, m), (3, 4), (2, 7)] {
+            let n = end - start;
+            let mut got = vec![0f32; n * rows];
+            matmul_quantized(&[&w], &a[start * nb..end * nb], n, &mut [&mut got]);
+            assert_eq!(
+                got,
+                want[start * rows..end * rows],
+                "{kind:?} rows {start}..{end}"
+            );
+        }
+    }
+}
+
+#[test]
+fn f16_cache_products_equal_f32_ones_on_the_same_values() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for isa in isas() {
+        for n in [1usize, 7, 8, 64, 67] {
+            let q: Vec<f32> = (0..n).map(|_| rng.random_range(-3f32..3.0)).collect();
+            let k16: Vec<f16> = (0..n)
+                .map(|_| f16::from_f32(rng.random_range(-3f32..3.0)))
+                .collect();
+            let k32: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
+            let want = <f32 as CacheElem>::dot(&q, &k32);
+            assert_eq!(dot_f16_with(isa, &q, &k16), want, "{isa:?} dot n={n}");
+
+            let a = rng.random_range(0f32..1.0);
+            let mut y32 = q.clone();
+            <f32 as CacheElem>::axpy(&mut y32, a, &k32);
+            let mut y16 = q.clone();
+            axpy_f16_with(isa, &mut y16, a, &k16);
+            assert_eq!(y16, y32, "{isa:?} axpy n={n}");
+        }
+    }
+}

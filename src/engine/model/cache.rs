@@ -1,5 +1,5 @@
 //! The KV cache: per layer, the keys and values of every position so far,
-//! and (when attention capture is on) the post-RoPE queries, from which any
+//! and (when attention capture is on) what recomputes the queries, from which any
 //! attention row can be recomputed exactly.
 //!
 //! Rows are appended in place to growable buffers, position after position
@@ -8,70 +8,215 @@
 //! branching) is cheap and the copies stay independent; going back to
 //! position n drops the tail.
 //!
-//! Memory per token, f32: 2 x n_layer x n_kv_head x head_dim x 4 bytes for
-//! K and V (SmolLM2-135M: 46 KB), plus n_layer x n_head x head_dim x 4 bytes
-//! of queries with capture on (69 KB). At 2,048 tokens: 94 MB + 141 MB.
+//! Rows are f16 in quantised mode (llama.cpp's numerics round them to f16
+//! anyway) and f32 in f32 mode. With capture on, quantised mode keeps the
+//! query projection's 8-bit inputs (the queries are recomputed from them,
+//! bit for bit), f32 mode the queries. Per token, SmolLM2-135M: K and V
+//! 23 KB (f16), inputs 22 KB; at 2,048 tokens 47 MB + 44 MB. (f32 mode:
+//! 46 KB + 69 KB of queries.)
 
 use std::sync::Arc;
 
-use crate::engine::error::EngineError;
+use half::f16;
 
-#[derive(Clone, Debug, Default)]
-pub struct LayerCache {
-    k: Arc<Vec<f32>>, // (t, n_kv_head * head_dim)
-    v: Arc<Vec<f32>>, // (t, n_kv_head * head_dim)
-    q: Arc<Vec<f32>>, // (t, n_head * head_dim), only with capture on
-    kv_width: usize,
-    q_width: usize,
-    capture: bool,
+use crate::engine::error::EngineError;
+use crate::engine::kernels::{ActBlock, CacheElem};
+
+/// Rows of one kind (keys, values or queries), position after position, in
+/// the cache's element type; shared until written (copy on write).
+#[derive(Clone, Debug)]
+enum Rows {
+    F32(Arc<Vec<f32>>),
+    F16(Arc<Vec<f16>>),
 }
 
-fn push(buf: &mut Arc<Vec<f32>>, rows: &[f32]) {
+fn push<T: CacheElem>(buf: &mut Arc<Vec<T>>, rows: &[f32]) {
     let buf = Arc::make_mut(buf);
     if buf.capacity() - buf.len() < rows.len() {
         // Grow by doubling (amortised), at least by what is appended.
         buf.reserve(rows.len().max(buf.len()));
     }
-    buf.extend_from_slice(rows);
+    buf.extend(rows.iter().map(|&x| T::from_f32(x)));
+}
+
+impl Rows {
+    fn new(f16: bool) -> Self {
+        if f16 {
+            Rows::F16(Arc::default())
+        } else {
+            Rows::F32(Arc::default())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Rows::F32(b) => b.len(),
+            Rows::F16(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, rows: &[f32]) {
+        match self {
+            Rows::F32(b) => push(b, rows),
+            Rows::F16(b) => push(b, rows),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if self.len() > len {
+            match self {
+                Rows::F32(b) => Arc::make_mut(b).truncate(len),
+                Rows::F16(b) => Arc::make_mut(b).truncate(len),
+            }
+        }
+    }
+
+    /// Elements `range` as f32.
+    fn to_f32(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        match self {
+            Rows::F32(b) => b[range].to_vec(),
+            Rows::F16(b) => b[range].iter().map(|x| x.to_f32()).collect(),
+        }
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        match self {
+            Rows::F32(b) => b.capacity() * 4,
+            Rows::F16(b) => b.capacity() * 2,
+        }
+    }
+}
+
+/// The captured source of some positions' queries.
+#[derive(Debug)]
+pub(crate) enum CapturedRows<'a> {
+    Queries(Vec<f32>),
+    Inputs(&'a [ActBlock]),
+}
+
+/// A layer's keys and values as stored: rows of n_kv_head x head_dim.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum KeysValues<'a> {
+    F32(&'a [f32], &'a [f32]),
+    F16(&'a [f16], &'a [f16]),
+}
+
+impl<'a> KeysValues<'a> {
+    fn new(k: &'a Rows, v: &'a Rows, len: usize) -> Self {
+        match (k, v) {
+            (Rows::F32(k), Rows::F32(v)) => KeysValues::F32(&k[..len], &v[..len]),
+            (Rows::F16(k), Rows::F16(v)) => KeysValues::F16(&k[..len], &v[..len]),
+            _ => unreachable!("keys and values are stored alike"),
+        }
+    }
+}
+
+/// What a capturing cache keeps to recompute attention rows: each
+/// position's queries, or (with our quantised kernels) the 8-bit
+/// activations the query projection read, from which the same kernels give
+/// the same queries bit for bit, in 40 bytes per 32 values instead of 64.
+#[derive(Clone, Debug)]
+pub(crate) enum Captured<'a> {
+    Queries(&'a [f32]),
+    Inputs(&'a [ActBlock]),
+}
+
+#[derive(Clone, Debug)]
+enum QueryStore {
+    Queries(Rows),
+    Inputs(Arc<Vec<ActBlock>>),
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerCache {
+    k: Rows, // (t, n_kv_head * head_dim)
+    v: Rows, // (t, n_kv_head * head_dim)
+    /// Only with capture on; its kind is set by the first append.
+    q: Option<QueryStore>,
+    kv_width: usize,
+    /// Elements of `q` per position.
+    q_width: usize,
+    capture: bool,
+    f16: bool,
 }
 
 impl LayerCache {
+    fn new(capture: bool, f16: bool) -> Self {
+        Self {
+            k: Rows::new(f16),
+            v: Rows::new(f16),
+            q: None,
+            kv_width: 0,
+            q_width: 0,
+            capture,
+            f16,
+        }
+    }
+
+    pub(crate) fn captures(&self) -> bool {
+        self.capture
+    }
+
     /// Positions held.
     pub(crate) fn len(&self) -> usize {
         self.k.len().checked_div(self.kv_width).unwrap_or(0)
     }
 
     /// Appends this step's keys, values (each `seq` rows of `kv_width`) and,
-    /// when capturing, queries (rows of `q_width`).
-    pub(crate) fn append(&mut self, k: &[f32], v: &[f32], q: &[f32], seq: usize) {
-        debug_assert!(
-            seq > 0
-                && k.len().is_multiple_of(seq)
-                && k.len() == v.len()
-                && q.len().is_multiple_of(seq)
-        );
+    /// when capturing, what recomputes its queries (`seq` rows).
+    pub(crate) fn append(&mut self, k: &[f32], v: &[f32], q: Captured<'_>, seq: usize) {
+        debug_assert!(seq > 0 && k.len().is_multiple_of(seq) && k.len() == v.len());
         self.kv_width = k.len() / seq;
-        self.q_width = q.len() / seq;
-        push(&mut self.k, k);
-        push(&mut self.v, v);
-        if self.capture {
-            push(&mut self.q, q);
+        self.k.push(k);
+        self.v.push(v);
+        if !self.capture {
+            return;
+        }
+        let f16 = self.f16;
+        match (q, &mut self.q) {
+            (Captured::Queries(q), None) => {
+                self.q = Some(QueryStore::Queries(Rows::new(f16)));
+                self.q_width = q.len() / seq;
+                self.append_captured(Captured::Queries(q));
+            }
+            (Captured::Inputs(a), None) => {
+                self.q = Some(QueryStore::Inputs(Arc::default()));
+                self.q_width = a.len() / seq;
+                self.append_captured(Captured::Inputs(a));
+            }
+            (q, Some(_)) => self.append_captured(q),
+        }
+    }
+
+    fn append_captured(&mut self, q: Captured<'_>) {
+        match (q, &mut self.q) {
+            (Captured::Queries(q), Some(QueryStore::Queries(rows))) => rows.push(q),
+            (Captured::Inputs(a), Some(QueryStore::Inputs(blocks))) => {
+                let blocks = Arc::make_mut(blocks);
+                if blocks.capacity() - blocks.len() < a.len() {
+                    blocks.reserve(a.len().max(blocks.len()));
+                }
+                blocks.extend_from_slice(a);
+            }
+            _ => unreachable!("a layer captures one kind of query source"),
         }
     }
 
     /// All keys and values so far: (t, kv_width) each.
-    pub(crate) fn keys_values(&self) -> (&[f32], &[f32]) {
-        (&self.k, &self.v)
+    pub(crate) fn keys_values(&self) -> KeysValues<'_> {
+        KeysValues::new(&self.k, &self.v, self.k.len())
     }
 
-    /// Queries in `queries` and the keys they can see (0..queries.end).
+    /// What recomputes the queries in `queries` (f16 queries come back as
+    /// f32), and the keys they can see (0..queries.end; with the values,
+    /// which they do not need).
     pub(crate) fn captured(
         &self,
         queries: std::ops::Range<usize>,
-    ) -> Result<(&[f32], &[f32]), EngineError> {
-        if !self.capture || self.q.is_empty() {
+    ) -> Result<(CapturedRows<'_>, KeysValues<'_>), EngineError> {
+        let Some(store) = self.q.as_ref().filter(|_| self.capture) else {
             return Err(EngineError::AttentionNotCaptured);
-        }
+        };
         let len = self.len();
         if queries.start >= queries.end || queries.end > len {
             return Err(EngineError::PositionOutOfRange {
@@ -79,27 +224,37 @@ impl LayerCache {
                 len,
             });
         }
+        let range = queries.start * self.q_width..queries.end * self.q_width;
+        let rows = match store {
+            QueryStore::Queries(q) => CapturedRows::Queries(q.to_f32(range)),
+            QueryStore::Inputs(a) => CapturedRows::Inputs(&a[range]),
+        };
         Ok((
-            &self.q[queries.start * self.q_width..queries.end * self.q_width],
-            &self.k[..queries.end * self.kv_width],
+            rows,
+            KeysValues::new(&self.k, &self.v, queries.end * self.kv_width),
         ))
     }
 
     fn truncate(&mut self, len: usize) {
-        for (buf, width) in [
-            (&mut self.k, self.kv_width),
-            (&mut self.v, self.kv_width),
-            (&mut self.q, self.q_width),
-        ] {
-            if buf.len() > len * width {
-                Arc::make_mut(buf).truncate(len * width);
+        self.k.truncate(len * self.kv_width);
+        self.v.truncate(len * self.kv_width);
+        match &mut self.q {
+            Some(QueryStore::Queries(q)) => q.truncate(len * self.q_width),
+            Some(QueryStore::Inputs(a)) if a.len() > len * self.q_width => {
+                Arc::make_mut(a).truncate(len * self.q_width)
             }
+            _ => {}
         }
     }
 
     /// Bytes held (capacity), for memory reports.
     pub(crate) fn capacity_bytes(&self) -> usize {
-        (self.k.capacity() + self.v.capacity() + self.q.capacity()) * std::mem::size_of::<f32>()
+        let q = match &self.q {
+            Some(QueryStore::Queries(q)) => q.capacity_bytes(),
+            Some(QueryStore::Inputs(a)) => a.capacity() * std::mem::size_of::<ActBlock>(),
+            None => 0,
+        };
+        self.k.capacity_bytes() + self.v.capacity_bytes() + q
     }
 }
 
@@ -112,13 +267,11 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(n_layer: usize, capture_attention: bool) -> Self {
-        let layer = LayerCache {
-            capture: capture_attention,
-            ..Default::default()
-        };
+    /// `f16`: store rows as f16 (they must already be f16 values for the
+    /// cache to be exact, as in quantised mode); f32 otherwise.
+    pub fn new(n_layer: usize, capture_attention: bool, f16: bool) -> Self {
         Self {
-            layers: vec![layer; n_layer],
+            layers: vec![LayerCache::new(capture_attention, f16); n_layer],
             tokens: Vec::new(),
             capture: capture_attention,
         }
@@ -167,33 +320,60 @@ impl KvCache {
 mod tests {
     use super::*;
 
+    fn kv(c: &KvCache) -> (Vec<f32>, Vec<f32>) {
+        let f = |x: &[f16]| x.iter().map(|x| x.to_f32()).collect();
+        match c.layers[0].keys_values() {
+            KeysValues::F32(k, v) => (k.to_vec(), v.to_vec()),
+            KeysValues::F16(k, v) => (f(k), f(v)),
+        }
+    }
+
     #[test]
     fn clone_is_independent_and_truncate_drops_the_tail() {
-        let mut a = KvCache::new(1, true);
-        a.layers[0].append(&[1., 2.], &[3., 4.], &[5., 6.], 2);
-        a.extend_tokens(&[10, 11]);
-        let mut b = a.clone();
-        b.truncate(1).unwrap();
-        b.layers[0].append(&[9.], &[9.], &[9.], 1);
-        b.extend_tokens(&[12]);
-        assert_eq!(a.layers[0].keys_values(), (&[1., 2.][..], &[3., 4.][..]));
-        assert_eq!(b.layers[0].keys_values(), (&[1., 9.][..], &[3., 9.][..]));
-        assert_eq!(b.tokens(), &[10, 12]);
-        let (q, k) = b.layers[0].captured(1..2).unwrap();
-        assert_eq!(q, &[9.]);
-        assert_eq!(k.len(), 2);
-        // The original still sees its own queries.
-        assert_eq!(a.layers[0].captured(0..2).unwrap().0, &[5., 6.]);
-        // Appending to the original does not show in the fork either.
-        a.layers[0].append(&[7.], &[7.], &[7.], 1);
-        assert_eq!(b.layers[0].len(), 2);
-        assert_eq!(a.layers[0].len(), 3);
+        for f16 in [false, true] {
+            let mut a = KvCache::new(1, true, f16);
+            a.layers[0].append(&[1., 2.], &[3., 4.], Captured::Queries(&[5., 6.]), 2);
+            a.extend_tokens(&[10, 11]);
+            let mut b = a.clone();
+            b.truncate(1).unwrap();
+            b.layers[0].append(&[9.], &[9.], Captured::Queries(&[9.]), 1);
+            b.extend_tokens(&[12]);
+            assert_eq!(kv(&a), (vec![1., 2.], vec![3., 4.]));
+            assert_eq!(kv(&b), (vec![1., 9.], vec![3., 9.]));
+            assert_eq!(b.tokens(), &[10, 12]);
+            let (q, k) = b.layers[0].captured(1..2).unwrap();
+            assert!(matches!(q, CapturedRows::Queries(q) if q == [9.]));
+            let visible = match k {
+                KeysValues::F32(k, _) => k.len(),
+                KeysValues::F16(k, _) => k.len(),
+            };
+            assert_eq!(visible, 2);
+            // The original still sees its own queries.
+            let q = a.layers[0].captured(0..2).unwrap().0;
+            assert!(matches!(q, CapturedRows::Queries(q) if q == [5., 6.]));
+            // Appending to the original does not show in the fork either.
+            a.layers[0].append(&[7.], &[7.], Captured::Queries(&[7.]), 1);
+            assert_eq!(b.layers[0].len(), 2);
+            assert_eq!(a.layers[0].len(), 3);
+        }
+    }
+
+    #[test]
+    fn f16_rows_take_half_the_bytes_and_round() {
+        let (mut a, mut b) = (KvCache::new(1, true, false), KvCache::new(1, true, true));
+        let row = [0.1f32; 64];
+        for c in [&mut a, &mut b] {
+            c.layers[0].append(&row, &row, Captured::Queries(&row), 1);
+        }
+        assert_eq!(a.size_bytes(), 2 * b.size_bytes());
+        assert_eq!(kv(&a).0[0], 0.1);
+        assert_eq!(kv(&b).0[0], half::f16::from_f32(0.1).to_f32());
     }
 
     #[test]
     fn no_capture_no_rows() {
-        let mut a = KvCache::new(1, false);
-        a.layers[0].append(&[1.], &[1.], &[1.], 1);
+        let mut a = KvCache::new(1, false, true);
+        a.layers[0].append(&[1.], &[1.], Captured::Queries(&[1.]), 1);
         assert!(matches!(
             a.layers[0].captured(0..1),
             Err(EngineError::AttentionNotCaptured)

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
-use super::cache::{KvCache, LayerCache};
+use super::cache::{Captured, CapturedRows, KeysValues, KvCache, LayerCache};
 use crate::engine::error::EngineError;
-use crate::engine::kernels::{self, QWeight, WeightKind};
+use crate::engine::kernels::{self, ActBlock, CacheElem, QWeight, WeightKind};
 use crate::engine::load::gguf::GgufFile;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -363,33 +363,23 @@ fn round_f16(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// One row of attention probabilities: softmax(q k_j / sqrt(d)) over the
 /// keys j < `visible` of head `h`, zeros for later keys. `out` has one entry
 /// per key. The forward pass and the on-demand attention rows both go
 /// through here, so what is shown is what was computed.
-fn probs_row(hs: Heads, h: usize, q: &[f32], keys: &[f32], visible: usize, out: &mut [f32]) {
+fn probs_row<T: CacheElem>(
+    hs: Heads,
+    h: usize,
+    q: &[f32],
+    keys: &[T],
+    visible: usize,
+    out: &mut [f32],
+) {
     let (kw, ko, d) = (hs.kv_width(), hs.kv_offset(h), hs.head_dim);
     let scale = 1.0 / (d as f32).sqrt();
     let mut max = f32::NEG_INFINITY;
     for (j, o) in out[..visible].iter_mut().enumerate() {
-        let s = dot(q, &keys[j * kw + ko..j * kw + ko + d]) * scale;
+        let s = T::dot(q, &keys[j * kw + ko..j * kw + ko + d]) * scale;
         *o = s;
         max = max.max(s);
     }
@@ -412,11 +402,11 @@ const QUERY_BLOCK: usize = 16;
 /// Causal attention of `nq` queries (rows of n_head x head_dim, at positions
 /// offset..) over the cached keys and values (rows of n_kv_head x head_dim,
 /// the queries' own included): y, rows of n_head x head_dim.
-fn attend(
+fn attend<T: CacheElem>(
     hs: Heads,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: &[T],
+    values: &[T],
     nq: usize,
     offset: usize,
 ) -> Vec<f32> {
@@ -447,10 +437,7 @@ fn attend(
                 p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
             }
             for (j, &pj) in p[..visible].iter().enumerate() {
-                let vr = &values[j * kw + ko..j * kw + ko + d];
-                for (y, &v) in yr.iter_mut().zip(vr) {
-                    *y += pj * v;
-                }
+                T::axpy(yr, pj, &values[j * kw + ko..j * kw + ko + d]);
             }
         }
     };
@@ -473,7 +460,13 @@ fn attend(
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
 /// positions offset.., over the first nk = offset + nq keys.
-fn attention_probs(hs: Heads, q: &[f32], keys: &[f32], nq: usize, offset: usize) -> Vec<f32> {
+fn attention_probs<T: CacheElem>(
+    hs: Heads,
+    q: &[f32],
+    keys: &[T],
+    nq: usize,
+    offset: usize,
+) -> Vec<f32> {
     let nk = offset + nq;
     let qw = hs.q_width();
     let d = hs.head_dim;
@@ -544,6 +537,16 @@ impl Attention {
             Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
                 .try_into()
                 .expect("three outputs");
+        // A capturing cache keeps the query projection's 8-bit inputs when
+        // our kernels run it (smaller than the queries; see `Captured`).
+        let inputs = match &self.wq {
+            Linear::Kernel(w) if seqs.iter().any(|(c, _)| c.captures()) => {
+                let mut a = vec![ActBlock::default(); m * w.cols() / kernels::QK];
+                kernels::quantize_acts(w.kind(), x, &mut a);
+                Some((a, w.cols() / kernels::QK))
+            }
+            _ => None,
+        };
         let mut y = Vec::with_capacity(m * qw);
         let mut row = 0;
         for (cache, n) in seqs.iter_mut() {
@@ -563,14 +566,36 @@ impl Attention {
                     .chain(vs.to_mut().iter_mut())
                     .for_each(|x| *x = round_f16(*x));
             }
-            cache.append(ks, &vs, qs, n);
-            let (keys, values) = cache.keys_values();
-            y.extend(attend(hs, qs, keys, values, n, offset));
+            let captured = match &inputs {
+                Some((a, nb)) => Captured::Inputs(&a[row * nb..(row + n) * nb]),
+                None => Captured::Queries(qs),
+            };
+            cache.append(ks, &vs, captured, n);
+            y.extend(match cache.keys_values() {
+                KeysValues::F32(k, v) => attend(hs, qs, k, v, n, offset),
+                KeysValues::F16(k, v) => attend(hs, qs, k, v, n, offset),
+            });
             row += n;
         }
         Ok(Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
             .expect("one output"))
+    }
+
+    /// The queries of `n` positions from offset on, recomputed from the
+    /// query projection's cached 8-bit inputs exactly as `forward` made them.
+    fn queries_from(&self, inputs: &[ActBlock], rope: &Rope, offset: usize, n: usize) -> Vec<f32> {
+        let Linear::Kernel(w) = &self.wq else {
+            unreachable!("inputs are cached only for our kernels")
+        };
+        let qw = self.heads().q_width();
+        let mut q = vec![0f32; n * qw];
+        kernels::matmul_quantized(&[w], inputs, n, &mut [&mut q]);
+        rope.apply(&mut q, qw, offset);
+        if self.f16 {
+            q.iter_mut().for_each(|x| *x = round_f16(*x));
+        }
+        q
     }
 }
 
@@ -796,9 +821,18 @@ impl Llama {
             layer,
             n_layer: self.cfg.n_layer,
         })?;
-        let (q, k) = lc.captured(queries.clone())?;
-        let hs = self.blocks[layer].attn.heads();
-        let probs = attention_probs(hs, q, k, queries.len(), queries.start);
+        let (rows, k) = lc.captured(queries.clone())?;
+        let attn = &self.blocks[layer].attn;
+        let hs = attn.heads();
+        let (nq, offset) = (queries.len(), queries.start);
+        let q = match rows {
+            CapturedRows::Queries(q) => q,
+            CapturedRows::Inputs(a) => attn.queries_from(a, &self.rope, offset, nq),
+        };
+        let probs = match k {
+            KeysValues::F32(k, _) => attention_probs(hs, &q, k, nq, offset),
+            KeysValues::F16(k, _) => attention_probs(hs, &q, k, nq, offset),
+        };
         Ok(Tensor::from_vec(
             probs,
             (hs.n_head, queries.len(), queries.end),
@@ -807,7 +841,11 @@ impl Llama {
     }
 
     pub fn new_cache(&self, capture_attention: bool) -> KvCache {
-        KvCache::new(self.cfg.n_layer, capture_attention)
+        KvCache::new(
+            self.cfg.n_layer,
+            capture_attention,
+            self.precision == Precision::Quantized,
+        )
     }
 }
 
