@@ -101,7 +101,7 @@ fn dot_f16(isa: Isa, q: &[f32], k: &[f16]) -> f32 {
     assert_eq!(q.len(), k.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
+        Isa::Avx2 | Isa::Avx2Vnni => {
             // SAFETY: AVX2, FMA and F16C are there (`Isa::Avx2` is only
             // detected or accepted after run-time checks of all three) and
             // both slices hold `q.len()` elements.
@@ -116,7 +116,7 @@ fn axpy_f16(isa: Isa, y: &mut [f32], a: f32, x: &[f16]) {
     assert_eq!(y.len(), x.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
+        Isa::Avx2 | Isa::Avx2Vnni => {
             // SAFETY: as in `dot_f16`: the features were checked, and
             // both slices hold `y.len()` elements.
             unsafe { x86::axpy_f16(y, a, x) }

@@ -32,6 +32,8 @@ pub enum Isa {
     Scalar,
     /// AVX2 + FMA + F16C (x86-64).
     Avx2,
+    /// The same with AVX-VNNI's byte dot products.
+    Avx2Vnni,
 }
 
 impl Isa {
@@ -43,6 +45,9 @@ impl Isa {
                 && std::arch::is_x86_feature_detected!("fma")
                 && std::arch::is_x86_feature_detected!("f16c")
             {
+                if std::arch::is_x86_feature_detected!("avxvnni") {
+                    return Isa::Avx2Vnni;
+                }
                 return Isa::Avx2;
             }
         }
@@ -53,17 +58,20 @@ impl Isa {
     pub fn supported(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => Isa::detect() == Isa::Avx2,
+            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx2Vnni),
+            Isa::Avx2Vnni => Isa::detect() == Isa::Avx2Vnni,
         }
     }
 }
 
 /// The instruction set in use: detected once, or scalar when
-/// `LMSCOPE_KERNELS=scalar`.
+/// `LMSCOPE_KERNELS=scalar` (`avx2`: AVX2 without VNNI, where there is
+/// AVX2).
 pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| match std::env::var("LMSCOPE_KERNELS").as_deref() {
         Ok("scalar") => Isa::Scalar,
+        Ok("avx2") if Isa::Avx2.supported() => Isa::Avx2,
         _ => Isa::detect(),
     })
 }
@@ -150,40 +158,23 @@ fn dot_group(isa: Isa, kind: WeightKind, w: &[u8], acts: &[ActBlock], nb: usize,
     debug_assert!((1..=4).contains(&n) && out.len() >= n && w.len() == nb * kind.block_bytes());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
+        Isa::Avx2 | Isa::Avx2Vnni => {
             let a = |i: usize| acts[i * nb..(i + 1) * nb].as_ptr();
             let p = w.as_ptr();
-            // SAFETY: `Isa::Avx2` is only ever selected after
-            // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C
-            // (`Isa::detect`; the tests check `supported()` first); `w`
-            // holds nb blocks (asserted by `matmul` through the weight's
-            // shape) and each `a(i)` is a slice of exactly nb blocks.
+            // SAFETY: `Isa::Avx2` (`Avx2Vnni`) is only ever selected after
+            // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C (and
+            // AVX-VNNI) (`Isa::detect`; the tests check `supported()`
+            // first); `w` holds nb blocks (asserted by `matmul` through the
+            // weight's shape) and each `a(i)` is a slice of exactly nb
+            // blocks.
             unsafe {
-                match (kind, n) {
-                    (WeightKind::Q4_1, 1) => {
-                        out[..1].copy_from_slice(&x86::dot_q4_1::<1>(p, nb, [a(0)]))
-                    }
-                    (WeightKind::Q4_1, 2) => {
-                        out[..2].copy_from_slice(&x86::dot_q4_1::<2>(p, nb, [a(0), a(1)]))
-                    }
-                    (WeightKind::Q4_1, 3) => {
-                        out[..3].copy_from_slice(&x86::dot_q4_1::<3>(p, nb, [a(0), a(1), a(2)]))
-                    }
-                    (WeightKind::Q4_1, _) => out[..4].copy_from_slice(&x86::dot_q4_1::<4>(
-                        p,
-                        nb,
-                        [a(0), a(1), a(2), a(3)],
-                    )),
-                    (WeightKind::Q8_0, 1) => {
-                        out[..1].copy_from_slice(&x86::dot_q8_0::<1>(p, nb, [a(0)]))
-                    }
-                    (WeightKind::Q8_0, 2) => {
-                        out[..2].copy_from_slice(&x86::dot_q8_0::<2>(p, nb, [a(0), a(1)]))
-                    }
-                    (WeightKind::Q8_0, 3) => {
-                        out[..3].copy_from_slice(&x86::dot_q8_0::<3>(p, nb, [a(0), a(1), a(2)]))
-                    }
-                    (WeightKind::Q8_0, _) => out[..4].copy_from_slice(&x86::dot_q8_0::<4>(
+                match n {
+                    1 => out[..1].copy_from_slice(&x86_dot(isa, kind, p, nb, [a(0)])),
+                    2 => out[..2].copy_from_slice(&x86_dot(isa, kind, p, nb, [a(0), a(1)])),
+                    3 => out[..3].copy_from_slice(&x86_dot(isa, kind, p, nb, [a(0), a(1), a(2)])),
+                    _ => out[..4].copy_from_slice(&x86_dot(
+                        isa,
+                        kind,
                         p,
                         nb,
                         [a(0), a(1), a(2), a(3)],
@@ -199,6 +190,30 @@ fn dot_group(isa: Isa, kind: WeightKind, w: &[u8], acts: &[ActBlock], nb: usize,
                     WeightKind::Q8_0 => dot_q8_0_scalar(w, a),
                 };
             }
+        }
+    }
+}
+
+/// The x86 kernel for `isa` and `kind`.
+///
+/// # Safety
+/// As the kernels': `isa` is supported, `w` holds nb blocks and each
+/// `a[r]` nb activation blocks.
+#[cfg(target_arch = "x86_64")]
+unsafe fn x86_dot<const R: usize>(
+    isa: Isa,
+    kind: WeightKind,
+    w: *const u8,
+    nb: usize,
+    a: [*const ActBlock; R],
+) -> [f32; R] {
+    // SAFETY: passed on from the caller.
+    unsafe {
+        match (isa, kind) {
+            (Isa::Avx2Vnni, WeightKind::Q4_1) => x86::dot_q4_1_vnni::<R>(w, nb, a),
+            (Isa::Avx2Vnni, WeightKind::Q8_0) => x86::dot_q8_0_vnni::<R>(w, nb, a),
+            (_, WeightKind::Q4_1) => x86::dot_q4_1::<R>(w, nb, a),
+            (_, WeightKind::Q8_0) => x86::dot_q8_0::<R>(w, nb, a),
         }
     }
 }

@@ -51,8 +51,10 @@ fn random_acts(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 
 fn isas() -> Vec<Isa> {
     let mut v = vec![Isa::Scalar];
-    if Isa::Avx2.supported() {
-        v.push(Isa::Avx2);
+    for isa in [Isa::Avx2, Isa::Avx2Vnni] {
+        if isa.supported() {
+            v.push(isa);
+        }
     }
     v
 }
