@@ -20,6 +20,30 @@ pub trait CacheElem: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     fn dot(q: &[f32], k: &[Self]) -> f32;
     /// y += a x (`y` and `x` of equal length).
     fn axpy(y: &mut [f32], a: f32, x: &[Self]);
+
+    /// out_j = q . (row j of `rows`), rows `stride` apart: one head's
+    /// scores over its keys.
+    fn dots(q: &[f32], rows: &[Self], stride: usize, out: &mut [f32]) {
+        let d = q.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = Self::dot(q, &rows[j * stride..j * stride + d]);
+        }
+    }
+
+    /// y += sum_j p_j (row j of `rows`), rows `stride` apart, j in order
+    /// (each element sees the same operations as one `axpy` per row): one
+    /// head's output from its values.
+    fn weighted_sum(p: &[f32], rows: &[Self], stride: usize, y: &mut [f32]) {
+        let d = y.len();
+        for (j, &pj) in p.iter().enumerate() {
+            Self::axpy(y, pj, &rows[j * stride..j * stride + d]);
+        }
+    }
+}
+
+/// Checks that `n` rows of `d`, `stride` apart, lie inside `len` elements.
+fn check_rows(n: usize, d: usize, stride: usize, len: usize) {
+    assert!(n == 0 || (n - 1) * stride + d <= len, "rows out of bounds");
 }
 
 /// The lane-wise sum shared by every type: eight running sums, a multiply
@@ -79,6 +103,39 @@ impl CacheElem for f16 {
 
     fn axpy(y: &mut [f32], a: f32, x: &[f16]) {
         axpy_f16(isa(), y, a, x)
+    }
+
+    fn dots(q: &[f32], rows: &[f16], stride: usize, out: &mut [f32]) {
+        check_rows(out.len(), q.len(), stride, rows.len());
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx2Vnni => {
+                // SAFETY: the features were detected (`isa()`), and every
+                // row read lies inside `rows` (checked above).
+                unsafe { x86::dots_f16(q, rows, stride, out) }
+            }
+            _ => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = dot_lanes(q, &rows[j * stride..j * stride + q.len()], f16::to_f32);
+                }
+            }
+        }
+    }
+
+    fn weighted_sum(p: &[f32], rows: &[f16], stride: usize, y: &mut [f32]) {
+        check_rows(p.len(), y.len(), stride, rows.len());
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx2Vnni => {
+                // SAFETY: as in `dots`.
+                unsafe { x86::weighted_sum_f16(p, rows, stride, y) }
+            }
+            _ => {
+                for (j, &pj) in p.iter().enumerate() {
+                    axpy_f16(Isa::Scalar, y, pj, &rows[j * stride..j * stride + y.len()]);
+                }
+            }
+        }
     }
 }
 
@@ -169,6 +226,51 @@ mod x86 {
             .map(|(&x, &y)| x * y.to_f32())
             .sum();
         lanes.iter().sum::<f32>() + tail
+    }
+
+    /// `dot_f16` of `q` with each of `out.len()` rows `stride` apart, in
+    /// one call (no call or dispatch per key).
+    ///
+    /// # Safety
+    /// AVX2 and F16C are available and the rows lie inside `rows`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dots_f16(q: &[f32], rows: &[f16], stride: usize, out: &mut [f32]) {
+        let d = q.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            // SAFETY: the caller checked that row j lies inside `rows`.
+            let row = unsafe { std::slice::from_raw_parts(rows.as_ptr().add(j * stride), d) };
+            // SAFETY: the features are there; both slices hold d.
+            *o = unsafe { dot_f16(q, row) };
+        }
+    }
+
+    /// y += sum_j p_j row_j for f16 rows `stride` apart: each 8-wide chunk
+    /// of y stays in a register over all rows, with the element-wise
+    /// operations of successive `axpy_f16` calls.
+    ///
+    /// # Safety
+    /// AVX2 and F16C are available and the rows lie inside `rows`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn weighted_sum_f16(p: &[f32], rows: &[f16], stride: usize, y: &mut [f32]) {
+        let d = y.len();
+        let n8 = d / 8 * 8;
+        for c in (0..n8).step_by(8) {
+            // SAFETY: c + 8 <= d = y.len(), and row j's elements c..c + 8
+            // lie inside `rows` (checked by the caller for 0..d).
+            unsafe {
+                let mut acc = _mm256_loadu_ps(y.as_ptr().add(c));
+                for (j, &pj) in p.iter().enumerate() {
+                    let v = load8(rows.as_ptr().add(j * stride + c));
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(pj), v));
+                }
+                _mm256_storeu_ps(y.as_mut_ptr().add(c), acc);
+            }
+        }
+        for e in n8..d {
+            for (j, &pj) in p.iter().enumerate() {
+                y[e] += pj * rows[j * stride + e].to_f32();
+            }
+        }
     }
 
     /// y += a x for f16 `x`.

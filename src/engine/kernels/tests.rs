@@ -293,3 +293,34 @@ fn f16_cache_products_equal_f32_ones_on_the_same_values() {
         }
     }
 }
+
+#[test]
+fn f16_head_products_equal_f32_ones_on_the_same_values() {
+    // One head's scores over its keys and output from its values, rows
+    // strided as in the cache, with the instruction set in use.
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for (d, stride, n) in [(64usize, 192usize, 37usize), (12, 12, 5), (67, 70, 1)] {
+        let len = (n - 1) * stride + d;
+        let r16: Vec<f16> = (0..len)
+            .map(|_| f16::from_f32(rng.random_range(-3f32..3.0)))
+            .collect();
+        let r32: Vec<f32> = r16.iter().map(|x| x.to_f32()).collect();
+        let q: Vec<f32> = (0..d).map(|_| rng.random_range(-3f32..3.0)).collect();
+        let (mut s16, mut s32) = (vec![0f32; n], vec![0f32; n]);
+        <f16 as CacheElem>::dots(&q, &r16, stride, &mut s16);
+        <f32 as CacheElem>::dots(&q, &r32, stride, &mut s32);
+        assert_eq!(s16, s32, "dots d={d}");
+        for (j, s) in s32.iter().enumerate() {
+            assert_eq!(
+                *s,
+                <f32 as CacheElem>::dot(&q, &r32[j * stride..j * stride + d])
+            );
+        }
+
+        let p: Vec<f32> = (0..n).map(|_| rng.random_range(0f32..0.2)).collect();
+        let (mut y16, mut y32) = (q.clone(), q.clone());
+        <f16 as CacheElem>::weighted_sum(&p, &r16, stride, &mut y16);
+        <f32 as CacheElem>::weighted_sum(&p, &r32, stride, &mut y32);
+        assert_eq!(y16, y32, "weighted sum d={d}");
+    }
+}

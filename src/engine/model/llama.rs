@@ -377,11 +377,11 @@ fn probs_row<T: CacheElem>(
 ) {
     let (kw, ko, d) = (hs.kv_width(), hs.kv_offset(h), hs.head_dim);
     let scale = 1.0 / (d as f32).sqrt();
+    T::dots(q, &keys[ko..], kw, &mut out[..visible]);
     let mut max = f32::NEG_INFINITY;
-    for (j, o) in out[..visible].iter_mut().enumerate() {
-        let s = T::dot(q, &keys[j * kw + ko..j * kw + ko + d]) * scale;
-        *o = s;
-        max = max.max(s);
+    for o in &mut out[..visible] {
+        *o *= scale;
+        max = max.max(*o);
     }
     // The sum in f64, as ggml's soft_max.
     let mut sum = 0f64;
@@ -436,9 +436,7 @@ fn attend<T: CacheElem>(
             if hs.f16 {
                 p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
             }
-            for (j, &pj) in p[..visible].iter().enumerate() {
-                T::axpy(yr, pj, &values[j * kw + ko..j * kw + ko + d]);
-            }
+            T::weighted_sum(&p[..visible], &values[ko..], kw, yr);
         }
     };
     if hs.n_head * nq * nk * d < 1 << 16 {
