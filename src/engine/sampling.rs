@@ -231,10 +231,26 @@ struct Cand {
 
 /// Softmax over `logits` in f64 (stable for 10^5 entries).
 fn softmax(logits: impl Iterator<Item = f32> + Clone) -> Vec<f64> {
+    softmax_entropy(logits).0
+}
+
+/// Softmax over `logits` in f64 and its entropy in nats, as
+/// H = ln Z - sum_i p_i (l_i - max) (with Z = sum_i e^(l_i - max)): the
+/// definition -sum_i p_i ln p_i without a logarithm per entry, which over
+/// a whole vocabulary costs as much as the softmax itself.
+fn softmax_entropy(logits: impl Iterator<Item = f32> + Clone) -> (Vec<f64>, f64) {
     let max = logits.clone().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exps: Vec<f64> = logits.map(|l| (l as f64 - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
+    let mut p: Vec<f64> = logits.clone().map(|l| (l as f64 - max).exp()).collect();
+    let z: f64 = p.iter().sum();
+    let inv = 1.0 / z;
+    let mut mean_shifted = 0.0;
+    for (p, l) in p.iter_mut().zip(logits) {
+        *p *= inv;
+        if *p > 0.0 {
+            mean_shifted += *p * (l as f64 - max);
+        }
+    }
+    (p, z.ln() - mean_shifted)
 }
 
 /// How many leading probabilities it takes to reach `mass` (all of them
@@ -280,12 +296,7 @@ impl Sampler {
         forced: Option<u32>,
     ) -> Sampled {
         let s = &self.settings;
-        let p_raw = softmax(logits.iter().copied());
-        let entropy = -p_raw
-            .iter()
-            .filter(|&&p| p > 0.0)
-            .map(|p| p * p.ln())
-            .sum::<f64>();
+        let (p_raw, entropy) = softmax_entropy(logits.iter().copied());
 
         let mut cands: Vec<Cand> = logits
             .iter()
