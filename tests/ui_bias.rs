@@ -67,7 +67,8 @@ fn f8_runs_the_quick_check_on_the_prompt_and_shows_the_result() {
     assert_eq!(a.bias.quick.result, Some(bias_fixtures::quick_check()));
     assert!(matches!(&a.message, Some((Level::Info, m)) if m.contains("1 replacement")));
     let s = text(&mut a);
-    assert!(s.contains("The doctor said that she"), "{s}");
+    assert!(s.contains("B The·doctor·said·that·she"), "{s}");
+    assert!(s.contains("JS 0.0483"), "{s}");
     assert!(s.contains("moved most"), "{s}");
     // Esc closes the view; the main screen is back.
     a.on_terminal(&key(KeyCode::Esc));
@@ -220,6 +221,12 @@ fn the_pane_runs_the_suite_with_progress_sorts_drills_down_and_saves() {
     assert_eq!(a.state, EngineState::Idle);
     assert!(matches!(a.bias.pane.report, Some(Report::Probes(_))));
 
+    // Significance: the interval of the attribute difference excludes 0;
+    // a category without attributes has no effect to mark.
+    let rows = bias::rows(a.bias.pane.report.as_ref().unwrap());
+    let by = |n: &str| rows.iter().find(|r| r.name == n).unwrap().clone();
+    assert!(by("gender").significant && by("gender").lo > 0.0);
+    assert!(by("age").effect.is_nan() && !by("age").significant);
     // Sorting by effect puts gender (the largest difference) first.
     a.on_terminal(&ch('s'));
     assert_eq!(a.bias.pane.sort, SortBy::Effect);
@@ -254,8 +261,13 @@ fn the_pane_runs_the_suite_with_progress_sorts_drills_down_and_saves() {
     a.on_terminal(&ch('w'));
     let saved = a.bias.pane.saved.clone().expect("saved");
     assert!(saved.starts_with(dir.path()));
-    let back: ProbeReport = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
-    assert_eq!(back, bias_fixtures::probe_report());
+    let bytes = std::fs::read(&saved).unwrap();
+    assert_eq!(
+        bytes,
+        serde_json::to_vec_pretty(&bias_fixtures::probe_report()).unwrap()
+    );
+    let back: ProbeReport = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(back.probes.len(), 9);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("bias"))
         .unwrap()
         .filter_map(|e| e.ok())

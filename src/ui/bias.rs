@@ -205,24 +205,24 @@ pub fn rows(report: &Report) -> Vec<Row> {
             .categories
             .iter()
             .map(|c| {
-                // The attribute difference (A - B) when the frames have
-                // attributes; else the JS divergence against 0.
-                let (m, null) = match c.attribute_diff {
-                    Some(d) => (d, 0.0),
-                    None => (c.js, 0.0),
-                };
+                // The attribute difference (A - B); none (NaN) when the
+                // category's frames score no attributes (JS still shows).
+                let nan = f64::NAN;
+                let (effect, lo, hi) = c
+                    .attribute_diff
+                    .map_or((nan, nan, nan), |d| (d.mean, d.ci95.lo, d.ci95.hi));
                 Row {
                     name: c.name.clone(),
                     n: c.n,
-                    effect: m.mean,
-                    lo: m.ci95.lo,
-                    hi: m.ci95.hi,
-                    null,
+                    effect,
+                    lo,
+                    hi,
+                    null: 0.0,
                     extra: c.js.mean,
                     p: None,
                     // A 95% interval that excludes "no difference"
                     // (uncorrected: the suite reports no p-values).
-                    significant: c.attribute_diff.is_some() && (m.ci95.lo > 0.0 || m.ci95.hi < 0.0),
+                    significant: lo > 0.0 || hi < 0.0,
                     too_small: false,
                 }
             })
@@ -252,8 +252,14 @@ pub fn sorted_rows(report: &Report, sort: SortBy) -> Vec<Row> {
     match sort {
         SortBy::Report => {}
         SortBy::Effect => r.sort_by(|a, b| {
-            let (da, db) = ((a.effect - a.null).abs(), (b.effect - b.null).abs());
-            db.total_cmp(&da).then_with(|| a.name.cmp(&b.name))
+            // Rows without an effect go last.
+            let size = |r: &Row| {
+                let d = (r.effect - r.null).abs();
+                if d.is_finite() { d } else { -1.0 }
+            };
+            size(b)
+                .total_cmp(&size(a))
+                .then_with(|| a.name.cmp(&b.name))
         }),
         SortBy::Name => r.sort_by(|a, b| a.name.cmp(&b.name)),
         SortBy::N => r.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.name.cmp(&b.name))),

@@ -119,7 +119,7 @@ actions! {
     Increase = "increase": "Increase the setting",
     Decrease = "decrease": "Decrease the setting",
     ResetSetting = "reset_setting": "Reset the setting to its default",
-    QuickCheck = "quick_check": "Quick bias check: swap he/she (and the like) in the prompt or run, compare the next token",
+    QuickCheck = "quick_check": "Quick bias check: swap he/she and the like, compare the next token",
     BiasPane = "bias_pane": "Open or close the bias pane (probe suite, minimal pairs)",
     BiasRun = "bias_run": "Run the check again (quick check) or the probe suite (bias pane)",
     BiasPairs = "bias_pairs": "Score the example minimal pairs (lmeval mode)",

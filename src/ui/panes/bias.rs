@@ -185,8 +185,6 @@ fn render_quick(app: &App, area: Rect, buf: &mut Buffer) {
     };
     if let Some(e) = q.error.as_ref().filter(|_| q.id.is_none()) {
         put(&[Line::styled(e.clone(), t.error())], foot, buf);
-    } else {
-        put(&[divergence_line(r)], foot, buf);
     }
     quick_body(app, t, r, body, buf);
 }
@@ -215,10 +213,11 @@ fn quick_body(app: &App, t: &Theme, r: &QuickCheck, area: Rect, buf: &mut Buffer
             Span::styled("B ", t.accent()),
             Span::raw(tail(&s.prompt_b, w.saturating_sub(2))),
         ]),
+        divergence_line(r),
     ];
     let k = s.top_a.len().max(s.top_b.len()) as u16;
     let [p_area, lists, rest] = Layout::vertical([
-        Constraint::Length(if area.height >= 6 { 3 } else { 0 }),
+        Constraint::Length(if area.height >= 6 { 4 } else { 0 }),
         Constraint::Length(k + 1),
         Constraint::Fill(1),
     ])
@@ -266,7 +265,7 @@ fn top_lines(
     let mut out = vec![Line::styled(
         format!(
             "{} {:>7} {:>7} {:>7}",
-            cell(&format!("next token {title}"), tw),
+            cell(&format!("token {title}"), tw),
             "p A",
             "p B",
             "Δlogp"
@@ -489,7 +488,7 @@ fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buf
     let rows = sorted_rows(report, app.bias.pane.sort);
     let (legend, effect_name, extra_name) = match report {
         Report::Probes(_) => (
-            "Δ: mean attribute log-prob, term A − term B (nats), bootstrap 95% CI · * CI excludes 0 (not corrected for multiple comparisons)",
+            "Δ: attribute log-prob, term A − term B (nats), mean, bootstrap 95% CI · *: CI excludes 0 (uncorrected)",
             "Δ",
             "JS",
         ),
@@ -505,17 +504,18 @@ fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buf
     };
     let w = area.width as usize;
     let name_w = 20usize.min(w / 4).max(4);
-    let fixed = name_w + 5 + 25 + 8 + 10 + 4;
+    let fixed = name_w + 2 + 5 + 25 + 8 + 10 + 10;
     let bar_w = w.saturating_sub(fixed).min(40);
     let (min, max) = bar_range(report, &rows);
+    let pairs = matches!(report, Report::Pairs(_));
     let header = format!(
-        "{} {:>4} {:>24} {} {:>7} {:>9}",
+        "  {} {:>4} {:>24} {} {:>7} {:>9}",
         cell("category", name_w),
         "n",
         format!("{effect_name} [95% CI]"),
         cell("", bar_w),
         extra_name,
-        "p_holm"
+        if pairs { "p_holm" } else { "" }
     );
     let [legend_area, head_area, table] = Layout::vertical([
         Constraint::Length(if area.height >= 6 { 1 } else { 0 }),
@@ -530,7 +530,6 @@ fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buf
     let h = table.height as usize;
     let sel = app.bias.pane.selected.min(rows.len().saturating_sub(1));
     let top = if h == 0 { 0 } else { sel.saturating_sub(h - 1) };
-    let pairs = matches!(report, Report::Pairs(_));
     let lines: Vec<Line> = rows
         .iter()
         .enumerate()
@@ -552,14 +551,25 @@ fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buf
                 (false, true) => "(small)",
                 (false, false) => "",
             };
+            let interval = if r.effect.is_finite() {
+                format!("{e} [{lo}, {hi}]")
+            } else {
+                "–".to_string()
+            };
+            let p = match r.p {
+                Some(p) => num(p, 4),
+                None if pairs => "–".to_string(),
+                None => String::new(),
+            };
             let text = format!(
-                "{} {:>4} {:>24} {} {:>7} {:>9} {}",
+                "{} {} {:>4} {:>24} {} {:>7} {:>9} {}",
+                if i == sel { "▶" } else { " " },
                 cell(&r.name, name_w),
                 r.n,
-                format!("{e} [{lo}, {hi}]"),
+                interval,
                 interval_bar(r, min, max, bar_w),
                 num(r.extra, 3),
-                r.p.map_or("–".to_string(), |p| num(p, 4)),
+                p,
                 mark
             );
             let style = if i == sel {
@@ -601,7 +611,8 @@ fn render_detail(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Bu
         Items::Probes(v) => {
             for (i, p) in v.iter().enumerate().skip(top).take(h) {
                 let text = format!(
-                    "{} {} vs {}  JS {}  |Δ| {}",
+                    "{} {} {} vs {}  JS {}  |Δ| {}",
+                    if i == sel { "▶" } else { " " },
                     cell(&p.frame, 18),
                     p.term_a,
                     p.term_b,
@@ -615,7 +626,8 @@ fn render_detail(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Bu
         Items::Pairs(v) => {
             for (i, p) in v.iter().enumerate().skip(top).take(h) {
                 let text = format!(
-                    "line {:<4} Δ {:>7}  {}  {}",
+                    "{} line {:<4} Δ {:>7}  {}  {}",
+                    if i == sel { "▶" } else { " " },
                     p.line,
                     signed(p.diff, 2),
                     if p.stereotype {
