@@ -512,11 +512,9 @@ pub fn update(app: &mut App, action: Action) {
             p.selected = 0;
             p.detail = false;
         }
-        BiasDetail if view == BiasView::Pane => {
-            if app.bias.pane.report.is_some() {
-                app.bias.pane.detail = true;
-                app.bias.pane.item = 0;
-            }
+        BiasDetail if view == BiasView::Pane && app.bias.pane.report.is_some() => {
+            app.bias.pane.detail = true;
+            app.bias.pane.item = 0;
         }
         BiasSave => save(app),
         LineUp | LineDown | PageUp | PageDown => {
