@@ -361,3 +361,45 @@ fn nothing_starts_while_the_model_loads_or_a_generation_runs() {
     assert!(matches!(&b.message, Some((Level::Warn, m)) if m.contains("busy")));
     let _: Option<QuickCheck> = None;
 }
+
+#[test]
+fn interval_bars_and_swap_parsing() {
+    use lmscope::ui::bias::Row;
+    use lmscope::ui::panes::bias::interval_bar;
+    let row = |effect, lo, hi, null| Row {
+        name: "x".into(),
+        n: 1,
+        effect,
+        lo,
+        hi,
+        null,
+        extra: 0.0,
+        p: None,
+        significant: false,
+        too_small: false,
+    };
+    assert_eq!(
+        interval_bar(&row(0.5, 0.25, 0.75, 0.5), 0.0, 1.0, 9),
+        "  ──●──  "
+    );
+    assert_eq!(
+        interval_bar(&row(0.9, 0.8, 1.0, 0.5), 0.0, 1.0, 11),
+        "     ┆  ─●─"
+    );
+    assert_eq!(
+        interval_bar(&row(f64::NAN, f64::NAN, f64::NAN, 0.0), -1.0, 1.0, 5),
+        "  ┆  "
+    );
+    assert_eq!(
+        interval_bar(&row(7.0, 5.0, 9.0, 0.0), -1.0, 1.0, 3),
+        " ┆●",
+        "clamped to the range"
+    );
+    assert_eq!(interval_bar(&row(0.0, 0.0, 0.0, 0.0), 0.0, 1.0, 0), "");
+    assert_eq!(bias::parse_swaps("  ").unwrap(), vec![]);
+    assert_eq!(
+        bias::parse_swaps("Black man = White man").unwrap(),
+        vec![("Black man".to_string(), "White man".to_string())]
+    );
+    assert!(bias::parse_swaps("he|she, nurse").is_err());
+}
