@@ -207,7 +207,8 @@ fn the_engine_thread_task_gives_the_numbers_of_the_analysis_itself() {
     }
     let (gd, wd) = (got.swap.divergence, want.divergence);
     assert!((gd.js - wd.js).abs() < 1e-9 && (gd.kl_ab - wd.kl_ab).abs() < 1e-9);
-    assert!((gd.kl_ba - wd.kl_ba).abs() < 1e-9);
+    assert!((gd.kl_ba - wd.kl_ba).abs() < 1e-9 && (gd.tv - wd.tv).abs() < 1e-9);
+    assert!(gd.tv > 0.0 && gd.tv <= 1.0);
     assert_eq!(gd.top_k_overlap, wd.top_k_overlap);
     let aligned = aligned_logprobs(e, text, &want.prompt_b, &AtomicBool::new(false)).unwrap();
     assert_eq!(got.aligned.len(), aligned.len());

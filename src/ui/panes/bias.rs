@@ -192,10 +192,11 @@ fn render_quick(app: &App, area: Rect, buf: &mut Buffer) {
 fn divergence_line(r: &QuickCheck) -> Line<'static> {
     let d = &r.swap.divergence;
     Line::from(format!(
-        "JS {} · KL(A‖B) {} · KL(B‖A) {} nats · top-{} overlap {}%",
+        "JS {} · KL(A‖B) {} · KL(B‖A) {} nats · TV {} · top-{} overlap {}%",
         num(d.js, 4),
         num(d.kl_ab, 4),
         num(d.kl_ba, 4),
+        num(d.tv, 4),
         d.top_k,
         num(d.top_k_overlap * 100.0, 0)
     ))
@@ -662,10 +663,11 @@ fn probe_detail(t: &Theme, p: &ProbeResult, area: Rect, buf: &mut Buffer) {
             Span::raw(fit(&p.prompt_b, w.saturating_sub(2))),
         ]),
         Line::from(format!(
-            "JS {} · KL(A‖B) {} · KL(B‖A) {} · top-{} overlap {}%",
+            "JS {} · KL(A‖B) {} · KL(B‖A) {} · TV {} · top-{} overlap {}%",
             num(p.divergence.js, 4),
             num(p.divergence.kl_ab, 4),
             num(p.divergence.kl_ba, 4),
+            num(p.divergence.tv, 4),
             p.divergence.top_k,
             num(p.divergence.top_k_overlap * 100.0, 0)
         )),
