@@ -403,3 +403,64 @@ fn interval_bars_and_swap_parsing() {
     );
     assert!(bias::parse_swaps("he|she, nurse").is_err());
 }
+
+#[test]
+fn o_runs_a_suite_or_pairs_file_given_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("mine.toml");
+    std::fs::write(
+        &suite,
+        "name = \"mine\"\n[[frames]]\nid = \"f\"\ntext = \"The {term} was\"\n\
+         [[categories]]\nname = \"age\"\npairs = [[\"old\", \"young\"], [\"elderly\", \"teenage\"]]\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "a,b\n1,2\n").unwrap();
+    let mut a = app(Theme::plain());
+    a.update(lmscope::ui::keymap::Action::BiasPane);
+    let type_in = |a: &mut App, s: &str| {
+        a.on_terminal(&ch('o'));
+        assert!(a.bias.editing());
+        for c in s.chars() {
+            a.on_terminal(&ch(c));
+        }
+        a.on_terminal(&key(KeyCode::Enter));
+        assert!(!a.bias.editing());
+    };
+    // A bad pairs file: an error, nothing sent, the pane still works.
+    type_in(&mut a, bad.to_str().unwrap());
+    assert!(a.outbox.is_empty());
+    assert!(
+        a.bias
+            .pane
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a usable pairs file")
+    );
+    assert!(matches!(&a.message, Some((Level::Error, _))));
+    // An unknown suite name says which exist.
+    type_in(&mut a, "nosuch");
+    assert!(
+        a.bias
+            .pane
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("built-in suites are default")
+    );
+    // The user's suite runs: 2 pairs x 1 frame.
+    type_in(&mut a, suite.to_str().unwrap());
+    let (_, name) = sent_task(&mut a);
+    assert_eq!(name, "probe suite");
+    assert_eq!(a.bias.pane.progress, (0, 2));
+    assert!(a.bias.pane.error.is_none());
+    // Esc while typing only stops the typing.
+    let mut b = app(Theme::plain());
+    b.update(lmscope::ui::keymap::Action::BiasPane);
+    b.on_terminal(&ch('o'));
+    b.on_terminal(&ch('q'));
+    b.on_terminal(&key(KeyCode::Esc));
+    assert!(!b.bias.editing() && b.outbox.is_empty());
+    assert_eq!(b.bias.view, BiasView::Pane);
+}

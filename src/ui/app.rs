@@ -295,7 +295,7 @@ impl App {
         if self.overlay == Overlay::Settings && self.settings.editing.is_some() {
             return self.edit_setting_key(k);
         }
-        if self.overlay == Overlay::None && self.bias.quick.editing.is_some() {
+        if self.overlay == Overlay::None && self.bias.editing() {
             return bias::edit_key(self, k);
         }
         let Some(key) = Key::from_event(k) else {
@@ -488,7 +488,7 @@ impl App {
             Run | Submit => self.run(),
             QuickCheck => bias::quick_check(self),
             BiasPane => bias::toggle_pane(self),
-            BiasRun | BiasPairs | BiasSort | BiasDetail | BiasSave | BiasSwaps => {
+            BiasRun | BiasPairs | BiasOpen | BiasSort | BiasDetail | BiasSave | BiasSwaps => {
                 bias::update(self, action)
             }
             LineUp | LineDown | PageUp | PageDown

@@ -10,7 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::app::{App, EngineState, Level, Overlay};
 use super::keymap::Action;
-use crate::analysis::bias::pairs::{Mode, PairResult, PairsReport};
+use crate::analysis::bias::pairs::{self, Mode, PairResult, PairsReport};
 use crate::analysis::bias::probe::{ProbeReport, ProbeResult};
 use crate::analysis::bias::quick;
 use crate::analysis::bias::suite::Suite;
@@ -138,6 +138,8 @@ pub struct PaneState {
     /// Selected item in the detail.
     pub item: usize,
     pub saved: Option<PathBuf>,
+    /// A suite or pairs file being typed (every key goes here meanwhile).
+    pub editing: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -165,6 +167,11 @@ impl Default for BiasState {
 impl BiasState {
     pub fn is_open(&self) -> bool {
         self.view != BiasView::None
+    }
+
+    /// Whether a text field of ours takes every key.
+    pub fn editing(&self) -> bool {
+        self.quick.editing.is_some() || self.pane.editing.is_some()
     }
 
     /// Whether a task of ours is in flight.
@@ -452,25 +459,49 @@ pub fn toggle_pane(app: &mut App) {
     }
 }
 
+/// The task for a suite (a built-in name or a .toml path; empty: the
+/// default) or a pairs file (.csv, scored in lmeval mode), with its size.
+pub fn task_for(spec: &str) -> Result<(Box<dyn Task>, usize, RunKind), String> {
+    let spec = spec.trim();
+    if spec.to_ascii_lowercase().ends_with(".csv") {
+        let bytes = std::fs::read(spec).map_err(|e| format!("cannot read {spec}: {e}"))?;
+        let file = pairs::read_pairs(&bytes)
+            .map_err(|e| format!("{spec} is not a usable pairs file: {e}"))?;
+        let n = file.pairs.len();
+        let task = PairsTask {
+            file,
+            data_file: spec.to_string(),
+            mode: Mode::Lmeval,
+        };
+        return Ok((Box::new(task), n, RunKind::Pairs));
+    }
+    let suite =
+        Suite::load(if spec.is_empty() { SUITE } else { spec }).map_err(|e| e.to_string())?;
+    let n = suite.n_probes();
+    Ok((Box::new(SuiteTask { suite }), n, RunKind::Suite))
+}
+
 fn run_pane(app: &mut App, kind: RunKind) {
+    let task = match kind {
+        RunKind::Suite => task_for(SUITE),
+        RunKind::Pairs => PairsTask::example(Mode::Lmeval).map(|t| {
+            let n = t.file.pairs.len();
+            (Box::new(t) as Box<dyn Task>, n, RunKind::Pairs)
+        }),
+    };
+    start_pane(app, task);
+}
+
+fn start_pane(app: &mut App, task: Result<(Box<dyn Task>, usize, RunKind), String>) {
     if app.bias.pane.id.is_some() || !can_start(app) {
         return;
     }
-    let (task, total): (Box<dyn Task>, usize) = match kind {
-        RunKind::Suite => match Suite::load(SUITE) {
-            Ok(suite) => {
-                let n = suite.n_probes();
-                (Box::new(SuiteTask { suite }), n)
-            }
-            Err(e) => return app.say(Level::Error, e.to_string()),
-        },
-        RunKind::Pairs => match PairsTask::example(Mode::Lmeval) {
-            Ok(t) => {
-                let n = t.file.pairs.len();
-                (Box::new(t), n)
-            }
-            Err(e) => return app.say(Level::Error, e),
-        },
+    let (task, total, kind) = match task {
+        Ok(t) => t,
+        Err(e) => {
+            app.bias.pane.error = Some(e.clone());
+            return app.say(Level::Error, e);
+        }
     };
     let id = send(app, task);
     let p = &mut app.bias.pane;
@@ -505,6 +536,9 @@ pub fn update(app: &mut App, action: Action) {
         BiasPairs if view == BiasView::Pane => run_pane(app, RunKind::Pairs),
         BiasSwaps if view == BiasView::Quick => {
             app.bias.quick.editing = Some(app.bias.quick.swaps.clone());
+        }
+        BiasOpen if view == BiasView::Pane => {
+            app.bias.pane.editing = Some(String::new());
         }
         BiasSort if view == BiasView::Pane => {
             let p = &mut app.bias.pane;
@@ -564,8 +598,24 @@ fn report_rows(report: &Report) -> usize {
     }
 }
 
-/// Every key while the swaps are edited.
+/// Every key while the swaps or a file name are edited.
 pub fn edit_key(app: &mut App, k: &KeyEvent) {
+    if let Some(text) = app.bias.pane.editing.as_mut() {
+        match k.code {
+            KeyCode::Esc => app.bias.pane.editing = None,
+            KeyCode::Enter => {
+                let spec = text.clone();
+                app.bias.pane.editing = None;
+                start_pane(app, task_for(&spec));
+            }
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) => text.push(c),
+            _ => {}
+        }
+        return;
+    }
     let Some(text) = app.bias.quick.editing.as_mut() else {
         return;
     };

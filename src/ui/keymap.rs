@@ -123,6 +123,7 @@ actions! {
     BiasPane = "bias_pane": "Open or close the bias pane (probe suite, minimal pairs)",
     BiasRun = "bias_run": "Run the check again (quick check) or the probe suite (bias pane)",
     BiasPairs = "bias_pairs": "Score the example minimal pairs (lmeval mode)",
+    BiasOpen = "bias_open": "Run a suite (built-in name or .toml path) or a pairs file (.csv)",
     BiasSort = "bias_sort": "Sort the table by the next column",
     BiasDetail = "bias_detail": "Show the selected category's items, largest difference first",
     BiasSave = "bias_save": "Save the results as JSON in the data directory",

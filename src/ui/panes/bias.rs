@@ -370,6 +370,7 @@ fn render_pane(app: &App, area: Rect, buf: &mut Buffer) {
                 &[
                     (Action::BiasRun, "suite"),
                     (Action::BiasPairs, "pairs"),
+                    (Action::BiasOpen, "file"),
                     (Action::BiasSort, "sort"),
                     (Action::BiasDetail, "detail"),
                     (Action::BiasSave, "save JSON"),
@@ -397,6 +398,13 @@ fn render_pane(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn status_line(app: &App, t: &Theme, width: u16) -> Line<'static> {
     let p = &app.bias.pane;
+    if let Some(text) = &p.editing {
+        return Line::from(vec![
+            Span::styled("suite (name or .toml) or pairs (.csv): ", t.accent()),
+            Span::raw(format!("{text}▏")),
+            Span::styled("  enter runs · esc cancels", t.dim()),
+        ]);
+    }
     if p.id.is_some() {
         let (done, total) = p.progress;
         let what = match p.running {
