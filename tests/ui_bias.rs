@@ -7,7 +7,6 @@ mod ui_common;
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use lmscope::analysis::bias::probe::ProbeReport;
-use lmscope::analysis::bias::task::QuickCheck;
 use lmscope::engine::handle::{EngineCommand, EngineEvent};
 use lmscope::ui::app::{App, EngineState, Level};
 use lmscope::ui::bias::{self, BiasView, Report, SortBy};
@@ -359,7 +358,6 @@ fn nothing_starts_while_the_model_loads_or_a_generation_runs() {
     b.update(lmscope::ui::keymap::Action::QuickCheck);
     assert!(b.outbox.is_empty());
     assert!(matches!(&b.message, Some((Level::Warn, m)) if m.contains("busy")));
-    let _: Option<QuickCheck> = None;
 }
 
 #[test]
