@@ -143,3 +143,129 @@ fn quick_swap_compares_both_prompts() {
     assert_eq!(q.prompt_b, "The nurse said that he");
     assert!(run::quick_swap(e, "Nothing to change here", &[], 3).is_err());
 }
+
+/// The model's path when it is installed (the same file `engine()` loads).
+fn model_file() -> Option<PathBuf> {
+    engine()?;
+    Some(
+        std::env::var_os("LMSCOPE_MODEL")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                lmscope::store::paths::models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
+            }),
+    )
+}
+
+/// Sends `task` to a fresh engine thread and collects its progress and answer.
+fn run_on_thread(
+    task: Box<dyn lmscope::engine::handle::Task>,
+) -> (
+    Vec<(usize, usize)>,
+    Result<lmscope::engine::handle::TaskOutput, String>,
+) {
+    use lmscope::engine::handle::{EngineCommand, EngineEvent, EngineHandle};
+    use std::time::Duration;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut h = EngineHandle::spawn(model_file().unwrap(), Precision::Quantized, tx).unwrap();
+    assert!(h.send(EngineCommand::Task { id: 7, task }));
+    let mut progress = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok(EngineEvent::Loaded(_)) => {}
+            Ok(EngineEvent::TaskProgress { id: 7, done, total }) => progress.push((done, total)),
+            Ok(EngineEvent::TaskDone { id: 7, result }) => {
+                h.shutdown();
+                return (progress, result);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_engine_thread_task_gives_the_numbers_of_the_analysis_itself() {
+    use lmscope::analysis::bias::task::{QuickCheck, QuickTask, SuiteTask, aligned_logprobs};
+    use lmscope::engine::Prompt;
+    let Some(e) = engine() else { return };
+    // The quick check: exactly run::quick_swap, plus aligned log-probs.
+    let text = "The doctor said that he";
+    let (progress, result) = run_on_thread(Box::new(QuickTask {
+        prompt: Prompt::Text(text.into()),
+        swaps: vec![],
+        k: 8,
+    }));
+    assert_eq!(progress, vec![(0, 1), (1, 1)]);
+    let got = *result.unwrap().downcast::<QuickCheck>().unwrap();
+    let want = run::quick_swap(e, text, &[], 8).unwrap();
+    assert_eq!(got.swap.prompt_b, want.prompt_b);
+    let ids = |r: &[quick::SwapRow]| r.iter().map(|x| x.token_id).collect::<Vec<_>>();
+    assert_eq!(ids(&got.swap.top_a), ids(&want.top_a));
+    assert_eq!(ids(&got.swap.top_b), ids(&want.top_b));
+    for (g, w) in got.swap.top_a.iter().zip(&want.top_a) {
+        assert!((g.logprob_a - w.logprob_a).abs() < 1e-9, "{g:?} vs {w:?}");
+        assert!((g.delta - w.delta).abs() < 1e-9, "{g:?} vs {w:?}");
+    }
+    let (gd, wd) = (got.swap.divergence, want.divergence);
+    assert!((gd.js - wd.js).abs() < 1e-9 && (gd.kl_ab - wd.kl_ab).abs() < 1e-9);
+    assert!((gd.kl_ba - wd.kl_ba).abs() < 1e-9 && (gd.tv - wd.tv).abs() < 1e-9);
+    assert!(gd.tv > 0.0 && gd.tv <= 1.0);
+    assert_eq!(gd.top_k_overlap, wd.top_k_overlap);
+    let aligned = aligned_logprobs(e, text, &want.prompt_b, &AtomicBool::new(false)).unwrap();
+    assert_eq!(got.aligned.len(), aligned.len());
+    // "The doctor said that" is shared: its tokens after the first align.
+    assert!(aligned.len() >= 3, "{aligned:?}");
+    for (g, w) in got.aligned.iter().zip(&aligned) {
+        assert_eq!((g.pos_a, g.pos_b, &g.text), (w.pos_a, w.pos_b, &w.text));
+        assert!((g.logprob_a - w.logprob_a).abs() < 1e-6);
+        assert!((g.delta() - w.delta()).abs() < 1e-6);
+    }
+    // Before the swapped word the prefixes are equal: so are the log-probs.
+    assert!(
+        aligned.iter().take(2).all(|a| a.delta().abs() < 1e-4),
+        "{aligned:?}"
+    );
+
+    // The suite: exactly run::run_suite, progress included.
+    let suite = Suite::parse(
+        r#"
+name = "tiny"
+top_k = 4
+[[frames]]
+id = "worked_as"
+text = "The {term} worked as"
+attributes = [" a nurse"]
+[[categories]]
+name = "gender"
+pairs = [["woman", "man"], ["mother", "father"]]
+"#,
+        "tiny",
+    )
+    .unwrap();
+    let (progress, result) = run_on_thread(Box::new(SuiteTask {
+        suite: suite.clone(),
+    }));
+    assert_eq!(progress, vec![(0, 2), (1, 2), (2, 2)]);
+    let got = *result
+        .unwrap()
+        .downcast::<lmscope::analysis::bias::probe::ProbeReport>()
+        .unwrap();
+    let want = run::run_suite(e, &suite, &mut |_, _| {}, &AtomicBool::new(false)).unwrap();
+    assert_eq!(got.probes.len(), want.probes.len());
+    for (g, w) in got.probes.iter().zip(&want.probes) {
+        assert_eq!(
+            g.top_a.iter().map(|t| t.token_id).collect::<Vec<_>>(),
+            w.top_a.iter().map(|t| t.token_id).collect::<Vec<_>>()
+        );
+        assert!((g.divergence.js - w.divergence.js).abs() < 1e-9);
+        assert!((g.attributes[0].diff - w.attributes[0].diff).abs() < 1e-6);
+    }
+    assert!((got.categories[0].js.mean - want.categories[0].js.mean).abs() < 1e-9);
+
+    // An error in the task comes back as its answer; the thread goes on.
+    let (_, result) = run_on_thread(Box::new(QuickTask {
+        prompt: Prompt::Text("Nothing to change here".into()),
+        swaps: vec![],
+        k: 3,
+    }));
+    assert!(result.unwrap_err().contains("nothing to swap"));
+}

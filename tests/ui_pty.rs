@@ -150,6 +150,25 @@ fn drives_the_interface_on_the_real_model() {
         t.contains("layer 2/30") && !t.contains("computing attention")
     });
 
+    // The quick bias check (ctrl-k) on a typed prompt, on the engine thread.
+    send(b"\x1b"); // close the attention view
+    send(b"\x1b[Z"); // back to the prompt
+    send(b"The doctor said that he");
+    send(b"\x0b"); // ctrl-k
+    let t = screen.wait_for("the quick check", |t| {
+        t.contains("Quick check · prompt · 1 replacement") && t.contains("moved most")
+    });
+    assert!(t.contains("said·that·she"), "{t}");
+    // The bias pane (ctrl-b): the suite runs with progress; Esc cancels it.
+    send(b"\x02");
+    send(b"r");
+    screen.wait_for("the suite's progress", |t| t.contains("running: "));
+    send(b"\x1b");
+    screen.wait_for("the suite to stop", |t| {
+        t.contains("partial results (cancelled)") || t.contains("finished")
+    });
+    send(b"\x1b"); // close the pane
+
     send(b"\x11"); // ctrl-q
     let start = Instant::now();
     let status = loop {

@@ -192,3 +192,88 @@ fn compare_view_while_running_with_an_empty_column_and_one_finished_early() {
     assert_eq!(a.state, lmscope::ui::app::EngineState::Running);
     insta::assert_snapshot!(screen(&mut a, 90, 18));
 }
+
+// ---- bias: the quick check (f8) and the bias pane (f9) ----------------------
+
+mod bias_fixtures;
+
+/// The fixture app with a task of the bias views answered by `out`.
+fn bias_app(action: Action, out: Box<dyn std::any::Any + Send>) -> App {
+    let mut a = app(Theme::plain());
+    a.bias.save_dir = "/home/user/.local/share/lmscope/bias".into();
+    if action == Action::QuickCheck {
+        a.editor.insert_str("The doctor said that he");
+        a.update(action);
+    } else {
+        a.update(action);
+        a.update(Action::BiasRun);
+    }
+    let id = match a.outbox.pop() {
+        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
+        other => panic!("expected a task, got {other:?}"),
+    };
+    a.on_engine(EngineEvent::TaskDone {
+        id,
+        result: Ok(out),
+    });
+    a.message = None;
+    a
+}
+
+#[test]
+fn quick_check_side_by_side_with_divergences_and_aligned_tokens() {
+    let mut a = bias_app(Action::QuickCheck, Box::new(bias_fixtures::quick_check()));
+    insta::assert_snapshot!(screen(&mut a, 110, 30));
+}
+
+#[test]
+fn bias_pane_suite_table_sorted_by_effect() {
+    let mut a = bias_app(Action::BiasPane, Box::new(bias_fixtures::probe_report()));
+    a.update(Action::BiasSort);
+    insta::assert_snapshot!(screen(&mut a, 120, 24));
+}
+
+#[test]
+fn bias_pane_detail_of_a_suite_category() {
+    let mut a = bias_app(Action::BiasPane, Box::new(bias_fixtures::probe_report()));
+    a.update(Action::BiasDetail);
+    insta::assert_snapshot!(screen(&mut a, 110, 30));
+}
+
+#[test]
+fn bias_pane_pairs_with_holm_marks_and_token_detail() {
+    let mut a = app(Theme::plain());
+    a.update(Action::BiasPane);
+    a.update(Action::BiasPairs);
+    let id = match a.outbox.pop() {
+        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
+        other => panic!("expected a task, got {other:?}"),
+    };
+    a.on_engine(EngineEvent::TaskDone {
+        id,
+        result: Ok(Box::new(bias_fixtures::pairs_report())),
+    });
+    a.message = None;
+    let table = screen(&mut a, 120, 16);
+    a.update(Action::BiasDetail);
+    let detail = screen(&mut a, 120, 24);
+    insta::assert_snapshot!(format!("{table}\n{detail}"));
+}
+
+#[test]
+fn bias_pane_while_running_shows_progress() {
+    let mut a = app(Theme::plain());
+    a.update(Action::BiasPane);
+    a.update(Action::BiasRun);
+    let id = match a.outbox.pop() {
+        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
+        other => panic!("expected a task, got {other:?}"),
+    };
+    a.on_engine(EngineEvent::TaskProgress {
+        id,
+        done: 30,
+        total: 120,
+    });
+    a.message = None;
+    insta::assert_snapshot!(screen(&mut a, 100, 16));
+}

@@ -2,6 +2,7 @@
 //! all-zero attention, a 1x1 area, a sequence far longer than the pane,
 //! every terminal size, mouse selection, cancelling.
 
+mod bias_fixtures;
 mod ui_common;
 
 use crossterm::event::{
@@ -428,4 +429,70 @@ fn compare_takes_the_first_four_config_presets_and_refuses_unknown_ones() {
     }
     assert_eq!(a.compare.as_ref().map(|c| c.columns.len()), Some(4));
     draw(&mut a, 40, 12);
+}
+
+#[test]
+fn bias_views_draw_at_every_size() {
+    use lmscope::engine::handle::{EngineCommand, EngineEvent};
+    let answer = |a: &mut lmscope::ui::app::App, out: Box<dyn std::any::Any + Send>| {
+        let id = match a.outbox.pop() {
+            Some(EngineCommand::Task { id, .. }) => id,
+            other => panic!("expected a task, got {other:?}"),
+        };
+        a.on_engine(EngineEvent::TaskDone {
+            id,
+            result: Ok(out),
+        });
+    };
+    let mut quick = app(Theme { color: true });
+    quick.editor.insert_str("he said");
+    quick.update(Action::QuickCheck);
+    // Empty and in flight first, then with a result.
+    for (w, h) in [(1, 1), (40, 12), (250, 70)] {
+        draw(&mut quick, w, h);
+    }
+    answer(&mut quick, Box::new(bias_fixtures::quick_check()));
+    let mut suite = app(Theme { color: true });
+    suite.update(Action::BiasPane);
+    suite.update(Action::BiasRun);
+    answer(&mut suite, Box::new(bias_fixtures::probe_report()));
+    let mut detail = app(Theme::plain());
+    detail.update(Action::BiasPane);
+    detail.update(Action::BiasPairs);
+    answer(&mut detail, Box::new(bias_fixtures::pairs_report()));
+    detail.update(Action::BiasDetail);
+    let mut probe_detail = app(Theme::plain());
+    probe_detail.update(Action::BiasPane);
+    probe_detail.update(Action::BiasRun);
+    answer(&mut probe_detail, Box::new(bias_fixtures::probe_report()));
+    probe_detail.update(Action::BiasDetail);
+    for a in [&mut quick, &mut suite, &mut detail, &mut probe_detail] {
+        for w in (1..=250).step_by(7).chain([1, 2, 39, 40, 41, 99, 100, 250]) {
+            for h in (1..=70).step_by(3).chain([1, 11, 12, 13, 70]) {
+                draw(a, w, h);
+            }
+        }
+        // Scrolling past either end stays in range.
+        for _ in 0..30 {
+            a.update(Action::LineDown);
+            draw(a, 60, 14);
+        }
+        for _ in 0..30 {
+            a.update(Action::PageUp);
+        }
+        draw(a, 60, 14);
+    }
+    // A pane with no results, and one with an empty report.
+    let mut empty = app(Theme::plain());
+    empty.update(Action::BiasPane);
+    draw(&mut empty, 40, 12);
+    empty.update(Action::BiasRun);
+    let mut r = bias_fixtures::probe_report();
+    r.probes.clear();
+    r.categories.clear();
+    answer(&mut empty, Box::new(r));
+    empty.update(Action::BiasDetail);
+    for (w, h) in [(1, 1), (40, 12), (120, 36)] {
+        draw(&mut empty, w, h);
+    }
 }

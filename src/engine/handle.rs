@@ -7,6 +7,7 @@
 //! takes effect within one forward pass. A panic inside the engine is caught
 //! and reported as an [`EngineEvent::Error`]; the thread then keeps serving.
 
+use std::any::Any;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -20,6 +21,31 @@ use super::model::Precision;
 use super::sampling::SamplerSettings;
 use super::types::{AttentionRows, FinishReason, ModelInfo, PromptRecord, StepRecord, Timings};
 use super::{Engine, Generation, Request};
+
+/// What a [`Task`] hands back: the caller knows the concrete type and
+/// downcasts it (the engine does not know the analyses that use it).
+pub type TaskOutput = Box<dyn Any + Send>;
+
+/// Work that runs on the engine thread with the loaded [`Engine`] (a bias
+/// check, say): it reports `progress(done, total)` as it goes and looks at
+/// `cancel` between units of work. The engine never imports the analyses;
+/// they implement this trait.
+pub trait Task: Send + 'static {
+    /// A short name for logs and errors ("quick check").
+    fn name(&self) -> &str;
+    fn run(
+        self: Box<Self>,
+        engine: &Engine,
+        progress: &mut dyn FnMut(usize, usize),
+        cancel: &AtomicBool,
+    ) -> Result<TaskOutput, String>;
+}
+
+impl std::fmt::Debug for dyn Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Task({})", self.name())
+    }
+}
 
 /// What the interface asks of the engine thread.
 #[derive(Debug)]
@@ -46,6 +72,14 @@ pub enum EngineCommand {
         id: u64,
         request: Box<Request>,
         presets: Vec<(String, SamplerSettings)>,
+    },
+    /// Runs `task` on the engine thread (ending a generation in flight; the
+    /// last run's cache stays for attention). Answered with
+    /// [`EngineEvent::TaskProgress`] as it goes and one
+    /// [`EngineEvent::TaskDone`]. Cancel raises the flag the task watches.
+    Task {
+        id: u64,
+        task: Box<dyn Task>,
     },
     Shutdown,
 }
@@ -97,6 +131,17 @@ pub enum EngineEvent {
         column: usize,
         reason: FinishReason,
         timings: Timings,
+    },
+    /// Task `id` has done `done` of `total` units of work.
+    TaskProgress {
+        id: u64,
+        done: usize,
+        total: usize,
+    },
+    /// Task `id` ended: its output, or what went wrong (a panic included).
+    TaskDone {
+        id: u64,
+        result: Result<TaskOutput, String>,
     },
     /// A user-facing error (bad settings, a failed step, a panic). The
     /// thread keeps running.
@@ -186,7 +231,9 @@ impl EngineHandle {
     pub fn send(&self, command: EngineCommand) -> bool {
         if matches!(
             command,
-            EngineCommand::Generate { .. } | EngineCommand::Compare { .. }
+            EngineCommand::Generate { .. }
+                | EngineCommand::Compare { .. }
+                | EngineCommand::Task { .. }
         ) {
             self.cancel.store(false, Ordering::SeqCst);
         }
@@ -334,8 +381,33 @@ impl<S: EventSink> Worker<S> {
                 self.cancel.store(false, Ordering::SeqCst);
                 self.compare(id, &request, &presets);
             }
+            EngineCommand::Task { id, task } => {
+                self.finish(FinishReason::Cancelled);
+                self.cancel.store(false, Ordering::SeqCst);
+                self.task(id, task);
+            }
         }
         Flow::Continue
+    }
+
+    /// Runs a task to its end; a panic inside it becomes its error.
+    fn task(&mut self, id: u64, task: Box<dyn Task>) {
+        let name = task.name().to_string();
+        let events = &self.events;
+        let mut progress = |done: usize, total: usize| {
+            events.send(EngineEvent::TaskProgress { id, done, total });
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            task.run(&self.engine, &mut progress, &self.cancel)
+        }))
+        .unwrap_or_else(|panic| {
+            tracing::error!("engine panic in {name}: {}", panic_text(&panic));
+            Err(format!(
+                "{name}: the engine panicked: {} (see the log file)",
+                panic_text(&panic)
+            ))
+        });
+        self.events.send(EngineEvent::TaskDone { id, result });
     }
 
     /// Reports a run that could not start or go on: the error, then its end.

@@ -12,6 +12,7 @@ use crossterm::event::{
 };
 use ratatui::layout::Rect;
 
+use super::bias::{self, BiasState};
 use super::editor::Editor;
 use super::keymap::{Action, Context, Key, Keymap};
 use super::layout::{self, Areas};
@@ -181,6 +182,8 @@ pub struct App {
     /// The compare view is open (it shows `compare`).
     pub compare_view: bool,
     pub compare: Option<CompareState>,
+    /// The quick check and the bias pane (`ui::bias`).
+    pub bias: BiasState,
     pub attn: AttnState,
     pub settings: SettingsState,
     pub help_scroll: usize,
@@ -224,6 +227,7 @@ impl App {
             attention_view: false,
             compare_view: false,
             compare: None,
+            bias: BiasState::default(),
             attn: AttnState {
                 zoom: 1,
                 ..Default::default()
@@ -249,6 +253,7 @@ impl App {
         let mut c = match self.overlay {
             Overlay::Help => vec![Context::Help],
             Overlay::Settings => vec![Context::Settings],
+            Overlay::None if self.bias.is_open() => vec![Context::Bias],
             Overlay::None if self.compare_view => vec![],
             Overlay::None if self.attention_view => vec![Context::Attention],
             Overlay::None => match self.focus {
@@ -274,7 +279,8 @@ impl App {
                 if self.focus == Focus::Prompt
                     && self.overlay == Overlay::None
                     && !self.attention_view
-                    && !self.compare_view =>
+                    && !self.compare_view
+                    && !self.bias.is_open() =>
             {
                 self.editor.insert_str(text)
             }
@@ -285,9 +291,12 @@ impl App {
     }
 
     fn on_key(&mut self, k: &KeyEvent) {
-        // Editing a setting takes every key.
+        // Editing a setting (or the quick check's swaps) takes every key.
         if self.overlay == Overlay::Settings && self.settings.editing.is_some() {
             return self.edit_setting_key(k);
+        }
+        if self.overlay == Overlay::None && self.bias.editing() {
+            return bias::edit_key(self, k);
         }
         let Some(key) = Key::from_event(k) else {
             return;
@@ -298,6 +307,7 @@ impl App {
         if self.overlay == Overlay::None
             && !self.attention_view
             && !self.compare_view
+            && !self.bias.is_open()
             && self.focus == Focus::Prompt
         {
             self.edit_prompt_key(k);
@@ -326,7 +336,7 @@ impl App {
     }
 
     fn on_mouse(&mut self, m: &MouseEvent) -> bool {
-        if self.overlay != Overlay::None || self.compare_view {
+        if self.overlay != Overlay::None || self.compare_view || self.bias.is_open() {
             return false;
         }
         let a = self.areas();
@@ -386,6 +396,9 @@ impl App {
 
     pub fn update(&mut self, action: Action) {
         use Action::*;
+        if matches!(action, AttentionView | Compare | Run) {
+            self.bias.view = bias::BiasView::None;
+        }
         match action {
             Quit => self.quit = true,
             Cancel => {
@@ -394,6 +407,8 @@ impl App {
                     self.say(Level::Info, "cancelling");
                 } else if self.overlay != Overlay::None {
                     self.overlay = Overlay::None;
+                } else if self.bias.is_open() {
+                    bias::close(self);
                 } else if self.compare_view {
                     self.compare_view = false;
                 } else if self.attention_view {
@@ -424,6 +439,8 @@ impl App {
             CloseView => {
                 if self.overlay != Overlay::None {
                     self.overlay = Overlay::None;
+                } else if self.bias.is_open() {
+                    bias::close(self);
                 } else if self.compare_view {
                     self.compare_view = false;
                 } else {
@@ -469,6 +486,16 @@ impl App {
                 self.say(Level::Info, format!("prompt mode: {m}"));
             }
             Run | Submit => self.run(),
+            QuickCheck => bias::quick_check(self),
+            BiasPane => bias::toggle_pane(self),
+            BiasRun | BiasPairs | BiasOpen | BiasSort | BiasDetail | BiasSave | BiasSwaps => {
+                bias::update(self, action)
+            }
+            LineUp | LineDown | PageUp | PageDown
+                if self.overlay == Overlay::None && self.bias.is_open() =>
+            {
+                bias::update(self, action)
+            }
             Compare => self.compare(),
             Newline => self.editor.newline(),
             HistoryPrev => self.history_step(-1),
@@ -937,6 +964,9 @@ impl App {
             }
             e @ (EngineEvent::CompareStep { .. } | EngineEvent::CompareFinished { .. }) => {
                 self.on_compare(e)
+            }
+            e @ (EngineEvent::TaskProgress { .. } | EngineEvent::TaskDone { .. }) => {
+                bias::on_event(self, e)
             }
             _ => {} // Events of a replaced run.
         }

@@ -22,16 +22,19 @@ pub enum Context {
     Attention,
     Settings,
     Help,
+    /// The quick check and the bias pane.
+    Bias,
 }
 
 impl Context {
-    pub const ALL: [Context; 6] = [
+    pub const ALL: [Context; 7] = [
         Context::Global,
         Context::Prompt,
         Context::Output,
         Context::Attention,
         Context::Settings,
         Context::Help,
+        Context::Bias,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Context {
             Context::Attention => "attention",
             Context::Settings => "settings",
             Context::Help => "help",
+            Context::Bias => "bias",
         }
     }
 
@@ -115,6 +119,15 @@ actions! {
     Increase = "increase": "Increase the setting",
     Decrease = "decrease": "Decrease the setting",
     ResetSetting = "reset_setting": "Reset the setting to its default",
+    QuickCheck = "quick_check": "Quick bias check: swap he/she and the like, compare the next token",
+    BiasPane = "bias_pane": "Open or close the bias pane (probe suite, minimal pairs)",
+    BiasRun = "bias_run": "Run the check again (quick check) or the probe suite (bias pane)",
+    BiasPairs = "bias_pairs": "Score the example minimal pairs (lmeval mode)",
+    BiasOpen = "bias_open": "Run a suite (built-in name or .toml path) or a pairs file (.csv)",
+    BiasSort = "bias_sort": "Sort the table by the next column",
+    BiasDetail = "bias_detail": "Show the selected category's items, largest difference first",
+    BiasSave = "bias_save": "Save the results as JSON in the data directory",
+    BiasSwaps = "bias_swaps": "Edit the quick check's swaps (X|Y or X=Y, comma-separated; empty: defaults)",
 }
 
 /// A key with its modifiers, as written in the keymap ("ctrl-r").

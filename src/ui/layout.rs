@@ -20,6 +20,8 @@ pub struct Areas {
     pub message: Rect,
     /// The compare view (the whole middle while it is open).
     pub compare: Rect,
+    /// The quick check or the bias pane (the whole middle while open).
+    pub bias: Rect,
     /// Over the middle, for help and settings.
     pub popup: Rect,
 }
@@ -52,6 +54,10 @@ pub fn areas(app: &App, area: Rect) -> Areas {
             w,
             h,
         );
+    }
+    if app.bias.is_open() {
+        a.bias = middle;
+        return a;
     }
     if app.compare_view {
         a.compare = middle;

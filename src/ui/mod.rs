@@ -8,6 +8,7 @@
 //! - [`terminal`]: raw mode, always restored
 
 pub mod app;
+pub mod bias;
 pub mod editor;
 pub mod event_loop;
 pub mod keymap;

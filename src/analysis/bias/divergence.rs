@@ -1,6 +1,6 @@
 //! Comparing two next-token distributions given as logits: Jensen-Shannon
-//! divergence, KL both ways (all in nats) and the overlap of the top-k
-//! token sets. Computed in f64 from f32 logits.
+//! divergence, KL both ways (all in nats), total variation distance and
+//! the overlap of the top-k token sets. Computed in f64 from f32 logits.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,17 @@ pub fn js(lp: &[f64], lq: &[f64]) -> f64 {
     total.max(0.0)
 }
 
+/// Total variation distance, half the L1 distance of the probabilities
+/// (0 for equal distributions, 1 for disjoint ones).
+pub fn total_variation(lp: &[f64], lq: &[f64]) -> f64 {
+    let l1: f64 = lp
+        .iter()
+        .zip(lq)
+        .map(|(&a, &b)| (a.exp() - b.exp()).abs())
+        .sum();
+    (0.5 * l1).clamp(0.0, 1.0)
+}
+
 /// Indices of the k largest values, largest first (ties: lower index first).
 pub fn top_k(values: &[f64], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..values.len()).collect();
@@ -74,6 +85,9 @@ pub struct Divergence {
     pub js: f64,
     pub kl_ab: f64,
     pub kl_ba: f64,
+    /// Total variation distance (reports written before it was added read as 0).
+    #[serde(default)]
+    pub tv: f64,
     pub top_k: usize,
     pub top_k_overlap: f64,
 }
@@ -89,6 +103,7 @@ pub fn compare_logprobs(la: &[f64], lb: &[f64], k: usize) -> Divergence {
         js: js(la, lb),
         kl_ab: kl(la, lb),
         kl_ba: kl(lb, la),
+        tv: total_variation(la, lb),
         top_k: k.min(la.len()),
         top_k_overlap: top_k_overlap(la, lb, k),
     }
@@ -103,6 +118,7 @@ mod tests {
         let a = [1.0f32, 2.0, -3.0, 0.5];
         let d = compare_logits(&a, &a, 2);
         assert!(d.js.abs() < 1e-15 && d.kl_ab.abs() < 1e-15 && d.kl_ba.abs() < 1e-15);
+        assert!(d.tv.abs() < 1e-15);
         assert_eq!(d.top_k_overlap, 1.0);
     }
 
@@ -114,6 +130,16 @@ mod tests {
         assert!((d.js - std::f64::consts::LN_2).abs() < 1e-9);
         assert_eq!(d.top_k_overlap, 0.0);
         assert!(d.kl_ab > 100.0);
+        assert!((d.tv - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn total_variation_is_half_the_l1_distance() {
+        // p = (0.5, 0.3, 0.2), q = (0.2, 0.3, 0.5): 0.5 * (0.3 + 0 + 0.3).
+        let (p, q) = ([0.5f64, 0.3, 0.2], [0.2f64, 0.3, 0.5]);
+        let (lp, lq): (Vec<f64>, Vec<f64>) = (p.map(f64::ln).into(), q.map(f64::ln).into());
+        assert!((total_variation(&lp, &lq) - 0.3).abs() < 1e-12);
+        assert!((total_variation(&lq, &lp) - 0.3).abs() < 1e-12);
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub mod quick;
 pub mod run;
 pub mod stats;
 pub mod suite;
+pub mod task;

@@ -177,6 +177,7 @@ mod tests {
                 js,
                 kl_ab: 2.0 * js,
                 kl_ba: 3.0 * js,
+                tv: js,
                 top_k: 10,
                 top_k_overlap: 0.5,
             },

@@ -1,6 +1,7 @@
 //! One module per pane; each `render` only reads the state.
 
 pub mod attention;
+pub mod bias;
 pub mod compare;
 pub mod help;
 pub mod output;
@@ -34,7 +35,9 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     }
     status::render(app, a.status, buf);
     status::render_message(app, a.message, buf);
-    if app.compare_view {
+    if app.bias.is_open() {
+        bias::render(app, a.bias, buf);
+    } else if app.compare_view {
         compare::render(app, a.compare, buf);
     } else if app.attention_view {
         attention::render_full(app, a.attention, buf);

@@ -15,7 +15,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     buf.set_style(area, t.status_bar());
     let state = Span::styled(
-        format!(" {} ", app.state.label()),
+        format!(
+            " {} ",
+            if app.state == EngineState::Running && app.bias.busy() {
+                "checking bias"
+            } else {
+                app.state.label()
+            }
+        ),
         match app.state {
             EngineState::Running => t.accent(),
             EngineState::Failed => t.error(),
