@@ -192,3 +192,115 @@ fn compare_view_while_running_with_an_empty_column_and_one_finished_early() {
     assert_eq!(a.state, lmscope::ui::app::EngineState::Running);
     insta::assert_snapshot!(screen(&mut a, 90, 18));
 }
+
+/// The fixture run branched at step 2 with its second alternative (" and"),
+/// three tokens streamed into the branch.
+fn branched_app(theme: Theme) -> App {
+    let mut a = app(theme);
+    a.focus = Focus::Output;
+    a.update(Action::FirstToken);
+    for _ in 0..ui_common::PROMPT.len() + 2 {
+        a.update(Action::TokenNext);
+    }
+    a.focus = Focus::Probabilities;
+    a.update(Action::AltNext);
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Branched {
+        id,
+        parent_id: 1,
+        step: 2,
+        cache_len: ui_common::PROMPT.len() + 1,
+    });
+    for (k, text) in [" and", " the", " dog"].into_iter().enumerate() {
+        let mut r = ui_common::step(2 + k, text, 0.4);
+        r.token_id = 300 + k as u32;
+        r.top[0].token_id = r.token_id;
+        a.on_engine(EngineEvent::Step {
+            id,
+            record: Box::new(r),
+            text_delta: text.into(),
+            cache_len: ui_common::PROMPT.len() + 2 + k,
+        });
+    }
+    a.on_engine(EngineEvent::Finished {
+        id,
+        reason: lmscope::engine::types::FinishReason::Length,
+        timings: Default::default(),
+    });
+    a.message = None;
+    a.outbox.clear();
+    a
+}
+
+#[test]
+fn branch_indicator_in_the_status_line_and_a_picked_alternative() {
+    let mut a = branched_app(Theme { color: true });
+    // A sibling: the same point, the third alternative.
+    a.update(Action::BranchParent);
+    a.focus = Focus::Probabilities;
+    a.update(Action::AltNext);
+    a.update(Action::AltNext);
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Finished {
+        id,
+        reason: lmscope::engine::types::FinishReason::Cancelled,
+        timings: Default::default(),
+    });
+    // Never started: dropped again; the parent is shown with one branch.
+    assert_eq!(a.runs.len(), 2);
+    a.update(Action::BranchChild);
+    a.focus = Focus::Probabilities;
+    a.update(Action::FirstToken);
+    a.update(Action::TokenNext);
+    a.update(Action::LastToken);
+    a.update(Action::TokenPrev);
+    a.update(Action::AltNext);
+    a.message = None;
+    let term = draw(&mut a, 120, 36);
+    // The token where the branch left its parent is underlined.
+    let buf = term.backend().buffer();
+    let underlined = (0..36u16)
+        .flat_map(|y| (0..70u16).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::UNDERLINED)
+        })
+        .count();
+    assert_eq!(underlined, " and".len());
+    insta::assert_snapshot!(term.backend().to_string());
+}
+
+#[test]
+fn branch_siblings_in_the_status_line_no_color() {
+    let mut a = branched_app(Theme::plain());
+    a.update(Action::BranchParent);
+    a.focus = Focus::Probabilities;
+    a.update(Action::AltNext);
+    a.update(Action::AltNext);
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Branched {
+        id,
+        parent_id: 1,
+        step: 2,
+        cache_len: ui_common::PROMPT.len() + 1,
+    });
+    let mut r = ui_common::step(2, ",", 0.2);
+    r.token_id = 102;
+    a.on_engine(EngineEvent::Step {
+        id,
+        record: Box::new(r),
+        text_delta: ",".into(),
+        cache_len: ui_common::PROMPT.len() + 2,
+    });
+    a.on_engine(EngineEvent::Finished {
+        id,
+        reason: lmscope::engine::types::FinishReason::Eos,
+        timings: Default::default(),
+    });
+    a.message = None;
+    insta::assert_snapshot!(screen(&mut a, 100, 20));
+}

@@ -136,6 +136,43 @@ impl CompareState {
     }
 }
 
+/// One run of the session: a prompt's generation, or a branch of a run
+/// (`parent`: the run it left and the step whose token it replaced). The
+/// main view shows one of them (`App::shown`) in `App::tokens` and friends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunNode {
+    pub id: u64,
+    pub parent: Option<(u64, usize)>,
+    pub request: Request,
+    pub tokens: Vec<Tok>,
+    pub prompt_len: usize,
+    pub cache_len: usize,
+    pub captures: bool,
+    pub timings: Timings,
+    pub finish: Option<FinishReason>,
+    /// The engine has started it (a branch that could not start is dropped).
+    pub started: bool,
+}
+
+impl RunNode {
+    /// The generated tokens' records.
+    pub fn records(&self) -> impl Iterator<Item = &StepRecord> {
+        self.tokens.iter().filter_map(|t| t.record.as_deref())
+    }
+}
+
+/// Where the shown run sits among its siblings, for the status line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchPosition {
+    /// 1-based index among the siblings, and how many there are.
+    pub index: usize,
+    pub count: usize,
+    /// The run and step this branch left (None for a prompt's run).
+    pub parent: Option<(u64, usize)>,
+    /// How many branches leave the shown run.
+    pub children: usize,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SettingsState {
     pub selected: usize,
@@ -158,7 +195,16 @@ pub struct App {
     pub history: Vec<String>,
     history_pos: Option<usize>,
     draft: String,
+    /// The newest run started (generation, branch or comparison): its
+    /// events move the engine state.
     pub run_id: u64,
+    /// The run the main view shows (its tokens are in `tokens`).
+    pub shown: u64,
+    /// Every run and branch of this session, in start order.
+    pub runs: Vec<RunNode>,
+    /// The alternative selected in the probabilities pane (an index into
+    /// the selected record's `top`).
+    pub alt: usize,
     pub tokens: Vec<Tok>,
     pub prompt_len: usize,
     /// Positions the model has read in this run (attention exists below).
@@ -208,6 +254,9 @@ impl App {
             history_pos: None,
             draft: String::new(),
             run_id: 0,
+            shown: 0,
+            runs: Vec::new(),
+            alt: 0,
             tokens: Vec::new(),
             prompt_len: 0,
             cache_len: 0,
@@ -253,7 +302,8 @@ impl App {
             Overlay::None if self.attention_view => vec![Context::Attention],
             Overlay::None => match self.focus {
                 Focus::Prompt => vec![Context::Prompt],
-                Focus::Output | Focus::Probabilities => vec![Context::Output],
+                Focus::Output => vec![Context::Output],
+                Focus::Probabilities => vec![Context::Probabilities, Context::Output],
                 Focus::Attention => vec![Context::Attention],
             },
         };
@@ -378,7 +428,11 @@ impl App {
         if self.tokens.is_empty() {
             return;
         }
-        self.cursor = tok.min(self.tokens.len() - 1);
+        let tok = tok.min(self.tokens.len() - 1);
+        if tok != self.cursor {
+            self.alt = 0;
+        }
+        self.cursor = tok;
         self.follow = self.cursor + 1 == self.tokens.len();
     }
 
@@ -552,6 +606,13 @@ impl App {
                     self.say(Level::Error, e);
                 }
             }
+            AltPrev => self.alt = self.alt.saturating_sub(1),
+            AltNext => {
+                let n = self.selected_record().map_or(0, |r| r.top.len());
+                self.alt = (self.alt + 1).min(n.saturating_sub(1));
+            }
+            Branch => self.branch(),
+            BranchPrev | BranchNext | BranchParent | BranchChild => self.navigate(action),
             ResetSetting => {
                 let field = settings_pane::FIELDS
                     [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
@@ -626,6 +687,18 @@ impl App {
             (row as isize + delta).clamp(0, lines.len().saturating_sub(1) as isize) as usize;
         if let Some(t) = output::token_near(&lines, target, col) {
             self.select(t);
+        }
+    }
+
+    /// Why the engine cannot take a run now, if so.
+    fn busy(&self) -> Option<&'static str> {
+        match self.state {
+            EngineState::Loading => Some("the model is still loading"),
+            EngineState::Failed => {
+                Some("no model is loaded; quit and pass --model PATH to a GGUF file")
+            }
+            EngineState::Running => Some("a generation is running; Esc cancels it"),
+            EngineState::Idle => None,
         }
     }
 
@@ -706,25 +779,234 @@ impl App {
         let g = &self.config.generation;
         let request = self.request(&text);
         self.run_id += 1;
-        self.run_captures = g.capture_attention;
+        self.runs.push(RunNode {
+            id: self.run_id,
+            parent: None,
+            request: request.clone(),
+            tokens: Vec::new(),
+            prompt_len: 0,
+            cache_len: 0,
+            captures: g.capture_attention,
+            timings: Timings::default(),
+            finish: None,
+            started: false,
+        });
         self.outbox.push(EngineCommand::Generate {
             id: self.run_id,
             request: Box::new(request),
         });
         self.remember(text);
         self.compare_view = false;
-        self.tokens.clear();
-        self.prompt_len = 0;
-        self.cache_len = 0;
+        self.show(self.run_id);
         self.cursor = 0;
         self.follow = true;
         self.output_top = 0;
-        self.finish = None;
-        self.timings = Timings::default();
-        self.attn.data = None;
-        self.attn.in_flight = None;
         self.state = EngineState::Running;
         self.message = None;
+    }
+
+    pub fn node(&self, id: u64) -> Option<&RunNode> {
+        self.runs.iter().find(|n| n.id == id)
+    }
+
+    fn node_mut(&mut self, id: u64) -> Option<&mut RunNode> {
+        self.runs.iter_mut().find(|n| n.id == id)
+    }
+
+    /// Shows run `id` in the main view (its tokens, probabilities and
+    /// attention); the cursor stays where it was when the run has a token
+    /// there.
+    pub fn show(&mut self, id: u64) {
+        let Some(n) = self.node(id).cloned() else {
+            return;
+        };
+        self.shown = id;
+        self.tokens = n.tokens;
+        self.prompt_len = n.prompt_len;
+        self.cache_len = n.cache_len;
+        self.run_captures = n.captures;
+        self.timings = n.timings;
+        self.finish = n.finish;
+        self.attn.data = None;
+        self.attn.in_flight = None;
+        self.attn.last_request = None;
+        if !self.tokens.is_empty() {
+            self.cursor = self.cursor.min(self.tokens.len() - 1);
+            self.follow = self.cursor + 1 == self.tokens.len();
+        }
+    }
+
+    /// Runs that left run `id`, by the step they left at (then start order).
+    pub fn children(&self, id: u64) -> Vec<&RunNode> {
+        let mut c: Vec<&RunNode> = self
+            .runs
+            .iter()
+            .filter(|n| n.parent.is_some_and(|(p, _)| p == id))
+            .collect();
+        c.sort_by_key(|n| (n.parent.map(|(_, s)| s), n.id));
+        c
+    }
+
+    /// The shown run's siblings (itself included, in start order):
+    /// branches of the same run at the same step, or the prompt runs.
+    pub fn siblings(&self) -> Vec<u64> {
+        let parent = self.node(self.shown).map(|n| n.parent);
+        match parent {
+            None => Vec::new(),
+            Some(p) => self
+                .runs
+                .iter()
+                .filter(|n| n.parent == p)
+                .map(|n| n.id)
+                .collect(),
+        }
+    }
+
+    /// Where the shown run sits in the tree (None before any run).
+    pub fn branch_position(&self) -> Option<BranchPosition> {
+        let node = self.node(self.shown)?;
+        let siblings = self.siblings();
+        Some(BranchPosition {
+            index: siblings.iter().position(|&i| i == self.shown).unwrap_or(0) + 1,
+            count: siblings.len(),
+            parent: node.parent,
+            children: self.children(self.shown).len(),
+        })
+    }
+
+    /// Token indices (into `tokens`) where branches leave the shown run,
+    /// and where the shown run left its parent.
+    pub fn branch_marks(&self) -> Vec<usize> {
+        let mut marks: Vec<usize> = self
+            .children(self.shown)
+            .iter()
+            .filter_map(|c| c.parent.map(|(_, s)| self.prompt_len + s))
+            .collect();
+        if let Some((_, s)) = self.node(self.shown).and_then(|n| n.parent) {
+            marks.push(self.prompt_len + s);
+        }
+        marks.sort_unstable();
+        marks.dedup();
+        marks
+    }
+
+    /// The step of the selected token, when it is a generated one.
+    fn selected_step(&self) -> Option<usize> {
+        self.selected_record().map(|r| r.step)
+    }
+
+    /// Forks the shown run at the selected token, taking the alternative
+    /// selected in the probabilities pane; the engine goes on from there.
+    pub fn branch(&mut self) {
+        if let Some(why) = self.busy() {
+            return self.say(Level::Warn, why);
+        }
+        let Some(record) = self.selected_record() else {
+            return self.say(
+                Level::Warn,
+                "select a generated token (output pane) to branch from it",
+            );
+        };
+        let Some(alt) = record
+            .top
+            .get(self.alt.min(record.top.len().saturating_sub(1)))
+        else {
+            return self.say(Level::Warn, "this token has no alternatives to branch to");
+        };
+        if alt.token_id == record.token_id {
+            return self.say(
+                Level::Warn,
+                "that is the token the run chose; pick another alternative (up/down) to branch",
+            );
+        }
+        let (step, token, text) = (record.step, alt.token_id, alt.text.clone());
+        let Some(parent) = self.node(self.shown).cloned() else {
+            return;
+        };
+        self.run_id += 1;
+        let id = self.run_id;
+        let keep = (parent.prompt_len + step).min(parent.tokens.len());
+        self.runs.push(RunNode {
+            id,
+            parent: Some((parent.id, step)),
+            request: parent.request.clone(),
+            tokens: parent.tokens[..keep].to_vec(),
+            prompt_len: parent.prompt_len,
+            cache_len: keep.saturating_sub(1),
+            captures: parent.captures,
+            timings: Timings {
+                prompt_tokens: parent.prompt_len,
+                generated: step,
+                ..Timings::default()
+            },
+            finish: None,
+            started: false,
+        });
+        self.outbox.push(EngineCommand::Branch {
+            id,
+            parent_id: parent.id,
+            step,
+            token,
+        });
+        self.show(id);
+        self.follow = true;
+        self.focus = Focus::Output;
+        self.state = EngineState::Running;
+        self.say(
+            Level::Info,
+            format!(
+                "branching run {} at step {step} with “{}”; Esc cancels",
+                parent.id,
+                super::panes::visible(&text)
+            ),
+        );
+    }
+
+    /// Moves through the run tree: siblings, parent, child.
+    fn navigate(&mut self, action: Action) {
+        let target = match action {
+            Action::BranchPrev | Action::BranchNext => {
+                let sib = self.siblings();
+                let Some(i) = sib.iter().position(|&i| i == self.shown) else {
+                    return;
+                };
+                if sib.len() < 2 {
+                    return self.say(Level::Info, "this run has no sibling branches");
+                }
+                let j = if action == Action::BranchNext {
+                    (i + 1) % sib.len()
+                } else {
+                    (i + sib.len() - 1) % sib.len()
+                };
+                sib[j]
+            }
+            Action::BranchParent => match self.node(self.shown).and_then(|n| n.parent) {
+                Some((p, _)) if self.node(p).is_some() => p,
+                _ => return self.say(Level::Info, "this run is not a branch"),
+            },
+            _ => {
+                let here = self.selected_step().unwrap_or(0);
+                let children = self.children(self.shown);
+                let pick = children
+                    .iter()
+                    .find(|c| c.parent.is_some_and(|(_, s)| s >= here))
+                    .or(children.first());
+                match pick {
+                    Some(c) => c.id,
+                    None => return self.say(Level::Info, "no branch leaves this run"),
+                }
+            }
+        };
+        // The cursor goes to where the two runs part.
+        let at = match action {
+            Action::BranchParent => self.node(self.shown).and_then(|n| n.parent),
+            _ => self.node(target).and_then(|n| n.parent),
+        }
+        .map(|(_, s)| self.prompt_len + s);
+        self.show(target);
+        if let Some(at) = at {
+            self.select(at);
+        }
     }
 
     /// Runs the prompt under each preset of `[compare] presets` (the first
@@ -860,13 +1142,24 @@ impl App {
                 id,
                 prompt,
                 cache_len,
-            } if id == self.run_id => {
-                self.prompt_len = prompt.texts.len();
-                self.tokens = prompt
+            } => {
+                let tokens: Vec<Tok> = prompt
                     .texts
                     .into_iter()
                     .map(|text| Tok { text, record: None })
                     .collect();
+                if let Some(n) = self.node_mut(id) {
+                    n.started = true;
+                    n.prompt_len = tokens.len();
+                    n.tokens = tokens.clone();
+                    n.cache_len = cache_len;
+                    n.timings.prompt_tokens = tokens.len();
+                }
+                if id != self.shown {
+                    return self.after_update();
+                }
+                self.prompt_len = tokens.len();
+                self.tokens = tokens;
                 self.cache_len = cache_len;
                 self.timings.prompt_tokens = self.prompt_len;
                 self.prefilled_at = Some(Instant::now());
@@ -874,16 +1167,35 @@ impl App {
                     self.select(usize::MAX);
                 }
             }
+            EngineEvent::Branched { id, cache_len, .. } => {
+                if let Some(n) = self.node_mut(id) {
+                    n.started = true;
+                    n.cache_len = cache_len;
+                }
+                if id == self.shown {
+                    self.cache_len = cache_len;
+                    self.prefilled_at = Some(Instant::now());
+                }
+            }
             EngineEvent::Step {
                 id,
                 record,
                 cache_len,
                 ..
-            } if id == self.run_id => {
-                self.tokens.push(Tok {
+            } => {
+                let tok = Tok {
                     text: record.text.clone(),
                     record: Some(record),
-                });
+                };
+                if let Some(n) = self.node_mut(id) {
+                    n.tokens.push(tok.clone());
+                    n.cache_len = cache_len;
+                    n.timings.generated += 1;
+                }
+                if id != self.shown {
+                    return self.after_update();
+                }
+                self.tokens.push(tok);
                 self.cache_len = cache_len;
                 self.timings.generated += 1;
                 if let Some(at) = self.prefilled_at {
@@ -897,8 +1209,32 @@ impl App {
                 id,
                 reason,
                 timings,
-            } if id == self.run_id => {
-                self.state = EngineState::Idle;
+            } => {
+                let mut dropped = None;
+                if let Some(n) = self.node_mut(id) {
+                    if n.started {
+                        n.finish = Some(reason);
+                        n.timings = timings;
+                    } else {
+                        // A branch that could not start (the error came first).
+                        dropped = Some(n.parent);
+                    }
+                }
+                if let Some(parent) = dropped {
+                    self.runs.retain(|n| n.id != id);
+                    if id == self.shown
+                        && let Some((p, s)) = parent
+                    {
+                        self.show(p);
+                        self.select(self.prompt_len + s);
+                    }
+                }
+                if id == self.run_id {
+                    self.state = EngineState::Idle;
+                }
+                if id != self.shown || dropped.is_some() {
+                    return self.after_update();
+                }
                 self.timings = timings;
                 self.finish = Some(reason);
                 if !matches!(self.message, Some((Level::Error, _))) {
@@ -915,7 +1251,7 @@ impl App {
                 // The last rows may have changed since the last refresh.
                 self.attn.last_request = None;
             }
-            EngineEvent::Attention(la) if la.id == self.run_id => {
+            EngineEvent::Attention(la) if la.id == self.shown => {
                 self.attn.in_flight = None;
                 self.attn.data = Some(LayerAttention {
                     rows: with_mean(la.rows),
@@ -1041,7 +1377,7 @@ impl App {
         let layer = self.attn.layer;
         let covered = self.attn.data.as_ref().is_some_and(|d| {
             let r = &d.rows;
-            d.id == self.run_id
+            d.id == self.shown
                 && d.layer == layer
                 && self.rows_serve(r.first_query..r.first_query + r.n_query)
         });
@@ -1061,7 +1397,7 @@ impl App {
             .attn
             .data
             .as_ref()
-            .is_some_and(|d| d.id == self.run_id && d.layer == layer);
+            .is_some_and(|d| d.id == self.shown && d.layer == layer);
         if have_layer
             && self.state == EngineState::Running
             && self
@@ -1074,7 +1410,7 @@ impl App {
         self.attn.in_flight = Some((now, layer, want.clone()));
         self.attn.last_request = Some(now);
         self.outbox.push(EngineCommand::Attention {
-            id: self.run_id,
+            id: self.shown,
             layer,
             queries: want,
         });

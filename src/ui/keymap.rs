@@ -19,16 +19,19 @@ pub enum Context {
     Global,
     Prompt,
     Output,
+    /// The probabilities pane focused (its keys, then the output's).
+    Probabilities,
     Attention,
     Settings,
     Help,
 }
 
 impl Context {
-    pub const ALL: [Context; 6] = [
+    pub const ALL: [Context; 7] = [
         Context::Global,
         Context::Prompt,
         Context::Output,
+        Context::Probabilities,
         Context::Attention,
         Context::Settings,
         Context::Help,
@@ -39,6 +42,7 @@ impl Context {
             Context::Global => "global",
             Context::Prompt => "prompt",
             Context::Output => "output",
+            Context::Probabilities => "probabilities",
             Context::Attention => "attention",
             Context::Settings => "settings",
             Context::Help => "help",
@@ -115,6 +119,13 @@ actions! {
     Increase = "increase": "Increase the setting",
     Decrease = "decrease": "Decrease the setting",
     ResetSetting = "reset_setting": "Reset the setting to its default",
+    AltPrev = "alt_prev": "Select the previous alternative token",
+    AltNext = "alt_next": "Select the next alternative token",
+    Branch = "branch": "Branch: go on from the selected token with the chosen alternative",
+    BranchPrev = "branch_prev": "Show the previous sibling branch (same parent and token)",
+    BranchNext = "branch_next": "Show the next sibling branch",
+    BranchParent = "branch_parent": "Show the run this branch left",
+    BranchChild = "branch_child": "Show a branch leaving at or after the selected token",
 }
 
 /// A key with its modifiers, as written in the keymap ("ctrl-r").

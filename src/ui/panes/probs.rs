@@ -9,6 +9,8 @@ use ratatui::text::{Line, Span};
 
 use super::{fit, notice, pane, visible};
 use crate::ui::app::{App, Focus};
+use crate::ui::keymap::{Action, Context};
+use crate::ui::theme::Theme;
 use crate::ui::widgets::bars::bar;
 
 fn pct(p: f32) -> String {
@@ -28,13 +30,20 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
     let t = &app.theme;
-    let inner = pane(
-        t,
-        Line::from(" Probabilities "),
-        app.focus == Focus::Probabilities,
-        area,
-        buf,
-    );
+    let focused = app.focus == Focus::Probabilities;
+    let title = if focused && app.selected_record().is_some() {
+        let k = |a| app.keymap.keys_for(Context::Probabilities, a);
+        format!(
+            " Probabilities · {}/{} pick · {} branch ",
+            k(Action::AltPrev),
+            k(Action::AltNext),
+            k(Action::Branch)
+        )
+    } else {
+        " Probabilities ".to_string()
+    };
+    let title = fit(&title, area.width.saturating_sub(2) as usize);
+    let inner = pane(t, Line::from(title), focused, area, buf);
     if inner.is_empty() {
         return;
     }
@@ -75,21 +84,26 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         ),
         t.dim(),
     ));
-    for c in &r.top {
+    let picked = focused.then(|| app.alt.min(r.top.len().saturating_sub(1)));
+    for (i, c) in r.top.iter().enumerate() {
         let chosen = c.token_id == r.token_id;
+        let marker = match (chosen, picked == Some(i)) {
+            (_, true) => "› ",
+            (true, false) => "▶ ",
+            (false, false) => "  ",
+        };
+        let text_style = if picked == Some(i) {
+            row_style_of(t, chosen, c.removed_by.is_some()).patch(t.selected())
+        } else {
+            row_style_of(t, chosen, c.removed_by.is_some())
+        };
         let removed = c
             .removed_by
             .map_or_else(|| "—".to_string(), |s| s.name().to_string());
-        let row_style = if chosen {
-            t.accent()
-        } else if c.removed_by.is_some() {
-            t.dim()
-        } else {
-            Style::new()
-        };
+        let row_style = row_style_of(t, chosen, c.removed_by.is_some());
         lines.push(Line::from(vec![
-            Span::styled(if chosen { "▶ " } else { "  " }, row_style),
-            Span::styled(format!("{:<tw$}", fit(&visible(&c.text), tw)), row_style),
+            Span::styled(marker, row_style),
+            Span::styled(format!("{:<tw$}", fit(&visible(&c.text), tw)), text_style),
             Span::raw(format!(" {} ", pct(c.p_raw))),
             Span::styled(bar(c.p_raw, bw), t.prob(c.p_raw)),
             Span::raw(format!(" {} ", pct(c.p_final))),
@@ -116,5 +130,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
         buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+}
+
+fn row_style_of(t: &Theme, chosen: bool, removed: bool) -> Style {
+    if chosen {
+        t.accent()
+    } else if removed {
+        t.dim()
+    } else {
+        Style::new()
     }
 }
