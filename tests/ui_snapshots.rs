@@ -304,3 +304,26 @@ fn branch_siblings_in_the_status_line_no_color() {
     a.message = None;
     insta::assert_snapshot!(screen(&mut a, 100, 20));
 }
+
+#[test]
+fn compare_view_a_selected_token_shows_its_probabilities_and_attention() {
+    let mut a = ui_common::compare_app(Theme::plain());
+    a.update(Action::ColumnNext);
+    a.update(Action::ColumnNext);
+    a.update(Action::ColumnNext);
+    a.update(Action::TokenNext);
+    a.update(Action::TokenNext);
+    let id = a.compare.as_ref().unwrap().id;
+    let col = lmscope::engine::handle::compare_column_id(id, 2);
+    let q = lmscope::ui::app::compare_query(a.compare.as_ref().unwrap(), 2, 2).unwrap();
+    let mut la = ui_common::attention(col, 0, 9, q + 1);
+    let n = la.rows.n_key;
+    let data: Vec<f32> = (0..9)
+        .flat_map(|h| la.rows.data[(h * n + q) * n..(h * n + q + 1) * n].to_vec())
+        .collect();
+    la.rows.n_query = 1;
+    la.rows.first_query = q;
+    la.rows.data = data;
+    a.on_engine(EngineEvent::Attention(la));
+    insta::assert_snapshot!(screen(&mut a, 120, 30));
+}

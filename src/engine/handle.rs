@@ -40,8 +40,10 @@ pub enum EngineCommand {
     },
     /// Runs `request`'s prompt once, then one column per preset (each a
     /// fork sharing the prefill), stepped round-robin; answered with
-    /// [`EngineEvent::CompareStep`] and one [`EngineEvent::CompareFinished`]
-    /// per column. Cancel ends every column.
+    /// [`EngineEvent::Prefilled`], [`EngineEvent::CompareStep`] and one
+    /// [`EngineEvent::CompareFinished`] per column. Cancel ends every
+    /// column. Once all are done each column's generation is kept under
+    /// [`compare_column_id`] (attention can be asked of it).
     Compare {
         id: u64,
         request: Box<Request>,
@@ -569,8 +571,16 @@ impl<S: EventSink> Worker<S> {
             Ok(g) => g,
             Err(e) => return fail_all(&self.events, e.to_string(), Timings::default()),
         };
-        if let Err(e) = base.prefill(&self.engine) {
-            return fail_all(&self.events, e.to_string(), base.timings());
+        match base.prefill(&self.engine) {
+            Ok(prompt) => {
+                let cache_len = base.cache().len();
+                self.events.send(EngineEvent::Prefilled {
+                    id,
+                    prompt,
+                    cache_len,
+                });
+            }
+            Err(e) => return fail_all(&self.events, e.to_string(), base.timings()),
         }
         let mut columns = Vec::with_capacity(presets.len());
         for (name, settings) in presets {

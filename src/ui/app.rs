@@ -21,7 +21,7 @@ use super::panes::settings::{self as settings_pane, Field};
 use super::theme::Theme;
 use super::widgets::heatmap::with_mean;
 use crate::engine::chat::Message;
-use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention};
+use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention, compare_column_id};
 use crate::engine::sampling::SamplerSettings;
 use crate::engine::types::{FinishReason, ModelInfo, StepRecord, Timings};
 use crate::engine::{Prompt, Request};
@@ -128,6 +128,17 @@ pub struct CompareColumn {
 pub struct CompareState {
     pub id: u64,
     pub columns: Vec<CompareColumn>,
+    /// The prompt's tokens (from the engine's prefill).
+    pub prompt: Vec<String>,
+    /// Whether the columns captured attention (it can be asked for once
+    /// every column has finished).
+    pub captures: bool,
+    /// The selected token: (column, step).
+    pub selected: Option<(usize, usize)>,
+    /// The selected token's attention row (one query, all heads).
+    pub attention: Option<LayerAttention>,
+    /// The last attention request: (column, step, layer).
+    pub asked: Option<(usize, usize, usize)>,
 }
 
 impl CompareState {
@@ -298,7 +309,7 @@ impl App {
         let mut c = match self.overlay {
             Overlay::Help => vec![Context::Help],
             Overlay::Settings => vec![Context::Settings],
-            Overlay::None if self.compare_view => vec![],
+            Overlay::None if self.compare_view => vec![Context::Compare],
             Overlay::None if self.attention_view => vec![Context::Attention],
             Overlay::None => match self.focus {
                 Focus::Prompt => vec![Context::Prompt],
@@ -440,7 +451,18 @@ impl App {
 
     pub fn update(&mut self, action: Action) {
         use Action::*;
+        if self.compare_view
+            && self.overlay == Overlay::None
+            && matches!(
+                action,
+                TokenPrev | TokenNext | FirstToken | LastToken | ColumnPrev | ColumnNext
+            )
+        {
+            self.compare_select(action);
+            return self.after_update();
+        }
         match action {
+            ColumnPrev | ColumnNext => {}
             Quit => self.quit = true,
             Cancel => {
                 if self.state == EngineState::Running {
@@ -1049,12 +1071,11 @@ impl App {
             );
         }
         let text = self.editor.text();
-        let mut request = self.request(&text);
-        // The comparison serves no attention.
-        request.capture_attention = false;
+        let request = self.request(&text);
         self.run_id += 1;
         self.compare = Some(CompareState {
             id: self.run_id,
+            captures: request.capture_attention,
             columns: presets
                 .iter()
                 .map(|(name, _)| CompareColumn {
@@ -1062,6 +1083,7 @@ impl App {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         });
         self.outbox.push(EngineCommand::Compare {
             id: self.run_id,
@@ -1076,11 +1098,85 @@ impl App {
         self.say(Level::Info, "comparing; Esc cancels");
     }
 
+    /// Moves the compare view's token cursor and asks for its attention.
+    fn compare_select(&mut self, action: Action) {
+        let Some(cmp) = self.compare.as_mut() else {
+            return;
+        };
+        let n = cmp.columns.len();
+        let len = |c: usize| cmp.columns.get(c).map_or(0, |col| col.records.len());
+        let Some((mut col, mut step)) = cmp
+            .selected
+            .or_else(|| (0..n).find(|&c| len(c) > 0).map(|c| (c, 0)))
+        else {
+            return;
+        };
+        let was = cmp.selected;
+        if was.is_some() {
+            match action {
+                Action::ColumnPrev => col = (col + n - 1) % n,
+                Action::ColumnNext => col = (col + 1) % n,
+                Action::TokenPrev => step = step.saturating_sub(1),
+                Action::TokenNext => step += 1,
+                Action::FirstToken => step = 0,
+                _ => step = usize::MAX,
+            }
+        }
+        if len(col) == 0 {
+            return;
+        }
+        step = step.min(len(col) - 1);
+        cmp.selected = Some((col, step));
+        if cmp.selected != was {
+            cmp.attention = None;
+        }
+    }
+
+    /// Asks for the selected compare token's attention row (the columns
+    /// are kept by the engine once all have finished).
+    fn request_compare_attention(&mut self) {
+        let layer = self.attn.layer;
+        let Some(cmp) = self.compare.as_ref() else {
+            return;
+        };
+        let Some((col, step)) = cmp.selected else {
+            return;
+        };
+        if !cmp.captures || !cmp.finished() || self.state == EngineState::Running {
+            return;
+        }
+        if cmp.asked == Some((col, step, layer)) {
+            return;
+        }
+        let Some(q) = compare_query(cmp, col, step) else {
+            return;
+        };
+        let id = compare_column_id(cmp.id, col);
+        if let Some(cmp) = self.compare.as_mut() {
+            cmp.asked = Some((col, step, layer));
+        }
+        self.outbox.push(EngineCommand::Attention {
+            id,
+            layer,
+            queries: q..q + 1,
+        });
+    }
+
     fn on_compare(&mut self, event: EngineEvent) {
         let Some(cmp) = self.compare.as_mut() else {
             return;
         };
         match event {
+            EngineEvent::Prefilled { id, prompt, .. } if id == cmp.id => {
+                cmp.prompt = prompt.texts;
+            }
+            EngineEvent::Attention(la)
+                if cmp
+                    .selected
+                    .is_some_and(|(c, _)| compare_column_id(cmp.id, c) == la.id) =>
+            {
+                cmp.attention = Some(la);
+            }
             EngineEvent::CompareStep {
                 id,
                 column,
@@ -1142,7 +1238,7 @@ impl App {
                 id,
                 prompt,
                 cache_len,
-            } => {
+            } if self.compare.as_ref().is_none_or(|c| c.id != id) => {
                 let tokens: Vec<Tok> = prompt
                     .texts
                     .into_iter()
@@ -1271,9 +1367,10 @@ impl App {
                 }
                 self.say(Level::Error, message);
             }
-            e @ (EngineEvent::CompareStep { .. } | EngineEvent::CompareFinished { .. }) => {
-                self.on_compare(e)
-            }
+            e @ (EngineEvent::CompareStep { .. }
+            | EngineEvent::CompareFinished { .. }
+            | EngineEvent::Attention(_)
+            | EngineEvent::Prefilled { .. }) => self.on_compare(e),
             _ => {} // Events of a replaced run.
         }
         self.after_update();
@@ -1301,6 +1398,9 @@ impl App {
             }
         }
         self.request_attention(Instant::now());
+        if self.compare_view {
+            self.request_compare_attention();
+        }
     }
 
     /// Called on each frame tick.
@@ -1416,6 +1516,57 @@ impl App {
         });
     }
 
+    /// The selected compare token's record: (column's preset, record).
+    pub fn compare_selected(&self) -> Option<(&str, &StepRecord)> {
+        let cmp = self.compare.as_ref()?;
+        let (c, s) = cmp.selected?;
+        let col = cmp.columns.get(c)?;
+        Some((col.preset.as_str(), col.records.get(s)?))
+    }
+
+    /// The keys the selected compare token's query attends to most, mean
+    /// over heads: (position, token text, weight), heaviest first.
+    pub fn compare_attended(&self, n: usize) -> Vec<(usize, String, f32)> {
+        let Some(cmp) = self.compare.as_ref() else {
+            return Vec::new();
+        };
+        let (Some((c, s)), Some(a)) = (cmp.selected, cmp.attention.as_ref()) else {
+            return Vec::new();
+        };
+        let Some(q) = compare_query(cmp, c, s) else {
+            return Vec::new();
+        };
+        let r = &a.rows;
+        if r.n_query != 1 || r.first_query != q || r.n_head == 0 {
+            return Vec::new();
+        }
+        let keys = (q + 1).min(r.n_key);
+        let mut mean = vec![0.0f32; keys];
+        for h in 0..r.n_head {
+            let row = &r.data[h * r.n_key..h * r.n_key + keys];
+            for (m, w) in mean.iter_mut().zip(row) {
+                *m += w / r.n_head as f32;
+            }
+        }
+        let records = &cmp.columns[c].records;
+        let text = |k: usize| {
+            cmp.prompt.get(k).cloned().unwrap_or_else(|| {
+                let first = records.first().map_or(0, |r| r.position);
+                k.checked_sub(first)
+                    .and_then(|i| records.get(i))
+                    .map_or_else(String::new, |r| r.text.clone())
+            })
+        };
+        let mut pairs: Vec<(usize, f32)> = mean
+            .into_iter()
+            .enumerate()
+            .filter(|(_, w)| w.is_finite())
+            .collect();
+        pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        pairs.truncate(n);
+        pairs.into_iter().map(|(k, w)| (k, text(k), w)).collect()
+    }
+
     /// The head index into the layer data (`n_head` is the mean).
     pub fn head_index(&self) -> usize {
         match (&self.attn.data, self.attn.mean) {
@@ -1453,4 +1604,15 @@ impl App {
             .get(self.cursor)
             .and_then(|t| t.record.as_deref())
     }
+}
+
+/// The attention query for compare column `col`'s step `step`: its own
+/// position, or the newest the column's cache has read (a column's last
+/// token is never fed to the model).
+pub fn compare_query(cmp: &CompareState, col: usize, step: usize) -> Option<usize> {
+    let records = &cmp.columns.get(col)?.records;
+    let r = records.get(step)?;
+    let first = records.first()?.position;
+    let read = (first + records.len()).checked_sub(2)?;
+    Some(r.position.min(read))
 }

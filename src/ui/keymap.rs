@@ -22,17 +22,20 @@ pub enum Context {
     /// The probabilities pane focused (its keys, then the output's).
     Probabilities,
     Attention,
+    /// The compare view.
+    Compare,
     Settings,
     Help,
 }
 
 impl Context {
-    pub const ALL: [Context; 7] = [
+    pub const ALL: [Context; 8] = [
         Context::Global,
         Context::Prompt,
         Context::Output,
         Context::Probabilities,
         Context::Attention,
+        Context::Compare,
         Context::Settings,
         Context::Help,
     ];
@@ -44,6 +47,7 @@ impl Context {
             Context::Output => "output",
             Context::Probabilities => "probabilities",
             Context::Attention => "attention",
+            Context::Compare => "compare",
             Context::Settings => "settings",
             Context::Help => "help",
         }
@@ -126,6 +130,8 @@ actions! {
     BranchNext = "branch_next": "Show the next sibling branch",
     BranchParent = "branch_parent": "Show the run this branch left",
     BranchChild = "branch_child": "Show a branch leaving at or after the selected token",
+    ColumnPrev = "column_prev": "Select the token in the previous column",
+    ColumnNext = "column_next": "Select the token in the next column",
 }
 
 /// A key with its modifiers, as written in the keymap ("ctrl-r").

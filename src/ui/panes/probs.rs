@@ -8,6 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::{fit, notice, pane, visible};
+use crate::engine::types::StepRecord;
 use crate::ui::app::{App, Focus};
 use crate::ui::keymap::{Action, Context};
 use crate::ui::theme::Theme;
@@ -59,6 +60,22 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         );
         return notice(t, &text, inner, buf);
     };
+    let picked = focused.then(|| app.alt.min(r.top.len().saturating_sub(1)));
+    let lines = record_lines(app, r, w, picked);
+    for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
+        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+}
+
+/// A record's summary line, a header, and a row per alternative (the
+/// picked one, if any, marked), for a pane `w` wide.
+pub fn record_lines(
+    app: &App,
+    r: &StepRecord,
+    w: usize,
+    picked: Option<usize>,
+) -> Vec<Line<'static>> {
+    let t = &app.theme;
     let mut lines = vec![Line::from(vec![
         Span::styled(
             format!("#{} “{}”", r.position, fit(&visible(&r.text), 16)),
@@ -84,7 +101,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         ),
         t.dim(),
     ));
-    let picked = focused.then(|| app.alt.min(r.top.len().saturating_sub(1)));
     for (i, c) in r.top.iter().enumerate() {
         let chosen = c.token_id == r.token_id;
         let marker = match (chosen, picked == Some(i)) {
@@ -128,9 +144,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             t.warn(),
         ));
     }
-    for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
-        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
-    }
+    lines
 }
 
 fn row_style_of(t: &Theme, chosen: bool, removed: bool) -> Style {
