@@ -327,3 +327,40 @@ fn compare_view_a_selected_token_shows_its_probabilities_and_attention() {
     a.on_engine(EngineEvent::Attention(la));
     insta::assert_snapshot!(screen(&mut a, 120, 30));
 }
+
+#[test]
+fn session_list_newest_first_with_a_corrupt_file() {
+    use lmscope::store::session::SessionEntry;
+    let mut a = app(Theme::plain());
+    a.update(Action::Sessions);
+    let entry = |name: &str, created: u64, prompt: &str, runs: usize| SessionEntry {
+        path: format!("/data/sessions/{name}.json").into(),
+        name: name.into(),
+        created_unix: created,
+        model: "SmolLM2 135M Instruct".into(),
+        prompt: prompt.into(),
+        runs,
+        error: None,
+    };
+    a.set_sessions(vec![
+        entry("session-1764349200", 1_764_349_200, "Why is the sky blue?", 3),
+        SessionEntry {
+            error: Some(
+                "/data/sessions/broken.json is not a readable session file (EOF while parsing a list at line 1 column 24); it was left untouched".into(),
+            ),
+            ..entry("broken", 1_764_300_000, "", 0)
+        },
+        entry("session-1764200000", 1_764_200_000, "The cat sat on the mat", 1),
+    ]);
+    a.update(Action::LineDown);
+    insta::assert_snapshot!(screen(&mut a, 100, 16));
+}
+
+#[test]
+fn settings_naming_a_preset() {
+    let mut a = app(Theme::plain());
+    a.update(Action::Settings);
+    a.update(Action::SavePreset);
+    a.settings.naming = Some("warm".into());
+    insta::assert_snapshot!(screen(&mut a, 100, 30));
+}

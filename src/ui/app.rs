@@ -27,6 +27,8 @@ use crate::engine::types::{FinishReason, ModelInfo, StepRecord, Timings};
 use crate::engine::{Prompt, Request};
 use crate::store::config::{ColorBy, Config};
 use crate::store::presets;
+use crate::store::session::{BranchPoint, ModelIdentity, Run, Session, SessionEntry};
+use std::path::PathBuf;
 
 /// Attention rows asked for at once, at most (a window around the query).
 pub const MAX_ATTENTION_ROWS: usize = 1024;
@@ -60,6 +62,32 @@ pub enum Overlay {
     None,
     Help,
     Settings,
+    Sessions,
+}
+
+/// What the interface asks of the world outside it (files); the event
+/// loop carries these out ([`super::effects`]), so `update` stays pure.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Save the session (every run, branch and compare column).
+    Autosave,
+    /// Read the session folder for the list.
+    ListSessions,
+    LoadSession(PathBuf),
+    /// Save sampler settings as a named preset in the user's presets file.
+    SavePreset {
+        name: String,
+        settings: SamplerSettings,
+    },
+}
+
+/// The session list overlay.
+#[derive(Clone, Debug, Default)]
+pub struct SessionsState {
+    pub entries: Vec<SessionEntry>,
+    pub selected: usize,
+    /// The folder has been read since the list was opened.
+    pub listed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +145,7 @@ pub struct AttnState {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CompareColumn {
     pub preset: String,
+    pub settings: SamplerSettings,
     pub records: Vec<StepRecord>,
     pub text: String,
     pub timings: Timings,
@@ -139,6 +168,8 @@ pub struct CompareState {
     pub attention: Option<LayerAttention>,
     /// The last attention request: (column, step, layer).
     pub asked: Option<(usize, usize, usize)>,
+    /// The request the columns share (each with its preset's sampler).
+    pub request: Option<Request>,
 }
 
 impl CompareState {
@@ -163,6 +194,10 @@ pub struct RunNode {
     pub finish: Option<FinishReason>,
     /// The engine has started it (a branch that could not start is dropped).
     pub started: bool,
+    /// The prompt's token ids.
+    pub prompt_ids: Vec<u32>,
+    /// Opened from a session file: the engine does not hold it.
+    pub loaded: bool,
 }
 
 impl RunNode {
@@ -188,6 +223,8 @@ pub struct BranchPosition {
 pub struct SettingsState {
     pub selected: usize,
     pub editing: Option<String>,
+    /// The name being typed for a new preset.
+    pub naming: Option<String>,
 }
 
 pub struct App {
@@ -245,6 +282,16 @@ pub struct App {
     pub size: Rect,
     pub quit: bool,
     pub outbox: Vec<EngineCommand>,
+    /// File work for the event loop ([`Effect`]).
+    pub effects: Vec<Effect>,
+    /// Whether finished runs are saved (the interface turns it on; tests
+    /// and benchmarks leave it off).
+    pub autosave: bool,
+    /// Where this session is saved, once it has been.
+    pub session_path: Option<PathBuf>,
+    /// When this session began (unix seconds; 0 until the first save).
+    pub session_created: u64,
+    pub sessions: SessionsState,
 }
 
 impl App {
@@ -293,6 +340,11 @@ impl App {
             size: Rect::new(0, 0, 80, 24),
             quit: false,
             outbox: Vec::new(),
+            effects: Vec::new(),
+            autosave: false,
+            session_path: None,
+            session_created: 0,
+            sessions: SessionsState::default(),
         }
     }
 
@@ -309,6 +361,7 @@ impl App {
         let mut c = match self.overlay {
             Overlay::Help => vec![Context::Help],
             Overlay::Settings => vec![Context::Settings],
+            Overlay::Sessions => vec![Context::Sessions],
             Overlay::None if self.compare_view => vec![Context::Compare],
             Overlay::None if self.attention_view => vec![Context::Attention],
             Overlay::None => match self.focus {
@@ -346,7 +399,10 @@ impl App {
     }
 
     fn on_key(&mut self, k: &KeyEvent) {
-        // Editing a setting takes every key.
+        // Editing a setting (or naming a preset) takes every key.
+        if self.overlay == Overlay::Settings && self.settings.naming.is_some() {
+            return self.name_preset_key(k);
+        }
         if self.overlay == Overlay::Settings && self.settings.editing.is_some() {
             return self.edit_setting_key(k);
         }
@@ -557,7 +613,15 @@ impl App {
             }
             TokenNext => self.select(self.cursor + 1),
             LineUp | LineDown | PageUp | PageDown => {
-                if self.overlay == Overlay::Help {
+                if self.overlay == Overlay::Sessions {
+                    let n = self.sessions.entries.len();
+                    self.sessions.selected = match action {
+                        LineUp => self.sessions.selected.saturating_sub(1),
+                        LineDown => (self.sessions.selected + 1).min(n.saturating_sub(1)),
+                        PageUp => self.sessions.selected.saturating_sub(10),
+                        _ => (self.sessions.selected + 10).min(n.saturating_sub(1)),
+                    };
+                } else if self.overlay == Overlay::Help {
                     self.help_scroll = match action {
                         LineUp => self.help_scroll.saturating_sub(1),
                         _ => self.help_scroll + 1,
@@ -628,6 +692,17 @@ impl App {
                     self.say(Level::Error, e);
                 }
             }
+            Sessions => {
+                if self.overlay == Overlay::Sessions {
+                    self.overlay = Overlay::None;
+                } else {
+                    self.overlay = Overlay::Sessions;
+                    self.sessions.listed = false;
+                    self.effects.push(Effect::ListSessions);
+                }
+            }
+            OpenSession => self.open_session(),
+            SavePreset => self.settings.naming = Some(String::new()),
             AltPrev => self.alt = self.alt.saturating_sub(1),
             AltNext => {
                 let n = self.selected_record().map_or(0, |r| r.top.len());
@@ -645,6 +720,39 @@ impl App {
             }
         }
         self.after_update();
+    }
+
+    fn name_preset_key(&mut self, k: &KeyEvent) {
+        let Some(name) = self.settings.naming.as_mut() else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => self.settings.naming = None,
+            KeyCode::Enter => {
+                let name = name.trim().to_string();
+                self.save_preset(&name);
+            }
+            KeyCode::Backspace => {
+                name.pop();
+            }
+            KeyCode::Char(c) => name.push(c),
+            _ => {}
+        }
+    }
+
+    /// Queues the current sampler settings to be saved as preset `name`.
+    pub fn save_preset(&mut self, name: &str) {
+        if !presets::valid_name(name) {
+            return self.say(
+                Level::Error,
+                format!("`{name}` is not a preset name: use letters, digits, - and _"),
+            );
+        }
+        self.settings.naming = None;
+        self.effects.push(Effect::SavePreset {
+            name: name.to_string(),
+            settings: self.config.sampler.clone(),
+        });
     }
 
     fn edit_setting_key(&mut self, k: &KeyEvent) {
@@ -812,6 +920,8 @@ impl App {
             timings: Timings::default(),
             finish: None,
             started: false,
+            prompt_ids: Vec::new(),
+            loaded: false,
         });
         self.outbox.push(EngineCommand::Generate {
             id: self.run_id,
@@ -923,6 +1033,12 @@ impl App {
         if let Some(why) = self.busy() {
             return self.say(Level::Warn, why);
         }
+        if self.node(self.shown).is_some_and(|n| n.loaded) {
+            return self.say(
+                Level::Warn,
+                "this run was opened from a session file and is not in the engine; run its prompt again to branch",
+            );
+        }
         let Some(record) = self.selected_record() else {
             return self.say(
                 Level::Warn,
@@ -945,6 +1061,7 @@ impl App {
         let Some(parent) = self.node(self.shown).cloned() else {
             return;
         };
+
         self.run_id += 1;
         let id = self.run_id;
         let keep = (parent.prompt_len + step).min(parent.tokens.len());
@@ -963,6 +1080,8 @@ impl App {
             },
             finish: None,
             started: false,
+            prompt_ids: parent.prompt_ids.clone(),
+            loaded: false,
         });
         self.outbox.push(EngineCommand::Branch {
             id,
@@ -1076,10 +1195,12 @@ impl App {
         self.compare = Some(CompareState {
             id: self.run_id,
             captures: request.capture_attention,
+            request: Some(request.clone()),
             columns: presets
                 .iter()
-                .map(|(name, _)| CompareColumn {
+                .map(|(name, settings)| CompareColumn {
                     preset: name.clone(),
+                    settings: settings.clone(),
                     ..Default::default()
                 })
                 .collect(),
@@ -1096,6 +1217,207 @@ impl App {
         self.compare_view = true;
         self.state = EngineState::Running;
         self.say(Level::Info, "comparing; Esc cancels");
+    }
+
+    // ---- sessions ------------------------------------------------------
+
+    /// Everything to see this session's runs again: every started run and
+    /// branch (parents by index), then the compare columns. None before
+    /// any run.
+    pub fn to_session(&self, model: ModelIdentity) -> Option<Session> {
+        let started: Vec<&RunNode> = self.runs.iter().filter(|n| n.started).collect();
+        let cmp = self
+            .compare
+            .as_ref()
+            .filter(|c| c.columns.iter().any(|col| !col.records.is_empty()));
+        let first = started
+            .first()
+            .map(|n| &n.request)
+            .or_else(|| cmp.and_then(|c| c.request.as_ref()))?;
+        let template = match first.prompt {
+            Prompt::Chat(_) => self.info.as_ref().and_then(|i| i.chat_template.clone()),
+            _ => None,
+        };
+        let prompt_tokens = started
+            .first()
+            .map(|n| n.prompt_ids.clone())
+            .unwrap_or_default();
+        let mut session = Session::new(model, first.prompt.clone(), prompt_tokens, template);
+        if self.session_created > 0 {
+            session.created_unix = self.session_created;
+        }
+        let index = |id: u64| started.iter().position(|n| n.id == id);
+        for n in &started {
+            let steps: Vec<StepRecord> = n.records().cloned().collect();
+            session.runs.push(Run {
+                label: match n.parent {
+                    None => format!("run {}", n.id),
+                    Some((p, s)) => format!("run {} (branch of run {p} at step {s})", n.id),
+                },
+                request: n.request.clone(),
+                parent: n
+                    .parent
+                    .and_then(|(p, step)| index(p).map(|run| BranchPoint { run, step })),
+                text: steps.iter().map(|s| s.text.as_str()).collect(),
+                steps,
+                finish: n.finish,
+                timings: n.timings,
+                prompt_texts: n.tokens[..n.prompt_len.min(n.tokens.len())]
+                    .iter()
+                    .map(|t| t.text.clone())
+                    .collect(),
+            });
+        }
+        if let Some(c) = cmp {
+            let request = c.request.clone().unwrap_or_else(|| first.clone());
+            for col in &c.columns {
+                session.compare.push(session.runs.len());
+                session.runs.push(Run {
+                    label: col.preset.clone(),
+                    request: Request {
+                        sampler: col.settings.clone(),
+                        ..request.clone()
+                    },
+                    parent: None,
+                    steps: col.records.clone(),
+                    text: col.text.clone(),
+                    finish: col.finish,
+                    timings: col.timings,
+                    prompt_texts: c.prompt.clone(),
+                });
+            }
+        }
+        Some(session)
+    }
+
+    /// The session folder as read by the event loop.
+    pub fn set_sessions(&mut self, entries: Vec<SessionEntry>) {
+        self.sessions.selected = self.sessions.selected.min(entries.len().saturating_sub(1));
+        self.sessions.entries = entries;
+        self.sessions.listed = true;
+    }
+
+    fn open_session(&mut self) {
+        let Some(entry) = self.sessions.entries.get(self.sessions.selected) else {
+            return;
+        };
+        if let Some(e) = &entry.error {
+            let e = e.clone();
+            return self.say(Level::Error, e);
+        }
+        if self.state == EngineState::Running {
+            return self.say(Level::Warn, "a generation is running; Esc cancels it");
+        }
+        self.effects.push(Effect::LoadSession(entry.path.clone()));
+    }
+
+    /// Shows the runs of a session read from `path` (they are not in the
+    /// engine: they can be looked at, not branched; `lmscope session
+    /// replay` runs them again). Later saves go to the same file.
+    pub fn load_session(&mut self, path: PathBuf, session: Session) {
+        self.runs.clear();
+        self.compare = None;
+        let mut ids: Vec<Option<u64>> = Vec::new();
+        for (i, r) in session.runs.iter().enumerate() {
+            if session.compare.contains(&i) {
+                ids.push(None);
+                continue;
+            }
+            self.run_id += 1;
+            ids.push(Some(self.run_id));
+            let mut tokens: Vec<Tok> = r
+                .prompt_texts
+                .iter()
+                .map(|t| Tok {
+                    text: t.clone(),
+                    record: None,
+                })
+                .collect();
+            let prompt_len = tokens.len();
+            tokens.extend(r.steps.iter().map(|s| Tok {
+                text: s.text.clone(),
+                record: Some(Box::new(s.clone())),
+            }));
+            let parent = r
+                .parent
+                .and_then(|bp| ids.get(bp.run).copied().flatten().map(|p| (p, bp.step)));
+            self.runs.push(RunNode {
+                id: self.run_id,
+                parent,
+                request: r.request.clone(),
+                tokens,
+                prompt_len,
+                cache_len: 0,
+                captures: false,
+                timings: r.timings,
+                finish: r.finish,
+                started: true,
+                prompt_ids: if i == 0 {
+                    session.prompt_tokens.clone()
+                } else {
+                    Vec::new()
+                },
+                loaded: true,
+            });
+        }
+        if !session.compare.is_empty() {
+            self.run_id += 1;
+            let cols: Vec<&Run> = session
+                .compare
+                .iter()
+                .filter_map(|&i| session.runs.get(i))
+                .collect();
+            self.compare = Some(CompareState {
+                id: self.run_id,
+                prompt: cols
+                    .first()
+                    .map(|r| r.prompt_texts.clone())
+                    .unwrap_or_default(),
+                request: cols.first().map(|r| r.request.clone()),
+                columns: cols
+                    .iter()
+                    .map(|r| CompareColumn {
+                        preset: r.label.clone(),
+                        settings: r.request.sampler.clone(),
+                        records: r.steps.clone(),
+                        text: r.text.clone(),
+                        timings: r.timings,
+                        finish: r.finish,
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+        }
+        self.overlay = Overlay::None;
+        self.attention_view = false;
+        self.compare_view = self.runs.is_empty() && self.compare.is_some();
+        match self.runs.last().map(|n| n.id) {
+            Some(id) => {
+                self.cursor = usize::MAX;
+                self.show(id);
+                self.follow = true;
+            }
+            None => {
+                self.shown = 0;
+                self.tokens.clear();
+                self.prompt_len = 0;
+                self.cache_len = 0;
+                self.finish = None;
+            }
+        }
+        self.session_created = session.created_unix;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.session_path = Some(path);
+        self.say(
+            Level::Info,
+            format!(
+                "opened session {name}: {} runs; `lmscope session replay` runs them again",
+                session.runs.len()
+            ),
+        );
     }
 
     /// Moves the compare view's token cursor and asks for its attention.
@@ -1200,6 +1522,7 @@ impl App {
                     c.timings = timings;
                 }
                 if cmp.finished() {
+                    self.effects.push(Effect::Autosave);
                     self.state = EngineState::Idle;
                     if !matches!(self.message, Some((Level::Error, _))) {
                         self.say(Level::Info, "comparison finished; Esc closes it");
@@ -1246,6 +1569,7 @@ impl App {
                     .collect();
                 if let Some(n) = self.node_mut(id) {
                     n.started = true;
+                    n.prompt_ids = prompt.token_ids.clone();
                     n.prompt_len = tokens.len();
                     n.tokens = tokens.clone();
                     n.cache_len = cache_len;
@@ -1311,6 +1635,7 @@ impl App {
                     if n.started {
                         n.finish = Some(reason);
                         n.timings = timings;
+                        self.effects.push(Effect::Autosave);
                     } else {
                         // A branch that could not start (the error came first).
                         dropped = Some(n.parent);

@@ -25,11 +25,13 @@ pub enum Context {
     /// The compare view.
     Compare,
     Settings,
+    /// The session list.
+    Sessions,
     Help,
 }
 
 impl Context {
-    pub const ALL: [Context; 8] = [
+    pub const ALL: [Context; 9] = [
         Context::Global,
         Context::Prompt,
         Context::Output,
@@ -37,6 +39,7 @@ impl Context {
         Context::Attention,
         Context::Compare,
         Context::Settings,
+        Context::Sessions,
         Context::Help,
     ];
 
@@ -48,6 +51,7 @@ impl Context {
             Context::Probabilities => "probabilities",
             Context::Attention => "attention",
             Context::Compare => "compare",
+            Context::Sessions => "sessions",
             Context::Settings => "settings",
             Context::Help => "help",
         }
@@ -132,6 +136,9 @@ actions! {
     BranchChild = "branch_child": "Show a branch leaving at or after the selected token",
     ColumnPrev = "column_prev": "Select the token in the previous column",
     ColumnNext = "column_next": "Select the token in the next column",
+    Sessions = "sessions": "Open the list of saved sessions",
+    OpenSession = "open_session": "Open the selected session",
+    SavePreset = "save_preset": "Save the sampler settings as a named preset (for compare)",
 }
 
 /// A key with its modifiers, as written in the keymap ("ctrl-r").

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod editor;
+pub mod effects;
 pub mod event_loop;
 pub mod keymap;
 pub mod layout;
@@ -76,6 +77,7 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut app = App::new(loaded.config, keymap, Theme::from_env(), label);
+    app.autosave = true;
     // The user's presets (presets.toml) join the built-in ones for compare.
     let mut warnings = warnings;
     match crate::store::presets::load() {
