@@ -337,10 +337,10 @@ fn render_column(
     let rows = wrap_tokens(&col.records, inner.width);
     let mut skip = rows.len().saturating_sub(text_h as usize);
     // Keep the selected token in sight.
-    if let Some(row) = selected.and_then(|s| rows.iter().position(|r| r.iter().any(|c| c.2 == s))) {
-        if row < skip {
-            skip = row;
-        }
+    if let Some(row) = selected.and_then(|s| rows.iter().position(|r| r.iter().any(|c| c.2 == s)))
+        && row < skip
+    {
+        skip = row;
     }
     for (y, row) in rows.iter().skip(skip).enumerate() {
         for &(x, c, step) in row {
