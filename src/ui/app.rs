@@ -1525,7 +1525,10 @@ impl App {
                     self.effects.push(Effect::Autosave);
                     self.state = EngineState::Idle;
                     if !matches!(self.message, Some((Level::Error, _))) {
-                        self.say(Level::Info, "comparison finished; Esc closes it");
+                        self.say(
+                            Level::Info,
+                            "comparison finished; arrows select a token (its probabilities and attention); Esc closes",
+                        );
                     }
                 }
             }
