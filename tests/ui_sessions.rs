@@ -323,3 +323,31 @@ fn the_settings_overlay_saves_a_named_preset() {
     assert_eq!(a.settings.naming, None);
     assert_eq!(a.overlay, Overlay::Settings);
 }
+
+#[test]
+fn an_opened_session_shows_its_compare_columns_on_f7_with_an_empty_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ctx(dir.path());
+    let mut a = ui_common::compare_app(Theme::plain());
+    a.autosave = true;
+    effects::apply(&mut a, Effect::Autosave, &mut c);
+    let path = a.session_path.clone().unwrap();
+
+    let mut b = app(Theme::plain());
+    effects::apply(&mut b, Effect::LoadSession(path), &mut c);
+    assert_eq!(b.runs.len(), 1, "the main run");
+    assert!(!b.compare_view);
+    let cmp = b.compare.as_ref().unwrap();
+    let presets: Vec<&str> = cmp.columns.iter().map(|c| c.preset.as_str()).collect();
+    assert_eq!(presets, ["greedy", "balanced", "creative"]);
+    assert_eq!(cmp.columns[2].records.len(), 4);
+    b.outbox.clear();
+    b.update(Action::Compare);
+    assert!(b.compare_view);
+    assert!(b.outbox.is_empty(), "nothing is run again");
+    // Tokens can be selected; no attention is asked of the engine for
+    // columns it never ran.
+    b.update(Action::ColumnNext);
+    assert!(b.compare_selected().is_some());
+    assert!(b.outbox.is_empty());
+}

@@ -1154,6 +1154,13 @@ impl App {
     /// [`MAX_COMPARE_COLUMNS`]; one seed, the current token limit) and
     /// opens the compare view.
     pub fn compare(&mut self) {
+        // With an empty prompt, the last comparison (one opened from a
+        // session included) is shown again.
+        if self.editor.is_blank() && self.compare.is_some() && self.overlay == Overlay::None {
+            self.attention_view = false;
+            self.compare_view = true;
+            return;
+        }
         if !self.ready() {
             return;
         }

@@ -95,7 +95,7 @@ actions! {
     ToggleCapture = "toggle_capture": "Capture attention in the next run on/off",
     ToggleChat = "toggle_chat": "Chat mode (model's template) or plain text",
     Run = "run": "Run the prompt",
-    Compare = "compare": "Compare the prompt under the presets side by side",
+    Compare = "compare": "Compare the presets side by side (empty prompt: the last comparison)",
     Submit = "submit": "Run the prompt",
     Newline = "newline": "Insert a line break",
     HistoryPrev = "history_prev": "Previous prompt from history",
