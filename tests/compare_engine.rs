@@ -50,8 +50,14 @@ fn compare_runs_a_column_per_preset_and_finishes_each_once() {
     let mut steps: Vec<Vec<StepRecord>> = vec![Vec::new(); 3];
     let mut texts = vec![String::new(); 3];
     let mut finished = vec![None; 3];
+    let mut prefilled = 0;
     while finished.iter().any(Option::is_none) {
         match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(EngineEvent::Prefilled { id, prompt, .. }) => {
+                assert_eq!(id, 7);
+                assert!(!prompt.texts.is_empty());
+                prefilled += 1;
+            }
             Ok(EngineEvent::CompareStep {
                 id,
                 column,
@@ -87,6 +93,7 @@ fn compare_runs_a_column_per_preset_and_finishes_each_once() {
         );
         assert!(!texts[c].is_empty());
     }
+    assert_eq!(prefilled, 1, "one prefill for every column");
     let ids = |c: usize| steps[c].iter().map(|s| s.token_id).collect::<Vec<_>>();
     assert_eq!(ids(0), ids(1), "the same preset gives the same tokens");
     assert!(
@@ -107,6 +114,7 @@ fn cancel_ends_every_column_within_a_token() {
     let mut cancelled = 0;
     while cancelled < 2 {
         match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(EngineEvent::Prefilled { .. }) => {}
             Ok(EngineEvent::CompareStep { .. }) => {
                 seen += 1;
                 if seen == 3 {
@@ -121,4 +129,39 @@ fn cancel_ends_every_column_within_a_token() {
         }
     }
     assert!(seen < 10, "{seen} steps: cancel is checked every token");
+}
+
+#[test]
+fn finished_columns_are_kept_and_serve_attention() {
+    let (handle, rx) = spawn();
+    let mut req = request(4);
+    req.capture_attention = true;
+    handle.send(EngineCommand::Compare {
+        id: 3,
+        request: req,
+        presets: presets(&["greedy", "creative"]),
+    });
+    let mut done = 0;
+    while done < 2 {
+        if let Ok(EngineEvent::CompareFinished { .. }) = rx.recv_timeout(Duration::from_secs(60)) {
+            done += 1;
+        }
+    }
+    let id = lmscope::engine::handle::compare_column_id(3, 1);
+    handle.send(EngineCommand::Attention {
+        id,
+        layer: 2,
+        queries: 5..6,
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(EngineEvent::Attention(la)) => {
+            assert_eq!(
+                (la.id, la.layer, la.rows.n_query, la.rows.first_query),
+                (id, 2, 1, 5)
+            );
+            let row_sum: f32 = la.rows.data[..la.rows.n_key].iter().sum();
+            assert!((row_sum - 1.0).abs() < 1e-3, "{row_sum}");
+        }
+        other => panic!("expected the column's attention, got {other:?}"),
+    }
 }

@@ -239,3 +239,32 @@ fn replay_confirms_a_saved_run_and_catches_a_changed_one() {
         assert!(stdout(&out).contains(needle), "{format}");
     }
 }
+
+#[test]
+fn replay_of_a_cancelled_run_stops_where_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    let p = path.to_str().unwrap();
+    let out = lmscope(&[
+        "generate",
+        "Rivers carry",
+        "-n",
+        "6",
+        "--temperature",
+        "0.9",
+        "--seed",
+        "5",
+        "--save",
+        p,
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // As the interface saves a run cancelled after 4 tokens.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["runs"][0]["steps"].as_array_mut().unwrap().truncate(4);
+    v["runs"][0]["finish"] = "cancelled".into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let out = lmscope(&["session", "replay", p]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("same 4 tokens"), "{}", stdout(&out));
+}

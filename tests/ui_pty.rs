@@ -169,6 +169,31 @@ fn drives_the_interface_on_the_real_model() {
     });
     send(b"\x1b"); // close the pane
 
+    // Branch at the selected token: the probabilities pane, the next
+    // alternative (the one after it if that is the chosen token), b.
+    send(b"\t"); // from the prompt to the output
+    send(b"\t"); // the probabilities pane
+    send(b"j");
+    send(b"b");
+    let t = screen.wait_for("the branch to start", |t| {
+        t.contains("branch 1/1 of run 1") || t.contains("pick another")
+    });
+    if t.contains("pick another") {
+        send(b"j");
+        send(b"b");
+        screen.wait_for("the branch to start", |t| t.contains("branch 1/1 of run 1"));
+    }
+    send(b"\x1b"); // Esc cancels the branch (or it has finished)
+    // (Esc after an early end only clears the message: wait for the state.)
+    screen.wait_for("the branch to end", |t| t.contains(" ready "));
+
+    // The session was saved: f10 lists it with both runs.
+    send(b"\x1b[21~"); // f10
+    screen.wait_for("the session list", |t| {
+        t.contains("Sessions · newest first") && t.contains(" 2 runs ")
+    });
+    send(b"\x1b"); // closes the list
+
     send(b"\x11"); // ctrl-q
     let start = Instant::now();
     let status = loop {
@@ -198,5 +223,31 @@ fn drives_the_interface_on_the_real_model() {
             .map(|d| d.count() > 0)
             .unwrap_or(false),
         "a log file in the data directory"
+    );
+    let sessions: Vec<_> = std::fs::read_dir(data.path().join("sessions"))
+        .expect("a sessions folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(sessions.len(), 1, "one autosaved session: {sessions:?}");
+    let s = lmscope::store::session::Session::load(&sessions[0]).unwrap();
+    assert_eq!(s.runs.len(), 2, "the run and its branch");
+    let parent = s.runs[1].parent.expect("the branch's parent");
+    assert_eq!(parent.run, 0);
+    assert_eq!(
+        s.runs[1].steps[..parent.step]
+            .iter()
+            .map(|r| r.token_id)
+            .collect::<Vec<_>>(),
+        s.runs[0].steps[..parent.step]
+            .iter()
+            .map(|r| r.token_id)
+            .collect::<Vec<_>>(),
+        "the branch keeps its parent's tokens before the branch point"
+    );
+    assert_ne!(
+        s.runs[1].steps[parent.step].token_id,
+        s.runs[0].steps[parent.step].token_id
     );
 }

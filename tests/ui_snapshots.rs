@@ -277,3 +277,175 @@ fn bias_pane_while_running_shows_progress() {
     a.message = None;
     insta::assert_snapshot!(screen(&mut a, 100, 16));
 }
+
+/// The fixture run branched at step 2 with its second alternative (" and"),
+/// three tokens streamed into the branch.
+fn branched_app(theme: Theme) -> App {
+    let mut a = app(theme);
+    a.focus = Focus::Output;
+    a.update(Action::FirstToken);
+    for _ in 0..ui_common::PROMPT.len() + 2 {
+        a.update(Action::TokenNext);
+    }
+    a.focus = Focus::Probabilities;
+    a.update(Action::AltNext);
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Branched {
+        id,
+        parent_id: 1,
+        step: 2,
+        cache_len: ui_common::PROMPT.len() + 1,
+    });
+    for (k, text) in [" and", " the", " dog"].into_iter().enumerate() {
+        let mut r = ui_common::step(2 + k, text, 0.4);
+        r.token_id = 300 + k as u32;
+        r.top[0].token_id = r.token_id;
+        a.on_engine(EngineEvent::Step {
+            id,
+            record: Box::new(r),
+            text_delta: text.into(),
+            cache_len: ui_common::PROMPT.len() + 2 + k,
+        });
+    }
+    a.on_engine(EngineEvent::Finished {
+        id,
+        reason: lmscope::engine::types::FinishReason::Length,
+        timings: Default::default(),
+    });
+    a.message = None;
+    a.outbox.clear();
+    a
+}
+
+#[test]
+fn branch_indicator_in_the_status_line_and_a_picked_alternative() {
+    let mut a = branched_app(Theme { color: true });
+    // A sibling: the same point, the third alternative.
+    a.update(Action::BranchParent);
+    a.focus = Focus::Probabilities;
+    a.update(Action::AltNext);
+    a.update(Action::AltNext);
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Finished {
+        id,
+        reason: lmscope::engine::types::FinishReason::Cancelled,
+        timings: Default::default(),
+    });
+    // Never started: dropped again; the parent is shown with one branch.
+    assert_eq!(a.runs.len(), 2);
+    a.update(Action::BranchChild);
+    a.focus = Focus::Probabilities;
+    a.update(Action::FirstToken);
+    a.update(Action::TokenNext);
+    a.update(Action::LastToken);
+    a.update(Action::TokenPrev);
+    a.update(Action::AltNext);
+    a.message = None;
+    let term = draw(&mut a, 120, 36);
+    // The token where the branch left its parent is underlined.
+    let buf = term.backend().buffer();
+    let underlined = (0..36u16)
+        .flat_map(|y| (0..70u16).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::UNDERLINED)
+        })
+        .count();
+    assert_eq!(underlined, " and".len());
+    insta::assert_snapshot!(term.backend().to_string());
+}
+
+#[test]
+fn branch_siblings_in_the_status_line_no_color() {
+    let mut a = branched_app(Theme::plain());
+    a.update(Action::BranchParent);
+    a.focus = Focus::Probabilities;
+    a.update(Action::AltNext);
+    a.update(Action::AltNext);
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Branched {
+        id,
+        parent_id: 1,
+        step: 2,
+        cache_len: ui_common::PROMPT.len() + 1,
+    });
+    let mut r = ui_common::step(2, ",", 0.2);
+    r.token_id = 102;
+    a.on_engine(EngineEvent::Step {
+        id,
+        record: Box::new(r),
+        text_delta: ",".into(),
+        cache_len: ui_common::PROMPT.len() + 2,
+    });
+    a.on_engine(EngineEvent::Finished {
+        id,
+        reason: lmscope::engine::types::FinishReason::Eos,
+        timings: Default::default(),
+    });
+    a.message = None;
+    insta::assert_snapshot!(screen(&mut a, 100, 20));
+}
+
+#[test]
+fn compare_view_a_selected_token_shows_its_probabilities_and_attention() {
+    let mut a = ui_common::compare_app(Theme::plain());
+    a.update(Action::ColumnNext);
+    a.update(Action::ColumnNext);
+    a.update(Action::ColumnNext);
+    a.update(Action::TokenNext);
+    a.update(Action::TokenNext);
+    let id = a.compare.as_ref().unwrap().id;
+    let col = lmscope::engine::handle::compare_column_id(id, 2);
+    let q = lmscope::ui::app::compare_query(a.compare.as_ref().unwrap(), 2, 2).unwrap();
+    let mut la = ui_common::attention(col, 0, 9, q + 1);
+    let n = la.rows.n_key;
+    let data: Vec<f32> = (0..9)
+        .flat_map(|h| la.rows.data[(h * n + q) * n..(h * n + q + 1) * n].to_vec())
+        .collect();
+    la.rows.n_query = 1;
+    la.rows.first_query = q;
+    la.rows.data = data;
+    a.on_engine(EngineEvent::Attention(la));
+    insta::assert_snapshot!(screen(&mut a, 120, 30));
+}
+
+#[test]
+fn session_list_newest_first_with_a_corrupt_file() {
+    use lmscope::store::session::SessionEntry;
+    let mut a = app(Theme::plain());
+    a.update(Action::Sessions);
+    let entry = |name: &str, created: u64, prompt: &str, runs: usize| SessionEntry {
+        path: format!("/data/sessions/{name}.json").into(),
+        name: name.into(),
+        created_unix: created,
+        model: "SmolLM2 135M Instruct".into(),
+        prompt: prompt.into(),
+        runs,
+        error: None,
+    };
+    a.set_sessions(vec![
+        entry("session-1764349200", 1_764_349_200, "Why is the sky blue?", 3),
+        SessionEntry {
+            error: Some(
+                "/data/sessions/broken.json is not a readable session file (EOF while parsing a list at line 1 column 24); it was left untouched".into(),
+            ),
+            ..entry("broken", 1_764_300_000, "", 0)
+        },
+        entry("session-1764200000", 1_764_200_000, "The cat sat on the mat", 1),
+    ]);
+    a.update(Action::LineDown);
+    insta::assert_snapshot!(screen(&mut a, 100, 16));
+}
+
+#[test]
+fn settings_naming_a_preset() {
+    let mut a = app(Theme::plain());
+    a.update(Action::Settings);
+    a.update(Action::SavePreset);
+    a.settings.naming = Some("warm".into());
+    insta::assert_snapshot!(screen(&mut a, 100, 30));
+}

@@ -354,7 +354,12 @@ fn f7_compares_the_prompt_under_the_presets_and_esc_cancels_then_closes() {
             },
         ] => {
             assert_eq!(*id, a.run_id);
-            assert!(!request.capture_attention);
+            // Captured as the settings say, so that a selected token's
+            // attention can be served from the kept columns.
+            assert_eq!(
+                request.capture_attention,
+                a.config.generation.capture_attention
+            );
             let names: Vec<&str> = presets.iter().map(|(n, _)| n.as_str()).collect();
             assert_eq!(names, ["greedy", "balanced", "creative"]);
             assert!(presets.iter().all(|(_, s)| s.seed == seed), "one seed");

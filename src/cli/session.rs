@@ -6,6 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::args::ModelArgs;
 use crate::engine::Engine;
+use crate::engine::types::FinishReason;
 use crate::store::session::{self, Run, Session};
 
 #[derive(Args, Debug)]
@@ -124,9 +125,14 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
 
 /// A run again: same request and seed; a branch is forced through its
 /// prefix and its chosen token (draws depend only on seed and position, so
-/// this is what branching computed).
+/// this is what branching computed); a cancelled run stops where it did.
 fn replay(engine: &Engine, run: &Run) -> anyhow::Result<Vec<u32>> {
-    let mut g = engine.start(&run.request)?;
+    let mut request = run.request.clone();
+    // A run stopped early (Esc in the interface) is replayed as far as it went.
+    if run.finish == Some(FinishReason::Cancelled) {
+        request.max_tokens = request.max_tokens.min(run.steps.len());
+    }
+    let mut g = engine.start(&request)?;
     if let Some(p) = run.parent {
         g.force(run.steps.iter().take(p.step + 1).map(|s| s.token_id));
     }

@@ -66,8 +66,10 @@ pub enum EngineCommand {
     },
     /// Runs `request`'s prompt once, then one column per preset (each a
     /// fork sharing the prefill), stepped round-robin; answered with
-    /// [`EngineEvent::CompareStep`] and one [`EngineEvent::CompareFinished`]
-    /// per column. Cancel ends every column.
+    /// [`EngineEvent::Prefilled`], [`EngineEvent::CompareStep`] and one
+    /// [`EngineEvent::CompareFinished`] per column. Cancel ends every
+    /// column. Once all are done each column's generation is kept under
+    /// [`compare_column_id`] (attention can be asked of it).
     Compare {
         id: u64,
         request: Box<Request>,
@@ -80,6 +82,17 @@ pub enum EngineCommand {
     Task {
         id: u64,
         task: Box<dyn Task>,
+    },
+    /// Forks kept run `parent_id` at `step` (its first `step` tokens kept,
+    /// the cache truncated, not recomputed), takes `token` there instead
+    /// of sampling, and goes on generating as run `id` with the parent's
+    /// sampler settings. Answered with [`EngineEvent::Branched`], then
+    /// steps as for `Generate`. The parent is kept.
+    Branch {
+        id: u64,
+        parent_id: u64,
+        step: usize,
+        token: u32,
     },
     Shutdown,
 }
@@ -118,6 +131,14 @@ pub enum EngineEvent {
         timings: Timings,
     },
     Attention(LayerAttention),
+    /// Run `id` forked from `parent_id` at `step`; its steps follow (from
+    /// `step` on). `cache_len` as for `Prefilled`.
+    Branched {
+        id: u64,
+        parent_id: u64,
+        step: usize,
+        cache_len: usize,
+    },
     /// One token of compare column `column`; the record carries no attention.
     CompareStep {
         id: u64,
@@ -217,6 +238,7 @@ impl EngineHandle {
                     events,
                     cancel: flag,
                     current: None,
+                    kept: Vec::new(),
                 }
                 .run(rx);
             })?;
@@ -234,6 +256,7 @@ impl EngineHandle {
             EngineCommand::Generate { .. }
                 | EngineCommand::Compare { .. }
                 | EngineCommand::Task { .. }
+                | EngineCommand::Branch { .. }
         ) {
             self.cancel.store(false, Ordering::SeqCst);
         }
@@ -278,6 +301,20 @@ struct Worker<S: EventSink> {
     cancel: Arc<AtomicBool>,
     /// The current (or last finished) run: attention is served from its cache.
     current: Option<Run>,
+    /// Earlier runs (and compare columns), oldest first, at most
+    /// [`KEPT_RUNS`]: they can be branched from and serve attention.
+    kept: Vec<(u64, Generation)>,
+}
+
+/// How many finished runs the engine thread keeps for branching and
+/// attention (each holds its KV cache: about 46 KB a token for SmolLM2).
+pub const KEPT_RUNS: usize = 12;
+
+/// The key a compare column's generation is kept under: the comparison's
+/// `id` and the column, so that attention can be asked of it.
+pub fn compare_column_id(id: u64, column: usize) -> u64 {
+    // Run ids count up from 1; compare columns live in the top bits.
+    (1 << 63) | (id << 3) | column as u64
 }
 
 struct Run {
@@ -365,8 +402,20 @@ impl<S: EventSink> Worker<S> {
             EngineCommand::Cancel => self.finish(FinishReason::Cancelled),
             EngineCommand::Generate { id, request } => {
                 self.finish(FinishReason::Cancelled);
+                self.stash_current();
                 self.cancel.store(false, Ordering::SeqCst);
                 self.start(id, &request);
+            }
+            EngineCommand::Branch {
+                id,
+                parent_id,
+                step,
+                token,
+            } => {
+                self.finish(FinishReason::Cancelled);
+                self.stash_current();
+                self.cancel.store(false, Ordering::SeqCst);
+                self.branch(id, parent_id, step, token);
             }
             EngineCommand::Attention { id, layer, queries } => self.attention(id, layer, queries),
             EngineCommand::Compare {
@@ -377,7 +426,7 @@ impl<S: EventSink> Worker<S> {
                 self.finish(FinishReason::Cancelled);
                 // The comparison replaces the run (a panic inside it is
                 // then reported without a run id).
-                self.current = None;
+                self.stash_current();
                 self.cancel.store(false, Ordering::SeqCst);
                 self.compare(id, &request, &presets);
             }
@@ -408,6 +457,77 @@ impl<S: EventSink> Worker<S> {
             ))
         });
         self.events.send(EngineEvent::TaskDone { id, result });
+    }
+
+    /// Moves the current run (finished) among the kept ones.
+    fn stash_current(&mut self) {
+        if let Some(run) = self.current.take() {
+            self.keep(run.id, run.generation);
+        }
+    }
+
+    fn keep(&mut self, id: u64, generation: Generation) {
+        self.kept.retain(|(k, _)| *k != id);
+        self.kept.push((id, generation));
+        if self.kept.len() > KEPT_RUNS {
+            let excess = self.kept.len() - KEPT_RUNS;
+            self.kept.drain(..excess);
+        }
+    }
+
+    /// The generation of run `id`: the current one or a kept one.
+    fn generation(&self, id: u64) -> Option<&Generation> {
+        match &self.current {
+            Some(run) if run.id == id => Some(&run.generation),
+            _ => self
+                .kept
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == id)
+                .map(|(_, g)| g),
+        }
+    }
+
+    fn branch(&mut self, id: u64, parent_id: u64, step: usize, token: u32) {
+        let Some(parent) = self.generation(parent_id) else {
+            return self.fail_run(
+                id,
+                format!(
+                    "run {parent_id} is no longer kept by the engine (it keeps the last {KEPT_RUNS} runs); branch from a newer run"
+                ),
+                Timings::default(),
+            );
+        };
+        if step > parent.steps().len() {
+            return self.fail_run(
+                id,
+                format!(
+                    "run {parent_id} has {} tokens; it cannot branch at step {step}",
+                    parent.steps().len()
+                ),
+                Timings::default(),
+            );
+        }
+        let settings = parent.sampler_settings().clone();
+        match parent.fork(&self.engine, step, Some(token), settings) {
+            Ok(mut generation) => {
+                // The kept tokens' text is the parent's: only new text is sent.
+                generation.take_text();
+                let cache_len = generation.cache().len();
+                self.events.send(EngineEvent::Branched {
+                    id,
+                    parent_id,
+                    step,
+                    cache_len,
+                });
+                self.current = Some(Run {
+                    id,
+                    generation,
+                    done: false,
+                });
+            }
+            Err(e) => self.fail_run(id, e, Timings::default()),
+        }
     }
 
     /// Reports a run that could not start or go on: the error, then its end.
@@ -522,8 +642,16 @@ impl<S: EventSink> Worker<S> {
             Ok(g) => g,
             Err(e) => return fail_all(&self.events, e.to_string(), Timings::default()),
         };
-        if let Err(e) = base.prefill(&self.engine) {
-            return fail_all(&self.events, e.to_string(), base.timings());
+        match base.prefill(&self.engine) {
+            Ok(prompt) => {
+                let cache_len = base.cache().len();
+                self.events.send(EngineEvent::Prefilled {
+                    id,
+                    prompt,
+                    cache_len,
+                });
+            }
+            Err(e) => return fail_all(&self.events, e.to_string(), base.timings()),
         }
         let mut columns = Vec::with_capacity(presets.len());
         for (name, settings) in presets {
@@ -583,13 +711,17 @@ impl<S: EventSink> Worker<S> {
                 break;
             }
         }
+        // Kept, so that attention can be asked of each column.
+        for (column, (g, _)) in columns.into_iter().enumerate() {
+            self.keep(compare_column_id(id, column), g);
+        }
     }
 
     fn attention(&mut self, id: u64, layer: usize, queries: Range<usize>) {
-        let Some(run) = self.current.as_ref().filter(|r| r.id == id) else {
-            return; // A stale request for a replaced run.
+        let Some(generation) = self.generation(id) else {
+            return; // A stale request for a run no longer kept.
         };
-        let cache = run.generation.cache();
+        let cache = generation.cache();
         let len = cache.len();
         let queries = queries.start.min(len.saturating_sub(1))..queries.end.min(len);
         if queries.is_empty() {

@@ -2,6 +2,7 @@
 //! by presets.toml in the user's config directory.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::engine::sampling::SamplerSettings;
 
@@ -22,15 +23,114 @@ pub fn built_in() -> Presets {
     parse(BUILT_IN, "assets/presets.toml").expect("built-in presets are valid")
 }
 
+/// The user's presets file, in the config directory.
+pub const USER_FILE: &str = "presets.toml";
+
 /// Built-in presets plus the user's (theirs win on a name clash).
 pub fn load() -> anyhow::Result<Presets> {
     let mut all = built_in();
-    let path = super::paths::config_dir().join("presets.toml");
+    let path = super::paths::config_dir().join(USER_FILE);
     if path.is_file() {
         let text = std::fs::read_to_string(&path)?;
         all.extend(parse(&text, &path.display().to_string())?);
     }
     Ok(all)
+}
+
+/// Whether `name` can be a preset name (a bare TOML key).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Saves `settings` as preset `name` in the presets file at `path`,
+/// keeping the rest of it as it was (comments, other presets, their
+/// order): the preset's table is replaced where it stands, or appended.
+/// The result is checked by parsing it again, then written atomically; a
+/// file that does not parse is left untouched.
+pub fn save_user(path: &Path, name: &str, settings: &SamplerSettings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        valid_name(name),
+        "`{name}` is not a preset name: use letters, digits, - and _"
+    );
+    settings.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let origin = path.display().to_string();
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(anyhow::anyhow!("reading {origin}: {e}")),
+    };
+    let before =
+        parse(&old, &origin).map_err(|e| anyhow::anyhow!("{e}; the file was left untouched"))?;
+    let body = toml::to_string(settings)?;
+    let text = replace_table(&old, name, &format!("[{name}]\n{body}"));
+    let mut expected = before;
+    expected.insert(name.to_string(), settings.clone());
+    let after = parse(&text, &origin)?;
+    anyhow::ensure!(
+        after == expected,
+        "{origin} could not be edited safely (is [{name}] written in an unusual way?); the file was left untouched"
+    );
+    super::atomic::write(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// `text` with the table `[name]` (up to the next table header, less the
+/// comments and blank lines just before that header) replaced by `table`,
+/// or `table` appended.
+fn replace_table(text: &str, name: &str, table: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_header = |l: &str| l.trim_start().starts_with('[');
+    let header = |l: &str| {
+        let t = l.trim();
+        let inner = t.strip_prefix('[').and_then(|r| r.split(']').next());
+        inner.is_some_and(|k| {
+            let k = k.trim();
+            k == name || (k.starts_with('"') && k.trim_matches('"') == name)
+        }) && !t.starts_with("[[")
+    };
+    let Some(start) = lines.iter().position(|l| header(l)) else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(table);
+        return out;
+    };
+    let mut end = lines[start + 1..]
+        .iter()
+        .position(|l| is_header(l))
+        .map_or(lines.len(), |i| start + 1 + i);
+    if end < lines.len() {
+        while end > start + 1 {
+            let l = lines[end - 1].trim();
+            if l.is_empty() || l.starts_with('#') {
+                end -= 1;
+            } else {
+                break;
+            }
+        }
+    }
+    let mut out = String::new();
+    for l in &lines[..start] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(table);
+    if end < lines.len() {
+        out.push('\n');
+    }
+    for l in &lines[end..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -46,6 +146,63 @@ mod tests {
         assert_eq!(p["greedy"].temperature, 0.0);
         assert_eq!(p["creative"].repeat_penalty, 1.1);
         assert_eq!(p["greedy"].order, SamplerSettings::default().order);
+    }
+
+    #[test]
+    fn saving_a_preset_keeps_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("presets.toml");
+        let original = "# my presets\n\n[hot]\ntemperature = 1.5 # very\n\n# the calm one\n[calm]\ntemperature = 0.2\n";
+        std::fs::write(&path, original).unwrap();
+        let s = SamplerSettings {
+            temperature: 0.5,
+            top_k: 7,
+            ..Default::default()
+        };
+        save_user(&path, "mine", &s).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(original), "{text}");
+        let p = parse(&text, "t").unwrap();
+        assert_eq!(p["mine"], s);
+        assert_eq!(p["hot"].temperature, 1.5);
+
+        // Saving it again replaces the table in place.
+        let s2 = SamplerSettings {
+            temperature: 0.9,
+            ..s.clone()
+        };
+        save_user(&path, "hot", &s2).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# my presets\n\n[hot]\n"), "{text}");
+        assert!(
+            text.contains("# the calm one\n[calm]\ntemperature = 0.2"),
+            "{text}"
+        );
+        assert!(!text.contains("# very"), "the old table is gone: {text}");
+        let p = parse(&text, "t").unwrap();
+        assert_eq!((p["hot"].clone(), p["mine"].clone()), (s2, s));
+        assert_eq!(p["calm"].temperature, 0.2);
+    }
+
+    #[test]
+    fn a_broken_presets_file_or_a_bad_name_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("presets.toml");
+        std::fs::write(&path, "[hot\ntemperature = ").unwrap();
+        let e = save_user(&path, "mine", &SamplerSettings::default()).unwrap_err();
+        assert!(e.to_string().contains("untouched"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[hot\ntemperature = "
+        );
+        assert!(save_user(&path, "my preset", &SamplerSettings::default()).is_err());
+        // No file yet: it is made.
+        let fresh = dir.path().join("new/presets.toml");
+        save_user(&fresh, "a", &SamplerSettings::default()).unwrap();
+        assert_eq!(
+            parse(&std::fs::read_to_string(&fresh).unwrap(), "t").unwrap()["a"],
+            SamplerSettings::default()
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct Run {
     pub finish: Option<FinishReason>,
     #[serde(default)]
     pub timings: Timings,
+    /// The prompt's tokens as text (for showing the run again without the
+    /// model; absent in files written before the interface saved them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_texts: Vec<String>,
 }
 
 impl Run {
@@ -74,6 +78,7 @@ impl Run {
             text: g.text().to_string(),
             finish: g.finished(),
             timings: g.timings(),
+            prompt_texts: Vec::new(),
         }
     }
 }
@@ -185,6 +190,139 @@ impl Session {
         }
         Ok(session)
     }
+}
+
+/// A session file as the session list shows it, read without its records
+/// or attention; `error` says why a file could not be read (it is left
+/// untouched).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionEntry {
+    pub path: PathBuf,
+    pub name: String,
+    /// When the session was made (for a broken file: its modification time).
+    pub created_unix: u64,
+    pub model: String,
+    /// The first words of the prompt.
+    pub prompt: String,
+    pub runs: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Head {
+    created_unix: u64,
+    model: ModelIdentity,
+    prompt: Prompt,
+    runs: Vec<serde::de::IgnoredAny>,
+}
+
+/// The prompt's text in brief: the last message of a chat, at most `words`
+/// words, on one line.
+pub fn prompt_summary(prompt: &Prompt, words: usize) -> String {
+    let text = match prompt {
+        Prompt::Text(t) => t.clone(),
+        Prompt::Chat(m) => m.last().map(|m| m.content.clone()).unwrap_or_default(),
+        Prompt::Tokens(t) => format!("{} tokens", t.len()),
+    };
+    let all: Vec<&str> = text.split_whitespace().collect();
+    let mut out = all[..all.len().min(words)].join(" ");
+    if all.len() > words {
+        out.push('…');
+    }
+    out
+}
+
+/// The session files (`*.json`) in `dir`, newest first. A missing folder
+/// is an empty list.
+pub fn list(dir: &Path) -> Vec<SessionEntry> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SessionEntry> = read
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .map(|path| peek(&path))
+        .collect();
+    out.sort_by(|a, b| {
+        b.created_unix
+            .cmp(&a.created_unix)
+            .then_with(|| b.name.cmp(&a.name))
+    });
+    out
+}
+
+fn peek(path: &Path) -> SessionEntry {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut entry = SessionEntry {
+        path: path.to_path_buf(),
+        name,
+        created_unix: modified,
+        model: String::new(),
+        prompt: String::new(),
+        runs: 0,
+        error: None,
+    };
+    let head = (|| -> Result<Head, SessionError> {
+        let corrupt = |detail: String| SessionError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let text = std::fs::read_to_string(path)?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let version = value
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| corrupt("no format version".into()))?;
+        if version > SESSION_VERSION as u64 {
+            return Err(SessionError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+    })();
+    match head {
+        Ok(h) => {
+            entry.created_unix = h.created_unix;
+            entry.model = h.model.name;
+            entry.prompt = prompt_summary(&h.prompt, 8);
+            entry.runs = h.runs.len();
+        }
+        Err(e) => entry.error = Some(e.to_string()),
+    }
+    entry
+}
+
+/// `unix` seconds as `YYYY-MM-DD HH:MM` UTC.
+pub fn format_utc(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
 }
 
 pub fn sidecar_path(path: &Path) -> PathBuf {

@@ -22,12 +22,14 @@ use super::panes::settings::{self as settings_pane, Field};
 use super::theme::Theme;
 use super::widgets::heatmap::with_mean;
 use crate::engine::chat::Message;
-use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention};
+use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention, compare_column_id};
 use crate::engine::sampling::SamplerSettings;
 use crate::engine::types::{FinishReason, ModelInfo, StepRecord, Timings};
 use crate::engine::{Prompt, Request};
 use crate::store::config::{ColorBy, Config};
 use crate::store::presets;
+use crate::store::session::{BranchPoint, ModelIdentity, Run, Session, SessionEntry};
+use std::path::PathBuf;
 
 /// Attention rows asked for at once, at most (a window around the query).
 pub const MAX_ATTENTION_ROWS: usize = 1024;
@@ -61,6 +63,32 @@ pub enum Overlay {
     None,
     Help,
     Settings,
+    Sessions,
+}
+
+/// What the interface asks of the world outside it (files); the event
+/// loop carries these out ([`super::effects`]), so `update` stays pure.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Save the session (every run, branch and compare column).
+    Autosave,
+    /// Read the session folder for the list.
+    ListSessions,
+    LoadSession(PathBuf),
+    /// Save sampler settings as a named preset in the user's presets file.
+    SavePreset {
+        name: String,
+        settings: SamplerSettings,
+    },
+}
+
+/// The session list overlay.
+#[derive(Clone, Debug, Default)]
+pub struct SessionsState {
+    pub entries: Vec<SessionEntry>,
+    pub selected: usize,
+    /// The folder has been read since the list was opened.
+    pub listed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,6 +146,7 @@ pub struct AttnState {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CompareColumn {
     pub preset: String,
+    pub settings: SamplerSettings,
     pub records: Vec<StepRecord>,
     pub text: String,
     pub timings: Timings,
@@ -129,6 +158,19 @@ pub struct CompareColumn {
 pub struct CompareState {
     pub id: u64,
     pub columns: Vec<CompareColumn>,
+    /// The prompt's tokens (from the engine's prefill).
+    pub prompt: Vec<String>,
+    /// Whether the columns captured attention (it can be asked for once
+    /// every column has finished).
+    pub captures: bool,
+    /// The selected token: (column, step).
+    pub selected: Option<(usize, usize)>,
+    /// The selected token's attention row (one query, all heads).
+    pub attention: Option<LayerAttention>,
+    /// The last attention request: (column, step, layer).
+    pub asked: Option<(usize, usize, usize)>,
+    /// The request the columns share (each with its preset's sampler).
+    pub request: Option<Request>,
 }
 
 impl CompareState {
@@ -137,10 +179,53 @@ impl CompareState {
     }
 }
 
+/// One run of the session: a prompt's generation, or a branch of a run
+/// (`parent`: the run it left and the step whose token it replaced). The
+/// main view shows one of them (`App::shown`) in `App::tokens` and friends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunNode {
+    pub id: u64,
+    pub parent: Option<(u64, usize)>,
+    pub request: Request,
+    pub tokens: Vec<Tok>,
+    pub prompt_len: usize,
+    pub cache_len: usize,
+    pub captures: bool,
+    pub timings: Timings,
+    pub finish: Option<FinishReason>,
+    /// The engine has started it (a branch that could not start is dropped).
+    pub started: bool,
+    /// The prompt's token ids.
+    pub prompt_ids: Vec<u32>,
+    /// Opened from a session file: the engine does not hold it.
+    pub loaded: bool,
+}
+
+impl RunNode {
+    /// The generated tokens' records.
+    pub fn records(&self) -> impl Iterator<Item = &StepRecord> {
+        self.tokens.iter().filter_map(|t| t.record.as_deref())
+    }
+}
+
+/// Where the shown run sits among its siblings, for the status line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchPosition {
+    /// 1-based index among the siblings, and how many there are.
+    pub index: usize,
+    pub count: usize,
+    /// The run and step this branch left (None for a prompt's run).
+    pub parent: Option<(u64, usize)>,
+    /// How many branches leave the shown run.
+    pub children: usize,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SettingsState {
     pub selected: usize,
     pub editing: Option<String>,
+    /// The name being typed for a new preset.
+    pub naming: Option<String>,
 }
 
 pub struct App {
@@ -159,7 +244,16 @@ pub struct App {
     pub history: Vec<String>,
     history_pos: Option<usize>,
     draft: String,
+    /// The newest run started (generation, branch or comparison): its
+    /// events move the engine state.
     pub run_id: u64,
+    /// The run the main view shows (its tokens are in `tokens`).
+    pub shown: u64,
+    /// Every run and branch of this session, in start order.
+    pub runs: Vec<RunNode>,
+    /// The alternative selected in the probabilities pane (an index into
+    /// the selected record's `top`).
+    pub alt: usize,
     pub tokens: Vec<Tok>,
     pub prompt_len: usize,
     /// Positions the model has read in this run (attention exists below).
@@ -191,6 +285,16 @@ pub struct App {
     pub size: Rect,
     pub quit: bool,
     pub outbox: Vec<EngineCommand>,
+    /// File work for the event loop ([`Effect`]).
+    pub effects: Vec<Effect>,
+    /// Whether finished runs are saved (the interface turns it on; tests
+    /// and benchmarks leave it off).
+    pub autosave: bool,
+    /// Where this session is saved, once it has been.
+    pub session_path: Option<PathBuf>,
+    /// When this session began (unix seconds; 0 until the first save).
+    pub session_created: u64,
+    pub sessions: SessionsState,
 }
 
 impl App {
@@ -211,6 +315,9 @@ impl App {
             history_pos: None,
             draft: String::new(),
             run_id: 0,
+            shown: 0,
+            runs: Vec::new(),
+            alt: 0,
             tokens: Vec::new(),
             prompt_len: 0,
             cache_len: 0,
@@ -237,6 +344,11 @@ impl App {
             size: Rect::new(0, 0, 80, 24),
             quit: false,
             outbox: Vec::new(),
+            effects: Vec::new(),
+            autosave: false,
+            session_path: None,
+            session_created: 0,
+            sessions: SessionsState::default(),
         }
     }
 
@@ -253,12 +365,14 @@ impl App {
         let mut c = match self.overlay {
             Overlay::Help => vec![Context::Help],
             Overlay::Settings => vec![Context::Settings],
+            Overlay::Sessions => vec![Context::Sessions],
             Overlay::None if self.bias.is_open() => vec![Context::Bias],
-            Overlay::None if self.compare_view => vec![],
+            Overlay::None if self.compare_view => vec![Context::Compare],
             Overlay::None if self.attention_view => vec![Context::Attention],
             Overlay::None => match self.focus {
                 Focus::Prompt => vec![Context::Prompt],
-                Focus::Output | Focus::Probabilities => vec![Context::Output],
+                Focus::Output => vec![Context::Output],
+                Focus::Probabilities => vec![Context::Probabilities, Context::Output],
                 Focus::Attention => vec![Context::Attention],
             },
         };
@@ -291,7 +405,11 @@ impl App {
     }
 
     fn on_key(&mut self, k: &KeyEvent) {
-        // Editing a setting (or the quick check's swaps) takes every key.
+        // Editing a setting, naming a preset or the quick check's swaps
+        // takes every key.
+        if self.overlay == Overlay::Settings && self.settings.naming.is_some() {
+            return self.name_preset_key(k);
+        }
         if self.overlay == Overlay::Settings && self.settings.editing.is_some() {
             return self.edit_setting_key(k);
         }
@@ -388,7 +506,11 @@ impl App {
         if self.tokens.is_empty() {
             return;
         }
-        self.cursor = tok.min(self.tokens.len() - 1);
+        let tok = tok.min(self.tokens.len() - 1);
+        if tok != self.cursor {
+            self.alt = 0;
+        }
+        self.cursor = tok;
         self.follow = self.cursor + 1 == self.tokens.len();
     }
 
@@ -399,7 +521,18 @@ impl App {
         if matches!(action, AttentionView | Compare | Run) {
             self.bias.view = bias::BiasView::None;
         }
+        if self.compare_view
+            && self.overlay == Overlay::None
+            && matches!(
+                action,
+                TokenPrev | TokenNext | FirstToken | LastToken | ColumnPrev | ColumnNext
+            )
+        {
+            self.compare_select(action);
+            return self.after_update();
+        }
         match action {
+            ColumnPrev | ColumnNext => {}
             Quit => self.quit = true,
             Cancel => {
                 if self.state == EngineState::Running {
@@ -508,7 +641,15 @@ impl App {
             }
             TokenNext => self.select(self.cursor + 1),
             LineUp | LineDown | PageUp | PageDown => {
-                if self.overlay == Overlay::Help {
+                if self.overlay == Overlay::Sessions {
+                    let n = self.sessions.entries.len();
+                    self.sessions.selected = match action {
+                        LineUp => self.sessions.selected.saturating_sub(1),
+                        LineDown => (self.sessions.selected + 1).min(n.saturating_sub(1)),
+                        PageUp => self.sessions.selected.saturating_sub(10),
+                        _ => (self.sessions.selected + 10).min(n.saturating_sub(1)),
+                    };
+                } else if self.overlay == Overlay::Help {
                     self.help_scroll = match action {
                         LineUp => self.help_scroll.saturating_sub(1),
                         _ => self.help_scroll + 1,
@@ -579,6 +720,24 @@ impl App {
                     self.say(Level::Error, e);
                 }
             }
+            Sessions => {
+                if self.overlay == Overlay::Sessions {
+                    self.overlay = Overlay::None;
+                } else {
+                    self.overlay = Overlay::Sessions;
+                    self.sessions.listed = false;
+                    self.effects.push(Effect::ListSessions);
+                }
+            }
+            OpenSession => self.open_session(),
+            SavePreset => self.settings.naming = Some(String::new()),
+            AltPrev => self.alt = self.alt.saturating_sub(1),
+            AltNext => {
+                let n = self.selected_record().map_or(0, |r| r.top.len());
+                self.alt = (self.alt + 1).min(n.saturating_sub(1));
+            }
+            Branch => self.branch(),
+            BranchPrev | BranchNext | BranchParent | BranchChild => self.navigate(action),
             ResetSetting => {
                 let field = settings_pane::FIELDS
                     [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
@@ -589,6 +748,39 @@ impl App {
             }
         }
         self.after_update();
+    }
+
+    fn name_preset_key(&mut self, k: &KeyEvent) {
+        let Some(name) = self.settings.naming.as_mut() else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => self.settings.naming = None,
+            KeyCode::Enter => {
+                let name = name.trim().to_string();
+                self.save_preset(&name);
+            }
+            KeyCode::Backspace => {
+                name.pop();
+            }
+            KeyCode::Char(c) => name.push(c),
+            _ => {}
+        }
+    }
+
+    /// Queues the current sampler settings to be saved as preset `name`.
+    pub fn save_preset(&mut self, name: &str) {
+        if !presets::valid_name(name) {
+            return self.say(
+                Level::Error,
+                format!("`{name}` is not a preset name: use letters, digits, - and _"),
+            );
+        }
+        self.settings.naming = None;
+        self.effects.push(Effect::SavePreset {
+            name: name.to_string(),
+            settings: self.config.sampler.clone(),
+        });
     }
 
     fn edit_setting_key(&mut self, k: &KeyEvent) {
@@ -653,6 +845,18 @@ impl App {
             (row as isize + delta).clamp(0, lines.len().saturating_sub(1) as isize) as usize;
         if let Some(t) = output::token_near(&lines, target, col) {
             self.select(t);
+        }
+    }
+
+    /// Why the engine cannot take a run now, if so.
+    fn busy(&self) -> Option<&'static str> {
+        match self.state {
+            EngineState::Loading => Some("the model is still loading"),
+            EngineState::Failed => {
+                Some("no model is loaded; quit and pass --model PATH to a GGUF file")
+            }
+            EngineState::Running => Some("a generation is running; Esc cancels it"),
+            EngineState::Idle => None,
         }
     }
 
@@ -733,31 +937,258 @@ impl App {
         let g = &self.config.generation;
         let request = self.request(&text);
         self.run_id += 1;
-        self.run_captures = g.capture_attention;
+        self.runs.push(RunNode {
+            id: self.run_id,
+            parent: None,
+            request: request.clone(),
+            tokens: Vec::new(),
+            prompt_len: 0,
+            cache_len: 0,
+            captures: g.capture_attention,
+            timings: Timings::default(),
+            finish: None,
+            started: false,
+            prompt_ids: Vec::new(),
+            loaded: false,
+        });
         self.outbox.push(EngineCommand::Generate {
             id: self.run_id,
             request: Box::new(request),
         });
         self.remember(text);
         self.compare_view = false;
-        self.tokens.clear();
-        self.prompt_len = 0;
-        self.cache_len = 0;
+        self.show(self.run_id);
         self.cursor = 0;
         self.follow = true;
         self.output_top = 0;
-        self.finish = None;
-        self.timings = Timings::default();
-        self.attn.data = None;
-        self.attn.in_flight = None;
         self.state = EngineState::Running;
         self.message = None;
+    }
+
+    pub fn node(&self, id: u64) -> Option<&RunNode> {
+        self.runs.iter().find(|n| n.id == id)
+    }
+
+    fn node_mut(&mut self, id: u64) -> Option<&mut RunNode> {
+        self.runs.iter_mut().find(|n| n.id == id)
+    }
+
+    /// Shows run `id` in the main view (its tokens, probabilities and
+    /// attention); the cursor stays where it was when the run has a token
+    /// there.
+    pub fn show(&mut self, id: u64) {
+        let Some(n) = self.node(id).cloned() else {
+            return;
+        };
+        self.shown = id;
+        self.tokens = n.tokens;
+        self.prompt_len = n.prompt_len;
+        self.cache_len = n.cache_len;
+        self.run_captures = n.captures;
+        self.timings = n.timings;
+        self.finish = n.finish;
+        self.attn.data = None;
+        self.attn.in_flight = None;
+        self.attn.last_request = None;
+        if !self.tokens.is_empty() {
+            self.cursor = self.cursor.min(self.tokens.len() - 1);
+            self.follow = self.cursor + 1 == self.tokens.len();
+        }
+    }
+
+    /// Runs that left run `id`, by the step they left at (then start order).
+    pub fn children(&self, id: u64) -> Vec<&RunNode> {
+        let mut c: Vec<&RunNode> = self
+            .runs
+            .iter()
+            .filter(|n| n.parent.is_some_and(|(p, _)| p == id))
+            .collect();
+        c.sort_by_key(|n| (n.parent.map(|(_, s)| s), n.id));
+        c
+    }
+
+    /// The shown run's siblings (itself included, in start order):
+    /// branches of the same run at the same step, or the prompt runs.
+    pub fn siblings(&self) -> Vec<u64> {
+        let parent = self.node(self.shown).map(|n| n.parent);
+        match parent {
+            None => Vec::new(),
+            Some(p) => self
+                .runs
+                .iter()
+                .filter(|n| n.parent == p)
+                .map(|n| n.id)
+                .collect(),
+        }
+    }
+
+    /// Where the shown run sits in the tree (None before any run).
+    pub fn branch_position(&self) -> Option<BranchPosition> {
+        let node = self.node(self.shown)?;
+        let siblings = self.siblings();
+        Some(BranchPosition {
+            index: siblings.iter().position(|&i| i == self.shown).unwrap_or(0) + 1,
+            count: siblings.len(),
+            parent: node.parent,
+            children: self.children(self.shown).len(),
+        })
+    }
+
+    /// Token indices (into `tokens`) where branches leave the shown run,
+    /// and where the shown run left its parent.
+    pub fn branch_marks(&self) -> Vec<usize> {
+        let mut marks: Vec<usize> = self
+            .children(self.shown)
+            .iter()
+            .filter_map(|c| c.parent.map(|(_, s)| self.prompt_len + s))
+            .collect();
+        if let Some((_, s)) = self.node(self.shown).and_then(|n| n.parent) {
+            marks.push(self.prompt_len + s);
+        }
+        marks.sort_unstable();
+        marks.dedup();
+        marks
+    }
+
+    /// The step of the selected token, when it is a generated one.
+    fn selected_step(&self) -> Option<usize> {
+        self.selected_record().map(|r| r.step)
+    }
+
+    /// Forks the shown run at the selected token, taking the alternative
+    /// selected in the probabilities pane; the engine goes on from there.
+    pub fn branch(&mut self) {
+        if let Some(why) = self.busy() {
+            return self.say(Level::Warn, why);
+        }
+        if self.node(self.shown).is_some_and(|n| n.loaded) {
+            return self.say(
+                Level::Warn,
+                "this run was opened from a session file and is not in the engine; run its prompt again to branch",
+            );
+        }
+        let Some(record) = self.selected_record() else {
+            return self.say(
+                Level::Warn,
+                "select a generated token (output pane) to branch from it",
+            );
+        };
+        let Some(alt) = record
+            .top
+            .get(self.alt.min(record.top.len().saturating_sub(1)))
+        else {
+            return self.say(Level::Warn, "this token has no alternatives to branch to");
+        };
+        if alt.token_id == record.token_id {
+            return self.say(
+                Level::Warn,
+                "that is the token the run chose; pick another alternative (up/down) to branch",
+            );
+        }
+        let (step, token, text) = (record.step, alt.token_id, alt.text.clone());
+        let Some(parent) = self.node(self.shown).cloned() else {
+            return;
+        };
+
+        self.run_id += 1;
+        let id = self.run_id;
+        let keep = (parent.prompt_len + step).min(parent.tokens.len());
+        self.runs.push(RunNode {
+            id,
+            parent: Some((parent.id, step)),
+            request: parent.request.clone(),
+            tokens: parent.tokens[..keep].to_vec(),
+            prompt_len: parent.prompt_len,
+            cache_len: keep.saturating_sub(1),
+            captures: parent.captures,
+            timings: Timings {
+                prompt_tokens: parent.prompt_len,
+                generated: step,
+                ..Timings::default()
+            },
+            finish: None,
+            started: false,
+            prompt_ids: parent.prompt_ids.clone(),
+            loaded: false,
+        });
+        self.outbox.push(EngineCommand::Branch {
+            id,
+            parent_id: parent.id,
+            step,
+            token,
+        });
+        self.show(id);
+        self.follow = true;
+        self.focus = Focus::Output;
+        self.state = EngineState::Running;
+        self.say(
+            Level::Info,
+            format!(
+                "branching run {} at step {step} with “{}”; Esc cancels",
+                parent.id,
+                super::panes::visible(&text)
+            ),
+        );
+    }
+
+    /// Moves through the run tree: siblings, parent, child.
+    fn navigate(&mut self, action: Action) {
+        let target = match action {
+            Action::BranchPrev | Action::BranchNext => {
+                let sib = self.siblings();
+                let Some(i) = sib.iter().position(|&i| i == self.shown) else {
+                    return;
+                };
+                if sib.len() < 2 {
+                    return self.say(Level::Info, "this run has no sibling branches");
+                }
+                let j = if action == Action::BranchNext {
+                    (i + 1) % sib.len()
+                } else {
+                    (i + sib.len() - 1) % sib.len()
+                };
+                sib[j]
+            }
+            Action::BranchParent => match self.node(self.shown).and_then(|n| n.parent) {
+                Some((p, _)) if self.node(p).is_some() => p,
+                _ => return self.say(Level::Info, "this run is not a branch"),
+            },
+            _ => {
+                let here = self.selected_step().unwrap_or(0);
+                let children = self.children(self.shown);
+                let pick = children
+                    .iter()
+                    .find(|c| c.parent.is_some_and(|(_, s)| s >= here))
+                    .or(children.first());
+                match pick {
+                    Some(c) => c.id,
+                    None => return self.say(Level::Info, "no branch leaves this run"),
+                }
+            }
+        };
+        // The cursor goes to where the two runs part.
+        let at = match action {
+            Action::BranchParent => self.node(self.shown).and_then(|n| n.parent),
+            _ => self.node(target).and_then(|n| n.parent),
+        }
+        .map(|(_, s)| self.prompt_len + s);
+        self.show(target);
+        if let Some(at) = at {
+            self.select(at);
+        }
     }
 
     /// Runs the prompt under each preset of `[compare] presets` (the first
     /// [`MAX_COMPARE_COLUMNS`]; one seed, the current token limit) and
     /// opens the compare view.
     pub fn compare(&mut self) {
+        // With an empty prompt, the last comparison (one opened from a
+        // session included) is shown again.
+        if self.editor.is_blank() && self.compare.is_some() && self.overlay == Overlay::None {
+            self.attention_view = false;
+            self.compare_view = true;
+            return;
+        }
         if !self.ready() {
             return;
         }
@@ -794,19 +1225,21 @@ impl App {
             );
         }
         let text = self.editor.text();
-        let mut request = self.request(&text);
-        // The comparison serves no attention.
-        request.capture_attention = false;
+        let request = self.request(&text);
         self.run_id += 1;
         self.compare = Some(CompareState {
             id: self.run_id,
+            captures: request.capture_attention,
+            request: Some(request.clone()),
             columns: presets
                 .iter()
-                .map(|(name, _)| CompareColumn {
+                .map(|(name, settings)| CompareColumn {
                     preset: name.clone(),
+                    settings: settings.clone(),
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         });
         self.outbox.push(EngineCommand::Compare {
             id: self.run_id,
@@ -821,11 +1254,286 @@ impl App {
         self.say(Level::Info, "comparing; Esc cancels");
     }
 
+    // ---- sessions ------------------------------------------------------
+
+    /// Everything to see this session's runs again: every started run and
+    /// branch (parents by index), then the compare columns. None before
+    /// any run.
+    pub fn to_session(&self, model: ModelIdentity) -> Option<Session> {
+        let started: Vec<&RunNode> = self.runs.iter().filter(|n| n.started).collect();
+        let cmp = self
+            .compare
+            .as_ref()
+            .filter(|c| c.columns.iter().any(|col| !col.records.is_empty()));
+        let first = started
+            .first()
+            .map(|n| &n.request)
+            .or_else(|| cmp.and_then(|c| c.request.as_ref()))?;
+        let template = match first.prompt {
+            Prompt::Chat(_) => self.info.as_ref().and_then(|i| i.chat_template.clone()),
+            _ => None,
+        };
+        let prompt_tokens = started
+            .first()
+            .map(|n| n.prompt_ids.clone())
+            .unwrap_or_default();
+        let mut session = Session::new(model, first.prompt.clone(), prompt_tokens, template);
+        if self.session_created > 0 {
+            session.created_unix = self.session_created;
+        }
+        let index = |id: u64| started.iter().position(|n| n.id == id);
+        for n in &started {
+            let steps: Vec<StepRecord> = n.records().cloned().collect();
+            session.runs.push(Run {
+                label: match n.parent {
+                    None => format!("run {}", n.id),
+                    Some((p, s)) => format!("run {} (branch of run {p} at step {s})", n.id),
+                },
+                request: n.request.clone(),
+                parent: n
+                    .parent
+                    .and_then(|(p, step)| index(p).map(|run| BranchPoint { run, step })),
+                text: steps.iter().map(|s| s.text.as_str()).collect(),
+                steps,
+                finish: n.finish,
+                timings: n.timings,
+                prompt_texts: n.tokens[..n.prompt_len.min(n.tokens.len())]
+                    .iter()
+                    .map(|t| t.text.clone())
+                    .collect(),
+            });
+        }
+        if let Some(c) = cmp {
+            let request = c.request.clone().unwrap_or_else(|| first.clone());
+            for col in &c.columns {
+                session.compare.push(session.runs.len());
+                session.runs.push(Run {
+                    label: col.preset.clone(),
+                    request: Request {
+                        sampler: col.settings.clone(),
+                        ..request.clone()
+                    },
+                    parent: None,
+                    steps: col.records.clone(),
+                    text: col.text.clone(),
+                    finish: col.finish,
+                    timings: col.timings,
+                    prompt_texts: c.prompt.clone(),
+                });
+            }
+        }
+        Some(session)
+    }
+
+    /// The session folder as read by the event loop.
+    pub fn set_sessions(&mut self, entries: Vec<SessionEntry>) {
+        self.sessions.selected = self.sessions.selected.min(entries.len().saturating_sub(1));
+        self.sessions.entries = entries;
+        self.sessions.listed = true;
+    }
+
+    fn open_session(&mut self) {
+        let Some(entry) = self.sessions.entries.get(self.sessions.selected) else {
+            return;
+        };
+        if let Some(e) = &entry.error {
+            let e = e.clone();
+            return self.say(Level::Error, e);
+        }
+        if self.state == EngineState::Running {
+            return self.say(Level::Warn, "a generation is running; Esc cancels it");
+        }
+        self.effects.push(Effect::LoadSession(entry.path.clone()));
+    }
+
+    /// Shows the runs of a session read from `path` (they are not in the
+    /// engine: they can be looked at, not branched; `lmscope session
+    /// replay` runs them again). Later saves go to the same file.
+    pub fn load_session(&mut self, path: PathBuf, session: Session) {
+        self.runs.clear();
+        self.compare = None;
+        let mut ids: Vec<Option<u64>> = Vec::new();
+        for (i, r) in session.runs.iter().enumerate() {
+            if session.compare.contains(&i) {
+                ids.push(None);
+                continue;
+            }
+            self.run_id += 1;
+            ids.push(Some(self.run_id));
+            let mut tokens: Vec<Tok> = r
+                .prompt_texts
+                .iter()
+                .map(|t| Tok {
+                    text: t.clone(),
+                    record: None,
+                })
+                .collect();
+            let prompt_len = tokens.len();
+            tokens.extend(r.steps.iter().map(|s| Tok {
+                text: s.text.clone(),
+                record: Some(Box::new(s.clone())),
+            }));
+            let parent = r
+                .parent
+                .and_then(|bp| ids.get(bp.run).copied().flatten().map(|p| (p, bp.step)));
+            self.runs.push(RunNode {
+                id: self.run_id,
+                parent,
+                request: r.request.clone(),
+                tokens,
+                prompt_len,
+                cache_len: 0,
+                captures: false,
+                timings: r.timings,
+                finish: r.finish,
+                started: true,
+                prompt_ids: if i == 0 {
+                    session.prompt_tokens.clone()
+                } else {
+                    Vec::new()
+                },
+                loaded: true,
+            });
+        }
+        if !session.compare.is_empty() {
+            self.run_id += 1;
+            let cols: Vec<&Run> = session
+                .compare
+                .iter()
+                .filter_map(|&i| session.runs.get(i))
+                .collect();
+            self.compare = Some(CompareState {
+                id: self.run_id,
+                prompt: cols
+                    .first()
+                    .map(|r| r.prompt_texts.clone())
+                    .unwrap_or_default(),
+                request: cols.first().map(|r| r.request.clone()),
+                columns: cols
+                    .iter()
+                    .map(|r| CompareColumn {
+                        preset: r.label.clone(),
+                        settings: r.request.sampler.clone(),
+                        records: r.steps.clone(),
+                        text: r.text.clone(),
+                        timings: r.timings,
+                        finish: r.finish,
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+        }
+        self.overlay = Overlay::None;
+        self.attention_view = false;
+        self.compare_view = self.runs.is_empty() && self.compare.is_some();
+        match self.runs.last().map(|n| n.id) {
+            Some(id) => {
+                self.cursor = usize::MAX;
+                self.show(id);
+                self.follow = true;
+            }
+            None => {
+                self.shown = 0;
+                self.tokens.clear();
+                self.prompt_len = 0;
+                self.cache_len = 0;
+                self.finish = None;
+            }
+        }
+        self.session_created = session.created_unix;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.session_path = Some(path);
+        self.say(
+            Level::Info,
+            format!(
+                "opened session {name}: {} runs; `lmscope session replay` runs them again",
+                session.runs.len()
+            ),
+        );
+    }
+
+    /// Moves the compare view's token cursor and asks for its attention.
+    fn compare_select(&mut self, action: Action) {
+        let Some(cmp) = self.compare.as_mut() else {
+            return;
+        };
+        let n = cmp.columns.len();
+        let len = |c: usize| cmp.columns.get(c).map_or(0, |col| col.records.len());
+        let Some((mut col, mut step)) = cmp
+            .selected
+            .or_else(|| (0..n).find(|&c| len(c) > 0).map(|c| (c, 0)))
+        else {
+            return;
+        };
+        let was = cmp.selected;
+        if was.is_some() {
+            match action {
+                Action::ColumnPrev => col = (col + n - 1) % n,
+                Action::ColumnNext => col = (col + 1) % n,
+                Action::TokenPrev => step = step.saturating_sub(1),
+                Action::TokenNext => step += 1,
+                Action::FirstToken => step = 0,
+                _ => step = usize::MAX,
+            }
+        }
+        if len(col) == 0 {
+            return;
+        }
+        step = step.min(len(col) - 1);
+        cmp.selected = Some((col, step));
+        if cmp.selected != was {
+            cmp.attention = None;
+        }
+    }
+
+    /// Asks for the selected compare token's attention row (the columns
+    /// are kept by the engine once all have finished).
+    fn request_compare_attention(&mut self) {
+        let layer = self.attn.layer;
+        let Some(cmp) = self.compare.as_ref() else {
+            return;
+        };
+        let Some((col, step)) = cmp.selected else {
+            return;
+        };
+        if !cmp.captures || !cmp.finished() || self.state == EngineState::Running {
+            return;
+        }
+        if cmp.asked == Some((col, step, layer)) {
+            return;
+        }
+        let Some(q) = compare_query(cmp, col, step) else {
+            return;
+        };
+        let id = compare_column_id(cmp.id, col);
+        if let Some(cmp) = self.compare.as_mut() {
+            cmp.asked = Some((col, step, layer));
+        }
+        self.outbox.push(EngineCommand::Attention {
+            id,
+            layer,
+            queries: q..q + 1,
+        });
+    }
+
     fn on_compare(&mut self, event: EngineEvent) {
         let Some(cmp) = self.compare.as_mut() else {
             return;
         };
         match event {
+            EngineEvent::Prefilled { id, prompt, .. } if id == cmp.id => {
+                cmp.prompt = prompt.texts;
+            }
+            EngineEvent::Attention(la)
+                if cmp
+                    .selected
+                    .is_some_and(|(c, _)| compare_column_id(cmp.id, c) == la.id) =>
+            {
+                cmp.attention = Some(la);
+            }
             EngineEvent::CompareStep {
                 id,
                 column,
@@ -849,9 +1557,13 @@ impl App {
                     c.timings = timings;
                 }
                 if cmp.finished() {
+                    self.effects.push(Effect::Autosave);
                     self.state = EngineState::Idle;
                     if !matches!(self.message, Some((Level::Error, _))) {
-                        self.say(Level::Info, "comparison finished; Esc closes it");
+                        self.say(
+                            Level::Info,
+                            "comparison finished; arrows select a token (its probabilities and attention); Esc closes",
+                        );
                     }
                 }
             }
@@ -887,13 +1599,25 @@ impl App {
                 id,
                 prompt,
                 cache_len,
-            } if id == self.run_id => {
-                self.prompt_len = prompt.texts.len();
-                self.tokens = prompt
+            } if self.compare.as_ref().is_none_or(|c| c.id != id) => {
+                let tokens: Vec<Tok> = prompt
                     .texts
                     .into_iter()
                     .map(|text| Tok { text, record: None })
                     .collect();
+                if let Some(n) = self.node_mut(id) {
+                    n.started = true;
+                    n.prompt_ids = prompt.token_ids.clone();
+                    n.prompt_len = tokens.len();
+                    n.tokens = tokens.clone();
+                    n.cache_len = cache_len;
+                    n.timings.prompt_tokens = tokens.len();
+                }
+                if id != self.shown {
+                    return self.after_update();
+                }
+                self.prompt_len = tokens.len();
+                self.tokens = tokens;
                 self.cache_len = cache_len;
                 self.timings.prompt_tokens = self.prompt_len;
                 self.prefilled_at = Some(Instant::now());
@@ -901,16 +1625,35 @@ impl App {
                     self.select(usize::MAX);
                 }
             }
+            EngineEvent::Branched { id, cache_len, .. } => {
+                if let Some(n) = self.node_mut(id) {
+                    n.started = true;
+                    n.cache_len = cache_len;
+                }
+                if id == self.shown {
+                    self.cache_len = cache_len;
+                    self.prefilled_at = Some(Instant::now());
+                }
+            }
             EngineEvent::Step {
                 id,
                 record,
                 cache_len,
                 ..
-            } if id == self.run_id => {
-                self.tokens.push(Tok {
+            } => {
+                let tok = Tok {
                     text: record.text.clone(),
                     record: Some(record),
-                });
+                };
+                if let Some(n) = self.node_mut(id) {
+                    n.tokens.push(tok.clone());
+                    n.cache_len = cache_len;
+                    n.timings.generated += 1;
+                }
+                if id != self.shown {
+                    return self.after_update();
+                }
+                self.tokens.push(tok);
                 self.cache_len = cache_len;
                 self.timings.generated += 1;
                 if let Some(at) = self.prefilled_at {
@@ -924,8 +1667,33 @@ impl App {
                 id,
                 reason,
                 timings,
-            } if id == self.run_id => {
-                self.state = EngineState::Idle;
+            } => {
+                let mut dropped = None;
+                if let Some(n) = self.node_mut(id) {
+                    if n.started {
+                        n.finish = Some(reason);
+                        n.timings = timings;
+                        self.effects.push(Effect::Autosave);
+                    } else {
+                        // A branch that could not start (the error came first).
+                        dropped = Some(n.parent);
+                    }
+                }
+                if let Some(parent) = dropped {
+                    self.runs.retain(|n| n.id != id);
+                    if id == self.shown
+                        && let Some((p, s)) = parent
+                    {
+                        self.show(p);
+                        self.select(self.prompt_len + s);
+                    }
+                }
+                if id == self.run_id {
+                    self.state = EngineState::Idle;
+                }
+                if id != self.shown || dropped.is_some() {
+                    return self.after_update();
+                }
                 self.timings = timings;
                 self.finish = Some(reason);
                 if !matches!(self.message, Some((Level::Error, _))) {
@@ -942,7 +1710,7 @@ impl App {
                 // The last rows may have changed since the last refresh.
                 self.attn.last_request = None;
             }
-            EngineEvent::Attention(la) if la.id == self.run_id => {
+            EngineEvent::Attention(la) if la.id == self.shown => {
                 self.attn.in_flight = None;
                 self.attn.data = Some(LayerAttention {
                     rows: with_mean(la.rows),
@@ -962,9 +1730,10 @@ impl App {
                 }
                 self.say(Level::Error, message);
             }
-            e @ (EngineEvent::CompareStep { .. } | EngineEvent::CompareFinished { .. }) => {
-                self.on_compare(e)
-            }
+            e @ (EngineEvent::CompareStep { .. }
+            | EngineEvent::CompareFinished { .. }
+            | EngineEvent::Attention(_)
+            | EngineEvent::Prefilled { .. }) => self.on_compare(e),
             e @ (EngineEvent::TaskProgress { .. } | EngineEvent::TaskDone { .. }) => {
                 bias::on_event(self, e)
             }
@@ -995,6 +1764,9 @@ impl App {
             }
         }
         self.request_attention(Instant::now());
+        if self.compare_view {
+            self.request_compare_attention();
+        }
     }
 
     /// Called on each frame tick.
@@ -1071,7 +1843,7 @@ impl App {
         let layer = self.attn.layer;
         let covered = self.attn.data.as_ref().is_some_and(|d| {
             let r = &d.rows;
-            d.id == self.run_id
+            d.id == self.shown
                 && d.layer == layer
                 && self.rows_serve(r.first_query..r.first_query + r.n_query)
         });
@@ -1091,7 +1863,7 @@ impl App {
             .attn
             .data
             .as_ref()
-            .is_some_and(|d| d.id == self.run_id && d.layer == layer);
+            .is_some_and(|d| d.id == self.shown && d.layer == layer);
         if have_layer
             && self.state == EngineState::Running
             && self
@@ -1104,10 +1876,61 @@ impl App {
         self.attn.in_flight = Some((now, layer, want.clone()));
         self.attn.last_request = Some(now);
         self.outbox.push(EngineCommand::Attention {
-            id: self.run_id,
+            id: self.shown,
             layer,
             queries: want,
         });
+    }
+
+    /// The selected compare token's record: (column's preset, record).
+    pub fn compare_selected(&self) -> Option<(&str, &StepRecord)> {
+        let cmp = self.compare.as_ref()?;
+        let (c, s) = cmp.selected?;
+        let col = cmp.columns.get(c)?;
+        Some((col.preset.as_str(), col.records.get(s)?))
+    }
+
+    /// The keys the selected compare token's query attends to most, mean
+    /// over heads: (position, token text, weight), heaviest first.
+    pub fn compare_attended(&self, n: usize) -> Vec<(usize, String, f32)> {
+        let Some(cmp) = self.compare.as_ref() else {
+            return Vec::new();
+        };
+        let (Some((c, s)), Some(a)) = (cmp.selected, cmp.attention.as_ref()) else {
+            return Vec::new();
+        };
+        let Some(q) = compare_query(cmp, c, s) else {
+            return Vec::new();
+        };
+        let r = &a.rows;
+        if r.n_query != 1 || r.first_query != q || r.n_head == 0 {
+            return Vec::new();
+        }
+        let keys = (q + 1).min(r.n_key);
+        let mut mean = vec![0.0f32; keys];
+        for h in 0..r.n_head {
+            let row = &r.data[h * r.n_key..h * r.n_key + keys];
+            for (m, w) in mean.iter_mut().zip(row) {
+                *m += w / r.n_head as f32;
+            }
+        }
+        let records = &cmp.columns[c].records;
+        let text = |k: usize| {
+            cmp.prompt.get(k).cloned().unwrap_or_else(|| {
+                let first = records.first().map_or(0, |r| r.position);
+                k.checked_sub(first)
+                    .and_then(|i| records.get(i))
+                    .map_or_else(String::new, |r| r.text.clone())
+            })
+        };
+        let mut pairs: Vec<(usize, f32)> = mean
+            .into_iter()
+            .enumerate()
+            .filter(|(_, w)| w.is_finite())
+            .collect();
+        pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        pairs.truncate(n);
+        pairs.into_iter().map(|(k, w)| (k, text(k), w)).collect()
     }
 
     /// The head index into the layer data (`n_head` is the mean).
@@ -1147,4 +1970,15 @@ impl App {
             .get(self.cursor)
             .and_then(|t| t.record.as_deref())
     }
+}
+
+/// The attention query for compare column `col`'s step `step`: its own
+/// position, or the newest the column's cache has read (a column's last
+/// token is never fed to the model).
+pub fn compare_query(cmp: &CompareState, col: usize, step: usize) -> Option<usize> {
+    let records = &cmp.columns.get(col)?.records;
+    let r = records.get(step)?;
+    let first = records.first()?.position;
+    let read = (first + records.len()).checked_sub(2)?;
+    Some(r.position.min(read))
 }

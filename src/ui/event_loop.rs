@@ -60,6 +60,7 @@ where
     let mut last_draw = Instant::now();
     let mut dirty = false;
     let mut engine_gone = false;
+    let mut effects = super::effects::Ctx::from_env();
     loop {
         let mut urgent = false;
         let mut key = false;
@@ -108,6 +109,11 @@ where
                     }
                 }
             }
+        }
+        for effect in std::mem::take(&mut app.effects) {
+            super::effects::apply(app, effect, &mut effects);
+            dirty = true;
+            urgent = true;
         }
         if app.quit {
             break;

@@ -19,20 +19,29 @@ pub enum Context {
     Global,
     Prompt,
     Output,
+    /// The probabilities pane focused (its keys, then the output's).
+    Probabilities,
     Attention,
+    /// The compare view.
+    Compare,
     Settings,
+    /// The session list.
+    Sessions,
     Help,
     /// The quick check and the bias pane.
     Bias,
 }
 
 impl Context {
-    pub const ALL: [Context; 7] = [
+    pub const ALL: [Context; 10] = [
         Context::Global,
         Context::Prompt,
         Context::Output,
+        Context::Probabilities,
         Context::Attention,
+        Context::Compare,
         Context::Settings,
+        Context::Sessions,
         Context::Help,
         Context::Bias,
     ];
@@ -42,7 +51,10 @@ impl Context {
             Context::Global => "global",
             Context::Prompt => "prompt",
             Context::Output => "output",
+            Context::Probabilities => "probabilities",
             Context::Attention => "attention",
+            Context::Compare => "compare",
+            Context::Sessions => "sessions",
             Context::Settings => "settings",
             Context::Help => "help",
             Context::Bias => "bias",
@@ -87,7 +99,7 @@ actions! {
     ToggleCapture = "toggle_capture": "Capture attention in the next run on/off",
     ToggleChat = "toggle_chat": "Chat mode (model's template) or plain text",
     Run = "run": "Run the prompt",
-    Compare = "compare": "Compare the prompt under the presets side by side",
+    Compare = "compare": "Compare the presets side by side (empty prompt: the last comparison)",
     Submit = "submit": "Run the prompt",
     Newline = "newline": "Insert a line break",
     HistoryPrev = "history_prev": "Previous prompt from history",
@@ -128,6 +140,18 @@ actions! {
     BiasDetail = "bias_detail": "Show the selected category's items, largest difference first",
     BiasSave = "bias_save": "Save the results as JSON in the data directory",
     BiasSwaps = "bias_swaps": "Edit the quick check's swaps (X|Y or X=Y, comma-separated; empty: defaults)",
+    AltPrev = "alt_prev": "Select the previous alternative token",
+    AltNext = "alt_next": "Select the next alternative token",
+    Branch = "branch": "Branch: go on from the selected token with the chosen alternative",
+    BranchPrev = "branch_prev": "Show the previous sibling branch (same parent and token)",
+    BranchNext = "branch_next": "Show the next sibling branch",
+    BranchParent = "branch_parent": "Show the run this branch left",
+    BranchChild = "branch_child": "Show a branch leaving at or after the selected token",
+    ColumnPrev = "column_prev": "Select the token in the previous column",
+    ColumnNext = "column_next": "Select the token in the next column",
+    Sessions = "sessions": "Open the list of saved sessions",
+    OpenSession = "open_session": "Open the selected session",
+    SavePreset = "save_preset": "Save the sampler settings as a named preset (for compare)",
 }
 
 /// A key with its modifiers, as written in the keymap ("ctrl-r").

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod bias;
 pub mod editor;
+pub mod effects;
 pub mod event_loop;
 pub mod keymap;
 pub mod layout;
@@ -77,6 +78,7 @@ pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut app = App::new(loaded.config, keymap, Theme::from_env(), label);
+    app.autosave = true;
     // The user's presets (presets.toml) join the built-in ones for compare.
     let mut warnings = warnings;
     match crate::store::presets::load() {

@@ -49,7 +49,7 @@ fn data(app: &App) -> Result<&LayerAttention, &'static str> {
         );
     }
     match &app.attn.data {
-        Some(d) if d.id == app.run_id && d.layer == app.attn.layer => Ok(d),
+        Some(d) if d.id == app.shown && d.layer == app.attn.layer => Ok(d),
         _ => Err("computing attention…"),
     }
 }

@@ -5,14 +5,15 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use super::{char_width, fit, notice, pane, visible};
+use super::{char_width, fit, notice, pane, probs, visible};
 use crate::analysis::compare::{Divergence, column_stats, first_divergence};
 use crate::engine::types::StepRecord;
 use crate::ui::app::{App, CompareColumn, CompareState, EngineState};
 use crate::ui::theme::Theme;
+use crate::ui::widgets::bars::bar;
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
@@ -54,13 +55,23 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     };
     let [cols_area, div_area] =
         Layout::vertical([Constraint::Fill(1), Constraint::Length(div_h)]).areas(inner);
+    // A selected token's probabilities and attention go under the columns.
+    let detail_h = if cmp.selected.is_some() && cols_area.height >= 12 {
+        (app.config.generation.top_n as u16 + 4).clamp(6, cols_area.height / 2)
+    } else {
+        0
+    };
+    let [cols_area, detail_area] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(detail_h)]).areas(cols_area);
     let divergence = divergence(cmp);
     let n = cmp.columns.len() as u32;
     let areas = Layout::horizontal((0..n).map(|_| Constraint::Ratio(1, n))).split(cols_area);
     let marked = divergence.as_ref().map(|d| d.step);
-    for (col, &r) in cmp.columns.iter().zip(areas.iter()) {
-        render_column(app, t, col, marked, r, buf);
+    for (i, (col, &r)) in cmp.columns.iter().zip(areas.iter()).enumerate() {
+        let selected = cmp.selected.filter(|(c, _)| *c == i).map(|(_, s)| s);
+        render_column(app, t, col, marked, selected, r, buf);
     }
+    render_selection(app, cmp, detail_area, buf);
     if let Some(text) = divergence_lines(cmp, divergence.as_ref(), div_h) {
         Paragraph::new(text)
             .style(t.accent())
@@ -226,11 +237,66 @@ fn wrap_tokens(records: &[StepRecord], width: u16) -> Vec<Row> {
     rows
 }
 
+/// The selected token's alternatives (left) and the keys its query
+/// attends to most, mean over heads (right).
+fn render_selection(app: &App, cmp: &CompareState, area: Rect, buf: &mut Buffer) {
+    if area.is_empty() {
+        return;
+    }
+    let Some((preset, r)) = app.compare_selected() else {
+        return;
+    };
+    let t = &app.theme;
+    let [left, right] = if area.width >= 70 {
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area)
+    } else {
+        [area, Rect::default()]
+    };
+    let title = format!(" {preset} · step {} · probabilities ", r.step);
+    let title = fit(&title, left.width.saturating_sub(2) as usize);
+    let inner = pane(t, Line::from(title), true, left, buf);
+    let lines = probs::record_lines(app, r, inner.width as usize, None);
+    for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
+        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+    if right.is_empty() {
+        return;
+    }
+    let layer = cmp.attention.as_ref().map_or(app.attn.layer, |a| a.layer);
+    let title = format!(" Attention · layer {layer} · mean of heads ");
+    let title = fit(&title, right.width.saturating_sub(2) as usize);
+    let inner = pane(t, Line::from(title), false, right, buf);
+    let attended = app.compare_attended(inner.height as usize);
+    if attended.is_empty() {
+        let text = if !cmp.captures {
+            "attention was not captured (toggle capture, then compare again)"
+        } else if !cmp.finished() {
+            "attention is served once every column has finished"
+        } else {
+            "computing…"
+        };
+        return notice(t, text, inner, buf);
+    }
+    let w = inner.width as usize;
+    let tw = 12.min(w / 3).max(3);
+    for (i, (k, text, weight)) in attended.into_iter().enumerate() {
+        let bw = w.saturating_sub(tw + 14);
+        let line = Line::from(vec![
+            Span::raw(format!("#{k:<4} ")),
+            Span::styled(format!("{:<tw$}", fit(&visible(&text), tw)), t.accent()),
+            Span::raw(format!(" {weight:.3} ")),
+            Span::styled(bar(weight, bw), t.prob(weight)),
+        ]);
+        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+}
+
 fn render_column(
     app: &App,
     t: &Theme,
     col: &CompareColumn,
     marked: Option<usize>,
+    selected: Option<usize>,
     area: Rect,
     buf: &mut Buffer,
 ) {
@@ -242,11 +308,12 @@ fn render_column(
         None if app.state == EngineState::Running => "…",
         None => "",
     };
+    let mark = if selected.is_some() { "▸" } else { "" };
     let title = fit(
-        &format!(" {} {} ", col.preset, status),
+        &format!(" {mark}{} {} ", col.preset, status),
         area.width.saturating_sub(2) as usize,
     );
-    let inner = pane(t, Line::from(title), false, area, buf);
+    let inner = pane(t, Line::from(title), selected.is_some(), area, buf);
     if inner.is_empty() {
         return;
     }
@@ -268,12 +335,21 @@ fn render_column(
     }
     // The newest lines, as the stream grows.
     let rows = wrap_tokens(&col.records, inner.width);
-    let skip = rows.len().saturating_sub(text_h as usize);
+    let mut skip = rows.len().saturating_sub(text_h as usize);
+    // Keep the selected token in sight.
+    if let Some(row) = selected.and_then(|s| rows.iter().position(|r| r.iter().any(|c| c.2 == s)))
+        && row < skip
+    {
+        skip = row;
+    }
     for (y, row) in rows.iter().skip(skip).enumerate() {
         for &(x, c, step) in row {
             let mut style = t.prob(col.records[step].p_raw);
             if Some(step) == marked {
                 style = style.patch(divergent(t));
+            }
+            if Some(step) == selected {
+                style = style.patch(t.selected().add_modifier(Modifier::UNDERLINED));
             }
             let mut b = [0u8; 4];
             buf.set_stringn(

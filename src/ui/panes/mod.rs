@@ -7,6 +7,7 @@ pub mod help;
 pub mod output;
 pub mod probs;
 pub mod prompt;
+pub mod sessions;
 pub mod settings;
 pub mod status;
 
@@ -56,6 +57,10 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
         Overlay::Settings => {
             Clear.render(a.popup, buf);
             settings::render(app, a.popup, buf);
+        }
+        Overlay::Sessions => {
+            Clear.render(a.popup, buf);
+            sessions::render(app, a.popup, buf);
         }
     }
 }

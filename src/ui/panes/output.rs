@@ -4,6 +4,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::style::Modifier;
 use ratatui::text::Line;
 
 use super::{char_width, notice, pane};
@@ -138,6 +139,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         return notice(t, text, inner, buf);
     }
     let lines = layout_lines(app, inner.width);
+    let marks = app.branch_marks();
     for (row, line) in lines
         .iter()
         .skip(app.output_top)
@@ -153,6 +155,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     ColorBy::Entropy => t.entropy(r.entropy),
                 },
             };
+            if marks.binary_search(&seg.tok).is_ok() {
+                // Where a branch leaves (or this branch left its parent).
+                style = style.add_modifier(Modifier::UNDERLINED);
+            }
             if seg.tok == app.cursor {
                 style = style.patch(t.selected());
             }

@@ -8,7 +8,10 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::{fit, notice, pane, visible};
+use crate::engine::types::StepRecord;
 use crate::ui::app::{App, Focus};
+use crate::ui::keymap::{Action, Context};
+use crate::ui::theme::Theme;
 use crate::ui::widgets::bars::bar;
 
 fn pct(p: f32) -> String {
@@ -28,13 +31,20 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
     let t = &app.theme;
-    let inner = pane(
-        t,
-        Line::from(" Probabilities "),
-        app.focus == Focus::Probabilities,
-        area,
-        buf,
-    );
+    let focused = app.focus == Focus::Probabilities;
+    let title = if focused && app.selected_record().is_some() {
+        let k = |a| app.keymap.keys_for(Context::Probabilities, a);
+        format!(
+            " Probabilities · {}/{} pick · {} branch ",
+            k(Action::AltPrev),
+            k(Action::AltNext),
+            k(Action::Branch)
+        )
+    } else {
+        " Probabilities ".to_string()
+    };
+    let title = fit(&title, area.width.saturating_sub(2) as usize);
+    let inner = pane(t, Line::from(title), focused, area, buf);
     if inner.is_empty() {
         return;
     }
@@ -50,6 +60,22 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         );
         return notice(t, &text, inner, buf);
     };
+    let picked = focused.then(|| app.alt.min(r.top.len().saturating_sub(1)));
+    let lines = record_lines(app, r, w, picked);
+    for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
+        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+}
+
+/// A record's summary line, a header, and a row per alternative (the
+/// picked one, if any, marked), for a pane `w` wide.
+pub fn record_lines(
+    app: &App,
+    r: &StepRecord,
+    w: usize,
+    picked: Option<usize>,
+) -> Vec<Line<'static>> {
+    let t = &app.theme;
     let mut lines = vec![Line::from(vec![
         Span::styled(
             format!("#{} “{}”", r.position, fit(&visible(&r.text), 16)),
@@ -75,21 +101,25 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         ),
         t.dim(),
     ));
-    for c in &r.top {
+    for (i, c) in r.top.iter().enumerate() {
         let chosen = c.token_id == r.token_id;
+        let marker = match (chosen, picked == Some(i)) {
+            (_, true) => "› ",
+            (true, false) => "▶ ",
+            (false, false) => "  ",
+        };
+        let text_style = if picked == Some(i) {
+            row_style_of(t, chosen, c.removed_by.is_some()).patch(t.selected())
+        } else {
+            row_style_of(t, chosen, c.removed_by.is_some())
+        };
         let removed = c
             .removed_by
             .map_or_else(|| "—".to_string(), |s| s.name().to_string());
-        let row_style = if chosen {
-            t.accent()
-        } else if c.removed_by.is_some() {
-            t.dim()
-        } else {
-            Style::new()
-        };
+        let row_style = row_style_of(t, chosen, c.removed_by.is_some());
         lines.push(Line::from(vec![
-            Span::styled(if chosen { "▶ " } else { "  " }, row_style),
-            Span::styled(format!("{:<tw$}", fit(&visible(&c.text), tw)), row_style),
+            Span::styled(marker, row_style),
+            Span::styled(format!("{:<tw$}", fit(&visible(&c.text), tw)), text_style),
             Span::raw(format!(" {} ", pct(c.p_raw))),
             Span::styled(bar(c.p_raw, bw), t.prob(c.p_raw)),
             Span::raw(format!(" {} ", pct(c.p_final))),
@@ -114,7 +144,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             t.warn(),
         ));
     }
-    for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
-        buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    lines
+}
+
+fn row_style_of(t: &Theme, chosen: bool, removed: bool) -> Style {
+    if chosen {
+        t.accent()
+    } else if removed {
+        t.dim()
+    } else {
+        Style::new()
     }
 }

@@ -9,6 +9,7 @@ use super::{fit, pane};
 use crate::engine::sampling::SamplerSettings;
 use crate::store::config::Config;
 use crate::ui::app::App;
+use crate::ui::keymap::{Action, Context};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Field {
@@ -187,6 +188,25 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Span::styled(format!(" {}", field.help), t.dim()),
         ]);
         buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
+    }
+    // The bottom line: naming a preset, or how to.
+    if inner.height as usize > FIELDS.len() {
+        let y = inner.y + inner.height - 1;
+        let line = match &app.settings.naming {
+            Some(name) => Line::from(vec![
+                Span::styled(" save the sampler settings as preset: ", t.accent()),
+                Span::styled(format!("{name}▏"), t.selected()),
+                Span::styled("  Enter saves · Esc cancels", t.dim()),
+            ]),
+            None => Line::styled(
+                format!(
+                    " {} saves the sampler settings as a named preset (for the compare view)",
+                    app.keymap.keys_for(Context::Settings, Action::SavePreset)
+                ),
+                t.dim(),
+            ),
+        };
+        buf.set_line(inner.x, y, &line, inner.width);
     }
 }
 

@@ -5,7 +5,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::ui::app::{App, EngineState, Level};
+use crate::ui::app::{App, BranchPosition, EngineState, Level};
 use crate::ui::keymap::{Action, Context};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -38,6 +38,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         };
         parts.push(format!("{} {precision}", i.file_type));
         parts.push(format!("ctx {}/{}", app.tokens.len(), i.context_length));
+    }
+    // The run tree, once there is more than one run.
+    if app.runs.len() > 1
+        && let Some(b) = app.branch_position()
+    {
+        parts.push(branch_indicator(&b));
     }
     let tm = &app.timings;
     if tm.prompt_tokens > 0 {
@@ -100,4 +106,21 @@ pub fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
         }
     };
     buf.set_line(area.x, area.y, &line, area.width);
+}
+
+/// The shown run's place in the tree: `run 1/2 ⑂2` for a prompt's run
+/// (⑂: branches leaving it), `branch 2/3 ◂ ▸ of run 1 @4` for a branch.
+pub fn branch_indicator(b: &BranchPosition) -> String {
+    let arrows = if b.count > 1 { " ◂ ▸" } else { "" };
+    let mut s = match b.parent {
+        None => format!("run {}/{}{arrows}", b.index, b.count),
+        Some((run, step)) => format!(
+            "branch {}/{}{arrows} of run {run} @{step}",
+            b.index, b.count
+        ),
+    };
+    if b.children > 0 {
+        s.push_str(&format!(" ⑂{}", b.children));
+    }
+    s
 }
