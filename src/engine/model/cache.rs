@@ -108,6 +108,9 @@ impl LayerCache {
 pub struct KvCache {
     pub(crate) layers: Vec<LayerCache>,
     tokens: Vec<u32>,
+    /// Per position: computed in a step of 2+ tokens (it decides the order
+    /// attention sums in, so recomputed rows match the computed ones).
+    multi: Vec<bool>,
     capture: bool,
 }
 
@@ -120,6 +123,7 @@ impl KvCache {
         Self {
             layers: vec![layer; n_layer],
             tokens: Vec::new(),
+            multi: Vec::new(),
             capture: capture_attention,
         }
     }
@@ -146,8 +150,15 @@ impl KvCache {
         self.layers.iter().map(LayerCache::capacity_bytes).sum()
     }
 
-    pub(crate) fn extend_tokens(&mut self, tokens: &[u32]) {
+    /// Records the tokens of a step (`multi`: of 2+ tokens).
+    pub(crate) fn extend_tokens(&mut self, tokens: &[u32], multi: bool) {
         self.tokens.extend_from_slice(tokens);
+        self.multi.extend(std::iter::repeat_n(multi, tokens.len()));
+    }
+
+    /// Per position: whether it was computed in a step of 2+ tokens.
+    pub(crate) fn multi(&self) -> &[bool] {
+        &self.multi
     }
 
     /// Forgets every position from `len` on (branching from an earlier token).
@@ -159,6 +170,7 @@ impl KvCache {
             layer.truncate(len);
         }
         self.tokens.truncate(len);
+        self.multi.truncate(len);
         Ok(())
     }
 }
@@ -171,11 +183,11 @@ mod tests {
     fn clone_is_independent_and_truncate_drops_the_tail() {
         let mut a = KvCache::new(1, true);
         a.layers[0].append(&[1., 2.], &[3., 4.], &[5., 6.], 2);
-        a.extend_tokens(&[10, 11]);
+        a.extend_tokens(&[10, 11], true);
         let mut b = a.clone();
         b.truncate(1).unwrap();
         b.layers[0].append(&[9.], &[9.], &[9.], 1);
-        b.extend_tokens(&[12]);
+        b.extend_tokens(&[12], false);
         assert_eq!(a.layers[0].keys_values(), (&[1., 2.][..], &[3., 4.][..]));
         assert_eq!(b.layers[0].keys_values(), (&[1., 9.][..], &[3., 9.][..]));
         assert_eq!(b.tokens(), &[10, 12]);

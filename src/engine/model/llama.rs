@@ -14,8 +14,9 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::cache::{KvCache, LayerCache};
+use super::probe::{self, probe};
 use crate::engine::error::EngineError;
-use crate::engine::kernels::{self, QWeight, WeightKind};
+use crate::engine::kernels::{self, QWeight, SumOrder, WeightKind};
 use crate::engine::load::gguf::GgufFile;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -310,9 +311,11 @@ impl Rope {
             let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
             for head in row.chunks_exact_mut(hd) {
                 for (pair, (&c, &s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
+                    // With ggml's contraction (gcc fuses the first product
+                    // of each line): bit-identical to llama.cpp's rope.
                     let (x0, x1) = (pair[0], pair[1]);
-                    pair[0] = x0 * c - x1 * s;
-                    pair[1] = x0 * s + x1 * c;
+                    pair[0] = x0.mul_add(c, -(x1 * s));
+                    pair[1] = x0.mul_add(s, x1 * c);
                 }
             }
         }
@@ -329,6 +332,8 @@ struct Attention {
     n_kv_head: usize,
     head_dim: usize,
     f16: bool,
+    /// The block's index (names the debug probes).
+    layer: usize,
 }
 
 /// Shapes of one attention computation.
@@ -363,46 +368,30 @@ fn round_f16(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// One row of attention probabilities: softmax(q k_j / sqrt(d)) over the
 /// keys j < `visible` of head `h`, zeros for later keys. `out` has one entry
 /// per key. The forward pass and the on-demand attention rows both go
 /// through here, so what is shown is what was computed.
-fn probs_row(hs: Heads, h: usize, q: &[f32], keys: &[f32], visible: usize, out: &mut [f32]) {
+///
+/// `multi`: whether the query was computed in a step of 2+ tokens, which
+/// decides the order ggml sums q.k in (see [`SumOrder`]).
+fn probs_row(
+    hs: Heads,
+    h: usize,
+    q: &[f32],
+    keys: &[f32],
+    visible: usize,
+    multi: bool,
+    out: &mut [f32],
+) {
     let (kw, ko, d) = (hs.kv_width(), hs.kv_offset(h), hs.head_dim);
+    let order = SumOrder::for_step(if multi { 2 } else { 1 }, d);
     let scale = 1.0 / (d as f32).sqrt();
-    let mut max = f32::NEG_INFINITY;
-    for (j, o) in out[..visible].iter_mut().enumerate() {
-        let s = dot(q, &keys[j * kw + ko..j * kw + ko + d]) * scale;
-        *o = s;
-        max = max.max(s);
-    }
-    // The sum in f64, as ggml's soft_max.
-    let mut sum = 0f64;
+    kernels::dots(order, q, &keys[ko..], kw, &mut out[..visible]);
     for o in &mut out[..visible] {
-        *o = (*o - max).exp();
-        sum += *o as f64;
+        *o *= scale;
     }
-    let inv = (1.0 / sum) as f32;
-    for o in &mut out[..visible] {
-        *o *= inv;
-    }
+    kernels::softmax(&mut out[..visible]);
     out[visible..].fill(0.0);
 }
 
@@ -441,17 +430,21 @@ fn attend(
                 &q[i * qw + h * d..i * qw + (h + 1) * d],
                 keys,
                 visible,
+                nq >= 2,
                 &mut p[..visible],
             );
             if hs.f16 {
                 p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
             }
-            for (j, &pj) in p[..visible].iter().enumerate() {
-                let vr = &values[j * kw + ko..j * kw + ko + d];
-                for (y, &v) in yr.iter_mut().zip(vr) {
-                    *y += pj * v;
-                }
-            }
+            // Probabilities x values in ggml's order: tinyBLAS for steps of
+            // 2+ tokens, its f16 dot product for one (llama.cpp pads the
+            // keys to 256, a multiple of 16, so tinyBLAS always takes it).
+            let order = if nq >= 2 {
+                SumOrder::Lanes16
+            } else {
+                SumOrder::Lanes64
+            };
+            kernels::weighted_rows(order, &p[..visible], &values[ko..], kw, yr);
         }
     };
     if hs.n_head * nq * nk * d < 1 << 16 {
@@ -472,8 +465,17 @@ fn attend(
 }
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
-/// positions offset.., over the first nk = offset + nq keys.
-fn attention_probs(hs: Heads, q: &[f32], keys: &[f32], nq: usize, offset: usize) -> Vec<f32> {
+/// positions offset.., over the first nk = offset + nq keys; `multi[i]`:
+/// whether query i was computed in a step of 2+ tokens.
+fn attention_probs(
+    hs: Heads,
+    q: &[f32],
+    keys: &[f32],
+    nq: usize,
+    offset: usize,
+    multi: &[bool],
+) -> Vec<f32> {
+    assert_eq!(multi.len(), nq);
     let nk = offset + nq;
     let qw = hs.q_width();
     let d = hs.head_dim;
@@ -486,6 +488,7 @@ fn attention_probs(hs: Heads, q: &[f32], keys: &[f32], nq: usize, offset: usize)
             &q[i * qw + h * d..i * qw + (h + 1) * d],
             keys,
             offset + i + 1,
+            multi[i],
             o,
         );
     };
@@ -505,7 +508,13 @@ fn attention_probs(hs: Heads, q: &[f32], keys: &[f32], nq: usize, offset: usize)
 }
 
 impl Attention {
-    fn load(gguf: &mut GgufFile, prefix: &str, cfg: &Config, p: Precision) -> Result<Self> {
+    fn load(
+        gguf: &mut GgufFile,
+        prefix: &str,
+        cfg: &Config,
+        p: Precision,
+        cfg_layer: usize,
+    ) -> Result<Self> {
         Ok(Self {
             wq: Linear::load(gguf, &format!("{prefix}.attn_q.weight"), p)?,
             wk: Linear::load(gguf, &format!("{prefix}.attn_k.weight"), p)?,
@@ -517,6 +526,7 @@ impl Attention {
             // llama.cpp's numerics (its default f16 KV cache, no flash
             // attention) in quantised mode; exact f32 in f32 mode.
             f16: p == Precision::Quantized,
+            layer: cfg_layer,
         })
     }
 
@@ -544,6 +554,11 @@ impl Attention {
             Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
                 .try_into()
                 .expect("three outputs");
+        let l = self.layer;
+        probe(&format!("Qcur_mm-{l}"), &mut q);
+        probe(&format!("Kcur_mm-{l}"), &mut k);
+        let mut v = v;
+        probe(&format!("Vcur-{l}"), &mut v);
         let mut y = Vec::with_capacity(m * qw);
         let mut row = 0;
         for (cache, n) in seqs.iter_mut() {
@@ -556,6 +571,8 @@ impl Attention {
             );
             rope.apply(qs, qw, offset);
             rope.apply(ks, kw, offset);
+            probe(&format!("Qcur-{l}"), qs);
+            probe(&format!("Kcur-{l}"), ks);
             let mut vs = std::borrow::Cow::Borrowed(vs);
             if hs.f16 {
                 qs.iter_mut()
@@ -565,12 +582,19 @@ impl Attention {
             }
             cache.append(ks, &vs, qs, n);
             let (keys, values) = cache.keys_values();
+            if probe::enabled() {
+                let mut p = attention_probs(hs, qs, keys, n, offset, &vec![n >= 2; n]);
+                probe(&format!("kq_soft_max-{l}"), &mut p);
+            }
             y.extend(attend(hs, qs, keys, values, n, offset));
             row += n;
         }
-        Ok(Linear::forward_rows(&[&self.wo], &y, m)?
+        probe(&format!("kqv_out-{l}"), &mut y);
+        let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
-            .expect("one output"))
+            .expect("one output");
+        probe(&format!("attn_out-{l}"), &mut out);
+        Ok(out)
     }
 }
 
@@ -591,16 +615,20 @@ impl Mlp {
     }
 
     /// x: m rows of d_model -> m rows of d_model.
-    fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
-        let [mut gate, up]: [Vec<f32>; 2] = Linear::forward_rows(&[&self.gate, &self.up], x, m)?
-            .try_into()
-            .expect("two outputs");
-        for (g, u) in gate.iter_mut().zip(&up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
-        }
-        Ok(Linear::forward_rows(&[&self.down], &gate, m)?
+    fn forward(&self, x: &[f32], m: usize, l: usize) -> Result<Vec<f32>> {
+        let [mut gate, mut up]: [Vec<f32>; 2] =
+            Linear::forward_rows(&[&self.gate, &self.up], x, m)?
+                .try_into()
+                .expect("two outputs");
+        probe(&format!("ffn_gate-{l}"), &mut gate);
+        probe(&format!("ffn_up-{l}"), &mut up);
+        kernels::silu_mul(&mut gate, &up);
+        probe(&format!("ffn_swiglu-{l}"), &mut gate);
+        let mut out = Linear::forward_rows(&[&self.down], &gate, m)?
             .pop()
-            .expect("one output"))
+            .expect("one output");
+        probe(&format!("ffn_out-{l}"), &mut out);
+        Ok(out)
     }
 }
 
@@ -617,7 +645,7 @@ impl Block {
         let prefix = format!("blk.{i}");
         Ok(Self {
             attn_norm: RmsNorm::load(gguf, &format!("{prefix}.attn_norm.weight"), cfg.rms_eps)?,
-            attn: Attention::load(gguf, &prefix, cfg, p)?,
+            attn: Attention::load(gguf, &prefix, cfg, p, i)?,
             ffn_norm: RmsNorm::load(gguf, &format!("{prefix}.ffn_norm.weight"), cfg.rms_eps)?,
             mlp: Mlp::load(gguf, &prefix, p)?,
         })
@@ -632,14 +660,19 @@ impl Block {
         seqs: &mut [(&mut LayerCache, usize)],
     ) -> Result<()> {
         let m: usize = seqs.iter().map(|s| s.1).sum();
+        let l = self.attn.layer;
         self.attn_norm.forward(x, norm);
+        probe(&format!("attn_norm-{l}"), norm);
         for (x, a) in x.iter_mut().zip(self.attn.forward(norm, rope, seqs)?) {
             *x += a;
         }
+        probe(&format!("ffn_inp-{l}"), x);
         self.ffn_norm.forward(x, norm);
-        for (x, f) in x.iter_mut().zip(self.mlp.forward(norm, m)?) {
+        probe(&format!("ffn_norm-{l}"), norm);
+        for (x, f) in x.iter_mut().zip(self.mlp.forward(norm, m, l)?) {
             *x += f;
         }
+        probe(&format!("l_out-{l}"), x);
         Ok(())
     }
 }
@@ -765,7 +798,7 @@ impl Llama {
         }
         let mut at = 0;
         for (cache, n) in seqs.iter_mut() {
-            cache.extend_tokens(&tokens[at..at + *n]);
+            cache.extend_tokens(&tokens[at..at + *n], *n >= 2);
             at += *n;
         }
         Ok(x)
@@ -776,9 +809,11 @@ impl Llama {
         let n = x.len() / self.cfg.d_model;
         let mut normed = vec![0f32; x.len()];
         self.norm.forward(x, &mut normed);
-        let out = Linear::forward_rows(&[&self.output], &normed, n)?
+        probe("result_norm", &mut normed);
+        let mut out = Linear::forward_rows(&[&self.output], &normed, n)?
             .pop()
             .expect("one output");
+        probe("result_output", &mut out);
         let vocab = out.len() / n;
         Ok(Tensor::from_vec(out, (n, vocab), &Device::Cpu)?)
     }
@@ -798,7 +833,8 @@ impl Llama {
         })?;
         let (q, k) = lc.captured(queries.clone())?;
         let hs = self.blocks[layer].attn.heads();
-        let probs = attention_probs(hs, q, k, queries.len(), queries.start);
+        let multi = &cache.multi()[queries.clone()];
+        let probs = attention_probs(hs, q, k, queries.len(), queries.start, multi);
         Ok(Tensor::from_vec(
             probs,
             (hs.n_head, queries.len(), queries.end),
@@ -874,7 +910,7 @@ mod tests {
             let k = random(nk * HS.kv_width(), 2);
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
-            let p = attention_probs(HS, &q, &k, nq, offset);
+            let p = attention_probs(HS, &q, &k, nq, offset, &vec![nq >= 2; nq]);
             let y = attend(HS, &q, &k, &v, nq, offset);
             for (a, b) in p.iter().zip(&want_p) {
                 assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
