@@ -316,14 +316,18 @@ pub unsafe fn weighted_rows(
     }
     assert!(p.is_empty() || rows.len() >= (p.len() - 1) * stride + d);
     let lanes = order.lanes();
-    let mut acc = vec![0f32; lanes * d];
+    // Lanes no key reaches stay zero: they are left out of `acc` and read
+    // as zeros below (adding +0 changes no sum: an FMA chain started from
+    // +0 never yields -0), which spares short rows most of the work.
+    let used = lanes.min(p.len());
+    let mut acc = vec![0f32; used * d];
     let (pr, pacc) = (rows.as_ptr(), acc.as_mut_ptr());
     for (j, &pj) in p.iter().enumerate() {
         let w = _mm256_set1_ps(pj);
         let a = (j % lanes) * d;
         for c in (0..d).step_by(8) {
             // SAFETY: j * stride + c + 8 <= rows.len() (asserted above), and
-            // a + c + 8 <= lanes * d = acc.len().
+            // j % lanes < used (j < p.len()), so a + c + 8 <= used * d.
             unsafe {
                 let v = _mm256_loadu_ps(pr.add(j * stride + c));
                 let o = pacc.add(a + c);
@@ -331,11 +335,15 @@ pub unsafe fn weighted_rows(
             }
         }
     }
-    // SAFETY (for these loads): l < lanes and c + 8 <= d, so
-    // l * d + c + 8 <= lanes * d = acc.len().
+    // SAFETY (for these loads): l < used and c + 8 <= d, so
+    // l * d + c + 8 <= used * d = acc.len().
     macro_rules! at {
         ($l:expr, $c:expr) => {
-            unsafe { _mm256_loadu_ps(pacc.add($l * d + $c)) }
+            if $l < used {
+                unsafe { _mm256_loadu_ps(pacc.add($l * d + $c)) }
+            } else {
+                _mm256_setzero_ps()
+            }
         };
     }
     for c in (0..d).step_by(8) {
