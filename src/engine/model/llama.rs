@@ -14,7 +14,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::cache::{KvCache, LayerCache};
-use super::probe::{self, probe};
+use super::probe::{self, probe, probe_layer};
 use crate::engine::error::EngineError;
 use crate::engine::kernels::{self, QWeight, SumOrder, WeightKind};
 use crate::engine::load::gguf::GgufFile;
@@ -513,7 +513,7 @@ impl Attention {
         prefix: &str,
         cfg: &Config,
         p: Precision,
-        cfg_layer: usize,
+        layer: usize,
     ) -> Result<Self> {
         Ok(Self {
             wq: Linear::load(gguf, &format!("{prefix}.attn_q.weight"), p)?,
@@ -526,7 +526,7 @@ impl Attention {
             // llama.cpp's numerics (its default f16 KV cache, no flash
             // attention) in quantised mode; exact f32 in f32 mode.
             f16: p == Precision::Quantized,
-            layer: cfg_layer,
+            layer: layer,
         })
     }
 
@@ -550,15 +550,16 @@ impl Attention {
         let hs = self.heads();
         let (qw, kw) = (hs.q_width(), hs.kv_width());
         let m: usize = seqs.iter().map(|s| s.1).sum();
-        let [mut q, mut k, v]: [Vec<f32>; 3] =
+        let [mut q, mut k, mut v]: [Vec<f32>; 3] =
             Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
                 .try_into()
                 .expect("three outputs");
+        // Debug probes (off unless LMSCOPE_PROBE_* is set), one sequence
+        // at a time in llama.cpp's graph names.
         let l = self.layer;
-        probe(&format!("Qcur_mm-{l}"), &mut q);
-        probe(&format!("Kcur_mm-{l}"), &mut k);
-        let mut v = v;
-        probe(&format!("Vcur-{l}"), &mut v);
+        probe_layer("Qcur_mm", l, &mut q);
+        probe_layer("Kcur_mm", l, &mut k);
+        probe_layer("Vcur", l, &mut v);
         let mut y = Vec::with_capacity(m * qw);
         let mut row = 0;
         for (cache, n) in seqs.iter_mut() {
@@ -571,8 +572,8 @@ impl Attention {
             );
             rope.apply(qs, qw, offset);
             rope.apply(ks, kw, offset);
-            probe(&format!("Qcur-{l}"), qs);
-            probe(&format!("Kcur-{l}"), ks);
+            probe_layer("Qcur", l, qs);
+            probe_layer("Kcur", l, ks);
             let mut vs = std::borrow::Cow::Borrowed(vs);
             if hs.f16 {
                 qs.iter_mut()
@@ -584,16 +585,16 @@ impl Attention {
             let (keys, values) = cache.keys_values();
             if probe::enabled() {
                 let mut p = attention_probs(hs, qs, keys, n, offset, &vec![n >= 2; n]);
-                probe(&format!("kq_soft_max-{l}"), &mut p);
+                probe_layer("kq_soft_max", l, &mut p);
             }
             y.extend(attend(hs, qs, keys, values, n, offset));
             row += n;
         }
-        probe(&format!("kqv_out-{l}"), &mut y);
+        probe_layer("kqv_out", l, &mut y);
         let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
             .expect("one output");
-        probe(&format!("attn_out-{l}"), &mut out);
+        probe_layer("attn_out", l, &mut out);
         Ok(out)
     }
 }
@@ -620,14 +621,14 @@ impl Mlp {
             Linear::forward_rows(&[&self.gate, &self.up], x, m)?
                 .try_into()
                 .expect("two outputs");
-        probe(&format!("ffn_gate-{l}"), &mut gate);
-        probe(&format!("ffn_up-{l}"), &mut up);
+        probe_layer("ffn_gate", l, &mut gate);
+        probe_layer("ffn_up", l, &mut up);
         kernels::silu_mul(&mut gate, &up);
-        probe(&format!("ffn_swiglu-{l}"), &mut gate);
+        probe_layer("ffn_swiglu", l, &mut gate);
         let mut out = Linear::forward_rows(&[&self.down], &gate, m)?
             .pop()
             .expect("one output");
-        probe(&format!("ffn_out-{l}"), &mut out);
+        probe_layer("ffn_out", l, &mut out);
         Ok(out)
     }
 }
@@ -662,17 +663,17 @@ impl Block {
         let m: usize = seqs.iter().map(|s| s.1).sum();
         let l = self.attn.layer;
         self.attn_norm.forward(x, norm);
-        probe(&format!("attn_norm-{l}"), norm);
+        probe_layer("attn_norm", l, norm);
         for (x, a) in x.iter_mut().zip(self.attn.forward(norm, rope, seqs)?) {
             *x += a;
         }
-        probe(&format!("ffn_inp-{l}"), x);
+        probe_layer("ffn_inp", l, x);
         self.ffn_norm.forward(x, norm);
-        probe(&format!("ffn_norm-{l}"), norm);
+        probe_layer("ffn_norm", l, norm);
         for (x, f) in x.iter_mut().zip(self.mlp.forward(norm, m, l)?) {
             *x += f;
         }
-        probe(&format!("l_out-{l}"), x);
+        probe_layer("l_out", l, x);
         Ok(())
     }
 }

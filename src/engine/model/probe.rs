@@ -33,7 +33,15 @@ pub(crate) fn enabled() -> bool {
     dirs().is_some()
 }
 
-/// Dumps and/or replaces `data` under `name` (a layer's op is `op-{layer}`).
+/// [`probe`] under `op-{layer}` (the name is only formatted when probes
+/// are on).
+pub(crate) fn probe_layer(op: &str, layer: usize, data: &mut [f32]) {
+    if enabled() {
+        probe(&format!("{op}-{layer}"), data);
+    }
+}
+
+/// Dumps and/or replaces `data` under `name`.
 pub(crate) fn probe(name: &str, data: &mut [f32]) {
     let Some(d) = dirs() else { return };
     if let Some(dir) = &d.dump {
