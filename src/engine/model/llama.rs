@@ -526,7 +526,7 @@ impl Attention {
             // llama.cpp's numerics (its default f16 KV cache, no flash
             // attention) in quantised mode; exact f32 in f32 mode.
             f16: p == Precision::Quantized,
-            layer: layer,
+            layer,
         })
     }
 
