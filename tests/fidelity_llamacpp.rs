@@ -31,10 +31,14 @@ fn token_ids_match_llama_cpp_and_decode_back_exactly() {
     }
 }
 
-/// Greedy 24-token continuations: identical for at least 9 of the 13
-/// prompts, the others parting only where llama.cpp's own top-2 logit gap
-/// is within the two engines' rounding noise; top-10 log-probabilities
-/// compared at every position up to the first divergence.
+/// Greedy 24-token continuations identical for all 13 prompts, and
+/// llama.cpp's top-10 log-probabilities at every step within 0.001 (they
+/// agree to the fixture's 6 decimals: quantised mode reproduces llama.cpp's
+/// CPU arithmetic bit for bit, see scripts/reference/FIDELITY.md; the
+/// margin covers f32 log-softmax and the fixture's rounding). This holds
+/// where Rust's `cos`/`sin`/`powf` are glibc's, as on the machine that made
+/// the fixtures: a 1-ulp change in the RoPE table is amplified by the 8-bit
+/// activation rounding.
 #[test]
 fn greedy_continuations_and_logprobs_match_llama_cpp() {
     let fx = fixture("llamacpp_greedy.json");
@@ -104,7 +108,7 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
         let mut case_errs = errs[errs_before..].to_vec();
         case_errs.sort_by(f32::total_cmp);
         report.push(format!(
-            "{name}: {} median |dlogprob| {:.4} max {max_err:.4}",
+            "{name}: {} median |dlogprob| {:.2e} max {max_err:.2e}",
             diverged_at.map_or("identical".into(), |i| format!("diverged at {i}")),
             case_errs[case_errs.len() / 2]
         ));
@@ -114,7 +118,7 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
     errs.sort_by(f32::total_cmp);
     let within = errs.iter().filter(|&&e| e <= 0.05).count() as f64 / errs.len() as f64;
     eprintln!(
-        "{} log-probabilities: {:.1}% within 0.05, median {:.4}, p95 {:.4}, max {:.4}",
+        "{} log-probabilities: {:.1}% within 0.05, median {:.2e}, p95 {:.2e}, max {:.2e}",
         errs.len(),
         within * 100.0,
         errs[errs.len() / 2],
@@ -122,24 +126,19 @@ fn greedy_continuations_and_logprobs_match_llama_cpp() {
         errs[errs.len() - 1]
     );
     assert!(cases.len() >= 10);
-    assert!(identical >= 9, "{identical} of {} identical", cases.len());
-    for (name, step, gap) in &gaps {
-        assert!(
-            *gap < 0.25,
-            "{name}: diverged at step {step} where llama.cpp's top-2 gap is {gap}"
-        );
-    }
-    // Both engines round activations to 8 bits; SmolLM2's outlier features
-    // make that rounding flip on last-bit differences (summation order,
-    // exp), so two correct quantised engines differ by ~0.07 in median.
-    // The issue asks for 0.05 everywhere: not met (see the closing note).
-    let median = errs[errs.len() / 2];
-    let p95 = errs[errs.len() * 95 / 100];
-    assert!(median <= 0.1 && p95 <= 0.35, "median {median}, p95 {p95}");
+    assert!(
+        gaps.is_empty(),
+        "diverged (case, step, llama.cpp's top-2 gap): {gaps:?}"
+    );
+    assert_eq!(identical, cases.len());
+    // Measured: median 2.4e-7, max 9.5e-7 (the fixture's rounding).
+    let max = errs[errs.len() - 1];
+    assert!(max <= 1e-3, "max |dlogprob| {max}");
 }
 
 /// llama.cpp's perplexity rule at context 512 on our own 2,500-word text,
-/// through the CLI's JSON contract: within 0.5% of llama.cpp's figure.
+/// through the CLI's JSON contract: within 0.01% of llama.cpp's figure
+/// (measured: 44.7928 vs 44.7930, the fixture's rounding).
 #[test]
 fn perplexity_matches_llama_cpp() {
     let fx = fixture("llamacpp_perplexity.json");
@@ -163,7 +162,7 @@ fn perplexity_matches_llama_cpp() {
         "perplexity {ppl:.4} vs llama.cpp {want:.4} ({:.3}%)",
         rel * 100.0
     );
-    assert!(rel < 0.005, "perplexity {ppl} vs llama.cpp {want}");
+    assert!(rel < 1e-4, "perplexity {ppl} vs llama.cpp {want}");
     assert_eq!(
         v["per_token"].as_array().unwrap().len(),
         run["scored"].as_u64().unwrap() as usize

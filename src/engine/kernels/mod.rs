@@ -1,8 +1,12 @@
 //! Hand-written CPU kernels for the quantised forward pass: 8-bit
-//! activation quantisation, Q4_1 x Q8_1 and Q8_0 x Q8_0 dot products (AVX2
-//! chosen at run time, a portable scalar fallback otherwise), and a matrix
-//! product parallel over weight rows on a persistent pool; and the f32 and
-//! f16 products attention runs over the KV cache.
+//! activation quantisation, Q4_1 x Q8_1 and Q8_0 x Q8_0 dot products (AVX2,
+//! with AVX-VNNI where present, chosen at run time; a portable scalar
+//! fallback otherwise), and a matrix product parallel over weight rows on a
+//! persistent pool.
+//!
+//! The float ops around them (SiLU, softmax, attention's products over the
+//! KV cache's f16 or f32 rows) are here too, in ggml's arithmetic order
+//! (`float.rs`), scalar and AVX2 computing the same bits.
 //!
 //! All of the crate's `unsafe` lives in this module, each block with the
 //! reason it holds.
@@ -11,6 +15,7 @@
 //! machine that has AVX2).
 
 mod elem;
+mod float;
 mod pool;
 mod quant;
 #[cfg(test)]
@@ -20,7 +25,10 @@ mod x86;
 
 use std::sync::OnceLock;
 
-pub use elem::{CacheElem, axpy_f16_with, dot_f16_with};
+pub use elem::CacheElem;
+pub use float::{
+    SumOrder, dot_scalar, dots_scalar, expf, silu_mul_scalar, softmax_scalar, weighted_rows_scalar,
+};
 pub use pool::{Pool, default_threads, pool, set_threads};
 pub use quant::{
     ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
@@ -364,4 +372,65 @@ pub fn par_chunks_mut(out: &mut [f32], chunk_len: usize, f: &(dyn Fn(usize, &mut
         let chunk = unsafe { std::slice::from_raw_parts_mut(p.add(start), end - start) };
         f(i, chunk);
     });
+}
+
+/// gate = silu(gate) * up, as ggml's `swiglu` (see [`silu_mul_scalar`]).
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only selected after run-time detection of
+        // AVX2, FMA and F16C; the function checks its slices' lengths.
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::silu_mul(gate, up) },
+        _ => silu_mul_scalar(gate, up),
+    }
+}
+
+/// Softmax in place over scaled scores, as ggml's `soft_max` (see
+/// [`softmax_scalar`]).
+pub fn softmax(x: &mut [f32]) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul`.
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::softmax(x) },
+        _ => softmax_scalar(x),
+    }
+}
+
+/// a . b summed in `order` (see [`dot_scalar`]).
+pub fn dot<T: CacheElem>(order: SumOrder, a: &[f32], b: &[T]) -> f32 {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul`.
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::dot(order, a, b) },
+        _ => dot_scalar(order, a, b),
+    }
+}
+
+/// out[j] = q . rows[j * stride..][..q.len()] summed in `order`, for each
+/// j < out.len() (see [`dots_scalar`]).
+pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: &[T], stride: usize, out: &mut [f32]) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul`; rows are bounds-checked slices.
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::dots(order, q, rows, stride, out) },
+        _ => dots_scalar(order, q, rows, stride, out),
+    }
+}
+
+/// out[c] = sum_j p[j] * rows[j * stride + c] summed in `order` (see
+/// [`weighted_rows_scalar`]).
+pub fn weighted_rows<T: CacheElem>(
+    order: SumOrder,
+    p: &[f32],
+    rows: &[T],
+    stride: usize,
+    out: &mut [f32],
+) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul`; the function asserts that `rows` covers
+        // every row it reads.
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::weighted_rows(order, p, rows, stride, out) },
+        _ => weighted_rows_scalar(order, p, rows, stride, out),
+    }
 }

@@ -111,35 +111,65 @@ fn quantize_blocks_avx2(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {
     quantize_blocks(x, with_sum, out)
 }
 
+/// Sum of 8 float lanes in `hsum_float_8`'s order (the AVX2 kernels'
+/// final step): upper half onto lower, then (0 + 2) + (1 + 3).
+#[inline]
+fn hsum8(acc: &[f32; 8]) -> f32 {
+    let s = [
+        acc[4] + acc[0],
+        acc[5] + acc[1],
+        acc[6] + acc[2],
+        acc[7] + acc[3],
+    ];
+    (s[0] + s[2]) + (s[1] + s[3])
+}
+
 /// Reference dot product of one Q4_1 weight row (raw bytes) with Q8_1
-/// activations, as ggml's generic `vec_dot_q4_1_q8_1`.
+/// activations, in the order of ggml's AVX2 `vec_dot_q4_1_q8_1` (and of our
+/// AVX2 kernel, bit for bit): per block, 8 integer lanes of 4 consecutive
+/// products, each lane accumulated as lane * (d * d_a) with FMA; then the
+/// 8-lane sum, plus the m * s terms summed block by block.
 pub fn dot_q4_1_scalar(w: &[u8], a: &[ActBlock]) -> f32 {
-    let mut sum = 0f32;
+    let mut acc = [0f32; 8];
+    let mut summ = 0f32;
     for (blk, a) in w.chunks_exact(WeightKind::Q4_1.block_bytes()).zip(a) {
         let d = f16_at(blk, 0);
         let m = f16_at(blk, 2);
-        let mut sumi = 0i32;
-        for j in 0..QK / 2 {
-            let b = blk[4 + j];
-            sumi += (b & 0x0f) as i32 * a.qs[j] as i32 + (b >> 4) as i32 * a.qs[j + QK / 2] as i32;
+        let dd = d * a.d;
+        for (l, acc) in acc.iter_mut().enumerate() {
+            let mut lane = 0i32;
+            for e in 4 * l..4 * l + 4 {
+                // Element e: low nibble of byte e (e < 16), else the high
+                // nibble of byte e - 16.
+                let q = if e < QK / 2 {
+                    blk[4 + e] & 0x0f
+                } else {
+                    blk[4 + e - QK / 2] >> 4
+                };
+                lane += q as i32 * a.qs[e] as i32;
+            }
+            *acc = (lane as f32).mul_add(dd, *acc);
         }
-        sum += sumi as f32 * (d * a.d) + m * a.s;
+        summ += m * a.s;
     }
-    sum
+    hsum8(&acc) + summ
 }
 
-/// Reference dot product of one Q8_0 weight row with Q8_0 activations.
+/// Reference dot product of one Q8_0 weight row with Q8_0 activations, in
+/// the order of ggml's AVX2 `vec_dot_q8_0_q8_0` (as [`dot_q4_1_scalar`],
+/// without the m terms).
 pub fn dot_q8_0_scalar(w: &[u8], a: &[ActBlock]) -> f32 {
-    let mut sum = 0f32;
+    let mut acc = [0f32; 8];
     for (blk, a) in w.chunks_exact(WeightKind::Q8_0.block_bytes()).zip(a) {
-        let d = f16_at(blk, 0);
-        let mut sumi = 0i32;
-        for j in 0..QK {
-            sumi += blk[2 + j] as i8 as i32 * a.qs[j] as i32;
+        let dd = f16_at(blk, 0) * a.d;
+        for (l, acc) in acc.iter_mut().enumerate() {
+            let lane: i32 = (4 * l..4 * l + 4)
+                .map(|e| blk[2 + e] as i8 as i32 * a.qs[e] as i32)
+                .sum();
+            *acc = (lane as f32).mul_add(dd, *acc);
         }
-        sum += sumi as f32 * (d * a.d);
     }
-    sum
+    hsum8(&acc)
 }
 
 /// Dequantises one weight row (raw bytes) into `out` (embedding lookups).

@@ -10,6 +10,7 @@
 
 use std::arch::x86_64::*;
 
+use super::CacheElem;
 use super::quant::{ActBlock, WeightKind};
 
 /// Horizontal sum of 8 floats.
@@ -160,3 +161,273 @@ macro_rules! dot_q8_0 {
 
 dot_q8_0!(dot_q8_0, "avx2,fma,f16c", pair_sums_avx2);
 dot_q8_0!(dot_q8_0_vnni, "avx2,fma,f16c,avxvnni", pair_sums_vnni);
+
+/// `float::expf` on 8 lanes: the same FMAs, then j * 2^n by building 2^n
+/// in the exponent bits, which is exact while |n| <= 126; lanes beyond
+/// that (results below 2^-126 or overflowing) are redone by the scalar
+/// version.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn expf8(x: __m256) -> __m256 {
+    let [shift, log2e, ln2_hi, ln2_lo, p5, p4, p3, p2, p1] = super::float::EXP_CONSTS;
+    let z = _mm256_fmadd_ps(x, _mm256_set1_ps(log2e), _mm256_set1_ps(shift));
+    let n = _mm256_sub_ps(z, _mm256_set1_ps(shift));
+    let b = _mm256_fnmadd_ps(
+        n,
+        _mm256_set1_ps(ln2_lo),
+        _mm256_fnmadd_ps(n, _mm256_set1_ps(ln2_hi), x),
+    );
+    let u = _mm256_mul_ps(b, b);
+    let j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(
+            _mm256_fmadd_ps(_mm256_set1_ps(p5), b, _mm256_set1_ps(p4)),
+            u,
+            _mm256_fmadd_ps(_mm256_set1_ps(p3), b, _mm256_set1_ps(p2)),
+        ),
+        u,
+        _mm256_fmadd_ps(_mm256_set1_ps(p1), b, _mm256_set1_ps(1.0)),
+    );
+    let absn = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
+    // Not-less-or-equal, so a NaN lane also takes the scalar path.
+    let far = _mm256_cmp_ps::<_CMP_NLE_UQ>(absn, _mm256_set1_ps(126.0));
+    if _mm256_movemask_ps(far) != 0 {
+        let mut v = [0f32; 8];
+        // SAFETY: `v` holds 8 floats.
+        unsafe { _mm256_storeu_ps(v.as_mut_ptr(), x) };
+        for e in &mut v {
+            *e = super::float::expf(*e);
+        }
+        // SAFETY: as above.
+        return unsafe { _mm256_loadu_ps(v.as_ptr()) };
+    }
+    let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(j, _mm256_castsi256_ps(e))
+}
+
+/// The 16-lane reduction of `lo` (lanes 0..8) and `hi` (8..16), in
+/// `_mm512_reduce_add_ps`'s order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce16(lo: __m256, hi: __m256) -> f32 {
+    hsum(_mm256_add_ps(hi, lo))
+}
+
+/// `float::silu_mul_scalar` on 8 lanes at a time (bit-identical).
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    let body = gate.len() / 16 * 16;
+    let one = _mm256_set1_ps(1.0);
+    for i in (0..body).step_by(8) {
+        // SAFETY: i + 8 <= body <= len of both slices.
+        unsafe {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let u = _mm256_loadu_ps(up.as_ptr().add(i));
+            let e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(s, u));
+        }
+    }
+    super::float::silu_mul_scalar(&mut gate[body..], &up[body..]);
+}
+
+/// `float::softmax_scalar` with 8-lane exponentials (bit-identical).
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mv = _mm256_set1_ps(max);
+    let body = x.len() / 16 * 16;
+    let mut sum = 0f64;
+    for i in (0..body).step_by(16) {
+        // SAFETY: i + 16 <= body <= x.len().
+        unsafe {
+            let p = x.as_mut_ptr().add(i);
+            let lo = expf8(_mm256_sub_ps(_mm256_loadu_ps(p), mv));
+            let hi = expf8(_mm256_sub_ps(_mm256_loadu_ps(p.add(8)), mv));
+            _mm256_storeu_ps(p, lo);
+            _mm256_storeu_ps(p.add(8), hi);
+            sum += reduce16(lo, hi) as f64;
+        }
+    }
+    if body < x.len() {
+        let mut v = [0f32; 16];
+        for (o, s) in v.iter_mut().zip(x[body..].iter_mut()) {
+            *s = super::float::expf(*s - max);
+            *o = *s;
+        }
+        sum += super::float::reduce16(&v) as f64;
+    }
+    let inv = _mm256_set1_ps((1.0 / sum) as f32);
+    let vbody = x.len() / 8 * 8;
+    for i in (0..vbody).step_by(8) {
+        // SAFETY: i + 8 <= x.len().
+        unsafe {
+            let p = x.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), inv));
+        }
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in &mut x[vbody..] {
+        *v *= inv;
+    }
+}
+
+/// `float::dot_scalar` (bit-identical); lengths not a multiple of 16 under
+/// `Lanes16` go to the scalar version.
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot<T: CacheElem>(order: super::float::SumOrder, a: &[f32], b: &[T]) -> f32 {
+    use super::float::SumOrder;
+    assert_eq!(a.len(), b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    match order {
+        SumOrder::Lanes16 if a.len().is_multiple_of(16) => {
+            let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for i in (0..a.len()).step_by(16) {
+                // SAFETY: i + 16 <= len of both slices.
+                unsafe {
+                    lo = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), T::load8(pb.add(i)), lo);
+                    hi = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(pa.add(i + 8)),
+                        T::load8(pb.add(i + 8)),
+                        hi,
+                    );
+                }
+            }
+            reduce16(lo, hi)
+        }
+        SumOrder::Lanes16 => super::float::dot_scalar(order, a, b),
+        SumOrder::Lanes64 => {
+            let body = a.len() / 64 * 64;
+            let mut r = [_mm256_setzero_ps(); 8];
+            for i in (0..body).step_by(64) {
+                for (k, acc) in r.iter_mut().enumerate() {
+                    // SAFETY: i + 64 <= body <= len of both slices.
+                    unsafe {
+                        *acc = _mm256_fmadd_ps(
+                            _mm256_loadu_ps(pa.add(i + 8 * k)),
+                            T::load8(pb.add(i + 8 * k)),
+                            *acc,
+                        );
+                    }
+                }
+            }
+            // Accumulator k (0..4) is r[2k] (lanes 0..8) and r[2k+1].
+            let lo = _mm256_add_ps(_mm256_add_ps(r[0], r[4]), _mm256_add_ps(r[2], r[6]));
+            let hi = _mm256_add_ps(_mm256_add_ps(r[1], r[5]), _mm256_add_ps(r[3], r[7]));
+            let mut s = reduce16(lo, hi) as f64;
+            for (&x, &y) in a[body..].iter().zip(&b[body..]) {
+                s += (x * y.to_f32()) as f64;
+            }
+            s as f32
+        }
+    }
+}
+
+/// `float::weighted_rows_scalar` (bit-identical); widths not a multiple of
+/// 8 go to the scalar version.
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn weighted_rows<T: CacheElem>(
+    order: super::float::SumOrder,
+    p: &[f32],
+    rows: &[T],
+    stride: usize,
+    out: &mut [f32],
+) {
+    let d = out.len();
+    if !d.is_multiple_of(8) {
+        return super::float::weighted_rows_scalar(order, p, rows, stride, out);
+    }
+    assert!(p.is_empty() || rows.len() >= (p.len() - 1) * stride + d);
+    let lanes = order.lanes();
+    // Lanes no key reaches stay zero: they are left out of `acc` and read
+    // as zeros below (adding +0 changes no sum: an FMA chain started from
+    // +0 never yields -0), which spares short rows most of the work.
+    let used = lanes.min(p.len());
+    let mut acc = vec![0f32; used * d];
+    let (pr, pacc) = (rows.as_ptr(), acc.as_mut_ptr());
+    for (j, &pj) in p.iter().enumerate() {
+        let w = _mm256_set1_ps(pj);
+        let a = (j % lanes) * d;
+        for c in (0..d).step_by(8) {
+            // SAFETY: j * stride + c + 8 <= rows.len() (asserted above), and
+            // j % lanes < used (j < p.len()), so a + c + 8 <= used * d.
+            unsafe {
+                let v = T::load8(pr.add(j * stride + c));
+                let o = pacc.add(a + c);
+                _mm256_storeu_ps(o, _mm256_fmadd_ps(v, w, _mm256_loadu_ps(o)));
+            }
+        }
+    }
+    // SAFETY (for these loads): l < used and c + 8 <= d, so
+    // l * d + c + 8 <= used * d = acc.len().
+    macro_rules! at {
+        ($l:expr, $c:expr) => {
+            if $l < used {
+                unsafe { _mm256_loadu_ps(pacc.add($l * d + $c)) }
+            } else {
+                _mm256_setzero_ps()
+            }
+        };
+    }
+    for c in (0..d).step_by(8) {
+        let mut v = [_mm256_setzero_ps(); 16];
+        for (l, x) in v.iter_mut().enumerate() {
+            *x = if lanes == 16 {
+                at!(l, c)
+            } else {
+                _mm256_add_ps(
+                    _mm256_add_ps(at!(l, c), at!(32 + l, c)),
+                    _mm256_add_ps(at!(16 + l, c), at!(48 + l, c)),
+                )
+            };
+        }
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..8 {
+            t[i] = _mm256_add_ps(v[i + 8], v[i]);
+        }
+        let t6 = [
+            _mm256_add_ps(t[4], t[0]),
+            _mm256_add_ps(t[5], t[1]),
+            _mm256_add_ps(t[6], t[2]),
+            _mm256_add_ps(t[7], t[3]),
+        ];
+        let r = _mm256_add_ps(_mm256_add_ps(t6[0], t6[2]), _mm256_add_ps(t6[1], t6[3]));
+        // SAFETY: c + 8 <= d = out.len().
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c), r) };
+    }
+}
+
+/// `dot(order, q, rows[j * stride..][..q.len()])` for each j < out.len().
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dots<T: CacheElem>(
+    order: super::float::SumOrder,
+    q: &[f32],
+    rows: &[T],
+    stride: usize,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    for (j, o) in out.iter_mut().enumerate() {
+        // SAFETY: the caller's CPU has the features (this function's
+        // contract); the slice is bounds-checked.
+        *o = unsafe { dot(order, q, &rows[j * stride..j * stride + d]) };
+    }
+}

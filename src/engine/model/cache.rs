@@ -263,6 +263,9 @@ impl LayerCache {
 pub struct KvCache {
     pub(crate) layers: Vec<LayerCache>,
     tokens: Vec<u32>,
+    /// Per position: computed in a step of 2+ tokens (it decides the order
+    /// attention sums in, so recomputed rows match the computed ones).
+    multi: Vec<bool>,
     capture: bool,
 }
 
@@ -273,6 +276,7 @@ impl KvCache {
         Self {
             layers: vec![LayerCache::new(capture_attention, f16); n_layer],
             tokens: Vec::new(),
+            multi: Vec::new(),
             capture: capture_attention,
         }
     }
@@ -299,8 +303,15 @@ impl KvCache {
         self.layers.iter().map(LayerCache::capacity_bytes).sum()
     }
 
-    pub(crate) fn extend_tokens(&mut self, tokens: &[u32]) {
+    /// Records the tokens of a step (`multi`: of 2+ tokens).
+    pub(crate) fn extend_tokens(&mut self, tokens: &[u32], multi: bool) {
         self.tokens.extend_from_slice(tokens);
+        self.multi.extend(std::iter::repeat_n(multi, tokens.len()));
+    }
+
+    /// Per position: whether it was computed in a step of 2+ tokens.
+    pub(crate) fn multi(&self) -> &[bool] {
+        &self.multi
     }
 
     /// Forgets every position from `len` on (branching from an earlier token).
@@ -312,6 +323,7 @@ impl KvCache {
             layer.truncate(len);
         }
         self.tokens.truncate(len);
+        self.multi.truncate(len);
         Ok(())
     }
 }
@@ -333,11 +345,11 @@ mod tests {
         for f16 in [false, true] {
             let mut a = KvCache::new(1, true, f16);
             a.layers[0].append(&[1., 2.], &[3., 4.], Captured::Queries(&[5., 6.]), 2);
-            a.extend_tokens(&[10, 11]);
+            a.extend_tokens(&[10, 11], true);
             let mut b = a.clone();
             b.truncate(1).unwrap();
             b.layers[0].append(&[9.], &[9.], Captured::Queries(&[9.]), 1);
-            b.extend_tokens(&[12]);
+            b.extend_tokens(&[12], false);
             assert_eq!(kv(&a), (vec![1., 2.], vec![3., 4.]));
             assert_eq!(kv(&b), (vec![1., 9.], vec![3., 9.]));
             assert_eq!(b.tokens(), &[10, 12]);

@@ -14,8 +14,9 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::cache::{Captured, CapturedRows, KeysValues, KvCache, LayerCache};
+use super::probe::{self, probe, probe_layer};
 use crate::engine::error::EngineError;
-use crate::engine::kernels::{self, ActBlock, CacheElem, QWeight, WeightKind};
+use crate::engine::kernels::{self, ActBlock, CacheElem, QWeight, SumOrder, WeightKind};
 use crate::engine::load::gguf::GgufFile;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -310,9 +311,11 @@ impl Rope {
             let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
             for head in row.chunks_exact_mut(hd) {
                 for (pair, (&c, &s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
+                    // With ggml's contraction (gcc fuses the first product
+                    // of each line): bit-identical to llama.cpp's rope.
                     let (x0, x1) = (pair[0], pair[1]);
-                    pair[0] = x0 * c - x1 * s;
-                    pair[1] = x0 * s + x1 * c;
+                    pair[0] = x0.mul_add(c, -(x1 * s));
+                    pair[1] = x0.mul_add(s, x1 * c);
                 }
             }
         }
@@ -329,6 +332,8 @@ struct Attention {
     n_kv_head: usize,
     head_dim: usize,
     f16: bool,
+    /// The block's index (names the debug probes).
+    layer: usize,
 }
 
 /// Shapes of one attention computation.
@@ -367,32 +372,26 @@ fn round_f16(x: f32) -> f32 {
 /// keys j < `visible` of head `h`, zeros for later keys. `out` has one entry
 /// per key. The forward pass and the on-demand attention rows both go
 /// through here, so what is shown is what was computed.
+///
+/// `multi`: whether the query was computed in a step of 2+ tokens, which
+/// decides the order ggml sums q.k in (see [`SumOrder`]).
 fn probs_row<T: CacheElem>(
     hs: Heads,
     h: usize,
     q: &[f32],
     keys: &[T],
     visible: usize,
+    multi: bool,
     out: &mut [f32],
 ) {
     let (kw, ko, d) = (hs.kv_width(), hs.kv_offset(h), hs.head_dim);
+    let order = SumOrder::for_step(if multi { 2 } else { 1 }, d);
     let scale = 1.0 / (d as f32).sqrt();
-    T::dots(q, &keys[ko..], kw, &mut out[..visible]);
-    let mut max = f32::NEG_INFINITY;
+    kernels::dots(order, q, &keys[ko..], kw, &mut out[..visible]);
     for o in &mut out[..visible] {
         *o *= scale;
-        max = max.max(*o);
     }
-    // The sum in f64, as ggml's soft_max.
-    let mut sum = 0f64;
-    for o in &mut out[..visible] {
-        *o = (*o - max).exp();
-        sum += *o as f64;
-    }
-    let inv = (1.0 / sum) as f32;
-    for o in &mut out[..visible] {
-        *o *= inv;
-    }
+    kernels::softmax(&mut out[..visible]);
     out[visible..].fill(0.0);
 }
 
@@ -431,12 +430,21 @@ fn attend<T: CacheElem>(
                 &q[i * qw + h * d..i * qw + (h + 1) * d],
                 keys,
                 visible,
+                nq >= 2,
                 &mut p[..visible],
             );
             if hs.f16 {
                 p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
             }
-            T::weighted_sum(&p[..visible], &values[ko..], kw, yr);
+            // Probabilities x values in ggml's order: tinyBLAS for steps of
+            // 2+ tokens, its f16 dot product for one (llama.cpp pads the
+            // keys to 256, a multiple of 16, so tinyBLAS always takes it).
+            let order = if nq >= 2 {
+                SumOrder::Lanes16
+            } else {
+                SumOrder::Lanes64
+            };
+            kernels::weighted_rows(order, &p[..visible], &values[ko..], kw, yr);
         }
     };
     if hs.n_head * nq * nk * d < 1 << 16 {
@@ -457,14 +465,17 @@ fn attend<T: CacheElem>(
 }
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
-/// positions offset.., over the first nk = offset + nq keys.
+/// positions offset.., over the first nk = offset + nq keys; `multi[i]`:
+/// whether query i was computed in a step of 2+ tokens.
 fn attention_probs<T: CacheElem>(
     hs: Heads,
     q: &[f32],
     keys: &[T],
     nq: usize,
     offset: usize,
+    multi: &[bool],
 ) -> Vec<f32> {
+    assert_eq!(multi.len(), nq);
     let nk = offset + nq;
     let qw = hs.q_width();
     let d = hs.head_dim;
@@ -477,6 +488,7 @@ fn attention_probs<T: CacheElem>(
             &q[i * qw + h * d..i * qw + (h + 1) * d],
             keys,
             offset + i + 1,
+            multi[i],
             o,
         );
     };
@@ -496,7 +508,13 @@ fn attention_probs<T: CacheElem>(
 }
 
 impl Attention {
-    fn load(gguf: &mut GgufFile, prefix: &str, cfg: &Config, p: Precision) -> Result<Self> {
+    fn load(
+        gguf: &mut GgufFile,
+        prefix: &str,
+        cfg: &Config,
+        p: Precision,
+        layer: usize,
+    ) -> Result<Self> {
         Ok(Self {
             wq: Linear::load(gguf, &format!("{prefix}.attn_q.weight"), p)?,
             wk: Linear::load(gguf, &format!("{prefix}.attn_k.weight"), p)?,
@@ -508,6 +526,7 @@ impl Attention {
             // llama.cpp's numerics (its default f16 KV cache, no flash
             // attention) in quantised mode; exact f32 in f32 mode.
             f16: p == Precision::Quantized,
+            layer,
         })
     }
 
@@ -531,7 +550,7 @@ impl Attention {
         let hs = self.heads();
         let (qw, kw) = (hs.q_width(), hs.kv_width());
         let m: usize = seqs.iter().map(|s| s.1).sum();
-        let [mut q, mut k, v]: [Vec<f32>; 3] =
+        let [mut q, mut k, mut v]: [Vec<f32>; 3] =
             Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
                 .try_into()
                 .expect("three outputs");
@@ -545,6 +564,12 @@ impl Attention {
             }
             _ => None,
         };
+        // Debug probes (off unless LMSCOPE_PROBE_* is set), one sequence
+        // at a time in llama.cpp's graph names.
+        let l = self.layer;
+        probe_layer("Qcur_mm", l, &mut q);
+        probe_layer("Kcur_mm", l, &mut k);
+        probe_layer("Vcur", l, &mut v);
         let mut y = Vec::with_capacity(m * qw);
         let mut row = 0;
         for (cache, n) in seqs.iter_mut() {
@@ -557,6 +582,8 @@ impl Attention {
             );
             rope.apply(qs, qw, offset);
             rope.apply(ks, kw, offset);
+            probe_layer("Qcur", l, qs);
+            probe_layer("Kcur", l, ks);
             let mut vs = std::borrow::Cow::Borrowed(vs);
             if hs.f16 {
                 qs.iter_mut()
@@ -569,15 +596,27 @@ impl Attention {
                 None => Captured::Queries(qs),
             };
             cache.append(ks, &vs, captured, n);
-            y.extend(match cache.keys_values() {
+            let kv = cache.keys_values();
+            if probe::enabled() {
+                let multi = vec![n >= 2; n];
+                let mut p = match kv {
+                    KeysValues::F32(k, _) => attention_probs(hs, qs, k, n, offset, &multi),
+                    KeysValues::F16(k, _) => attention_probs(hs, qs, k, n, offset, &multi),
+                };
+                probe_layer("kq_soft_max", l, &mut p);
+            }
+            y.extend(match kv {
                 KeysValues::F32(k, v) => attend(hs, qs, k, v, n, offset),
                 KeysValues::F16(k, v) => attend(hs, qs, k, v, n, offset),
             });
             row += n;
         }
-        Ok(Linear::forward_rows(&[&self.wo], &y, m)?
+        probe_layer("kqv_out", l, &mut y);
+        let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
-            .expect("one output"))
+            .expect("one output");
+        probe_layer("attn_out", l, &mut out);
+        Ok(out)
     }
 
     /// The queries of `n` positions from offset on, recomputed from the
@@ -614,16 +653,20 @@ impl Mlp {
     }
 
     /// x: m rows of d_model -> m rows of d_model.
-    fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
-        let [mut gate, up]: [Vec<f32>; 2] = Linear::forward_rows(&[&self.gate, &self.up], x, m)?
-            .try_into()
-            .expect("two outputs");
-        for (g, u) in gate.iter_mut().zip(&up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
-        }
-        Ok(Linear::forward_rows(&[&self.down], &gate, m)?
+    fn forward(&self, x: &[f32], m: usize, l: usize) -> Result<Vec<f32>> {
+        let [mut gate, mut up]: [Vec<f32>; 2] =
+            Linear::forward_rows(&[&self.gate, &self.up], x, m)?
+                .try_into()
+                .expect("two outputs");
+        probe_layer("ffn_gate", l, &mut gate);
+        probe_layer("ffn_up", l, &mut up);
+        kernels::silu_mul(&mut gate, &up);
+        probe_layer("ffn_swiglu", l, &mut gate);
+        let mut out = Linear::forward_rows(&[&self.down], &gate, m)?
             .pop()
-            .expect("one output"))
+            .expect("one output");
+        probe_layer("ffn_out", l, &mut out);
+        Ok(out)
     }
 }
 
@@ -640,7 +683,7 @@ impl Block {
         let prefix = format!("blk.{i}");
         Ok(Self {
             attn_norm: RmsNorm::load(gguf, &format!("{prefix}.attn_norm.weight"), cfg.rms_eps)?,
-            attn: Attention::load(gguf, &prefix, cfg, p)?,
+            attn: Attention::load(gguf, &prefix, cfg, p, i)?,
             ffn_norm: RmsNorm::load(gguf, &format!("{prefix}.ffn_norm.weight"), cfg.rms_eps)?,
             mlp: Mlp::load(gguf, &prefix, p)?,
         })
@@ -655,14 +698,19 @@ impl Block {
         seqs: &mut [(&mut LayerCache, usize)],
     ) -> Result<()> {
         let m: usize = seqs.iter().map(|s| s.1).sum();
+        let l = self.attn.layer;
         self.attn_norm.forward(x, norm);
+        probe_layer("attn_norm", l, norm);
         for (x, a) in x.iter_mut().zip(self.attn.forward(norm, rope, seqs)?) {
             *x += a;
         }
+        probe_layer("ffn_inp", l, x);
         self.ffn_norm.forward(x, norm);
-        for (x, f) in x.iter_mut().zip(self.mlp.forward(norm, m)?) {
+        probe_layer("ffn_norm", l, norm);
+        for (x, f) in x.iter_mut().zip(self.mlp.forward(norm, m, l)?) {
             *x += f;
         }
+        probe_layer("l_out", l, x);
         Ok(())
     }
 }
@@ -788,7 +836,7 @@ impl Llama {
         }
         let mut at = 0;
         for (cache, n) in seqs.iter_mut() {
-            cache.extend_tokens(&tokens[at..at + *n]);
+            cache.extend_tokens(&tokens[at..at + *n], *n >= 2);
             at += *n;
         }
         Ok(x)
@@ -799,9 +847,11 @@ impl Llama {
         let n = x.len() / self.cfg.d_model;
         let mut normed = vec![0f32; x.len()];
         self.norm.forward(x, &mut normed);
-        let out = Linear::forward_rows(&[&self.output], &normed, n)?
+        probe("result_norm", &mut normed);
+        let mut out = Linear::forward_rows(&[&self.output], &normed, n)?
             .pop()
             .expect("one output");
+        probe("result_output", &mut out);
         let vocab = out.len() / n;
         Ok(Tensor::from_vec(out, (n, vocab), &Device::Cpu)?)
     }
@@ -827,9 +877,10 @@ impl Llama {
             CapturedRows::Queries(q) => q,
             CapturedRows::Inputs(a) => attn.queries_from(a, &self.rope, offset, nq),
         };
+        let multi = &cache.multi()[queries.clone()];
         let probs = match k {
-            KeysValues::F32(k, _) => attention_probs(hs, &q, k, nq, offset),
-            KeysValues::F16(k, _) => attention_probs(hs, &q, k, nq, offset),
+            KeysValues::F32(k, _) => attention_probs(hs, &q, k, nq, offset, multi),
+            KeysValues::F16(k, _) => attention_probs(hs, &q, k, nq, offset, multi),
         };
         Ok(Tensor::from_vec(
             probs,
@@ -910,7 +961,7 @@ mod tests {
             let k = random(nk * HS.kv_width(), 2);
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
-            let p = attention_probs(HS, &q, &k, nq, offset);
+            let p = attention_probs(HS, &q, &k, nq, offset, &vec![nq >= 2; nq]);
             let y = attend(HS, &q, &k, &v, nq, offset);
             for (a, b) in p.iter().zip(&want_p) {
                 assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
