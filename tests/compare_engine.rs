@@ -381,7 +381,7 @@ fn a_column_that_finishes_early_drops_out_of_the_batch() {
 
     // Round by round: a finished column answers None while the rest go on.
     let mut rounds = 0;
-    let mut finished_at = vec![None; 4];
+    let mut finished_at = [None; 4];
     loop {
         let mut refs: Vec<&mut Generation> = batched.iter_mut().collect();
         let results = Generation::step_batch(engine, &mut refs);
