@@ -14,7 +14,14 @@ use crate::store::session::{Run, Session};
 #[derive(Args, Debug)]
 #[command(
     after_help = "Presets: greedy, precise, balanced, creative (assets/presets.toml), plus presets.toml
-in the config directory. JSON (--json): {prompt_tokens, seed, columns: [{preset, settings, text,
+in the config directory.
+
+The columns run batched: each step feeds every unfinished column's token through the model in
+one forward pass, which reads the weights once for all of them. A column's tok_s is its own rate
+while it shares the batch; aggregate_tok_s is all the columns' tokens over the decode's wall
+time. --no-batch steps them round-robin instead (same tokens, for measuring the difference).
+
+JSON (--json): {prompt_tokens, seed, batched, aggregate_tok_s, columns: [{preset, settings, text,
 token_ids, finish, stats: {tokens, tok_s, mean_logprob, perplexity, mean_entropy, distinct_1,
 distinct_2, repetition_rate}}], divergence: {step, tokens, probs} | null}"
 )]
@@ -38,6 +45,10 @@ pub struct CompareArgs {
     pub top_n: usize,
     #[arg(long)]
     pub json: bool,
+    /// Step the columns round-robin, one forward pass each, instead of
+    /// batching them (the same tokens; for measuring the batch's gain)
+    #[arg(long)]
+    pub no_batch: bool,
     /// Save the comparison as a session file
     #[arg(long)]
     pub save: Option<std::path::PathBuf>,
@@ -94,16 +105,36 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| base.fork(&engine, 0, None, s.clone()))
         .collect::<Result<_, _>>()?;
-    // Round-robin, so the columns advance together.
+    // The columns advance together: batched, one forward pass feeds every
+    // unfinished column's token (`Generation::step_batch`); with
+    // --no-batch, round-robin, one forward per column.
+    let started = std::time::Instant::now();
     loop {
         let mut progressed = false;
-        for c in &mut columns {
-            progressed |= c.step(&engine)?.is_some();
+        if args.no_batch {
+            for c in &mut columns {
+                progressed |= c.step(&engine)?.is_some();
+            }
+        } else {
+            let mut gens: Vec<&mut Generation> = columns
+                .iter_mut()
+                .filter(|c| c.finished().is_none())
+                .collect();
+            for result in Generation::step_batch(&engine, &mut gens) {
+                progressed |= result?.is_some();
+            }
         }
         if !progressed {
             break;
         }
     }
+    let decode_wall_s = started.elapsed().as_secs_f64();
+    let generated: usize = columns.iter().map(|c| c.steps().len()).sum();
+    let aggregate_tok_s = if decode_wall_s > 0.0 {
+        generated as f64 / decode_wall_s
+    } else {
+        0.0
+    };
     let steps: Vec<&[_]> = columns.iter().map(|c| c.steps()).collect();
     let divergence = compare::first_divergence(&steps);
     let stats: Vec<ColumnStats> = columns
@@ -147,7 +178,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             .collect();
         println!(
             "{}",
-            json!({"prompt_tokens": base.prompt_tokens().len(), "seed": args.seed, "columns": cols, "divergence": divergence})
+            json!({"prompt_tokens": base.prompt_tokens().len(), "seed": args.seed, "batched": !args.no_batch, "aggregate_tok_s": aggregate_tok_s, "columns": cols, "divergence": divergence})
         );
         return Ok(());
     }
@@ -165,6 +196,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             st.repetition_rate
         );
     }
+    println!(
+        "{generated} tokens in all, {aggregate_tok_s:.1} tok/s aggregate ({})\n",
+        if args.no_batch {
+            "round-robin, --no-batch"
+        } else {
+            "batched"
+        }
+    );
     match divergence {
         Some(d) => {
             let tok = engine.tokenizer();

@@ -666,35 +666,55 @@ impl<S: EventSink> Worker<S> {
                 }
             }
         }
-        // Round-robin, so the columns advance together.
+        // The columns advance together: each round feeds every unfinished
+        // column's last token through the model in one batched forward pass
+        // (`Generation::step_batch`), then each samples. Cancel is looked at
+        // before every round, so it ends every column within one token.
         loop {
-            for (column, (g, done)) in columns.iter_mut().enumerate() {
-                if *done {
-                    continue;
-                }
-                let reason = if self.cancel.load(Ordering::SeqCst) {
+            let live: Vec<usize> = (0..columns.len()).filter(|&c| !columns[c].1).collect();
+            if live.is_empty() {
+                break;
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                for &column in &live {
+                    let (g, done) = &mut columns[column];
                     g.cancel();
-                    Some(FinishReason::Cancelled)
-                } else {
-                    match g.step(&self.engine) {
-                        Ok(Some(mut record)) => {
-                            record.attention = None;
-                            self.events.send(EngineEvent::CompareStep {
-                                id,
-                                column,
-                                record: Box::new(record),
-                                text_delta: g.take_text(),
-                            });
-                            g.finished()
-                        }
-                        Ok(None) => Some(g.finished().unwrap_or(FinishReason::Length)),
-                        Err(e) => {
-                            self.events.send(EngineEvent::Error {
-                                id: Some(id),
-                                message: e.to_string(),
-                            });
-                            Some(FinishReason::Cancelled)
-                        }
+                    *done = true;
+                    self.events.send(EngineEvent::CompareFinished {
+                        id,
+                        column,
+                        reason: FinishReason::Cancelled,
+                        timings: g.timings(),
+                    });
+                }
+                break;
+            }
+            let mut gens: Vec<&mut Generation> = columns
+                .iter_mut()
+                .filter(|(_, done)| !*done)
+                .map(|(g, _)| g)
+                .collect();
+            let results = Generation::step_batch(&self.engine, &mut gens);
+            for (&column, result) in live.iter().zip(results) {
+                let (g, done) = &mut columns[column];
+                let reason = match result {
+                    Ok(Some(mut record)) => {
+                        record.attention = None;
+                        self.events.send(EngineEvent::CompareStep {
+                            id,
+                            column,
+                            record: Box::new(record),
+                            text_delta: g.take_text(),
+                        });
+                        g.finished()
+                    }
+                    Ok(None) => Some(g.finished().unwrap_or(FinishReason::Length)),
+                    Err(e) => {
+                        self.events.send(EngineEvent::Error {
+                            id: Some(id),
+                            message: e.to_string(),
+                        });
+                        Some(FinishReason::Cancelled)
                     }
                 };
                 if let Some(reason) = reason {
@@ -706,9 +726,6 @@ impl<S: EventSink> Worker<S> {
                         timings: g.timings(),
                     });
                 }
-            }
-            if columns.iter().all(|(_, done)| *done) {
-                break;
             }
         }
         // Kept, so that attention can be asked of each column.

@@ -352,6 +352,17 @@ fn file_type_name(t: Option<usize>) -> String {
     .to_string()
 }
 
+/// What a step needs before it samples ([`Generation::prepare_step`]).
+enum Prepared {
+    /// The run has finished (now or before): no token.
+    Finished,
+    /// `next_logits` are those of the next position already (after the
+    /// prefill or a fork).
+    Ready,
+    /// This token must go through the model first.
+    Feed(u32),
+}
+
 /// One run in progress: its cache, sampler, and what it has produced.
 #[derive(Clone)]
 pub struct Generation {
@@ -434,27 +445,142 @@ impl Generation {
 
     /// Generates one token; None once the run has finished.
     pub fn step(&mut self, engine: &Engine) -> Result<Option<StepRecord>> {
+        let token = match self.prepare_step(engine)? {
+            Prepared::Finished => return Ok(None),
+            Prepared::Ready => None,
+            Prepared::Feed(token) => Some(token),
+        };
+        let started = Instant::now();
+        if let Some(token) = token {
+            let logits = engine
+                .model
+                .forward(&[token], &mut self.cache, Logits::Last)?;
+            self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
+        }
+        self.sample_step(engine, started.elapsed().as_secs_f64())
+    }
+
+    /// Steps several runs together: the ones that need a forward pass (the
+    /// token sampled last time fed through the model) share one
+    /// [`Llama::forward_batch`], which reads every weight once for all of
+    /// them; then each samples on its own, exactly as [`Generation::step`]
+    /// does (forced tokens, penalties over its own history, top-N,
+    /// attention). One result per run, in order; a finished run gives
+    /// `Ok(None)` and takes no part.
+    ///
+    /// Timings: the batched forward's wall time counts in the decode time of
+    /// every run that took part, so a run's tokens/s is its own rate while
+    /// it shares the batch, and the runs' aggregate rate is the sum of
+    /// theirs.
+    pub fn step_batch(
+        engine: &Engine,
+        gens: &mut [&mut Generation],
+    ) -> Vec<Result<Option<StepRecord>>> {
+        let mut out: Vec<Option<Result<Option<StepRecord>>>> = Vec::with_capacity(gens.len());
+        let mut feed: Vec<(usize, u32)> = Vec::new();
+        for (i, g) in gens.iter_mut().enumerate() {
+            match g.prepare_step(engine) {
+                Ok(Prepared::Finished) => out.push(Some(Ok(None))),
+                Ok(Prepared::Ready) => out.push(None),
+                Ok(Prepared::Feed(token)) => {
+                    feed.push((i, token));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let started = Instant::now();
+        match feed.as_slice() {
+            [] => {}
+            &[(i, token)] => {
+                let g = &mut *gens[i];
+                let logits = engine
+                    .model
+                    .forward(&[token], &mut g.cache, Logits::Last)
+                    .and_then(|l| Ok(l.squeeze(0)?.to_vec1::<f32>()?));
+                match logits {
+                    Ok(l) => g.next_logits = Some(l),
+                    Err(e) => out[i] = Some(Err(e)),
+                }
+            }
+            _ => {
+                let tokens: Vec<u32> = feed.iter().map(|&(_, t)| t).collect();
+                let mut caches: Vec<&mut KvCache> = Vec::with_capacity(feed.len());
+                let mut fed = feed.iter().map(|&(i, _)| i).peekable();
+                for (i, g) in gens.iter_mut().enumerate() {
+                    if fed.peek() == Some(&i) {
+                        fed.next();
+                        caches.push(&mut g.cache);
+                    }
+                }
+                let rows = engine
+                    .model
+                    .forward_batch(&tokens, &mut caches)
+                    .and_then(|l| Ok(l.to_vec2::<f32>()?));
+                match rows {
+                    Ok(rows) => {
+                        for (&(i, _), row) in feed.iter().zip(rows) {
+                            gens[i].next_logits = Some(row);
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        let mut first = Some(e);
+                        for &(i, _) in &feed {
+                            let e = first.take().unwrap_or_else(|| {
+                                EngineError::Candle(candle_core::Error::Msg(message.clone()))
+                            });
+                            out[i] = Some(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+        let forward_s = started.elapsed().as_secs_f64();
+        out.into_iter()
+            .zip(gens.iter_mut())
+            .enumerate()
+            .map(|(i, (done, g))| match done {
+                Some(result) => result,
+                None => {
+                    let took_part = feed.iter().any(|&(j, _)| j == i);
+                    g.sample_step(engine, if took_part { forward_s } else { 0.0 })
+                }
+            })
+            .collect()
+    }
+
+    /// The first half of a step: prefills when needed and checks the finish
+    /// conditions that hold before a token is fed; says whether the token
+    /// sampled last time still has to go through the model.
+    fn prepare_step(&mut self, engine: &Engine) -> Result<Prepared> {
         if self.finished.is_some() {
-            return Ok(None);
+            return Ok(Prepared::Finished);
         }
         if self.next_logits.is_none() {
             self.prefill(engine)?;
         }
         if self.steps.len() >= self.max_tokens {
             self.finished = Some(FinishReason::Length);
-            return Ok(None);
+            return Ok(Prepared::Finished);
         }
-        let started = Instant::now();
-        if let Some(token) = self.unfed.take() {
-            if self.cache.len() + 1 > engine.model.cfg.context_length {
-                self.finished = Some(FinishReason::Context);
-                return Ok(None);
+        match self.unfed.take() {
+            Some(token) => {
+                if self.cache.len() + 1 > engine.model.cfg.context_length {
+                    self.finished = Some(FinishReason::Context);
+                    return Ok(Prepared::Finished);
+                }
+                Ok(Prepared::Feed(token))
             }
-            let logits = engine
-                .model
-                .forward(&[token], &mut self.cache, Logits::Last)?;
-            self.next_logits = Some(logits.squeeze(0)?.to_vec1::<f32>()?);
+            None => Ok(Prepared::Ready),
         }
+    }
+
+    /// The second half of a step: samples from `next_logits` (the fed
+    /// token's), records the step and checks the finish conditions.
+    /// `forward_s` (the forward pass's time) counts as decode time.
+    fn sample_step(&mut self, engine: &Engine, forward_s: f64) -> Result<Option<StepRecord>> {
+        let started = Instant::now();
         let logits = self.next_logits.as_ref().expect("prefilled");
         let sampled = self.sampler.sample(
             logits,
@@ -495,7 +621,7 @@ impl Generation {
         self.unfed = Some(sampled.token_id);
         self.steps.push(record.clone());
         self.timings.generated += 1;
-        self.timings.decode_s += started.elapsed().as_secs_f64();
+        self.timings.decode_s += forward_s + started.elapsed().as_secs_f64();
 
         if tok.is_end_of_generation(sampled.token_id) && !self.ignore_eos {
             self.finished = Some(FinishReason::Eos);
