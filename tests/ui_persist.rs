@@ -42,6 +42,7 @@ fn run_effects(a: &mut App, c: &mut Ctx) {
 /// Opens the settings, lowers the temperature (0.8 -> 0.7), types a new
 /// top_k (7) and closes the overlay.
 fn edit_settings(a: &mut App) {
+    a.effects.clear(); // the fixture's run asked for an autosave
     a.update(Action::Settings);
     assert_eq!(a.overlay, Overlay::Settings);
     a.update(Action::Decrease);
