@@ -29,6 +29,7 @@ fn ctx(dir: &std::path::Path) -> Ctx {
         sessions_dir: dir.join("sessions"),
         config_dir: dir.join("config"),
         model: Some(identity()),
+        ..Default::default()
     }
 }
 

@@ -305,6 +305,234 @@ fn collect_keys(
     }
 }
 
+// ---- writing settings back ---------------------------------------------
+
+/// The sections the interface edits, and so writes back.
+pub const SAVED_SECTIONS: [&str; 3] = ["generation", "sampler", "ui"];
+
+/// Why the settings could not be written back.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(
+        "{path}{line}: {message}; the file was left untouched and the settings were not saved: fix the file (or move it away) and change a setting again"
+    )]
+    Unparsable {
+        path: String,
+        line: String,
+        message: String,
+    },
+    #[error("{path}: cannot be read ({source}); the settings were not saved")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: [{section}] is not a table; the file was left untouched and the settings were not saved"
+    )]
+    NotATable { path: String, section: String },
+    #[error(
+        "{path}: the edited file would not read back as the new settings ({detail}); it was left untouched"
+    )]
+    Mismatch { path: String, detail: String },
+    #[error("{path}: cannot be written ({source}); the settings were not saved")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("a setting cannot be written as TOML: {0}")]
+    Encode(String),
+}
+
+/// What [`save_changes`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// Nothing differed: the file was not touched (not even read).
+    Unchanged,
+    /// These `section.key`s were written.
+    Written(Vec<String>),
+}
+
+/// The saved sections of `c` as TOML tables, by section name.
+fn saved_tables(c: &Config) -> Result<toml::Table, SaveError> {
+    let enc = |e: toml::ser::Error| SaveError::Encode(e.to_string());
+    let mut t = toml::Table::new();
+    t.insert(
+        "generation".into(),
+        toml::Value::try_from(&c.generation).map_err(enc)?,
+    );
+    t.insert(
+        "sampler".into(),
+        toml::Value::try_from(&c.sampler).map_err(enc)?,
+    );
+    t.insert("ui".into(), toml::Value::try_from(&c.ui).map_err(enc)?);
+    Ok(t)
+}
+
+/// The settings (section, key, new value) that differ from `before` to
+/// `after`, in the order of the sections.
+fn changed(
+    before: &Config,
+    after: &Config,
+) -> Result<Vec<(String, String, toml::Value)>, SaveError> {
+    let (b, a) = (saved_tables(before)?, saved_tables(after)?);
+    let mut out = Vec::new();
+    for section in SAVED_SECTIONS {
+        let (Some(bs), Some(as_)) = (
+            b.get(section).and_then(|v| v.as_table()),
+            a.get(section).and_then(|v| v.as_table()),
+        ) else {
+            continue;
+        };
+        for (key, value) in as_ {
+            if bs.get(key) != Some(value) {
+                out.push((section.to_string(), key.clone(), value.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A float as written by hand: values that came from an `f32` keep its
+/// shortest form (0.9, not 0.8999999761581421).
+fn tidy_float(f: f64) -> f64 {
+    let g = f as f32;
+    if g as f64 == f {
+        format!("{g}").parse().unwrap_or(f)
+    } else {
+        f
+    }
+}
+
+fn edit_value(v: &toml::Value) -> toml_edit::Value {
+    match v {
+        toml::Value::String(s) => s.as_str().into(),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::Float(f) => tidy_float(*f).into(),
+        toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Datetime(d) => d.to_string().into(),
+        toml::Value::Array(a) => toml_edit::Value::Array(a.iter().map(edit_value).collect()),
+        toml::Value::Table(t) => {
+            let mut it = toml_edit::InlineTable::new();
+            for (k, v) in t {
+                it.insert(k, edit_value(v));
+            }
+            toml_edit::Value::InlineTable(it)
+        }
+    }
+}
+
+/// Writes the settings that differ between `before` (what the file was
+/// last read or saved as) and `after` into the user's file at `path`,
+/// atomically. Only those keys change: every other key, comment and
+/// blank line of the file stays as it was. A file that does not parse is
+/// left byte for byte as it is, and so is any file whose edited text would
+/// not read back as exactly the settings expected.
+pub fn save_changes(path: &Path, before: &Config, after: &Config) -> Result<Saved, SaveError> {
+    let changes = changed(before, after)?;
+    if changes.is_empty() {
+        return Ok(Saved::Unchanged);
+    }
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(SaveError::Read {
+                path: shown,
+                source,
+            });
+        }
+    };
+    let unparsable = |line: Option<usize>, message: &str| SaveError::Unparsable {
+        path: shown.clone(),
+        line: at_line(line),
+        message: message.trim().to_string(),
+    };
+    if let Err(e) = toml::from_str::<toml::Table>(&text) {
+        let line = e.span().map(|s| line_at(&text, s.start));
+        return Err(unparsable(line, e.message()));
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        let line = e.span().map(|s| line_at(&text, s.start));
+        unparsable(line, e.message())
+    })?;
+
+    // What the new file must read as: the old file's settings with the
+    // changed ones replaced.
+    let mut expected = saved_tables(&parse(Some(&text), path).config)?;
+    for (section, key, value) in &changes {
+        if let Some(t) = expected.get_mut(section).and_then(|v| v.as_table_mut()) {
+            t.insert(key.clone(), value.clone());
+        }
+    }
+
+    let mut written = Vec::new();
+    for (section, key, value) in &changes {
+        if !doc.contains_key(section) {
+            let mut t = toml_edit::Table::new();
+            if !doc.is_empty() || !doc.trailing().as_str().unwrap_or("").is_empty() {
+                t.decor_mut().set_prefix("\n");
+            }
+            doc.insert(section, toml_edit::Item::Table(t));
+        }
+        let Some(table) = doc.get_mut(section).and_then(|i| i.as_table_like_mut()) else {
+            return Err(SaveError::NotATable {
+                path: shown,
+                section: section.clone(),
+            });
+        };
+        let mut new = edit_value(value);
+        match table.get_mut(key).and_then(|i| i.as_value_mut()) {
+            Some(old) => {
+                // Keep the spacing and a trailing comment.
+                *new.decor_mut() = old.decor().clone();
+                *old = new;
+            }
+            None => {
+                table.insert(key, toml_edit::Item::Value(new));
+            }
+        }
+        written.push(format!("{section}.{key}"));
+    }
+    let mut out = doc.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+
+    let reread = parse(Some(&out), path);
+    let got = saved_tables(&reread.config)?;
+    if got != expected {
+        let detail = SAVED_SECTIONS
+            .iter()
+            .flat_map(|s| {
+                let (g, e) = (got.get(*s), expected.get(*s));
+                let keys: Vec<String> = e
+                    .and_then(|e| e.as_table())
+                    .map(|t| t.keys().cloned().collect())
+                    .unwrap_or_default();
+                keys.into_iter().filter_map(move |k| {
+                    let gv = g.and_then(|g| g.get(&k));
+                    let ev = e.and_then(|e| e.get(&k));
+                    (gv != ev).then(|| format!("{s}.{k}"))
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(SaveError::Mismatch {
+            path: shown,
+            detail: format!("differs at {detail}"),
+        });
+    }
+
+    // Write through a symlink to the file it points at.
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    super::atomic::write(&target, out.as_bytes()).map_err(|source| SaveError::Write {
+        path: shown,
+        source,
+    })?;
+    Ok(Saved::Written(written))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +635,96 @@ mod tests {
             "{:?}",
             l.warnings
         );
+    }
+    fn edited() -> (Config, Config) {
+        let before = Config::defaults();
+        let mut after = before.clone();
+        after.sampler.temperature = 0.9;
+        after.generation.chat = false;
+        after.ui.color_by = ColorBy::Entropy;
+        (before, after)
+    }
+
+    #[test]
+    fn saving_writes_only_the_changed_keys_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let user = "# my settings\n[sampler]\n# cooler\ntemperature = 0.5  # was 0.8\ntop_k = 20\n\n[keys.global]\nquit = [\"ctrl-x\"]\n";
+        std::fs::write(&path, user).unwrap();
+        let before = parse(Some(user), &path).config;
+        let mut after = before.clone();
+        after.sampler.temperature = 0.9;
+        after.generation.max_tokens = 99;
+        let saved = save_changes(&path, &before, &after).unwrap();
+        assert_eq!(
+            saved,
+            Saved::Written(vec![
+                "generation.max_tokens".into(),
+                "sampler.temperature".into()
+            ])
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with(
+                "# my settings\n[sampler]\n# cooler\ntemperature = 0.9  # was 0.8\ntop_k = 20\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("[keys.global]\nquit = [\"ctrl-x\"]\n"),
+            "{text}"
+        );
+        assert!(text.contains("[generation]\nmax_tokens = 99\n"), "{text}");
+        let l = parse(Some(&text), &path);
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.config, after, "reads back as the edited settings");
+        assert_eq!(l.config.sampler.top_k, 20, "untouched keys stay");
+    }
+
+    #[test]
+    fn saving_creates_the_file_when_there_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join(FILE_NAME);
+        let (before, after) = edited();
+        save_changes(&path, &before, &after).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("temperature = 0.9\n"), "{text}");
+        assert!(text.contains("color_by = \"entropy\""), "{text}");
+        assert_eq!(parse(Some(&text), &path).config, after);
+    }
+
+    #[test]
+    fn nothing_changed_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let c = Config::defaults();
+        assert_eq!(save_changes(&path, &c, &c).unwrap(), Saved::Unchanged);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_broken_file_is_left_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let user = "[sampler]\ntemperature = = 0.5\n";
+        std::fs::write(&path, user).unwrap();
+        let (before, after) = edited();
+        let e = save_changes(&path, &before, &after)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("left untouched"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), user);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_section_that_is_not_a_table_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let user = "sampler = 3\n";
+        std::fs::write(&path, user).unwrap();
+        let (before, after) = edited();
+        assert!(save_changes(&path, &before, &after).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), user);
     }
 }

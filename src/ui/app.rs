@@ -75,6 +75,9 @@ pub enum Effect {
     /// Read the session folder for the list.
     ListSessions,
     LoadSession(PathBuf),
+    /// Write the settings changed since the last save (sampler, generation,
+    /// colouring) into the user's config.toml.
+    SaveSettings,
     /// Save sampler settings as a named preset in the user's presets file.
     SavePreset {
         name: String,
@@ -233,6 +236,9 @@ pub struct App {
     pub keymap: Keymap,
     pub config: Config,
     pub defaults: Config,
+    /// The settings as the user's file has them (as loaded or last saved):
+    /// what differs from it is written back when the settings close.
+    pub saved_config: Config,
     /// Sampler presets by name, for the compare view (built in unless the
     /// caller loads the user's too).
     pub presets: presets::Presets,
@@ -305,6 +311,7 @@ impl App {
             color_by: config.ui.color_by,
             defaults: Config::defaults(),
             presets: presets::built_in(),
+            saved_config: config.clone(),
             config,
             config_path: crate::store::config::path().display().to_string(),
             model_label,
@@ -517,6 +524,36 @@ impl App {
     // ---- actions -------------------------------------------------------
 
     pub fn update(&mut self, action: Action) {
+        let was_settings = self.overlay == Overlay::Settings;
+        self.dispatch(action);
+        if (was_settings && self.overlay != Overlay::Settings) || self.quit {
+            self.queue_settings_save();
+        }
+    }
+
+    /// The settings to keep: the edited config with the current colouring.
+    pub fn settings_to_save(&self) -> Config {
+        let mut c = self.config.clone();
+        c.ui.color_by = self.color_by;
+        c
+    }
+
+    /// Whether a setting differs from the user's file.
+    pub fn settings_changed(&self) -> bool {
+        let c = self.settings_to_save();
+        let s = &self.saved_config;
+        c.generation != s.generation || c.sampler != s.sampler || c.ui != s.ui
+    }
+
+    /// Queues writing the changed settings back (once; nothing when nothing
+    /// changed).
+    fn queue_settings_save(&mut self) {
+        if self.settings_changed() && !self.effects.contains(&Effect::SaveSettings) {
+            self.effects.push(Effect::SaveSettings);
+        }
+    }
+
+    fn dispatch(&mut self, action: Action) {
         use Action::*;
         if matches!(action, AttentionView | Compare | Run) {
             self.bias.view = bias::BiasView::None;

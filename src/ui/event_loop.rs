@@ -115,6 +115,9 @@ where
             dirty = true;
             urgent = true;
         }
+        if super::effects::poll(app, &mut effects) {
+            dirty = true;
+        }
         if app.quit {
             break;
         }
@@ -130,5 +133,7 @@ where
             }
         }
     }
+    // An autosave still waiting for the model's hash is done before leaving.
+    super::effects::finish(app, &mut effects);
     Ok(())
 }
