@@ -165,8 +165,18 @@ fn rows_recomputed_for_part_of_the_prompt_equal_the_whole_prompts_rows() {
                 "The quick brown fox jumps over the lazy dog, twice.".into(),
             ))
         };
-        let mut g = e.start(&request).unwrap();
+        let mut g = e
+            .start(&Request {
+                max_tokens: 3,
+                ..request
+            })
+            .unwrap();
         g.prefill(e).unwrap();
+        // Three steps (two one-token forwards): the last position comes from a
+        // one-token step, whose query row the cache keeps.
+        for _ in 0..3 {
+            g.step(e).unwrap();
+        }
         let n = g.cache().len();
         let whole = e.attention(g.cache(), 0..n).unwrap();
         for part in [0..1, 3..7, n - 1..n] {

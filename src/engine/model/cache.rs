@@ -133,6 +133,9 @@ pub struct LayerCache {
     v: Rows, // (t, n_kv_head * head_dim)
     /// Only with capture on; its kind is set by the first append.
     q: Option<QueryStore>,
+    /// With inputs captured: the last one-token step's position and query
+    /// row, so that the row a decode step shows needs no recomputation.
+    last_query: Option<(usize, Vec<f32>)>,
     kv_width: usize,
     /// Elements of `q` per position.
     q_width: usize,
@@ -146,6 +149,7 @@ impl LayerCache {
             k: Rows::new(f16),
             v: Rows::new(f16),
             q: None,
+            last_query: None,
             kv_width: 0,
             q_width: 0,
             capture,
@@ -188,6 +192,22 @@ impl LayerCache {
         }
     }
 
+    /// Keeps `query`, the row of the position just appended by a one-token
+    /// step whose inputs were captured (see `last_query`).
+    pub(crate) fn keep_last_query(&mut self, query: &[f32]) {
+        if self.capture {
+            let pos = self.len() - 1;
+            match &mut self.last_query {
+                Some((p, q)) => {
+                    *p = pos;
+                    q.clear();
+                    q.extend_from_slice(query);
+                }
+                None => self.last_query = Some((pos, query.to_vec())),
+            }
+        }
+    }
+
     fn append_captured(&mut self, q: Captured<'_>) {
         match (q, &mut self.q) {
             (Captured::Queries(q), Some(QueryStore::Queries(rows))) => rows.push(q),
@@ -225,9 +245,14 @@ impl LayerCache {
             });
         }
         let range = queries.start * self.q_width..queries.end * self.q_width;
-        let rows = match store {
-            QueryStore::Queries(q) => CapturedRows::Queries(q.to_f32(range)),
-            QueryStore::Inputs(a) => CapturedRows::Inputs(&a[range]),
+        let rows = match (store, &self.last_query) {
+            (QueryStore::Inputs(_), Some((p, q))) if queries == (*p..*p + 1) => {
+                CapturedRows::Queries(q.clone())
+            }
+            (store, _) => match store {
+                QueryStore::Queries(q) => CapturedRows::Queries(q.to_f32(range)),
+                QueryStore::Inputs(a) => CapturedRows::Inputs(&a[range]),
+            },
         };
         Ok((
             rows,
@@ -236,6 +261,9 @@ impl LayerCache {
     }
 
     fn truncate(&mut self, len: usize) {
+        if self.last_query.as_ref().is_some_and(|(p, _)| *p >= len) {
+            self.last_query = None;
+        }
         self.k.truncate(len * self.kv_width);
         self.v.truncate(len * self.kv_width);
         match &mut self.q {

@@ -596,6 +596,9 @@ impl Attention {
                 None => Captured::Queries(qs),
             };
             cache.append(ks, &vs, captured, n);
+            if n == 1 && inputs.is_some() {
+                cache.keep_last_query(qs);
+            }
             let kv = cache.keys_values();
             if probe::enabled() {
                 let multi = vec![n >= 2; n];
