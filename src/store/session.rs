@@ -159,19 +159,7 @@ impl Session {
             path: path.to_path_buf(),
             detail,
         };
-        let text = std::fs::read_to_string(path)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let version = value
-            .get("version")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| corrupt("no format version".into()))?;
-        if version > SESSION_VERSION as u64 {
-            return Err(SessionError::TooNew {
-                path: path.to_path_buf(),
-                found: version,
-            });
-        }
+        let value = read_versioned(path)?;
         let mut session: Session =
             serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         let sidecar = sidecar_path(path);
@@ -277,19 +265,7 @@ fn peek(path: &Path) -> SessionEntry {
             path: path.to_path_buf(),
             detail,
         };
-        let text = std::fs::read_to_string(path)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let version = value
-            .get("version")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| corrupt("no format version".into()))?;
-        if version > SESSION_VERSION as u64 {
-            return Err(SessionError::TooNew {
-                path: path.to_path_buf(),
-                found: version,
-            });
-        }
+        let value = read_versioned(path)?;
         serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     })();
     match head {
@@ -323,6 +299,29 @@ pub fn format_utc(unix: u64) -> String {
         secs / 3600,
         (secs % 3600) / 60
     )
+}
+
+/// A session file's JSON, refused when it is not JSON, has no format
+/// version or is newer than this build reads.
+fn read_versioned(path: &Path) -> Result<serde_json::Value, SessionError> {
+    let corrupt = |detail: String| SessionError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let text = std::fs::read_to_string(path)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    let version = value
+        .get("version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| corrupt("no format version".into()))?;
+    if version > SESSION_VERSION as u64 {
+        return Err(SessionError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    Ok(value)
 }
 
 pub fn sidecar_path(path: &Path) -> PathBuf {
