@@ -1,6 +1,6 @@
 //! The KV cache: per layer, the keys and values of every position so far,
-//! and (when attention capture is on) what recomputes the queries, from which any
-//! attention row can be recomputed exactly.
+//! and (when attention capture is on) what the queries are recomputed from,
+//! so that any attention row can be recomputed exactly.
 //!
 //! Rows are appended in place to growable buffers, position after position
 //! (no concatenation per step). Buffers sit behind `Arc`s and are copied on
