@@ -492,17 +492,7 @@ impl Generation {
         let started = Instant::now();
         match feed.as_slice() {
             [] => {}
-            &[(i, token)] => {
-                let g = &mut *gens[i];
-                let logits = engine
-                    .model
-                    .forward(&[token], &mut g.cache, Logits::Last)
-                    .and_then(|l| Ok(l.squeeze(0)?.to_vec1::<f32>()?));
-                match logits {
-                    Ok(l) => g.next_logits = Some(l),
-                    Err(e) => out[i] = Some(Err(e)),
-                }
-            }
+            // One or more: a batch of one is the plain one-token forward.
             _ => {
                 let tokens: Vec<u32> = feed.iter().map(|&(_, t)| t).collect();
                 let mut caches: Vec<&mut KvCache> = Vec::with_capacity(feed.len());

@@ -65,8 +65,7 @@ pub fn save_user(path: &Path, name: &str, settings: &SamplerSettings) -> anyhow:
     };
     let before =
         parse(&old, &origin).map_err(|e| anyhow::anyhow!("{e}; the file was left untouched"))?;
-    let body = toml::to_string(settings)?;
-    let text = replace_table(&old, name, &format!("[{name}]\n{body}"));
+    let text = replace_table(&old, name, settings)?;
     let mut expected = before;
     expected.insert(name.to_string(), settings.clone());
     let after = parse(&text, &origin)?;
@@ -78,59 +77,23 @@ pub fn save_user(path: &Path, name: &str, settings: &SamplerSettings) -> anyhow:
     Ok(())
 }
 
-/// `text` with the table `[name]` (up to the next table header, less the
-/// comments and blank lines just before that header) replaced by `table`,
-/// or `table` appended.
-fn replace_table(text: &str, name: &str, table: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let is_header = |l: &str| l.trim_start().starts_with('[');
-    let header = |l: &str| {
-        let t = l.trim();
-        let inner = t.strip_prefix('[').and_then(|r| r.split(']').next());
-        inner.is_some_and(|k| {
-            let k = k.trim();
-            k == name || (k.starts_with('"') && k.trim_matches('"') == name)
-        }) && !t.starts_with("[[")
-    };
-    let Some(start) = lines.iter().position(|l| header(l)) else {
-        let mut out = text.to_string();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
+/// `text` with the table `[name]` replaced by `settings` where it stands
+/// (its header's comments kept), or appended; everything else as it was.
+fn replace_table(text: &str, name: &str, settings: &SamplerSettings) -> anyhow::Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse()?;
+    let fresh: toml_edit::DocumentMut = toml::to_string(settings)?.parse()?;
+    let mut table = fresh.as_table().clone();
+    table.set_implicit(false);
+    match doc.get_mut(name).and_then(toml_edit::Item::as_table_mut) {
+        Some(old) => {
+            *table.decor_mut() = old.decor().clone();
+            *old = table;
         }
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        out.push_str(table);
-        return out;
-    };
-    let mut end = lines[start + 1..]
-        .iter()
-        .position(|l| is_header(l))
-        .map_or(lines.len(), |i| start + 1 + i);
-    if end < lines.len() {
-        while end > start + 1 {
-            let l = lines[end - 1].trim();
-            if l.is_empty() || l.starts_with('#') {
-                end -= 1;
-            } else {
-                break;
-            }
+        None => {
+            doc.insert(name, toml_edit::Item::Table(table));
         }
     }
-    let mut out = String::new();
-    for l in &lines[..start] {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out.push_str(table);
-    if end < lines.len() {
-        out.push('\n');
-    }
-    for l in &lines[end..] {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out
+    Ok(doc.to_string())
 }
 
 #[cfg(test)]

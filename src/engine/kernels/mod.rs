@@ -396,16 +396,6 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// a . b summed in `order` (see [`dot_scalar`]).
-pub fn dot<T: CacheElem>(order: SumOrder, a: &[f32], b: &[T]) -> f32 {
-    match isa() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `silu_mul`.
-        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::dot(order, a, b) },
-        _ => dot_scalar(order, a, b),
-    }
-}
-
 /// out[j] = q . rows[j * stride..][..q.len()] summed in `order`, for each
 /// j < out.len() (see [`dots_scalar`]).
 pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: &[T], stride: usize, out: &mut [f32]) {
