@@ -1,6 +1,9 @@
 //! A/B timing of the matrix kernels per instruction set, one thread, on
 //! random Q4_1 / Q8_0 weights of SmolLM2's shapes (min over repetitions, so
-//! that a busy machine shows less): `cargo run --release --example kernel_ab`.
+//! that a busy machine shows less), then the streaming case of decode: one
+//! token against 100 MB of weights (more than a cache holds, as the model's
+//! 96 MB a token), in GB/s on one and two threads:
+//! `cargo run --release --example kernel_ab`.
 
 use std::time::{Duration, Instant};
 
@@ -60,5 +63,42 @@ fn main() {
                 .collect();
             println!("{kind:?} {rows}x{cols} m={m}: {}", line.join(", "));
         }
+    }
+    stream(&isas);
+}
+
+/// m = 1 through 500 576x576 Q4_1 weights in turn, as decode goes through
+/// the model's layers.
+fn stream(isas: &[Isa]) {
+    let ws: Vec<QWeight> = (0..500)
+        .map(|s| weight(WeightKind::Q4_1, 576, 576, s))
+        .collect();
+    let bytes: usize = ws.iter().map(QWeight::size_bytes).sum();
+    let x: Vec<f32> = (0..576)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let mut y = vec![0f32; 576];
+    for threads in [1, 2] {
+        let pool = Pool::new(threads);
+        let mut best = vec![Duration::MAX; isas.len()];
+        for _ in 0..10 {
+            for (i, &isa) in isas.iter().enumerate() {
+                let t = Instant::now();
+                for w in &ws {
+                    matmul_with(&pool, isa, &[w], &x, 1, &mut [&mut y]);
+                }
+                best[i] = best[i].min(t.elapsed());
+            }
+        }
+        let line: Vec<String> = isas
+            .iter()
+            .zip(&best)
+            .map(|(isa, t)| format!("{isa:?} {:.1} GB/s", bytes as f64 / t.as_secs_f64() / 1e9))
+            .collect();
+        println!(
+            "streaming {} MB, m=1, {threads} thread(s): {}",
+            bytes / 1_000_000,
+            line.join(", ")
+        );
     }
 }

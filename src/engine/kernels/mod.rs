@@ -84,8 +84,23 @@ pub fn isa() -> Isa {
     })
 }
 
-/// A quantised weight matrix (rows x cols), GGUF blocks kept as they are in
-/// the file, row after row.
+/// Weight rows per packed group.
+const GROUP: usize = 4;
+
+/// A quantised weight matrix (rows x cols), held in groups of four rows
+/// (the last padded with zero rows) so that a kernel reads four rows' blocks
+/// from one place and runs their sums side by side.
+///
+/// A group of `nb` blocks a row is first the quants of each block index b in
+/// turn, then the scales of each b:
+/// - Q4_1: 64 bytes of quants a block, rows 0 and 1 in the first 32 (byte
+///   j holds element j of row 0 in its low nibble and of row 1 in its high
+///   nibble), rows 2 and 3 likewise in the next 32; then 16 bytes of
+///   scales a block: d of rows 0..4, then m of rows 0..4 (f16).
+/// - Q8_0: 4 x 32 quants a block, row after row; then d of rows 0..4 (f16).
+///
+/// The bytes are the file's, moved; [`QWeight::row`] gives a row back in
+/// the GGUF layout.
 #[derive(Clone)]
 pub struct QWeight {
     kind: WeightKind,
@@ -101,6 +116,7 @@ impl std::fmt::Debug for QWeight {
 }
 
 impl QWeight {
+    /// From GGUF blocks, row after row.
     pub fn new(kind: WeightKind, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, String> {
         if cols == 0 || !cols.is_multiple_of(QK) {
             return Err(format!(
@@ -115,11 +131,20 @@ impl QWeight {
                 data.len()
             ));
         }
+        let nb = cols / QK;
+        let bb = kind.block_bytes();
+        let mut packed = vec![0u8; rows.div_ceil(GROUP) * GROUP * nb * bb];
+        for (r, row) in data.chunks_exact(nb * bb).enumerate() {
+            let group = &mut packed[r / GROUP * GROUP * nb * bb..][..GROUP * nb * bb];
+            for (b, blk) in row.chunks_exact(bb).enumerate() {
+                pack_block(kind, group, nb, b, r % GROUP, blk);
+            }
+        }
         Ok(Self {
             kind,
             rows,
             cols,
-            data,
+            data: packed,
         })
     }
 
@@ -139,19 +164,33 @@ impl QWeight {
         self.cols / QK
     }
 
-    fn row_bytes(&self) -> usize {
-        self.blocks_per_row() * self.kind.block_bytes()
+    fn group_bytes(&self) -> usize {
+        GROUP * self.blocks_per_row() * self.kind.block_bytes()
     }
 
-    pub fn row(&self, r: usize) -> &[u8] {
-        let rb = self.row_bytes();
-        &self.data[r * rb..(r + 1) * rb]
+    fn groups(&self) -> usize {
+        self.rows.div_ceil(GROUP)
+    }
+
+    /// Packed group `g` (rows 4g..4g + 4).
+    fn group(&self, g: usize) -> &[u8] {
+        let gb = self.group_bytes();
+        &self.data[g * gb..(g + 1) * gb]
+    }
+
+    /// Row `r` in the GGUF layout (blocks of `kind.block_bytes()`).
+    pub fn row(&self, r: usize) -> Vec<u8> {
+        assert!(r < self.rows);
+        let nb = self.blocks_per_row();
+        let mut out = vec![0u8; nb * self.kind.block_bytes()];
+        unpack_row(self.kind, self.group(r / GROUP), nb, r % GROUP, &mut out);
+        out
     }
 
     /// Row `r` as floats (an embedding lookup).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         assert_eq!(out.len(), self.cols);
-        dequantize_row(self.kind, self.row(r), out);
+        dequantize_row(self.kind, &self.row(r), out);
     }
 
     pub fn size_bytes(&self) -> usize {
@@ -159,44 +198,106 @@ impl QWeight {
     }
 }
 
-/// One weight row against up to four activation rows (each `nb` blocks,
-/// consecutive in `acts`), results into `out[..n]`.
-fn dot_group(isa: Isa, kind: WeightKind, w: &[u8], acts: &[ActBlock], nb: usize, out: &mut [f32]) {
+/// Element j (0..32) of a GGUF Q4_1 block's quants: the low nibble of byte
+/// j, or the high nibble of byte j - 16.
+fn q4_1_element(quants: &[u8], j: usize) -> u8 {
+    if j < QK / 2 {
+        quants[j] & 0x0f
+    } else {
+        quants[j - QK / 2] >> 4
+    }
+}
+
+/// Writes GGUF block `blk` (block `b` of row `w` of the group) into a
+/// packed group of `nb` blocks a row.
+fn pack_block(kind: WeightKind, group: &mut [u8], nb: usize, b: usize, w: usize, blk: &[u8]) {
+    match kind {
+        WeightKind::Q4_1 => {
+            let scales = &mut group[nb * 64 + b * 16..][..16];
+            scales[2 * w..2 * w + 2].copy_from_slice(&blk[0..2]);
+            scales[8 + 2 * w..8 + 2 * w + 2].copy_from_slice(&blk[2..4]);
+            let quants = &mut group[b * 64 + w / 2 * 32..][..32];
+            for (j, q) in quants.iter_mut().enumerate() {
+                *q |= q4_1_element(&blk[4..], j) << (4 * (w % 2));
+            }
+        }
+        WeightKind::Q8_0 => {
+            group[nb * 128 + b * 8 + 2 * w..][..2].copy_from_slice(&blk[0..2]);
+            group[b * 128 + w * 32..][..32].copy_from_slice(&blk[2..34]);
+        }
+    }
+}
+
+/// Row `w` of a packed group of `nb` blocks a row, back in the GGUF layout.
+fn unpack_row(kind: WeightKind, group: &[u8], nb: usize, w: usize, out: &mut [u8]) {
+    for (b, blk) in out.chunks_exact_mut(kind.block_bytes()).enumerate() {
+        match kind {
+            WeightKind::Q4_1 => {
+                let scales = &group[nb * 64 + b * 16..][..16];
+                blk[0..2].copy_from_slice(&scales[2 * w..2 * w + 2]);
+                blk[2..4].copy_from_slice(&scales[8 + 2 * w..8 + 2 * w + 2]);
+                let quants = &group[b * 64 + w / 2 * 32..][..32];
+                let q = |j: usize| (quants[j] >> (4 * (w % 2))) & 0x0f;
+                for j in 0..QK / 2 {
+                    blk[4 + j] = q(j) | q(j + QK / 2) << 4;
+                }
+            }
+            WeightKind::Q8_0 => {
+                blk[0..2].copy_from_slice(&group[nb * 128 + b * 8 + 2 * w..][..2]);
+                blk[2..34].copy_from_slice(&group[b * 128 + w * 32..][..32]);
+            }
+        }
+    }
+}
+
+/// A packed group of four weight rows against one or two activation rows
+/// (each `nb` blocks, consecutive in `acts`): `out[w][r]`.
+fn dot_tile(
+    isa: Isa,
+    kind: WeightKind,
+    group: &[u8],
+    acts: &[ActBlock],
+    nb: usize,
+    out: &mut [[f32; 2]; GROUP],
+) {
     let n = acts.len() / nb;
-    debug_assert!((1..=4).contains(&n) && out.len() >= n && w.len() == nb * kind.block_bytes());
+    assert!((1..=2).contains(&n) && acts.len() == n * nb);
+    assert_eq!(group.len(), GROUP * nb * kind.block_bytes());
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx2Vnni => {
             let a = |i: usize| acts[i * nb..(i + 1) * nb].as_ptr();
-            let p = w.as_ptr();
+            let g = group.as_ptr();
             // SAFETY: `Isa::Avx2` (`Avx2Vnni`) is only ever selected after
             // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C (and
             // AVX-VNNI) (`Isa::detect`; the tests check `supported()`
-            // first); `w` holds nb blocks (asserted by `matmul` through the
-            // weight's shape) and each `a(i)` is a slice of exactly nb
-            // blocks.
+            // first); `group` is a whole packed group of nb blocks a row and
+            // each `a(i)` a slice of exactly nb blocks (asserted above).
             unsafe {
-                match n {
-                    1 => out[..1].copy_from_slice(&x86_dot(isa, kind, p, nb, [a(0)])),
-                    2 => out[..2].copy_from_slice(&x86_dot(isa, kind, p, nb, [a(0), a(1)])),
-                    3 => out[..3].copy_from_slice(&x86_dot(isa, kind, p, nb, [a(0), a(1), a(2)])),
-                    _ => out[..4].copy_from_slice(&x86_dot(
-                        isa,
-                        kind,
-                        p,
-                        nb,
-                        [a(0), a(1), a(2), a(3)],
-                    )),
+                if n == 1 {
+                    let r = x86_dot4(isa, kind, g, nb, [a(0)]);
+                    for (o, r) in out.iter_mut().zip(r) {
+                        o[0] = r[0];
+                    }
+                } else {
+                    let r = x86_dot4(isa, kind, g, nb, [a(0), a(1)]);
+                    for (o, r) in out.iter_mut().zip(r) {
+                        *o = r;
+                    }
                 }
             }
         }
         _ => {
-            for (i, o) in out[..n].iter_mut().enumerate() {
-                let a = &acts[i * nb..(i + 1) * nb];
-                *o = match kind {
-                    WeightKind::Q4_1 => dot_q4_1_scalar(w, a),
-                    WeightKind::Q8_0 => dot_q8_0_scalar(w, a),
-                };
+            let mut row = vec![0u8; nb * kind.block_bytes()];
+            for (w, o) in out.iter_mut().enumerate() {
+                unpack_row(kind, group, nb, w, &mut row);
+                for (i, o) in o[..n].iter_mut().enumerate() {
+                    let a = &acts[i * nb..(i + 1) * nb];
+                    *o = match kind {
+                        WeightKind::Q4_1 => dot_q4_1_scalar(&row, a),
+                        WeightKind::Q8_0 => dot_q8_0_scalar(&row, a),
+                    };
+                }
             }
         }
     }
@@ -205,23 +306,23 @@ fn dot_group(isa: Isa, kind: WeightKind, w: &[u8], acts: &[ActBlock], nb: usize,
 /// The x86 kernel for `isa` and `kind`.
 ///
 /// # Safety
-/// As the kernels': `isa` is supported, `w` holds nb blocks and each
-/// `a[r]` nb activation blocks.
+/// As the kernels': `isa` is supported, `g` is a whole packed group of nb
+/// blocks a row and each `a[r]` points to nb activation blocks.
 #[cfg(target_arch = "x86_64")]
-unsafe fn x86_dot<const R: usize>(
+unsafe fn x86_dot4<const R: usize>(
     isa: Isa,
     kind: WeightKind,
-    w: *const u8,
+    g: *const u8,
     nb: usize,
     a: [*const ActBlock; R],
-) -> [f32; R] {
+) -> [[f32; R]; GROUP] {
     // SAFETY: passed on from the caller.
     unsafe {
         match (isa, kind) {
-            (Isa::Avx2Vnni, WeightKind::Q4_1) => x86::dot_q4_1_vnni::<R>(w, nb, a),
-            (Isa::Avx2Vnni, WeightKind::Q8_0) => x86::dot_q8_0_vnni::<R>(w, nb, a),
-            (_, WeightKind::Q4_1) => x86::dot_q4_1::<R>(w, nb, a),
-            (_, WeightKind::Q8_0) => x86::dot_q8_0::<R>(w, nb, a),
+            (Isa::Avx2Vnni, WeightKind::Q4_1) => x86::dot4_q4_1_vnni::<R>(g, nb, a),
+            (Isa::Avx2Vnni, WeightKind::Q8_0) => x86::dot4_q8_0_vnni::<R>(g, nb, a),
+            (_, WeightKind::Q4_1) => x86::dot4_q4_1::<R>(g, nb, a),
+            (_, WeightKind::Q8_0) => x86::dot4_q8_0::<R>(g, nb, a),
         }
     }
 }
@@ -306,17 +407,19 @@ fn run_matmul(
     outs: &mut [&mut [f32]],
 ) {
     let (kind, nb) = (ws[0].kind, ws[0].cols / QK);
-    // Tasks: runs of rows within one weight; about eight per thread so a
-    // thread slowed by the neighbours' work is absorbed by the others.
-    let total: usize = ws.iter().map(|w| w.rows).sum();
-    let chunk = total.div_ceil(pool.threads() * 8).clamp(8, 4096);
+    // Tasks: runs of row groups within one weight, two per thread: long
+    // runs keep each thread's stream through memory going (the kernels
+    // prefetch ahead within it), and a second task each lets a thread
+    // that the machine slows down hand half its share to the others.
+    let total: usize = ws.iter().map(|w| w.groups()).sum();
+    let chunk = total.div_ceil(pool.threads() * 2).max(1);
     let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
     for (i, w) in ws.iter().enumerate() {
-        let mut r = 0;
-        while r < w.rows {
-            let end = (r + chunk).min(w.rows);
-            tasks.push((i, r, end));
-            r = end;
+        let mut g = 0;
+        while g < w.groups() {
+            let end = (g + chunk).min(w.groups());
+            tasks.push((i, g, end));
+            g = end;
         }
     }
     let ptrs: Vec<OutPtr> = outs
@@ -324,26 +427,32 @@ fn run_matmul(
         .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
         .collect();
     let body = |t: usize| {
-        let (i, r0, r1) = tasks[t];
+        let (i, g0, g1) = tasks[t];
         let w = ws[i];
         let n = w.rows;
         let (base, len) = ptrs[i].get();
-        let mut res = [0f32; 4];
-        for r in r0..r1 {
-            let row = w.row(r);
+        let mut res = [[0f32; 2]; GROUP];
+        for g in g0..g1 {
+            let group = w.group(g);
             let mut j = 0;
             while j < m {
-                let g = (m - j).min(4);
-                dot_group(isa, kind, row, &acts[j * nb..(j + g) * nb], nb, &mut res);
-                for (k, &v) in res[..g].iter().enumerate() {
-                    let at = (j + k) * n + r;
-                    assert!(at < len);
-                    // SAFETY: `at` is in bounds (checked above), and element
-                    // (j + k, r) of output i is written by this task only:
-                    // tasks cover disjoint row ranges of each weight.
-                    unsafe { *base.add(at) = v };
+                let k = (m - j).min(2);
+                dot_tile(isa, kind, group, &acts[j * nb..(j + k) * nb], nb, &mut res);
+                for (dr, res) in res.iter().enumerate() {
+                    let r = g * GROUP + dr;
+                    if r >= n {
+                        break; // padding rows
+                    }
+                    for (dj, &v) in res[..k].iter().enumerate() {
+                        let at = (j + dj) * n + r;
+                        assert!(at < len);
+                        // SAFETY: `at` is in bounds (checked above), and
+                        // element (j + dj, r) of output i is written by this
+                        // task only: tasks cover disjoint row groups.
+                        unsafe { *base.add(at) = v };
+                    }
                 }
-                j += g;
+                j += k;
             }
         }
     };

@@ -104,8 +104,8 @@ fn scalar_dots_match_dequantised_f64() {
                 .map(|i| wf[i] as f64 * (a[i / QK].qs[i % QK] as f64 * a[i / QK].d as f64))
                 .sum();
             let got = match kind {
-                WeightKind::Q4_1 => dot_q4_1_scalar(w.row(0), &a),
-                WeightKind::Q8_0 => dot_q8_0_scalar(w.row(0), &a),
+                WeightKind::Q4_1 => dot_q4_1_scalar(&w.row(0), &a),
+                WeightKind::Q8_0 => dot_q8_0_scalar(&w.row(0), &a),
             };
             // Q8_1's sum term is rounded to f16, so allow its rounding.
             let tol = 1e-3 * (want.abs() + nb as f64);
@@ -118,32 +118,53 @@ fn scalar_dots_match_dequantised_f64() {
 }
 
 #[test]
-fn simd_dots_match_scalar_on_random_blocks() {
+fn packed_rows_give_back_the_file_bytes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
+        for rows in [1usize, 3, 4, 5, 9] {
+            let nb = 3;
+            let bb = kind.block_bytes();
+            let data: Vec<u8> = (0..rows * nb * bb).map(|_| rng.random()).collect();
+            let w = QWeight::new(kind, rows, nb * QK, data.clone()).unwrap();
+            for r in 0..rows {
+                assert_eq!(
+                    w.row(r),
+                    data[r * nb * bb..(r + 1) * nb * bb],
+                    "{kind:?} row {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_tiles_match_scalar_on_random_blocks() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for isa in isas() {
         for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
             for nb in [1usize, 2, 3, 5, 17, 18, 48] {
-                for rows in 1..=4 {
-                    let w = random_weight(&mut rng, kind, 1, nb * QK);
-                    let x = random_acts(&mut rng, rows * nb * QK);
-                    let mut a = vec![ActBlock::default(); rows * nb];
+                for n in 1..=2 {
+                    let w = random_weight(&mut rng, kind, GROUP, nb * QK);
+                    let x = random_acts(&mut rng, n * nb * QK);
+                    let mut a = vec![ActBlock::default(); n * nb];
                     quantize_acts(kind, &x, &mut a);
-                    let mut out = [0f32; 4];
-                    dot_group(isa, kind, w.row(0), &a, nb, &mut out);
-                    for r in 0..rows {
-                        let ar = &a[r * nb..(r + 1) * nb];
-                        let want = match kind {
-                            WeightKind::Q4_1 => dot_q4_1_scalar(w.row(0), ar),
-                            WeightKind::Q8_0 => dot_q8_0_scalar(w.row(0), ar),
-                        };
-                        // Bit for bit: the scalar path sums in the AVX2
-                        // kernel's (and ggml's) order.
-                        assert_eq!(
-                            out[r].to_bits(),
-                            want.to_bits(),
-                            "{isa:?} {kind:?} nb={nb} rows={rows} r={r}: {} vs {want}",
-                            out[r]
-                        );
+                    let mut out = [[0f32; 2]; GROUP];
+                    dot_tile(isa, kind, w.group(0), &a, nb, &mut out);
+                    for (r, out) in out.iter().enumerate() {
+                        for (j, &got) in out[..n].iter().enumerate() {
+                            let aj = &a[j * nb..(j + 1) * nb];
+                            let want = match kind {
+                                WeightKind::Q4_1 => dot_q4_1_scalar(&w.row(r), aj),
+                                WeightKind::Q8_0 => dot_q8_0_scalar(&w.row(r), aj),
+                            };
+                            // Bit for bit: the scalar path sums in the AVX2
+                            // kernel's (and ggml's) order.
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{isa:?} {kind:?} nb={nb} n={n} row {r} act {j}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }
@@ -179,8 +200,8 @@ fn matmul_matches_scalar_rows_for_odd_shapes() {
                             for r in 0..w.rows() {
                                 let ar = &a[j * nb..(j + 1) * nb];
                                 let want = match kind {
-                                    WeightKind::Q4_1 => dot_q4_1_scalar(w.row(r), ar),
-                                    WeightKind::Q8_0 => dot_q8_0_scalar(w.row(r), ar),
+                                    WeightKind::Q4_1 => dot_q4_1_scalar(&w.row(r), ar),
+                                    WeightKind::Q8_0 => dot_q8_0_scalar(&w.row(r), ar),
                                 };
                                 let got = y[j * w.rows() + r];
                                 assert_eq!(

@@ -1,7 +1,9 @@
-//! AVX2 + FMA + F16C dot products: one weight row against R activation rows
-//! (R = 1..=4), so that batched decode and prefill unpack each weight block
-//! once for several tokens; each also with AVX-VNNI, which sums byte
-//! products in one instruction instead of two (the same integers).
+//! AVX2 + FMA + F16C dot products: a group of four weight rows against one
+//! or two activation rows, so that the four rows' sums run as independent
+//! chains (one row alone waits on its FMA's latency every block) and share
+//! the activation loads and scale products; each also with AVX-VNNI, which
+//! sums byte products in one instruction instead of two (the same
+//! integers).
 //!
 //! Every function here is `unsafe` for two reasons, both discharged by the
 //! safe wrappers in `mod.rs`: the CPU must support the enabled features
@@ -11,7 +13,15 @@
 use std::arch::x86_64::*;
 
 use super::CacheElem;
-use super::quant::{ActBlock, WeightKind};
+use super::quant::ActBlock;
+
+/// How far ahead of the block in hand the kernels prefetch weights, in
+/// bytes. Decode streams the whole model from memory every token; the
+/// hardware prefetcher alone kept a thread at about 5.5 GB/s on these
+/// machines (it stops at every 4 KiB page); prefetching 2 KiB ahead, at
+/// about 12 (measured with `examples/kernel_ab`'s streaming case; 1 KiB
+/// gave 8.6, 4 and 8 KiB no more than 2).
+const PREFETCH_AHEAD: usize = 2048;
 
 /// Horizontal sum of 8 floats.
 #[inline]
@@ -43,124 +53,166 @@ fn pair_sums_vnni(u: __m256i, s: __m256i) -> __m256i {
     _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
 }
 
-macro_rules! dot_q4_1 {
+macro_rules! dot4_q4_1 {
     ($name:ident, $features:literal, $pairs:ident) => {
-        /// Q4_1 weights (`nb` blocks at `w`) against R rows of Q8_1 activations.
+        /// One group of four Q4_1 weight rows (`nb` blocks, packed as
+        /// `QWeight` keeps them, at `g`) against R (1 or 2) rows of Q8_1
+        /// activations: `out[w][r]`. Each (w, r) pair is summed exactly as
+        /// ggml's AVX2 kernel sums one row: the four rows only share the
+        /// loads and the scale products, and run as independent chains.
         ///
         /// # Safety
-        /// The CPU supports the enabled features; `w` points to `nb * 20` readable
-        /// bytes and each `a[r]` to `nb` readable blocks.
+        /// The CPU supports the enabled features; `g` points to a whole
+        /// packed group (`nb * 80` bytes) and each `a[r]` to `nb` blocks.
         #[target_feature(enable = $features)]
         pub unsafe fn $name<const R: usize>(
-            w: *const u8,
+            g: *const u8,
             nb: usize,
             a: [*const ActBlock; R],
-        ) -> [f32; R] {
-            let mask = _mm_set1_epi8(0x0f);
-            let mut acc = [_mm256_setzero_ps(); R];
-            let mut summ = [0f32; R];
-            let bb = WeightKind::Q4_1.block_bytes();
-            // One block: unpack 32 nibbles to bytes (low nibbles are elements
-            // 0..16, high nibbles 16..32), then u8 x i8 pair sums (at most
-            // 2 x 15 x 128, no i16 saturation), widened to i32 and scaled.
-            macro_rules! block {
-                ($b:expr, $acc:ident) => {{
-                    // SAFETY (for the reads below): b < nb, and the caller
-                    // guarantees nb blocks behind `w` and every `a[r]`.
-                    let blk = unsafe { w.add($b * bb) };
-                    let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(unsafe {
-                        (blk as *const i32).read_unaligned()
-                    }));
-                    let d = _mm_cvtss_f32(dm);
-                    let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-                    let raw = unsafe { _mm_loadu_si128(blk.add(4) as *const __m128i) };
-                    let lo = _mm_and_si128(raw, mask);
-                    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-                    let q = _mm256_set_m128i(hi, lo);
-                    for r in 0..R {
-                        let ab = unsafe { &*a[r].add($b) };
-                        let av = unsafe { _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i) };
-                        let p = $pairs(q, av);
-                        $acc[r] = _mm256_fmadd_ps(
-                            _mm256_cvtepi32_ps(p),
-                            _mm256_set1_ps(d * ab.d),
-                            $acc[r],
-                        );
-                        summ[r] += m * ab.s;
-                    }
-                }};
-            }
-            // One accumulator, blocks in order, as ggml's AVX2 kernel: the model's
-            // 8-bit activations make it sensitive to the last bit of every sum.
+        ) -> [[f32; R]; 4] {
+            const { assert!(R == 1 || R == 2) };
+            let mask = _mm256_set1_epi8(0x0f);
+            let mut acc = [[_mm256_setzero_ps(); R]; 4];
+            // The m * s terms, lane 4r + w, summed block by block.
+            let mut summ = _mm256_setzero_ps();
+            // d * d_a for the block, lane 4r + w (broadcast from memory).
+            let mut dd = [0f32; 8];
+            // SAFETY (for every read below): b < nb; the caller guarantees
+            // the packed group (quants then scales) and nb blocks per a[r].
+            let scales = unsafe { g.add(nb * 64) };
             for b in 0..nb {
-                block!(b, acc);
+                // The group is nb * 80 bytes: 80 bytes ahead a block covers
+                // it (two lines, as 80 > 64), and runs on into the next
+                // group. A prefetch never faults, even past the weight's end.
+                let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 80) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(ahead);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                let dm = _mm256_cvtph_ps(unsafe {
+                    _mm_loadu_si128(scales.add(b * 16) as *const __m128i)
+                });
+                let d = _mm256_permute2f128_ps(dm, dm, 0x00);
+                let m = _mm256_permute2f128_ps(dm, dm, 0x11);
+                let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
+                let (ad, asum) = if R == 1 {
+                    (_mm256_set1_ps(ab[0].d), _mm256_set1_ps(ab[0].s))
+                } else {
+                    (
+                        _mm256_set_m128(_mm_set1_ps(ab[1].d), _mm_set1_ps(ab[0].d)),
+                        _mm256_set_m128(_mm_set1_ps(ab[1].s), _mm_set1_ps(ab[0].s)),
+                    )
+                };
+                // SAFETY: `dd` holds 8 floats.
+                unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(d, ad)) };
+                summ = _mm256_add_ps(summ, _mm256_mul_ps(m, asum));
+                // Rows 0 and 1 share 32 bytes (row 1 in the high nibbles),
+                // as do rows 2 and 3: elements 0..32 in order.
+                let q01 = unsafe { _mm256_loadu_si256(g.add(b * 64) as *const __m256i) };
+                let q23 = unsafe { _mm256_loadu_si256(g.add(b * 64 + 32) as *const __m256i) };
+                let q = [
+                    _mm256_and_si256(q01, mask),
+                    _mm256_and_si256(_mm256_srli_epi16(q01, 4), mask),
+                    _mm256_and_si256(q23, mask),
+                    _mm256_and_si256(_mm256_srli_epi16(q23, 4), mask),
+                ];
+                for r in 0..R {
+                    let av = unsafe { _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i) };
+                    for w in 0..4 {
+                        // u8 x i8 pair sums: at most 2 x 15 x 128, no i16
+                        // saturation.
+                        let p = $pairs(q[w], av);
+                        acc[w][r] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(p),
+                            _mm256_broadcast_ss(&dd[4 * r + w]),
+                            acc[w][r],
+                        );
+                    }
+                }
             }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = hsum(acc[r]) + summ[r];
+            let mut s = [0f32; 8];
+            // SAFETY: `s` holds 8 floats.
+            unsafe { _mm256_storeu_ps(s.as_mut_ptr(), summ) };
+            let mut out = [[0f32; R]; 4];
+            for w in 0..4 {
+                for r in 0..R {
+                    out[w][r] = hsum(acc[w][r]) + s[4 * r + w];
+                }
             }
             out
         }
     };
 }
 
-dot_q4_1!(dot_q4_1, "avx2,fma,f16c", pair_sums_avx2);
-dot_q4_1!(dot_q4_1_vnni, "avx2,fma,f16c,avxvnni", pair_sums_vnni);
+dot4_q4_1!(dot4_q4_1, "avx2,fma,f16c", pair_sums_avx2);
+dot4_q4_1!(dot4_q4_1_vnni, "avx2,fma,f16c,avxvnni", pair_sums_vnni);
 
-macro_rules! dot_q8_0 {
+macro_rules! dot4_q8_0 {
     ($name:ident, $features:literal, $pairs:ident) => {
-        /// Q8_0 weights (`nb` blocks at `w`) against R rows of Q8_0 activations.
+        /// One group of four Q8_0 weight rows (`nb` packed blocks at `g`)
+        /// against R (1 or 2) rows of Q8_0 activations: `out[w][r]`, each
+        /// summed as ggml's AVX2 kernel sums one row.
         ///
         /// # Safety
-        /// The CPU supports the enabled features; `w` points to `nb * 34` readable
-        /// bytes and each `a[r]` to `nb` readable blocks.
+        /// The CPU supports the enabled features; `g` points to a whole
+        /// packed group (`nb * 136` bytes) and each `a[r]` to `nb` blocks.
         #[target_feature(enable = $features)]
         pub unsafe fn $name<const R: usize>(
-            w: *const u8,
+            g: *const u8,
             nb: usize,
             a: [*const ActBlock; R],
-        ) -> [f32; R] {
-            let mut acc = [_mm256_setzero_ps(); R];
-            let bb = WeightKind::Q8_0.block_bytes();
-            // i8 x i8 through maddubs: |w| as unsigned times a with w's sign
-            // (pair sums at most 2 x 128 x 127 < 32767).
-            macro_rules! block {
-                ($b:expr, $acc:ident) => {{
-                    // SAFETY (for the reads below): b < nb, and the caller
-                    // guarantees nb blocks behind `w` and every `a[r]`.
-                    let blk = unsafe { w.add($b * bb) };
-                    let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(unsafe {
-                        (blk as *const u16).read_unaligned()
-                    } as i32)));
-                    let wq = unsafe { _mm256_loadu_si256(blk.add(2) as *const __m256i) };
-                    let aw = _mm256_sign_epi8(wq, wq);
-                    for r in 0..R {
-                        let ab = unsafe { &*a[r].add($b) };
-                        let av = unsafe { _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i) };
-                        let sa = _mm256_sign_epi8(av, wq);
-                        let p = $pairs(aw, sa);
-                        $acc[r] = _mm256_fmadd_ps(
+        ) -> [[f32; R]; 4] {
+            const { assert!(R == 1 || R == 2) };
+            let mut acc = [[_mm256_setzero_ps(); R]; 4];
+            let mut dd = [0f32; 8];
+            // SAFETY (for every read below): as in the Q4_1 kernel.
+            let scales = unsafe { g.add(nb * 128) };
+            for b in 0..nb {
+                // As in the Q4_1 kernel, 136 bytes a block (three lines).
+                let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 136) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(ahead);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
+                let d4 =
+                    _mm_cvtph_ps(unsafe { _mm_loadl_epi64(scales.add(b * 8) as *const __m128i) });
+                let d = _mm256_set_m128(d4, d4);
+                let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
+                let ad = if R == 1 {
+                    _mm256_set1_ps(ab[0].d)
+                } else {
+                    _mm256_set_m128(_mm_set1_ps(ab[1].d), _mm_set1_ps(ab[0].d))
+                };
+                // SAFETY: `dd` holds 8 floats.
+                unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(d, ad)) };
+                let wq: [__m256i; 4] = std::array::from_fn(|w| unsafe {
+                    _mm256_loadu_si256(g.add(b * 128 + w * 32) as *const __m256i)
+                });
+                // i8 x i8 through u8 x i8: |w| times a with w's sign (pair
+                // sums at most 2 x 128 x 127 < 32767).
+                let aw = wq.map(|q| _mm256_sign_epi8(q, q));
+                for r in 0..R {
+                    let av = unsafe { _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i) };
+                    for w in 0..4 {
+                        let p = $pairs(aw[w], _mm256_sign_epi8(av, wq[w]));
+                        acc[w][r] = _mm256_fmadd_ps(
                             _mm256_cvtepi32_ps(p),
-                            _mm256_set1_ps(d * ab.d),
-                            $acc[r],
+                            _mm256_broadcast_ss(&dd[4 * r + w]),
+                            acc[w][r],
                         );
                     }
-                }};
+                }
             }
-            for b in 0..nb {
-                block!(b, acc);
-            }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = hsum(acc[r]);
+            let mut out = [[0f32; R]; 4];
+            for w in 0..4 {
+                for r in 0..R {
+                    out[w][r] = hsum(acc[w][r]);
+                }
             }
             out
         }
     };
 }
 
-dot_q8_0!(dot_q8_0, "avx2,fma,f16c", pair_sums_avx2);
-dot_q8_0!(dot_q8_0_vnni, "avx2,fma,f16c,avxvnni", pair_sums_vnni);
+dot4_q8_0!(dot4_q8_0, "avx2,fma,f16c", pair_sums_avx2);
+dot4_q8_0!(dot4_q8_0_vnni, "avx2,fma,f16c,avxvnni", pair_sums_vnni);
 
 /// `float::expf` on 8 lanes: the same FMAs, then j * 2^n by building 2^n
 /// in the exponent bits, which is exact while |n| <= 126; lanes beyond
