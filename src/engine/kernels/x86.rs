@@ -104,22 +104,28 @@ macro_rules! dot4_q4_1 {
                 // SAFETY: `dd` holds 8 floats.
                 unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(d, ad)) };
                 summ = _mm256_add_ps(summ, _mm256_mul_ps(m, asum));
-                // Rows 0 and 1 share 32 bytes (row 1 in the high nibbles),
-                // as do rows 2 and 3: elements 0..32 in order.
-                let q01 = unsafe { _mm256_loadu_si256(g.add(b * 64) as *const __m256i) };
-                let q23 = unsafe { _mm256_loadu_si256(g.add(b * 64 + 32) as *const __m256i) };
-                let q = [
-                    _mm256_and_si256(q01, mask),
-                    _mm256_and_si256(_mm256_srli_epi16(q01, 4), mask),
-                    _mm256_and_si256(q23, mask),
-                    _mm256_and_si256(_mm256_srli_epi16(q23, 4), mask),
-                ];
-                for r in 0..R {
-                    let av = unsafe { _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i) };
-                    for w in 0..4 {
+                let av: [__m256i; R] = std::array::from_fn(|r| unsafe {
+                    _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i)
+                });
+                // Through an opaque reference, so that the scales below are
+                // broadcast from memory (a load each) rather than shuffled
+                // out of a register (a shuffle-port instruction each).
+                let dd = std::hint::black_box(&dd);
+                // Row by row, to keep the 4R accumulators in registers.
+                for w in 0..4 {
+                    // Rows 0 and 1 share 32 bytes (row 1 in the high
+                    // nibbles), as do rows 2 and 3: elements 0..32 in order.
+                    let raw =
+                        unsafe { _mm256_loadu_si256(g.add(b * 64 + w / 2 * 32) as *const __m256i) };
+                    let q = if w % 2 == 0 {
+                        _mm256_and_si256(raw, mask)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask)
+                    };
+                    for r in 0..R {
                         // u8 x i8 pair sums: at most 2 x 15 x 128, no i16
                         // saturation.
-                        let p = $pairs(q[w], av);
+                        let p = $pairs(q, av[r]);
                         acc[w][r] = _mm256_fmadd_ps(
                             _mm256_cvtepi32_ps(p),
                             _mm256_broadcast_ss(&dd[4 * r + w]),
@@ -182,16 +188,20 @@ macro_rules! dot4_q8_0 {
                 };
                 // SAFETY: `dd` holds 8 floats.
                 unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(d, ad)) };
-                let wq: [__m256i; 4] = std::array::from_fn(|w| unsafe {
-                    _mm256_loadu_si256(g.add(b * 128 + w * 32) as *const __m256i)
+                let av: [__m256i; R] = std::array::from_fn(|r| unsafe {
+                    _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i)
                 });
-                // i8 x i8 through u8 x i8: |w| times a with w's sign (pair
-                // sums at most 2 x 128 x 127 < 32767).
-                let aw = wq.map(|q| _mm256_sign_epi8(q, q));
-                for r in 0..R {
-                    let av = unsafe { _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i) };
-                    for w in 0..4 {
-                        let p = $pairs(aw[w], _mm256_sign_epi8(av, wq[w]));
+                // As in the Q4_1 kernel: scales broadcast from memory, row
+                // by row.
+                let dd = std::hint::black_box(&dd);
+                for w in 0..4 {
+                    let wq =
+                        unsafe { _mm256_loadu_si256(g.add(b * 128 + w * 32) as *const __m256i) };
+                    // i8 x i8 through u8 x i8: |w| times a with w's sign
+                    // (pair sums at most 2 x 128 x 127 < 32767).
+                    let aw = _mm256_sign_epi8(wq, wq);
+                    for r in 0..R {
+                        let p = $pairs(aw, _mm256_sign_epi8(av[r], wq));
                         acc[w][r] = _mm256_fmadd_ps(
                             _mm256_cvtepi32_ps(p),
                             _mm256_broadcast_ss(&dd[4 * r + w]),
