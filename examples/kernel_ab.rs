@@ -67,25 +67,25 @@ fn main() {
     stream(&isas);
 }
 
-/// m = 1 through 500 576x576 Q4_1 weights in turn, as decode goes through
-/// the model's layers.
+/// One token (m = 1) and four (a batch) through 500 576x576 Q4_1 weights
+/// in turn, as decode goes through the model's layers.
 fn stream(isas: &[Isa]) {
     let ws: Vec<QWeight> = (0..500)
         .map(|s| weight(WeightKind::Q4_1, 576, 576, s))
         .collect();
     let bytes: usize = ws.iter().map(QWeight::size_bytes).sum();
-    let x: Vec<f32> = (0..576)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-        .collect();
-    let mut y = vec![0f32; 576];
-    for threads in [1, 2] {
+    for (m, threads) in [(1, 1), (1, 2), (4, 1), (4, 2)] {
+        let x: Vec<f32> = (0..m * 576)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let mut y = vec![0f32; m * 576];
         let pool = Pool::new(threads);
         let mut best = vec![Duration::MAX; isas.len()];
         for _ in 0..10 {
             for (i, &isa) in isas.iter().enumerate() {
                 let t = Instant::now();
                 for w in &ws {
-                    matmul_with(&pool, isa, &[w], &x, 1, &mut [&mut y]);
+                    matmul_with(&pool, isa, &[w], &x, m, &mut [&mut y]);
                 }
                 best[i] = best[i].min(t.elapsed());
             }
@@ -96,7 +96,7 @@ fn stream(isas: &[Isa]) {
             .map(|(isa, t)| format!("{isa:?} {:.1} GB/s", bytes as f64 / t.as_secs_f64() / 1e9))
             .collect();
         println!(
-            "streaming {} MB, m=1, {threads} thread(s): {}",
+            "streaming {} MB, m={m}, {threads} thread(s): {}",
             bytes / 1_000_000,
             line.join(", ")
         );

@@ -407,12 +407,15 @@ fn run_matmul(
     outs: &mut [&mut [f32]],
 ) {
     let (kind, nb) = (ws[0].kind, ws[0].cols / QK);
-    // Tasks: runs of row groups within one weight, two per thread: long
-    // runs keep each thread's stream through memory going (the kernels
-    // prefetch ahead within it), and a second task each lets a thread
-    // that the machine slows down hand half its share to the others.
+    // Tasks: runs of row groups within one weight. One token (decode) is
+    // bound by memory: two long runs per thread keep each thread's stream
+    // going (the kernels prefetch ahead within it), and the second lets a
+    // thread that the machine slows down hand half its share to the
+    // others. More tokens are bound by arithmetic: eight shorter runs per
+    // thread even out the threads' finishing times.
     let total: usize = ws.iter().map(|w| w.groups()).sum();
-    let chunk = total.div_ceil(pool.threads() * 2).max(1);
+    let per_thread = if m == 1 { 2 } else { 8 };
+    let chunk = total.div_ceil(pool.threads() * per_thread).max(1);
     let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
     for (i, w) in ws.iter().enumerate() {
         let mut g = 0;
