@@ -33,6 +33,7 @@ pub use pool::{Pool, default_threads, pool, set_threads};
 pub use quant::{
     ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
 };
+use quant::{dot_q4_1_blocks, dot_q8_0_blocks, f16_at, q4_1_element};
 
 /// The instruction set the dot products use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,16 +199,6 @@ impl QWeight {
     }
 }
 
-/// Element j (0..32) of a GGUF Q4_1 block's quants: the low nibble of byte
-/// j, or the high nibble of byte j - 16.
-fn q4_1_element(quants: &[u8], j: usize) -> u8 {
-    if j < QK / 2 {
-        quants[j] & 0x0f
-    } else {
-        quants[j - QK / 2] >> 4
-    }
-}
-
 /// Writes GGUF block `blk` (block `b` of row `w` of the group) into a
 /// packed group of `nb` blocks a row.
 fn pack_block(kind: WeightKind, group: &mut [u8], nb: usize, b: usize, w: usize, blk: &[u8]) {
@@ -288,19 +279,36 @@ fn dot_tile(
             }
         }
         _ => {
-            let mut row = vec![0u8; nb * kind.block_bytes()];
             for (w, o) in out.iter_mut().enumerate() {
-                unpack_row(kind, group, nb, w, &mut row);
                 for (i, o) in o[..n].iter_mut().enumerate() {
                     let a = &acts[i * nb..(i + 1) * nb];
                     *o = match kind {
-                        WeightKind::Q4_1 => dot_q4_1_scalar(&row, a),
-                        WeightKind::Q8_0 => dot_q8_0_scalar(&row, a),
+                        WeightKind::Q4_1 => dot_q4_1_blocks(packed_q4_1(group, nb, w), a),
+                        WeightKind::Q8_0 => dot_q8_0_blocks(packed_q8_0(group, nb, w), a),
                     };
                 }
             }
         }
     }
+}
+
+/// Row `w`'s Q4_1 blocks in a packed group: (d, m, quants in order).
+fn packed_q4_1(group: &[u8], nb: usize, w: usize) -> impl Iterator<Item = (f32, f32, [u8; QK])> {
+    (0..nb).map(move |b| {
+        let scales = &group[nb * 64 + b * 16..][..16];
+        let quants = &group[b * 64 + w / 2 * 32..][..32];
+        let q = std::array::from_fn(|j| (quants[j] >> (4 * (w % 2))) & 0x0f);
+        (f16_at(scales, 2 * w), f16_at(scales, 8 + 2 * w), q)
+    })
+}
+
+/// Row `w`'s Q8_0 blocks in a packed group: (d, quants).
+fn packed_q8_0(group: &[u8], nb: usize, w: usize) -> impl Iterator<Item = (f32, [i8; QK])> {
+    (0..nb).map(move |b| {
+        let quants = &group[b * 128 + w * 32..][..32];
+        let q = std::array::from_fn(|j| quants[j] as i8);
+        (f16_at(group, nb * 128 + b * 8 + 2 * w), q)
+    })
 }
 
 /// The x86 kernel for `isa` and `kind`.

@@ -124,30 +124,44 @@ fn hsum8(acc: &[f32; 8]) -> f32 {
     (s[0] + s[2]) + (s[1] + s[3])
 }
 
+/// Element j (0..32) of a GGUF Q4_1 block's 16 quant bytes: the low nibble
+/// of byte j, or the high nibble of byte j - 16.
+#[inline]
+pub(crate) fn q4_1_element(quants: &[u8], j: usize) -> u8 {
+    if j < QK / 2 {
+        quants[j] & 0x0f
+    } else {
+        quants[j - QK / 2] >> 4
+    }
+}
+
 /// Reference dot product of one Q4_1 weight row (raw bytes) with Q8_1
 /// activations, in the order of ggml's AVX2 `vec_dot_q4_1_q8_1` (and of our
 /// AVX2 kernel, bit for bit): per block, 8 integer lanes of 4 consecutive
 /// products, each lane accumulated as lane * (d * d_a) with FMA; then the
 /// 8-lane sum, plus the m * s terms summed block by block.
 pub fn dot_q4_1_scalar(w: &[u8], a: &[ActBlock]) -> f32 {
+    let blocks = w.chunks_exact(WeightKind::Q4_1.block_bytes()).map(|blk| {
+        let q = std::array::from_fn(|j| q4_1_element(&blk[4..], j));
+        (f16_at(blk, 0), f16_at(blk, 2), q)
+    });
+    dot_q4_1_blocks(blocks, a)
+}
+
+/// [`dot_q4_1_scalar`] on blocks given as (d, m, quants in element order),
+/// wherever they are stored.
+pub(crate) fn dot_q4_1_blocks(
+    blocks: impl Iterator<Item = (f32, f32, [u8; QK])>,
+    a: &[ActBlock],
+) -> f32 {
     let mut acc = [0f32; 8];
     let mut summ = 0f32;
-    for (blk, a) in w.chunks_exact(WeightKind::Q4_1.block_bytes()).zip(a) {
-        let d = f16_at(blk, 0);
-        let m = f16_at(blk, 2);
+    for ((d, m, q), a) in blocks.zip(a) {
         let dd = d * a.d;
         for (l, acc) in acc.iter_mut().enumerate() {
-            let mut lane = 0i32;
-            for e in 4 * l..4 * l + 4 {
-                // Element e: low nibble of byte e (e < 16), else the high
-                // nibble of byte e - 16.
-                let q = if e < QK / 2 {
-                    blk[4 + e] & 0x0f
-                } else {
-                    blk[4 + e - QK / 2] >> 4
-                };
-                lane += q as i32 * a.qs[e] as i32;
-            }
+            let lane: i32 = (4 * l..4 * l + 4)
+                .map(|e| q[e] as i32 * a.qs[e] as i32)
+                .sum();
             *acc = (lane as f32).mul_add(dd, *acc);
         }
         summ += m * a.s;
@@ -159,12 +173,23 @@ pub fn dot_q4_1_scalar(w: &[u8], a: &[ActBlock]) -> f32 {
 /// the order of ggml's AVX2 `vec_dot_q8_0_q8_0` (as [`dot_q4_1_scalar`],
 /// without the m terms).
 pub fn dot_q8_0_scalar(w: &[u8], a: &[ActBlock]) -> f32 {
+    let blocks = w
+        .chunks_exact(WeightKind::Q8_0.block_bytes())
+        .map(|blk| (f16_at(blk, 0), std::array::from_fn(|j| blk[2 + j] as i8)));
+    dot_q8_0_blocks(blocks, a)
+}
+
+/// [`dot_q8_0_scalar`] on blocks given as (d, quants).
+pub(crate) fn dot_q8_0_blocks(
+    blocks: impl Iterator<Item = (f32, [i8; QK])>,
+    a: &[ActBlock],
+) -> f32 {
     let mut acc = [0f32; 8];
-    for (blk, a) in w.chunks_exact(WeightKind::Q8_0.block_bytes()).zip(a) {
-        let dd = f16_at(blk, 0) * a.d;
+    for ((d, q), a) in blocks.zip(a) {
+        let dd = d * a.d;
         for (l, acc) in acc.iter_mut().enumerate() {
             let lane: i32 = (4 * l..4 * l + 4)
-                .map(|e| blk[2 + e] as i8 as i32 * a.qs[e] as i32)
+                .map(|e| q[e] as i32 * a.qs[e] as i32)
                 .sum();
             *acc = (lane as f32).mul_add(dd, *acc);
         }
