@@ -398,39 +398,55 @@ fn probs_row<T: CacheElem>(
 /// Query rows per attention task.
 const QUERY_BLOCK: usize = 16;
 
-/// Causal attention of `nq` queries (rows of n_head x head_dim, at positions
-/// offset..) over the cached keys and values (rows of n_kv_head x head_dim,
-/// the queries' own included): y, rows of n_head x head_dim.
-fn attend<T: CacheElem>(
-    hs: Heads,
-    q: &[f32],
-    keys: &[T],
-    values: &[T],
+/// One sequence's part of an attention step: its `nq` queries (rows of
+/// n_head x head_dim, at positions offset..) and its cache's keys and
+/// values (rows of n_kv_head x head_dim, the queries' own included).
+#[derive(Clone, Copy)]
+struct SeqAttention<'a, T> {
+    q: &'a [f32],
+    keys: &'a [T],
+    values: &'a [T],
     nq: usize,
     offset: usize,
-) -> Vec<f32> {
+}
+
+/// Causal attention for each sequence: its y, rows of n_head x head_dim.
+/// The sequences' heads share one parallel region (a batched step would
+/// otherwise open one per sequence, each too small to be worth it).
+fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
     let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
-    let nk = offset + nq;
-    let blocks = nq.div_ceil(QUERY_BLOCK);
-    // Per task (head h, block of queries): (QUERY_BLOCK, d) outputs.
-    let mut yh = vec![0f32; hs.n_head * blocks * QUERY_BLOCK * d];
+    // Tasks: (sequence, head, block of queries), sequence by sequence;
+    // each writes (QUERY_BLOCK, d) outputs.
+    let blocks: Vec<usize> = seqs.iter().map(|s| s.nq.div_ceil(QUERY_BLOCK)).collect();
+    let first: Vec<usize> = blocks
+        .iter()
+        .scan(0, |n, &b| {
+            let f = *n;
+            *n += hs.n_head * b;
+            Some(f)
+        })
+        .collect();
+    let n_tasks: usize = blocks.iter().map(|b| hs.n_head * b).sum();
+    let mut yh = vec![0f32; n_tasks * QUERY_BLOCK * d];
     let task = |t: usize, out: &mut [f32]| {
-        let (h, b) = (t / blocks, t % blocks);
+        let si = first.partition_point(|&f| f <= t) - 1;
+        let seq = &seqs[si];
+        let (h, b) = ((t - first[si]) / blocks[si], (t - first[si]) % blocks[si]);
         let ko = hs.kv_offset(h);
-        let mut p = vec![0f32; nk];
+        let mut p = vec![0f32; seq.offset + seq.nq];
         for (r, yr) in out.chunks_exact_mut(d).enumerate() {
             let i = b * QUERY_BLOCK + r;
-            if i >= nq {
+            if i >= seq.nq {
                 break;
             }
-            let visible = offset + i + 1;
+            let visible = seq.offset + i + 1;
             probs_row(
                 hs,
                 h,
-                &q[i * qw + h * d..i * qw + (h + 1) * d],
-                keys,
+                &seq.q[i * qw + h * d..i * qw + (h + 1) * d],
+                seq.keys,
                 visible,
-                nq >= 2,
+                seq.nq >= 2,
                 &mut p[..visible],
             );
             if hs.f16 {
@@ -439,29 +455,38 @@ fn attend<T: CacheElem>(
             // Probabilities x values in ggml's order: tinyBLAS for steps of
             // 2+ tokens, its f16 dot product for one (llama.cpp pads the
             // keys to 256, a multiple of 16, so tinyBLAS always takes it).
-            let order = if nq >= 2 {
+            let order = if seq.nq >= 2 {
                 SumOrder::Lanes16
             } else {
                 SumOrder::Lanes64
             };
-            kernels::weighted_rows(order, &p[..visible], &values[ko..], kw, yr);
+            kernels::weighted_rows(order, &p[..visible], &seq.values[ko..], kw, yr);
         }
     };
-    if hs.n_head * nq * nk * d < 1 << 16 {
+    let work: usize = seqs
+        .iter()
+        .map(|s| hs.n_head * s.nq * (s.offset + s.nq) * d)
+        .sum();
+    if work < 1 << 16 {
         for (t, out) in yh.chunks_exact_mut(QUERY_BLOCK * d).enumerate() {
             task(t, out);
         }
     } else {
         kernels::par_chunks_mut(&mut yh, QUERY_BLOCK * d, &task);
     }
-    let mut y = vec![0f32; nq * qw];
-    for h in 0..hs.n_head {
-        for i in 0..nq {
-            let src = ((h * blocks) * QUERY_BLOCK + i) * d;
-            y[i * qw + h * d..i * qw + (h + 1) * d].copy_from_slice(&yh[src..src + d]);
-        }
-    }
-    y
+    seqs.iter()
+        .enumerate()
+        .map(|(si, seq)| {
+            let mut y = vec![0f32; seq.nq * qw];
+            for h in 0..hs.n_head {
+                for i in 0..seq.nq {
+                    let src = ((first[si] + h * blocks[si]) * QUERY_BLOCK + i) * d;
+                    y[i * qw + h * d..i * qw + (h + 1) * d].copy_from_slice(&yh[src..src + d]);
+                }
+            }
+            y
+        })
+        .collect()
 }
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
@@ -570,7 +595,8 @@ impl Attention {
         probe_layer("Qcur_mm", l, &mut q);
         probe_layer("Kcur_mm", l, &mut k);
         probe_layer("Vcur", l, &mut v);
-        let mut y = Vec::with_capacity(m * qw);
+        // Each sequence's rotation and cache append, then every sequence's
+        // attention at once.
         let mut row = 0;
         for (cache, n) in seqs.iter_mut() {
             let n = *n;
@@ -599,21 +625,59 @@ impl Attention {
             if n == 1 && inputs.is_some() {
                 cache.keep_last_query(qs);
             }
-            let kv = cache.keys_values();
             if probe::enabled() {
                 let multi = vec![n >= 2; n];
-                let mut p = match kv {
+                let mut p = match cache.keys_values() {
                     KeysValues::F32(k, _) => attention_probs(hs, qs, k, n, offset, &multi),
                     KeysValues::F16(k, _) => attention_probs(hs, qs, k, n, offset, &multi),
                 };
                 probe_layer("kq_soft_max", l, &mut p);
             }
-            y.extend(match kv {
-                KeysValues::F32(k, v) => attend(hs, qs, k, v, n, offset),
-                KeysValues::F16(k, v) => attend(hs, qs, k, v, n, offset),
-            });
             row += n;
         }
+        // The caches of one model all hold f16 rows or all f32; sorted by
+        // type all the same, and put back in order.
+        let (mut f32s, mut f16s) = (Vec::new(), Vec::new());
+        let mut row = 0;
+        for (i, (cache, n)) in seqs.iter().enumerate() {
+            let (qs, offset) = (&q[row * qw..(row + n) * qw], cache.len() - n);
+            match cache.keys_values() {
+                KeysValues::F32(keys, values) => f32s.push((
+                    i,
+                    SeqAttention {
+                        q: qs,
+                        keys,
+                        values,
+                        nq: *n,
+                        offset,
+                    },
+                )),
+                KeysValues::F16(keys, values) => f16s.push((
+                    i,
+                    SeqAttention {
+                        q: qs,
+                        keys,
+                        values,
+                        nq: *n,
+                        offset,
+                    },
+                )),
+            }
+            row += n;
+        }
+        let mut ys: Vec<Option<Vec<f32>>> = vec![None; seqs.len()];
+        let (at, part): (Vec<usize>, Vec<_>) = f32s.into_iter().unzip();
+        for (i, y) in at.into_iter().zip(attend(hs, &part)) {
+            ys[i] = Some(y);
+        }
+        let (at, part): (Vec<usize>, Vec<_>) = f16s.into_iter().unzip();
+        for (i, y) in at.into_iter().zip(attend(hs, &part)) {
+            ys[i] = Some(y);
+        }
+        let mut y: Vec<f32> = ys
+            .into_iter()
+            .flat_map(|y| y.expect("every sequence attended"))
+            .collect();
         probe_layer("kqv_out", l, &mut y);
         let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
@@ -965,7 +1029,14 @@ mod tests {
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
             let p = attention_probs(HS, &q, &k, nq, offset, &vec![nq >= 2; nq]);
-            let y = attend(HS, &q, &k, &v, nq, offset);
+            let seq = SeqAttention {
+                q: &q,
+                keys: &k,
+                values: &v,
+                nq,
+                offset,
+            };
+            let y = attend(HS, &[seq]).pop().unwrap();
             for (a, b) in p.iter().zip(&want_p) {
                 assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
             }
@@ -982,6 +1053,41 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn sequences_attended_together_equal_each_alone() {
+        // Small and large enough to take the parallel path, with several
+        // query blocks in one of them.
+        let shapes = [(1usize, 5usize), (1, 300), (37, 0), (3, 60)];
+        let data: Vec<_> = shapes
+            .iter()
+            .enumerate()
+            .map(|(s, &(nq, offset))| {
+                let nk = offset + nq;
+                let seed = 10 * s as u64;
+                (
+                    random(nq * HS.q_width(), seed),
+                    random(nk * HS.kv_width(), seed + 1),
+                    random(nk * HS.kv_width(), seed + 2),
+                )
+            })
+            .collect();
+        let seqs: Vec<_> = shapes
+            .iter()
+            .zip(&data)
+            .map(|(&(nq, offset), (q, k, v))| SeqAttention {
+                q,
+                keys: k.as_slice(),
+                values: v,
+                nq,
+                offset,
+            })
+            .collect();
+        let together = attend(HS, &seqs);
+        for (seq, y) in seqs.iter().zip(&together) {
+            assert_eq!(attend(HS, &[*seq]).pop().unwrap(), *y);
         }
     }
 
