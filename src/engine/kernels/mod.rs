@@ -494,6 +494,19 @@ pub fn par_chunks_mut(out: &mut [f32], chunk_len: usize, f: &(dyn Fn(usize, &mut
     });
 }
 
+/// Rounds each value to the nearest f16 and back (llama.cpp's f16 KV cache
+/// and attention probabilities).
+pub fn round_f16(xs: &mut [f32]) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul`.
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::round_f16(xs) },
+        _ => xs
+            .iter_mut()
+            .for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
+    }
+}
+
 /// gate = silu(gate) * up, as ggml's `swiglu` (see [`silu_mul_scalar`]).
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     match isa() {

@@ -444,3 +444,35 @@ fn float_kernels_match_scalar_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn f16_rounding_matches_half_for_every_kind_of_value() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut xs: Vec<f32> = (0..1000)
+        .map(|i| match i % 5 {
+            0 => rng.random_range(-1f32..1.0),
+            1 => rng.random_range(-70000f32..70000.0),
+            2 => rng.random_range(-1e-6f32..1e-6),
+            3 => f32::from_bits(rng.random()),
+            _ => rng.random_range(-1e-8f32..1e-8),
+        })
+        .collect();
+    xs.extend([
+        0.0,
+        -0.0,
+        65504.0,
+        65520.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        5.96e-8,
+    ]);
+    let want: Vec<f32> = xs.iter().map(|&x| f16::from_f32(x).to_f32()).collect();
+    let mut got = xs.clone();
+    round_f16(&mut got);
+    for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
+        assert!(
+            g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+            "{x}: {g} vs {w}"
+        );
+    }
+}

@@ -364,10 +364,6 @@ impl Heads {
     }
 }
 
-fn round_f16(x: f32) -> f32 {
-    half::f16::from_f32(x).to_f32()
-}
-
 /// One row of attention probabilities: softmax(q k_j / sqrt(d)) over the
 /// keys j < `visible` of head `h`, zeros for later keys. `out` has one entry
 /// per key. The forward pass and the on-demand attention rows both go
@@ -450,7 +446,7 @@ fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
                 &mut p[..visible],
             );
             if hs.f16 {
-                p[..visible].iter_mut().for_each(|x| *x = round_f16(*x));
+                kernels::round_f16(&mut p[..visible]);
             }
             // Probabilities x values in ggml's order: tinyBLAS for steps of
             // 2+ tokens, its f16 dot product for one (llama.cpp pads the
@@ -612,10 +608,9 @@ impl Attention {
             probe_layer("Kcur", l, ks);
             let mut vs = std::borrow::Cow::Borrowed(vs);
             if hs.f16 {
-                qs.iter_mut()
-                    .chain(ks.iter_mut())
-                    .chain(vs.to_mut().iter_mut())
-                    .for_each(|x| *x = round_f16(*x));
+                kernels::round_f16(qs);
+                kernels::round_f16(ks);
+                kernels::round_f16(vs.to_mut());
             }
             let captured = match &inputs {
                 Some((a, nb)) => Captured::Inputs(&a[row * nb..(row + n) * nb]),
@@ -697,7 +692,7 @@ impl Attention {
         kernels::matmul_quantized(&[w], inputs, n, &mut [&mut q]);
         rope.apply(&mut q, qw, offset);
         if self.f16 {
-            q.iter_mut().for_each(|x| *x = round_f16(*x));
+            kernels::round_f16(&mut q);
         }
         q
     }
