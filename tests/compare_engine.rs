@@ -49,7 +49,7 @@ fn compare_runs_a_column_per_preset_and_finishes_each_once() {
     });
     let mut steps: Vec<Vec<StepRecord>> = vec![Vec::new(); 3];
     let mut texts = vec![String::new(); 3];
-    let mut finished = vec![None; 3];
+    let mut finished = [None; 3];
     let mut prefilled = 0;
     while finished.iter().any(Option::is_none) {
         match rx.recv_timeout(Duration::from_secs(60)) {

@@ -63,7 +63,7 @@ fn a_branch_continues_exactly_as_a_fresh_run_forced_through_its_prefix() {
             b.p_raw
         );
     }
-    assert!(branch.text().len() > 0 && branch.text() != original.text());
+    assert!(!branch.text().is_empty() && branch.text() != original.text());
 }
 
 #[test]

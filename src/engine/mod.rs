@@ -342,7 +342,7 @@ fn file_type_name(t: Option<usize>) -> String {
         Some(8) => "Q5_0",
         Some(9) => "Q5_1",
         Some(10) => "Q2_K",
-        Some(11 | 12 | 13) => "Q3_K",
+        Some(11..=13) => "Q3_K",
         Some(14 | 15) => "Q4_K",
         Some(16 | 17) => "Q5_K",
         Some(18) => "Q6_K",

@@ -125,11 +125,7 @@ impl Progress {
     }
 
     pub fn update(&mut self, done: u64) {
-        let pct = if self.total == 0 {
-            100
-        } else {
-            done * 100 / self.total
-        };
+        let pct = (done * 100).checked_div(self.total).unwrap_or(100);
         let step = if self.tty { 1 } else { 25 };
         if self.last_pct.is_some_and(|p| pct < p + step) && pct < 100 {
             return;

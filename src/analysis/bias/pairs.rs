@@ -280,10 +280,10 @@ fn longest_match(
     let width = bhi - blo;
     let mut prev = vec![0usize; width + 1];
     let mut cur = vec![0usize; width + 1];
-    for i in alo..ahi {
-        for j in blo..bhi {
+    for (i, ai) in a.iter().enumerate().take(ahi).skip(alo) {
+        for (j, bj_tok) in b.iter().enumerate().take(bhi).skip(blo) {
             let c = j - blo + 1;
-            cur[c] = if a[i] == b[j] { prev[c - 1] + 1 } else { 0 };
+            cur[c] = if ai == bj_tok { prev[c - 1] + 1 } else { 0 };
             if cur[c] > best {
                 best = cur[c];
                 bi = i + 1 - best;

@@ -75,7 +75,7 @@ pub fn swap_terms(text: &str, swaps: &[(String, String)]) -> (String, usize) {
             }
         }
     }
-    map.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    map.sort_by_key(|entry| std::cmp::Reverse(entry.0.len()));
     let lower = text.to_lowercase();
     // Lowercasing can change byte lengths outside ASCII; fall back to exact
     // case matching then.

@@ -141,13 +141,17 @@ fn split_continuation(
     Ok((common, full[common..].to_vec()))
 }
 
+/// Each attribute's summed log-probability after a frame, and its token
+/// count.
+type AttributeScores = Vec<(f64, usize)>;
+
 /// Next-token logits after `text`, and the summed log-probability of each
 /// attribute after it (with its token count).
 fn eval_frame(
     engine: &Engine,
     text: &str,
     attributes: &[String],
-) -> Result<(Vec<f32>, Vec<(f64, usize)>)> {
+) -> Result<(Vec<f32>, AttributeScores)> {
     let tokens = engine.tokenizer().encode(text, false)?;
     if tokens.is_empty() {
         return Err(EngineError::EmptyPrompt.into());

@@ -77,7 +77,7 @@ impl Config {
             vocab_size,
             context_length: gguf.meta_usize(&key("context_length")).unwrap_or(2048),
         };
-        if cfg.n_head == 0 || cfg.n_kv_head == 0 || cfg.n_head % cfg.n_kv_head != 0 {
+        if cfg.n_head == 0 || cfg.n_kv_head == 0 || !cfg.n_head.is_multiple_of(cfg.n_kv_head) {
             return Err(EngineError::corrupt(
                 gguf.path(),
                 format!(
@@ -86,7 +86,7 @@ impl Config {
                 ),
             ));
         }
-        if cfg.head_dim * cfg.n_head != cfg.d_model || cfg.head_dim % 2 != 0 {
+        if cfg.head_dim * cfg.n_head != cfg.d_model || !cfg.head_dim.is_multiple_of(2) {
             return Err(EngineError::corrupt(
                 gguf.path(),
                 format!(
