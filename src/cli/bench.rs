@@ -1,6 +1,7 @@
 //! `lmscope bench`: prefill and decode speed with capture off and on, and
 //! llama.cpp's on the same file and thread count, alternating round by
-//! round in one run, reported as medians and ratios.
+//! round in one run, reported as medians and ratios; batched decode of
+//! several sequences against one, for both engines.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ pub struct BenchArgs {
     /// Tokens for the decode test (llama-bench's tg)
     #[arg(long, default_value_t = 128)]
     pub gen_tokens: usize,
-    /// Sequences decoded at once for the batched test (the compare view's case; 0 = skip)
+    /// Sequences decoded at once for the batched test (the compare view's case; llama.cpp's too; 0 = skip)
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
     /// Context for the memory test: a capturing cache filled to this many tokens (0 = skip)
@@ -224,6 +225,31 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// One sequence's decode tokens/s and the aggregate of `batch`
+    /// sequences decoded together, both on one llama.cpp context.
+    fn batched(
+        &mut self,
+        tokens: &[u32],
+        n_gen: usize,
+        batch: usize,
+    ) -> anyhow::Result<(f64, f64)> {
+        writeln!(
+            self.stdin,
+            "{}",
+            json!({"tokens": tokens, "decode": n_gen, "batch": batch})
+        )?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        Ok((
+            v["single_tok_s"].as_f64().unwrap_or(f64::NAN),
+            v["aggregate_tok_s"].as_f64().unwrap_or(f64::NAN),
+        ))
+    }
+}
+
 impl Drop for Reference {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -298,13 +324,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("round {}/{} done", round + 1, args.rounds);
     }
     let peak = peak_rss();
-    // Batched decode: alternating single and batched within each round.
+    // Batched decode: alternating single and batched within each round,
+    // and llama.cpp's own batched decode beside it.
     let (mut single, mut batched) = (Vec::new(), Vec::new());
+    let (mut llama_single, mut llama_batched) = (Vec::new(), Vec::new());
     if args.batch > 0 {
         for _ in 0..args.rounds {
             let (s, b) = run_batched(&engine, &tokens, args.gen_tokens, args.batch)?;
             single.push(s);
             batched.push(b);
+            if let Some(r) = reference.as_mut() {
+                let (s, b) = r.batched(&tokens, args.gen_tokens, args.batch)?;
+                llama_single.push(s);
+                llama_batched.push(b);
+            }
         }
         eprintln!("batched decode done");
     }
@@ -345,6 +378,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "single_tok_s": median(&single),
             "aggregate_tok_s": median(&batched),
             "ratio": ratio(median(&batched), median(&single)),
+            "llama_cpp": reference.as_ref().map(|_| json!({
+                "single_tok_s": median(&llama_single),
+                "aggregate_tok_s": median(&llama_batched),
+                "ratio": ratio(median(&llama_batched), median(&llama_single)),
+            })),
         })),
         "long_context": long.map(|(bytes, peak)| json!({
             "tokens": args.long_context,
@@ -395,6 +433,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             median(&single),
             ratio(median(&batched), median(&single))
         );
+        if reference.is_some() {
+            println!(
+                "  llama.cpp, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
+                args.batch,
+                median(&llama_batched),
+                median(&llama_single),
+                ratio(median(&llama_batched), median(&llama_single))
+            );
+        }
     }
     let file = engine.info().file_bytes as f64 / 1e6;
     if let Some(p) = peak {
