@@ -33,7 +33,7 @@ fn weight(kind: WeightKind, rows: usize, cols: usize, seed: u64) -> QWeight {
 
 fn main() {
     let pool = Pool::new(1);
-    let isas: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx2Vnni]
+    let isas: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx2Vnni, Isa::Avx512Vnni]
         .into_iter()
         .filter(|i| i.supported() && *i != Isa::Scalar)
         .collect();

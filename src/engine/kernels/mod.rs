@@ -1,8 +1,8 @@
 //! Hand-written CPU kernels for the quantised forward pass: 8-bit
 //! activation quantisation, Q4_1 x Q8_1 and Q8_0 x Q8_0 dot products (AVX2,
-//! with AVX-VNNI where present, chosen at run time; a portable scalar
-//! fallback otherwise), and a matrix product parallel over weight rows on a
-//! persistent pool.
+//! with AVX-VNNI or AVX-512 VNNI where present, chosen at run time; a
+//! portable scalar fallback otherwise), and a matrix product parallel over
+//! weight rows on a persistent pool.
 //!
 //! The float ops around them (SiLU, softmax, attention's products over the
 //! KV cache's f16 or f32 rows) are here too, in ggml's arithmetic order
@@ -12,7 +12,7 @@
 //! reason it holds.
 //!
 //! `LMSCOPE_KERNELS=scalar` forces the portable kernels (to test them on a
-//! machine that has AVX2).
+//! machine that has AVX2); `avx2` and `avxvnni` the narrower x86 ones.
 
 mod elem;
 mod float;
@@ -43,45 +43,55 @@ pub enum Isa {
     Avx2,
     /// The same with AVX-VNNI's byte dot products.
     Avx2Vnni,
+    /// AVX-512 (F, BW) with its VNNI for the dot products, on 512-bit
+    /// registers; the float ops as `Avx2`.
+    Avx512Vnni,
 }
 
 impl Isa {
     /// The best this CPU supports (never AMX, which faults in some VMs).
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && std::arch::is_x86_feature_detected!("f16c")
-            {
-                if std::arch::is_x86_feature_detected!("avxvnni") {
-                    return Isa::Avx2Vnni;
-                }
-                return Isa::Avx2;
-            }
-        }
-        Isa::Scalar
+        [Isa::Avx512Vnni, Isa::Avx2Vnni, Isa::Avx2]
+            .into_iter()
+            .find(|i| i.supported())
+            .unwrap_or(Isa::Scalar)
     }
 
     /// Whether this CPU can run kernels for `self`.
     pub fn supported(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx2Vnni),
-            Isa::Avx2Vnni => Isa::detect() == Isa::Avx2Vnni,
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            match self {
+                Isa::Scalar => true,
+                Isa::Avx2 => avx2,
+                Isa::Avx2Vnni => avx2 && has!("avxvnni"),
+                Isa::Avx512Vnni => {
+                    avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vnni")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Isa::Scalar
         }
     }
 }
 
-/// The instruction set in use: detected once, or scalar when
-/// `LMSCOPE_KERNELS=scalar` (`avx2`: AVX2 without VNNI, where there is
-/// AVX2).
+/// The instruction set in use: detected once, or chosen by
+/// `LMSCOPE_KERNELS` (`scalar`; `avx2`: AVX2 without VNNI; `avxvnni`: AVX2
+/// with AVX-VNNI, not AVX-512), where the CPU has it.
 pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| match std::env::var("LMSCOPE_KERNELS").as_deref() {
-        Ok("scalar") => Isa::Scalar,
-        Ok("avx2") if Isa::Avx2.supported() => Isa::Avx2,
-        _ => Isa::detect(),
+    *ISA.get_or_init(|| {
+        let forced = match std::env::var("LMSCOPE_KERNELS").as_deref() {
+            Ok("scalar") => Some(Isa::Scalar),
+            Ok("avx2") => Some(Isa::Avx2),
+            Ok("avxvnni") => Some(Isa::Avx2Vnni),
+            _ => None,
+        };
+        forced.filter(|i| i.supported()).unwrap_or_else(Isa::detect)
     })
 }
 
@@ -241,7 +251,10 @@ fn unpack_row(kind: WeightKind, group: &[u8], nb: usize, w: usize, out: &mut [u8
     }
 }
 
-/// A packed group of four weight rows against one or two activation rows
+/// Activation rows per kernel call, at most.
+const TILE_TOKENS: usize = 4;
+
+/// A packed group of four weight rows against one to four activation rows
 /// (each `nb` blocks, consecutive in `acts`): `out[w][r]`.
 fn dot_tile(
     isa: Isa,
@@ -249,31 +262,41 @@ fn dot_tile(
     group: &[u8],
     acts: &[ActBlock],
     nb: usize,
-    out: &mut [[f32; 2]; GROUP],
+    out: &mut [[f32; TILE_TOKENS]; GROUP],
 ) {
     let n = acts.len() / nb;
-    assert!((1..=2).contains(&n) && acts.len() == n * nb);
+    assert!((1..=TILE_TOKENS).contains(&n) && acts.len() == n * nb);
     assert_eq!(group.len(), GROUP * nb * kind.block_bytes());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx2Vnni => {
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => {
             let a = |i: usize| acts[i * nb..(i + 1) * nb].as_ptr();
             let g = group.as_ptr();
-            // SAFETY: `Isa::Avx2` (`Avx2Vnni`) is only ever selected after
-            // `is_x86_feature_detected!` confirmed AVX2, FMA and F16C (and
-            // AVX-VNNI) (`Isa::detect`; the tests check `supported()`
-            // first); `group` is a whole packed group of nb blocks a row and
-            // each `a(i)` a slice of exactly nb blocks (asserted above).
+            // SAFETY: an x86 `Isa` is only ever selected after
+            // `is_x86_feature_detected!` confirmed its features
+            // (`Isa::supported`, which `detect`, `isa` and the tests go
+            // through); `group` is a whole packed group of nb blocks a row
+            // and each `a(i)` a slice of exactly nb blocks (asserted above).
             unsafe {
-                if n == 1 {
-                    let r = x86_dot4(isa, kind, g, nb, [a(0)]);
-                    for (o, r) in out.iter_mut().zip(r) {
-                        o[0] = r[0];
+                if isa == Isa::Avx512Vnni {
+                    match n {
+                        1 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0)])),
+                        2 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1)])),
+                        3 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2)])),
+                        _ => place(
+                            out,
+                            0,
+                            x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2), a(3)]),
+                        ),
                     }
                 } else {
-                    let r = x86_dot4(isa, kind, g, nb, [a(0), a(1)]);
-                    for (o, r) in out.iter_mut().zip(r) {
-                        *o = r;
+                    // Two tokens a call: eight 256-bit accumulators.
+                    for j in (0..n).step_by(2) {
+                        if j + 1 < n {
+                            place(out, j, x86_tile_avx2(isa, kind, g, nb, [a(j), a(j + 1)]));
+                        } else {
+                            place(out, j, x86_tile_avx2(isa, kind, g, nb, [a(j)]));
+                        }
                     }
                 }
             }
@@ -289,6 +312,14 @@ fn dot_tile(
                 }
             }
         }
+    }
+}
+
+/// Copies a kernel's `[w][r]` results into columns `at..at + R` of `out`.
+#[cfg(target_arch = "x86_64")]
+fn place<const R: usize>(out: &mut [[f32; TILE_TOKENS]; GROUP], at: usize, res: [[f32; R]; GROUP]) {
+    for (o, r) in out.iter_mut().zip(res) {
+        o[at..at + R].copy_from_slice(&r);
     }
 }
 
@@ -311,13 +342,13 @@ fn packed_q8_0(group: &[u8], nb: usize, w: usize) -> impl Iterator<Item = (f32, 
     })
 }
 
-/// The x86 kernel for `isa` and `kind`.
+/// The AVX2 kernel for `isa` and `kind` (R = 1 or 2).
 ///
 /// # Safety
 /// As the kernels': `isa` is supported, `g` is a whole packed group of nb
 /// blocks a row and each `a[r]` points to nb activation blocks.
 #[cfg(target_arch = "x86_64")]
-unsafe fn x86_dot4<const R: usize>(
+unsafe fn x86_tile_avx2<const R: usize>(
     isa: Isa,
     kind: WeightKind,
     g: *const u8,
@@ -331,6 +362,26 @@ unsafe fn x86_dot4<const R: usize>(
             (Isa::Avx2Vnni, WeightKind::Q8_0) => x86::dot4_q8_0_vnni::<R>(g, nb, a),
             (_, WeightKind::Q4_1) => x86::dot4_q4_1::<R>(g, nb, a),
             (_, WeightKind::Q8_0) => x86::dot4_q8_0::<R>(g, nb, a),
+        }
+    }
+}
+
+/// The AVX-512 kernel for `kind` (R = 1..=4).
+///
+/// # Safety
+/// As [`x86_tile_avx2`], with AVX-512 F/BW/VNNI supported.
+#[cfg(target_arch = "x86_64")]
+unsafe fn x86_tile_avx512<const R: usize>(
+    kind: WeightKind,
+    g: *const u8,
+    nb: usize,
+    a: [*const ActBlock; R],
+) -> [[f32; R]; GROUP] {
+    // SAFETY: passed on from the caller.
+    unsafe {
+        match kind {
+            WeightKind::Q4_1 => x86::dot4_q4_1_avx512::<R>(g, nb, a),
+            WeightKind::Q8_0 => x86::dot4_q8_0_avx512::<R>(g, nb, a),
         }
     }
 }
@@ -442,12 +493,12 @@ fn run_matmul(
         let w = ws[i];
         let n = w.rows;
         let (base, len) = ptrs[i].get();
-        let mut res = [[0f32; 2]; GROUP];
+        let mut res = [[0f32; TILE_TOKENS]; GROUP];
         for g in g0..g1 {
             let group = w.group(g);
             let mut j = 0;
             while j < m {
-                let k = (m - j).min(2);
+                let k = (m - j).min(TILE_TOKENS);
                 dot_tile(isa, kind, group, &acts[j * nb..(j + k) * nb], nb, &mut res);
                 for (dr, res) in res.iter().enumerate() {
                     let r = g * GROUP + dr;
@@ -500,7 +551,7 @@ pub fn round_f16(xs: &mut [f32]) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `silu_mul`.
-        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::round_f16(xs) },
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::round_f16(xs) },
         _ => xs
             .iter_mut()
             .for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
@@ -513,7 +564,7 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2` is only selected after run-time detection of
         // AVX2, FMA and F16C; the function checks its slices' lengths.
-        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::silu_mul(gate, up) },
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::silu_mul(gate, up) },
         _ => silu_mul_scalar(gate, up),
     }
 }
@@ -524,7 +575,7 @@ pub fn softmax(x: &mut [f32]) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `silu_mul`.
-        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::softmax(x) },
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::softmax(x) },
         _ => softmax_scalar(x),
     }
 }
@@ -535,7 +586,9 @@ pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: &[T], stride: usize,
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `silu_mul`; rows are bounds-checked slices.
-        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::dots(order, q, rows, stride, out) },
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe {
+            x86::dots(order, q, rows, stride, out)
+        },
         _ => dots_scalar(order, q, rows, stride, out),
     }
 }
@@ -553,7 +606,9 @@ pub fn weighted_rows<T: CacheElem>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `silu_mul`; the function asserts that `rows` covers
         // every row it reads.
-        Isa::Avx2 | Isa::Avx2Vnni => unsafe { x86::weighted_rows(order, p, rows, stride, out) },
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe {
+            x86::weighted_rows(order, p, rows, stride, out)
+        },
         _ => weighted_rows_scalar(order, p, rows, stride, out),
     }
 }

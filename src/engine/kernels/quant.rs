@@ -88,7 +88,7 @@ pub fn quantize_acts(kind: WeightKind, x: &[f32], out: &mut [ActBlock]) {
     let with_sum = kind == WeightKind::Q4_1;
     match super::isa() {
         #[cfg(target_arch = "x86_64")]
-        super::Isa::Avx2 | super::Isa::Avx2Vnni => {
+        super::Isa::Avx2 | super::Isa::Avx2Vnni | super::Isa::Avx512Vnni => {
             // SAFETY: `isa()` reports AVX2 only where it was detected.
             unsafe { quantize_blocks_avx2(x, with_sum, out) }
         }

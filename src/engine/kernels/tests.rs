@@ -51,7 +51,7 @@ fn random_acts(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 
 fn isas() -> Vec<Isa> {
     let mut v = vec![Isa::Scalar];
-    for isa in [Isa::Avx2, Isa::Avx2Vnni] {
+    for isa in [Isa::Avx2, Isa::Avx2Vnni, Isa::Avx512Vnni] {
         if isa.supported() {
             v.push(isa);
         }
@@ -143,12 +143,12 @@ fn simd_tiles_match_scalar_on_random_blocks() {
     for isa in isas() {
         for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
             for nb in [1usize, 2, 3, 5, 17, 18, 48] {
-                for n in 1..=2 {
+                for n in 1..=TILE_TOKENS {
                     let w = random_weight(&mut rng, kind, GROUP, nb * QK);
                     let x = random_acts(&mut rng, n * nb * QK);
                     let mut a = vec![ActBlock::default(); n * nb];
                     quantize_acts(kind, &x, &mut a);
-                    let mut out = [[0f32; 2]; GROUP];
+                    let mut out = [[0f32; TILE_TOKENS]; GROUP];
                     dot_tile(isa, kind, w.group(0), &a, nb, &mut out);
                     for (r, out) in out.iter().enumerate() {
                         for (j, &got) in out[..n].iter().enumerate() {

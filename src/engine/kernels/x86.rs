@@ -3,7 +3,8 @@
 //! chains (one row alone waits on its FMA's latency every block) and share
 //! the activation loads and scale products; each also with AVX-VNNI, which
 //! sums byte products in one instruction instead of two (the same
-//! integers).
+//! integers), and with AVX-512's VNNI on 512-bit registers against up to
+//! four activation rows, two (row, token) pairs to a register.
 //!
 //! Every function here is `unsafe` for two reasons, both discharged by the
 //! safe wrappers in `mod.rs`: the CPU must support the enabled features
@@ -223,6 +224,170 @@ macro_rules! dot4_q8_0 {
 
 dot4_q8_0!(dot4_q8_0, "avx2,fma,f16c", pair_sums_avx2);
 dot4_q8_0!(dot4_q8_0_vnni, "avx2,fma,f16c,avxvnni", pair_sums_vnni);
+
+/// The lane index vector that broadcasts lane `a` of a 16-float vector to
+/// the lower 256 bits and lane `b` to the upper.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+fn halves(a: i32, b: i32) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_set1_epi32(a), _mm256_set1_epi32(b))
+}
+
+/// 256-bit half `H` of a 512-bit vector.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+fn half<const H: i32>(v: __m512) -> __m256 {
+    _mm256_castpd_ps(_mm512_extractf64x4_pd::<H>(_mm512_castps_pd(v)))
+}
+
+/// The products d_w * d_a and m_w * s_a of a block for four rows and R
+/// tokens, lane 4r + w (lanes past R repeat token 0's and go unused).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+fn act_scales<const R: usize>(ab: &[&ActBlock; R]) -> (__m512, __m512) {
+    let (mut d, mut s) = (_mm512_set1_ps(ab[0].d), _mm512_set1_ps(ab[0].s));
+    for r in 1..R {
+        let lanes: __mmask16 = 0xf << (4 * r);
+        d = _mm512_mask_blend_ps(lanes, d, _mm512_set1_ps(ab[r].d));
+        s = _mm512_mask_blend_ps(lanes, s, _mm512_set1_ps(ab[r].s));
+    }
+    (d, s)
+}
+
+/// The Q4_1 tile on 512-bit registers (AVX-512 F/BW/VNNI), for R = 1..=4
+/// tokens: each register holds two (row, token) pairs' 8 lanes, one per
+/// 256-bit half, so every pair is summed exactly as in `dot4_q4_1`; one
+/// instruction does the work of two.
+///
+/// # Safety
+/// The CPU supports the enabled features; `g` points to a whole packed
+/// group (`nb * 80` bytes) and each `a[r]` to `nb` blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot4_q4_1_avx512<const R: usize>(
+    g: *const u8,
+    nb: usize,
+    a: [*const ActBlock; R],
+) -> [[f32; R]; 4] {
+    const { assert!(R >= 1 && R <= 4) };
+    let mask = _mm512_set1_epi8(0x0f);
+    // acc[r][0] holds rows 0 | 2, acc[r][1] rows 1 | 3 (the low nibbles of
+    // the packed 64 bytes are rows 0 and 2, the high ones rows 1 and 3).
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let idx: [[__m512i; 2]; R] = std::array::from_fn(|r| {
+        let r = 4 * r as i32;
+        [halves(r, r + 2), halves(r + 1, r + 3)]
+    });
+    let mut summ = _mm512_setzero_ps();
+    // SAFETY (for every read below): b < nb; the caller guarantees the
+    // packed group and nb blocks per a[r].
+    let scales = unsafe { g.add(nb * 64) };
+    for b in 0..nb {
+        // As in the AVX2 kernel.
+        let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 80) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+        let dm = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(scales.add(b * 16) as *const __m128i) });
+        let d = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dm));
+        let m = _mm512_broadcast_f32x4(_mm256_extractf128_ps::<1>(dm));
+        let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
+        let (ad, asum) = act_scales(&ab);
+        let dd = _mm512_mul_ps(d, ad);
+        summ = _mm512_add_ps(summ, _mm512_mul_ps(m, asum));
+        let z = unsafe { _mm512_loadu_si512(g.add(b * 64) as *const __m512i) };
+        let q = [
+            _mm512_and_si512(z, mask),
+            _mm512_and_si512(_mm512_srli_epi16::<4>(z), mask),
+        ];
+        for r in 0..R {
+            let av = _mm512_broadcast_i64x4(unsafe {
+                _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i)
+            });
+            for h in 0..2 {
+                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[h], av);
+                acc[r][h] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(p),
+                    _mm512_permutexvar_ps(idx[r][h], dd),
+                    acc[r][h],
+                );
+            }
+        }
+    }
+    let mut s = [0f32; 16];
+    // SAFETY: `s` holds 16 floats.
+    unsafe { _mm512_storeu_ps(s.as_mut_ptr(), summ) };
+    let mut out = [[0f32; R]; 4];
+    for r in 0..R {
+        // Row w is in register w % 2, half w / 2.
+        out[0][r] = hsum(half::<0>(acc[r][0])) + s[4 * r];
+        out[1][r] = hsum(half::<0>(acc[r][1])) + s[4 * r + 1];
+        out[2][r] = hsum(half::<1>(acc[r][0])) + s[4 * r + 2];
+        out[3][r] = hsum(half::<1>(acc[r][1])) + s[4 * r + 3];
+    }
+    out
+}
+
+/// The Q8_0 tile on 512-bit registers, as [`dot4_q4_1_avx512`].
+///
+/// # Safety
+/// The CPU supports the enabled features; `g` points to a whole packed
+/// group (`nb * 136` bytes) and each `a[r]` to `nb` blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot4_q8_0_avx512<const R: usize>(
+    g: *const u8,
+    nb: usize,
+    a: [*const ActBlock; R],
+) -> [[f32; R]; 4] {
+    const { assert!(R >= 1 && R <= 4) };
+    // acc[r][0] holds rows 0 | 1, acc[r][1] rows 2 | 3 (row after row in
+    // the packed 128 bytes).
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let idx: [[__m512i; 2]; R] = std::array::from_fn(|r| {
+        let r = 4 * r as i32;
+        [halves(r, r + 1), halves(r + 2, r + 3)]
+    });
+    // SAFETY (for every read below): as in the Q4_1 kernel.
+    let scales = unsafe { g.add(nb * 128) };
+    for b in 0..nb {
+        let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 136) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
+        let d4 = _mm_cvtph_ps(unsafe { _mm_loadl_epi64(scales.add(b * 8) as *const __m128i) });
+        let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
+        let (ad, _) = act_scales(&ab);
+        let dd = _mm512_mul_ps(_mm512_broadcast_f32x4(d4), ad);
+        let w: [__m512i; 2] = std::array::from_fn(|h| unsafe {
+            _mm512_loadu_si512(g.add(b * 128 + h * 64) as *const __m512i)
+        });
+        // i8 x i8 through u8 x i8: |w| times a negated where w < 0 (where
+        // w = 0 the product is 0 either way), the AVX2 kernel's integers.
+        let aw = [_mm512_abs_epi8(w[0]), _mm512_abs_epi8(w[1])];
+        let negative = [_mm512_movepi8_mask(w[0]), _mm512_movepi8_mask(w[1])];
+        for r in 0..R {
+            let av = _mm512_broadcast_i64x4(unsafe {
+                _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i)
+            });
+            for h in 0..2 {
+                let sa = _mm512_mask_sub_epi8(av, negative[h], _mm512_setzero_si512(), av);
+                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[h], sa);
+                acc[r][h] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(p),
+                    _mm512_permutexvar_ps(idx[r][h], dd),
+                    acc[r][h],
+                );
+            }
+        }
+    }
+    let mut out = [[0f32; R]; 4];
+    for r in 0..R {
+        // Row w is in register w / 2, half w % 2.
+        out[0][r] = hsum(half::<0>(acc[r][0]));
+        out[1][r] = hsum(half::<1>(acc[r][0]));
+        out[2][r] = hsum(half::<0>(acc[r][1]));
+        out[3][r] = hsum(half::<1>(acc[r][1]));
+    }
+    out
+}
 
 /// `float::expf` on 8 lanes: the same FMAs, then j * 2^n by building 2^n
 /// in the exponent bits, which is exact while |n| <= 126; lanes beyond
