@@ -89,26 +89,20 @@ pub fn quantize_acts(kind: WeightKind, x: &[f32], out: &mut [ActBlock]) {
     match super::isa() {
         #[cfg(target_arch = "x86_64")]
         super::Isa::Avx2 | super::Isa::Avx2Vnni | super::Isa::Avx512Vnni => {
-            // SAFETY: `isa()` reports AVX2 only where it was detected.
-            unsafe { quantize_blocks_avx2(x, with_sum, out) }
+            // SAFETY: `isa()` reports an x86 set only where AVX2, FMA and
+            // F16C were detected.
+            unsafe { super::x86::quantize_blocks(x, with_sum, out) }
         }
         _ => quantize_blocks(x, with_sum, out),
     }
 }
 
-#[inline(always)]
-fn quantize_blocks(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {
+/// The portable quantisation (and the reference the AVX2 one is tested
+/// against).
+pub(crate) fn quantize_blocks(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {
     for (block, chunk) in out.iter_mut().zip(x.chunks_exact(QK)) {
         *block = quantize_block(chunk, with_sum);
     }
-}
-
-/// The same code compiled for AVX2, where rounding is one instruction
-/// rather than a call to `rintf` (the same results: IEEE operations only).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn quantize_blocks_avx2(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {
-    quantize_blocks(x, with_sum, out)
 }
 
 /// Sum of 8 float lanes in `hsum_float_8`'s order (the AVX2 kernels'

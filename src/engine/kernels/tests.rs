@@ -476,3 +476,25 @@ fn f16_rounding_matches_half_for_every_kind_of_value() {
         );
     }
 }
+
+#[test]
+fn simd_quantisation_matches_scalar() {
+    if !Isa::Avx2.supported() {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for blocks in [1usize, 3, 18, 48] {
+        let x = random_acts(&mut rng, blocks * QK);
+        for with_sum in [false, true] {
+            let mut want = vec![ActBlock::default(); blocks];
+            quant::quantize_blocks(&x, with_sum, &mut want);
+            let mut got = vec![ActBlock::default(); blocks];
+            // SAFETY: AVX2, FMA and F16C checked above.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                x86::quantize_blocks(&x, with_sum, &mut got)
+            };
+            assert_eq!(got, want, "{blocks} blocks, sums {with_sum}");
+        }
+    }
+}

@@ -442,6 +442,58 @@ fn reduce16(lo: __m256, hi: __m256) -> f32 {
     hsum(_mm256_add_ps(hi, lo))
 }
 
+/// `quant::quantize_block` for each block of `x`, eight lanes at a time as
+/// ggml's AVX2 `quantize_row_q8_1` (the same values: the maximum of |x| in
+/// any order, the same multiply and round-to-nearest-even; the quants are
+/// within +-127, so packing with saturation changes none).
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_blocks(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {
+    assert_eq!(x.len(), out.len() * 32);
+    let sign = _mm256_set1_ps(-0.0);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (block, chunk) in out.iter_mut().zip(x.chunks_exact(32)) {
+        // SAFETY: `chunk` holds 32 floats.
+        let v: [__m256; 4] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(chunk.as_ptr().add(8 * i)) });
+        let abs = v.map(|v| _mm256_andnot_ps(sign, v));
+        let m8 = _mm256_max_ps(_mm256_max_ps(abs[0], abs[1]), _mm256_max_ps(abs[2], abs[3]));
+        let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m8), _mm256_castps256_ps128(m8));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let q = v.map(|v| {
+            _mm256_cvtps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(_mm256_mul_ps(v, id)))
+        });
+        let packed = _mm256_packs_epi16(
+            _mm256_packs_epi32(q[0], q[1]),
+            _mm256_packs_epi32(q[2], q[3]),
+        );
+        // SAFETY: `qs` holds 32 bytes.
+        unsafe {
+            _mm256_storeu_si256(
+                block.qs.as_mut_ptr() as *mut __m256i,
+                _mm256_permutevar8x32_epi32(packed, order),
+            )
+        };
+        block.s = if with_sum {
+            let s8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+            let mut lanes = [0i32; 8];
+            // SAFETY: `lanes` holds 8 i32.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s8) };
+            half::f16::from_f32(d * lanes.iter().sum::<i32>() as f32).to_f32()
+        } else {
+            0.0
+        };
+        block.d = half::f16::from_f32(d).to_f32();
+    }
+}
+
 /// Rounds each value to the nearest f16 (ties to even) and back, 8 lanes at
 /// a time with F16C's conversions (the same IEEE conversion as
 /// `half::f16::from_f32`, without a call per value).
