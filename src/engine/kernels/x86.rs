@@ -24,6 +24,19 @@ use super::quant::ActBlock;
 /// gave 8.6, 4 and 8 KiB no more than 2).
 const PREFETCH_AHEAD: usize = 2048;
 
+/// Prefetches `PREFETCH_AHEAD` bytes past block `b` of the packed group at
+/// `g`, whose blocks take `stride` bytes: every line of the group ahead is
+/// asked for once a pass over its blocks is done, and the pass runs on into
+/// the next group. A prefetch never faults, even past the weight's end.
+#[inline(always)]
+fn prefetch_ahead(g: *const u8, b: usize, stride: usize) {
+    let ahead = g.wrapping_add(PREFETCH_AHEAD + b * stride) as *const i8;
+    for line in 0..stride.div_ceil(64) {
+        // SAFETY: a prefetch reads nothing the program sees.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line)) };
+    }
+}
+
 /// Horizontal sum of 8 floats.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -82,12 +95,7 @@ macro_rules! dot4_q4_1 {
             // the packed group (quants then scales) and nb blocks per a[r].
             let scales = unsafe { g.add(nb * 64) };
             for b in 0..nb {
-                // The group is nb * 80 bytes: 80 bytes ahead a block covers
-                // it (two lines, as 80 > 64), and runs on into the next
-                // group. A prefetch never faults, even past the weight's end.
-                let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 80) as *const i8;
-                _mm_prefetch::<_MM_HINT_T0>(ahead);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                prefetch_ahead(g, b, 80);
                 let dm = _mm256_cvtph_ps(unsafe {
                     _mm_loadu_si128(scales.add(b * 16) as *const __m128i)
                 });
@@ -173,11 +181,7 @@ macro_rules! dot4_q8_0 {
             // SAFETY (for every read below): as in the Q4_1 kernel.
             let scales = unsafe { g.add(nb * 128) };
             for b in 0..nb {
-                // As in the Q4_1 kernel, 136 bytes a block (three lines).
-                let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 136) as *const i8;
-                _mm_prefetch::<_MM_HINT_T0>(ahead);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
+                prefetch_ahead(g, b, 136);
                 let d4 =
                     _mm_cvtph_ps(unsafe { _mm_loadl_epi64(scales.add(b * 8) as *const __m128i) });
                 let d = _mm256_set_m128(d4, d4);
@@ -240,16 +244,17 @@ fn half<const H: i32>(v: __m512) -> __m256 {
     _mm256_castpd_ps(_mm512_extractf64x4_pd::<H>(_mm512_castps_pd(v)))
 }
 
-/// The products d_w * d_a and m_w * s_a of a block for four rows and R
-/// tokens, lane 4r + w (lanes past R repeat token 0's and go unused).
+/// The R tokens' activation scales d and sums s for one block, token r's
+/// in lanes 4r..4r + 4 (one lane per weight row; lanes past R repeat token
+/// 0's and go unused).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 fn act_scales<const R: usize>(ab: &[&ActBlock; R]) -> (__m512, __m512) {
     let (mut d, mut s) = (_mm512_set1_ps(ab[0].d), _mm512_set1_ps(ab[0].s));
-    for r in 1..R {
+    for (r, a) in ab.iter().enumerate().skip(1) {
         let lanes: __mmask16 = 0xf << (4 * r);
-        d = _mm512_mask_blend_ps(lanes, d, _mm512_set1_ps(ab[r].d));
-        s = _mm512_mask_blend_ps(lanes, s, _mm512_set1_ps(ab[r].s));
+        d = _mm512_mask_blend_ps(lanes, d, _mm512_set1_ps(a.d));
+        s = _mm512_mask_blend_ps(lanes, s, _mm512_set1_ps(a.s));
     }
     (d, s)
 }
@@ -282,10 +287,7 @@ pub unsafe fn dot4_q4_1_avx512<const R: usize>(
     // packed group and nb blocks per a[r].
     let scales = unsafe { g.add(nb * 64) };
     for b in 0..nb {
-        // As in the AVX2 kernel.
-        let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 80) as *const i8;
-        _mm_prefetch::<_MM_HINT_T0>(ahead);
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+        prefetch_ahead(g, b, 80);
         let dm = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(scales.add(b * 16) as *const __m128i) });
         let d = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dm));
         let m = _mm512_broadcast_f32x4(_mm256_extractf128_ps::<1>(dm));
@@ -348,10 +350,7 @@ pub unsafe fn dot4_q8_0_avx512<const R: usize>(
     // SAFETY (for every read below): as in the Q4_1 kernel.
     let scales = unsafe { g.add(nb * 128) };
     for b in 0..nb {
-        let ahead = g.wrapping_add(PREFETCH_AHEAD + b * 136) as *const i8;
-        _mm_prefetch::<_MM_HINT_T0>(ahead);
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
+        prefetch_ahead(g, b, 136);
         let d4 = _mm_cvtph_ps(unsafe { _mm_loadl_epi64(scales.add(b * 8) as *const __m128i) });
         let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
         let (ad, _) = act_scales(&ab);

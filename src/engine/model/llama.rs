@@ -406,6 +406,18 @@ struct SeqAttention<'a, T> {
     offset: usize,
 }
 
+impl<'a, T> SeqAttention<'a, T> {
+    fn new(q: &'a [f32], keys: &'a [T], values: &'a [T], nq: usize, offset: usize) -> Self {
+        Self {
+            q,
+            keys,
+            values,
+            nq,
+            offset,
+        }
+    }
+}
+
 /// Causal attention for each sequence: its y, rows of n_head x head_dim.
 /// The sequences' heads share one parallel region (a batched step would
 /// otherwise open one per sequence, each too small to be worth it).
@@ -637,26 +649,8 @@ impl Attention {
         for (i, (cache, n)) in seqs.iter().enumerate() {
             let (qs, offset) = (&q[row * qw..(row + n) * qw], cache.len() - n);
             match cache.keys_values() {
-                KeysValues::F32(keys, values) => f32s.push((
-                    i,
-                    SeqAttention {
-                        q: qs,
-                        keys,
-                        values,
-                        nq: *n,
-                        offset,
-                    },
-                )),
-                KeysValues::F16(keys, values) => f16s.push((
-                    i,
-                    SeqAttention {
-                        q: qs,
-                        keys,
-                        values,
-                        nq: *n,
-                        offset,
-                    },
-                )),
+                KeysValues::F32(k, v) => f32s.push((i, SeqAttention::new(qs, k, v, *n, offset))),
+                KeysValues::F16(k, v) => f16s.push((i, SeqAttention::new(qs, k, v, *n, offset))),
             }
             row += n;
         }
@@ -1024,14 +1018,9 @@ mod tests {
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
             let p = attention_probs(HS, &q, &k, nq, offset, &vec![nq >= 2; nq]);
-            let seq = SeqAttention {
-                q: &q,
-                keys: &k,
-                values: &v,
-                nq,
-                offset,
-            };
-            let y = attend(HS, &[seq]).pop().unwrap();
+            let y = attend(HS, &[SeqAttention::new(&q, &k, &v, nq, offset)])
+                .pop()
+                .unwrap();
             for (a, b) in p.iter().zip(&want_p) {
                 assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
             }
@@ -1072,13 +1061,7 @@ mod tests {
         let seqs: Vec<_> = shapes
             .iter()
             .zip(&data)
-            .map(|(&(nq, offset), (q, k, v))| SeqAttention {
-                q,
-                keys: k.as_slice(),
-                values: v,
-                nq,
-                offset,
-            })
+            .map(|(&(nq, offset), (q, k, v))| SeqAttention::new(q, k, v, nq, offset))
             .collect();
         let together = attend(HS, &seqs);
         for (seq, y) in seqs.iter().zip(&together) {
