@@ -8,8 +8,9 @@ mod ui_common;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use lmscope::analysis::bias::probe::ProbeReport;
 use lmscope::engine::handle::{EngineCommand, EngineEvent};
-use lmscope::ui::app::{App, EngineState, Level};
+use lmscope::ui::app::{App, Effect, EngineState, Level};
 use lmscope::ui::bias::{self, BiasView, Report, SortBy};
+use lmscope::ui::effects::{self, Ctx};
 use lmscope::ui::keymap::Context;
 use lmscope::ui::theme::Theme;
 use ui_common::{app, draw};
@@ -35,6 +36,22 @@ fn done(id: u64, out: impl std::any::Any + Send) -> EngineEvent {
     EngineEvent::TaskDone {
         id,
         result: Ok(Box::new(out)),
+    }
+}
+
+/// Carries out the queued bias effects (file reads and writes), as the
+/// event loop does between frames; only those, so that nothing else
+/// touches the disk.
+fn run_bias_effects(a: &mut App) {
+    let queued = std::mem::take(&mut a.effects);
+    let mut ctx = Ctx::default();
+    for effect in queued {
+        match effect {
+            Effect::SaveBias { .. } | Effect::OpenBiasFile(_) => {
+                effects::apply(a, effect, &mut ctx)
+            }
+            other => a.effects.push(other),
+        }
     }
 }
 
@@ -258,6 +275,8 @@ fn the_pane_runs_the_suite_with_progress_sorts_drills_down_and_saves() {
 
     // Saving writes the report as JSON, atomically, into the data dir.
     a.on_terminal(&ch('w'));
+    assert!(a.bias.pane.saved.is_none(), "written by the event loop");
+    run_bias_effects(&mut a);
     let saved = a.bias.pane.saved.clone().expect("saved");
     assert!(saved.starts_with(dir.path()));
     let bytes = std::fs::read(&saved).unwrap();
@@ -424,6 +443,9 @@ fn o_runs_a_suite_or_pairs_file_given_by_path() {
         }
         a.on_terminal(&key(KeyCode::Enter));
         assert!(!a.bias.editing());
+        // The file is read by the event loop, not by `update`.
+        assert!(a.outbox.is_empty());
+        run_bias_effects(a);
     };
     // A bad pairs file: an error, nothing sent, the pane still works.
     type_in(&mut a, bad.to_str().unwrap());

@@ -83,6 +83,14 @@ pub enum Effect {
         name: String,
         settings: SamplerSettings,
     },
+    /// Write bias results (JSON) into the data directory.
+    SaveBias {
+        path: PathBuf,
+        json: Vec<u8>,
+    },
+    /// Read a user's suite (.toml) or pairs file (.csv) and run it in the
+    /// bias pane.
+    OpenBiasFile(String),
 }
 
 /// The session list overlay.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::app::{App, EngineState, Level, Overlay};
+use super::app::{App, Effect, EngineState, Level, Overlay};
 use super::keymap::Action;
 use crate::analysis::bias::pairs::{self, Mode, PairResult, PairsReport};
 use crate::analysis::bias::probe::{ProbeReport, ProbeResult};
@@ -492,7 +492,7 @@ fn run_pane(app: &mut App, kind: RunKind) {
     start_pane(app, task);
 }
 
-fn start_pane(app: &mut App, task: Result<(Box<dyn Task>, usize, RunKind), String>) {
+pub(super) fn start_pane(app: &mut App, task: Result<(Box<dyn Task>, usize, RunKind), String>) {
     if app.bias.pane.id.is_some() || !can_start(app) {
         return;
     }
@@ -606,7 +606,7 @@ pub fn edit_key(app: &mut App, k: &KeyEvent) {
             KeyCode::Enter => {
                 let spec = text.clone();
                 app.bias.pane.editing = None;
-                start_pane(app, task_for(&spec));
+                app.effects.push(Effect::OpenBiasFile(spec));
             }
             KeyCode::Backspace => {
                 text.pop();
@@ -640,12 +640,13 @@ pub fn edit_key(app: &mut App, k: &KeyEvent) {
     }
 }
 
-/// `bias_save`: the shown results as JSON, written atomically.
+/// `bias_save`: the shown results as JSON, written atomically (by the
+/// event loop: [`Effect::SaveBias`]).
 fn save(app: &mut App) {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let (name, bytes) = match app.bias.view {
+    let (name, json) = match app.bias.view {
         BiasView::Quick => match &app.bias.quick.result {
             Some(r) => ("quick", serde_json::to_vec_pretty(r)),
             None => return app.say(Level::Warn, "no quick check to save yet"),
@@ -657,22 +658,20 @@ fn save(app: &mut App) {
         },
         BiasView::None => return,
     };
-    let bytes = match bytes {
-        Ok(b) => b,
-        Err(e) => return app.say(Level::Error, format!("saving: {e}")),
-    };
-    let path = app.bias.save_dir.join(format!("bias-{name}-{stamp}.json"));
-    match crate::store::atomic::write(&path, &bytes) {
-        Ok(()) => {
-            app.say(Level::Info, format!("saved {}", path.display()));
-            if app.bias.view == BiasView::Pane {
-                app.bias.pane.saved = Some(path);
-            }
+    match json {
+        Ok(json) => {
+            let path = app.bias.save_dir.join(format!("bias-{name}-{stamp}.json"));
+            app.effects.push(Effect::SaveBias { path, json });
         }
-        Err(e) => app.say(
-            Level::Error,
-            format!("saving {}: {e}; check the data directory", path.display()),
-        ),
+        Err(e) => app.say(Level::Error, format!("saving: {e}")),
+    }
+}
+
+/// Results saved at `path`.
+pub(super) fn saved(app: &mut App, path: PathBuf) {
+    app.say(Level::Info, format!("saved {}", path.display()));
+    if app.bias.view == BiasView::Pane {
+        app.bias.pane.saved = Some(path);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The interface's file work, done by the event loop between frames:
 //! autosaving the session, reading the session folder, opening a session,
-//! saving a named preset and writing changed settings back to the user's
-//! config.toml. [`App`] only queues [`Effect`]s.
+//! saving a named preset, writing changed settings back to the user's
+//! config.toml, saving bias results and reading a user's bias suite or
+//! pairs file. [`App`] only queues [`Effect`]s.
 //!
 //! Hashing the model file for the session's identity (about 100 MB) is the
 //! one slow piece: it runs once, on a thread of its own ([`Hashing`]); an
@@ -112,6 +113,14 @@ pub fn apply(app: &mut App, effect: Effect, ctx: &mut Ctx) {
                 Err(e) => app.say(Level::Error, format!("saving preset `{name}`: {e}")),
             }
         }
+        Effect::SaveBias { path, json } => match crate::store::atomic::write(&path, &json) {
+            Ok(()) => super::bias::saved(app, path),
+            Err(e) => app.say(
+                Level::Error,
+                format!("saving {}: {e}; check the data directory", path.display()),
+            ),
+        },
+        Effect::OpenBiasFile(spec) => super::bias::start_pane(app, super::bias::task_for(&spec)),
     }
 }
 
