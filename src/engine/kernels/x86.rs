@@ -4,9 +4,11 @@
 //! the activation loads and scale products; each also with AVX-VNNI, which
 //! sums byte products in one instruction instead of two (the same
 //! integers), and with AVX-512's VNNI on 512-bit registers against up to
-//! four activation rows, two (row, token) pairs to a register.
+//! four activation rows, two (row, token) pairs to a register. Also the
+//! activation quantisation, f16 rounding and the float ops (SiLU, softmax,
+//! attention's products) eight lanes at a time, in ggml's order.
 //!
-//! Every function here is `unsafe` for two reasons, both discharged by the
+//! Every kernel here is `unsafe` for two reasons, both discharged by the
 //! safe wrappers in `mod.rs`: the CPU must support the enabled features
 //! (checked at run time with `is_x86_feature_detected!` before any call),
 //! and the pointers must cover `nb` blocks (checked with slice lengths).
