@@ -8,22 +8,10 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use lmscope::engine::handle::{EngineCommand, EngineEvent, EngineHandle, KEPT_RUNS};
-use lmscope::engine::model::Precision;
+use lmscope::engine::handle::{EngineCommand, EngineEvent, KEPT_RUNS};
 use lmscope::engine::sampling::SamplerSettings;
 use lmscope::engine::types::{FinishReason, StepRecord};
 use lmscope::engine::{Prompt, Request};
-
-fn spawn() -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
-    let (tx, rx) = mpsc::channel();
-    let handle = EngineHandle::spawn(common::model_path().into(), Precision::Quantized, tx)
-        .expect("engine thread");
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(EngineEvent::Loaded(_)) => {}
-        other => panic!("expected Loaded, got {other:?}"),
-    }
-    (handle, rx)
-}
 
 /// Sampled (not greedy), so the continuation depends on the seed and the
 /// sampler's state being the same as a fresh run's.
@@ -73,7 +61,7 @@ fn ids(steps: &[StepRecord]) -> Vec<u32> {
 
 #[test]
 fn a_branch_continues_as_a_fresh_forced_run_and_both_serve_attention() {
-    let (handle, rx) = spawn();
+    let (handle, rx) = common::spawn_engine();
     handle.send(EngineCommand::Generate {
         id: 1,
         request: Box::new(request(10)),
@@ -140,7 +128,7 @@ fn a_branch_continues_as_a_fresh_forced_run_and_both_serve_attention() {
 
 #[test]
 fn branching_from_a_run_no_longer_kept_says_so() {
-    let (handle, rx) = spawn();
+    let (handle, rx) = common::spawn_engine();
     let mut first = Vec::new();
     for id in 1..=(KEPT_RUNS as u64 + 2) {
         handle.send(EngineCommand::Generate {

@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::time::Duration;
 
-use lmscope::engine::handle::{EngineCommand, EngineEvent, EngineHandle};
-use lmscope::engine::model::Precision;
+use lmscope::engine::handle::{EngineCommand, EngineEvent};
 use lmscope::engine::types::{FinishReason, StepRecord};
 use lmscope::engine::{Prompt, Request};
 use lmscope::store::presets;
@@ -21,17 +19,6 @@ fn presets(names: &[&str]) -> Vec<(String, lmscope::engine::sampling::SamplerSet
         .collect()
 }
 
-fn spawn() -> (EngineHandle, mpsc::Receiver<EngineEvent>) {
-    let (tx, rx) = mpsc::channel();
-    let handle = EngineHandle::spawn(common::model_path().into(), Precision::Quantized, tx)
-        .expect("engine thread");
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(EngineEvent::Loaded(_)) => {}
-        other => panic!("expected Loaded, got {other:?}"),
-    }
-    (handle, rx)
-}
-
 fn request(max_tokens: usize) -> Box<Request> {
     Box::new(Request {
         max_tokens,
@@ -41,7 +28,7 @@ fn request(max_tokens: usize) -> Box<Request> {
 
 #[test]
 fn compare_runs_a_column_per_preset_and_finishes_each_once() {
-    let (handle, rx) = spawn();
+    let (handle, rx) = common::spawn_engine();
     handle.send(EngineCommand::Compare {
         id: 7,
         request: request(8),
@@ -104,7 +91,7 @@ fn compare_runs_a_column_per_preset_and_finishes_each_once() {
 
 #[test]
 fn cancel_ends_every_column_within_a_token() {
-    let (handle, rx) = spawn();
+    let (handle, rx) = common::spawn_engine();
     handle.send(EngineCommand::Compare {
         id: 1,
         request: request(400),
@@ -133,7 +120,7 @@ fn cancel_ends_every_column_within_a_token() {
 
 #[test]
 fn finished_columns_are_kept_and_serve_attention() {
-    let (handle, rx) = spawn();
+    let (handle, rx) = common::spawn_engine();
     let mut req = request(4);
     req.capture_attention = true;
     handle.send(EngineCommand::Compare {
@@ -251,6 +238,23 @@ fn run_batched(engine: &Engine, gens: &mut [Generation]) {
     }
 }
 
+/// The columns for `names` stepped together, and each stepped alone from
+/// the same prefilled start.
+fn batched_and_alone(
+    engine: &Engine,
+    req: &Request,
+    names: &[&str],
+) -> (Vec<Generation>, Vec<Generation>) {
+    let mut batched = columns(engine, req, names);
+    let alone = batched
+        .iter()
+        .cloned()
+        .map(|g| run_alone(engine, g))
+        .collect();
+    run_batched(engine, &mut batched);
+    (batched, alone)
+}
+
 #[test]
 fn batched_columns_equal_each_column_alone_bit_for_bit() {
     let engine = common::engine();
@@ -260,13 +264,7 @@ fn batched_columns_equal_each_column_alone_bit_for_bit() {
         ..Request::new(Prompt::Text("Once upon a time, in a small village,".into()))
     };
     let names = ["greedy", "precise", "balanced", "creative"];
-    let mut batched = columns(engine, &req, &names);
-    let alone: Vec<Generation> = batched
-        .iter()
-        .cloned()
-        .map(|g| run_alone(engine, g))
-        .collect();
-    run_batched(engine, &mut batched);
+    let (batched, alone) = batched_and_alone(engine, &req, &names);
     for ((b, a), name) in batched.iter().zip(&alone).zip(names) {
         assert!(!b.steps().is_empty());
         assert_same_records(b.steps(), a.steps(), name);
@@ -290,13 +288,7 @@ fn batched_attention_rows_equal_the_column_alone() {
         ..Request::new(Prompt::Text("The capital of France is".into()))
     };
     let names = ["greedy", "creative", "balanced"];
-    let mut batched = columns(engine, &req, &names);
-    let alone: Vec<Generation> = batched
-        .iter()
-        .cloned()
-        .map(|g| run_alone(engine, g))
-        .collect();
-    run_batched(engine, &mut batched);
+    let (batched, alone) = batched_and_alone(engine, &req, &names);
     for ((b, a), name) in batched.iter().zip(&alone).zip(names) {
         assert!(b.steps().iter().all(|s| s.attention.is_some()));
         assert_same_records(b.steps(), a.steps(), name);

@@ -27,6 +27,22 @@ pub fn engine_f32() -> &'static Engine {
     E.get_or_init(|| Engine::load(model_path(), Precision::F32).expect("model loads"))
 }
 
+/// The engine thread on the default model, once it reports `Loaded`.
+pub fn spawn_engine() -> (
+    lmscope::engine::handle::EngineHandle,
+    std::sync::mpsc::Receiver<lmscope::engine::handle::EngineEvent>,
+) {
+    use lmscope::engine::handle::{EngineEvent, EngineHandle};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle =
+        EngineHandle::spawn(model_path().into(), Precision::Quantized, tx).expect("engine thread");
+    match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(EngineEvent::Loaded(_)) => {}
+        other => panic!("expected Loaded, got {other:?}"),
+    }
+    (handle, rx)
+}
+
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
