@@ -37,21 +37,7 @@ fn ctx(dir: &std::path::Path) -> Ctx {
 /// new tokens).
 fn branched() -> App {
     let mut a = app(Theme::plain());
-    a.focus = Focus::Output;
-    a.update(Action::FirstToken);
-    for _ in 0..PROMPT.len() + 2 {
-        a.update(Action::TokenNext);
-    }
-    a.focus = Focus::Probabilities;
-    a.update(Action::AltNext);
-    a.update(Action::Branch);
-    let id = a.run_id;
-    a.on_engine(EngineEvent::Branched {
-        id,
-        parent_id: 1,
-        step: 2,
-        cache_len: PROMPT.len() + 1,
-    });
+    let id = ui_common::start_branch(&mut a, 2, 1);
     for k in 0..2 {
         let mut r = step(2 + k, if k == 0 { " and" } else { " so" }, 0.3);
         r.token_id = 101 + k as u32;

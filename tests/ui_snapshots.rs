@@ -282,21 +282,7 @@ fn bias_pane_while_running_shows_progress() {
 /// three tokens streamed into the branch.
 fn branched_app(theme: Theme) -> App {
     let mut a = app(theme);
-    a.focus = Focus::Output;
-    a.update(Action::FirstToken);
-    for _ in 0..ui_common::PROMPT.len() + 2 {
-        a.update(Action::TokenNext);
-    }
-    a.focus = Focus::Probabilities;
-    a.update(Action::AltNext);
-    a.update(Action::Branch);
-    let id = a.run_id;
-    a.on_engine(EngineEvent::Branched {
-        id,
-        parent_id: 1,
-        step: 2,
-        cache_len: ui_common::PROMPT.len() + 1,
-    });
+    let id = ui_common::start_branch(&mut a, 2, 1);
     for (k, text) in [" and", " the", " dog"].into_iter().enumerate() {
         let mut r = ui_common::step(2 + k, text, 0.4);
         r.token_id = 300 + k as u32;

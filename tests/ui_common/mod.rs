@@ -182,6 +182,31 @@ pub fn app(theme: Theme) -> App {
 }
 
 /// The whole interface drawn at `w` x `h`.
+/// Branches the fixture run at generated token `at` with alternative
+/// `alt`, as the keys do, and has the engine accept it: the new run's id.
+pub fn start_branch(a: &mut App, at: usize, alt: usize) -> u64 {
+    use lmscope::ui::app::Focus;
+    use lmscope::ui::keymap::Action;
+    a.focus = Focus::Output;
+    a.update(Action::FirstToken);
+    for _ in 0..PROMPT.len() + at {
+        a.update(Action::TokenNext);
+    }
+    a.focus = Focus::Probabilities;
+    for _ in 0..alt {
+        a.update(Action::AltNext);
+    }
+    a.update(Action::Branch);
+    let id = a.run_id;
+    a.on_engine(EngineEvent::Branched {
+        id,
+        parent_id: 1,
+        step: at,
+        cache_len: PROMPT.len() + at - 1,
+    });
+    id
+}
+
 pub fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
     app.size = Rect::new(0, 0, w, h);
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
