@@ -198,6 +198,14 @@ fn compare_view_while_running_with_an_empty_column_and_one_finished_early() {
 mod bias_fixtures;
 
 /// The fixture app with a task of the bias views answered by `out`.
+/// The id of the engine task the app just sent.
+fn sent_task(a: &mut App) -> u64 {
+    match a.outbox.pop() {
+        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
+        other => panic!("expected a task, got {other:?}"),
+    }
+}
+
 fn bias_app(action: Action, out: Box<dyn std::any::Any + Send>) -> App {
     let mut a = app(Theme::plain());
     a.bias.save_dir = "/home/user/.local/share/lmscope/bias".into();
@@ -208,10 +216,7 @@ fn bias_app(action: Action, out: Box<dyn std::any::Any + Send>) -> App {
         a.update(action);
         a.update(Action::BiasRun);
     }
-    let id = match a.outbox.pop() {
-        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
-        other => panic!("expected a task, got {other:?}"),
-    };
+    let id = sent_task(&mut a);
     a.on_engine(EngineEvent::TaskDone {
         id,
         result: Ok(out),
@@ -245,10 +250,7 @@ fn bias_pane_pairs_with_holm_marks_and_token_detail() {
     let mut a = app(Theme::plain());
     a.update(Action::BiasPane);
     a.update(Action::BiasPairs);
-    let id = match a.outbox.pop() {
-        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
-        other => panic!("expected a task, got {other:?}"),
-    };
+    let id = sent_task(&mut a);
     a.on_engine(EngineEvent::TaskDone {
         id,
         result: Ok(Box::new(bias_fixtures::pairs_report())),
@@ -265,10 +267,7 @@ fn bias_pane_while_running_shows_progress() {
     let mut a = app(Theme::plain());
     a.update(Action::BiasPane);
     a.update(Action::BiasRun);
-    let id = match a.outbox.pop() {
-        Some(lmscope::engine::handle::EngineCommand::Task { id, .. }) => id,
-        other => panic!("expected a task, got {other:?}"),
-    };
+    let id = sent_task(&mut a);
     a.on_engine(EngineEvent::TaskProgress {
         id,
         done: 30,
