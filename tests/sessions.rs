@@ -195,11 +195,8 @@ fn compare_runs_presets_side_by_side_deterministically() {
     );
 }
 
-#[test]
-fn replay_confirms_a_saved_run_and_catches_a_changed_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("g.json");
-    let p = path.to_str().unwrap();
+/// Six sampled tokens of "Rivers carry" (seed 5), saved as a session at `p`.
+fn generate_saved(p: &str) {
     let out = lmscope(&[
         "generate",
         "Rivers carry",
@@ -213,6 +210,14 @@ fn replay_confirms_a_saved_run_and_catches_a_changed_one() {
         p,
     ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
+fn replay_confirms_a_saved_run_and_catches_a_changed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.json");
+    let p = path.to_str().unwrap();
+    generate_saved(p);
     let out = lmscope(&["session", "replay", p]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(stdout(&out).contains("same 6 tokens"), "{}", stdout(&out));
@@ -245,19 +250,7 @@ fn replay_of_a_cancelled_run_stops_where_it_did() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.json");
     let p = path.to_str().unwrap();
-    let out = lmscope(&[
-        "generate",
-        "Rivers carry",
-        "-n",
-        "6",
-        "--temperature",
-        "0.9",
-        "--seed",
-        "5",
-        "--save",
-        p,
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    generate_saved(p);
     // As the interface saves a run cancelled after 4 tokens.
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
