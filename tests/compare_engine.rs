@@ -318,18 +318,7 @@ fn a_column_that_finishes_early_drops_out_of_the_batch() {
         top_n: 5,
         ..Request::new(prompt.clone())
     };
-    let text_after = |n: usize| {
-        let g = run_alone(
-            engine,
-            engine
-                .start(&Request {
-                    max_tokens: n,
-                    ..base.clone()
-                })
-                .unwrap(),
-        );
-        g.text().to_string()
-    };
+    let text_after = |n: usize| first_tokens(engine, &base, n).text().to_string();
     // A stop string: what the first greedy token from the 4th on adds that
     // is new to the text (so the column stops exactly there).
     let (stop_at, stop) = (4..12)
@@ -410,17 +399,18 @@ fn a_column_that_finishes_early_drops_out_of_the_batch() {
     assert_eq!(rounds, 16);
 }
 
+/// `base` run alone for its first `n` tokens.
+fn first_tokens(engine: &Engine, base: &Request, n: usize) -> Generation {
+    let request = Request {
+        max_tokens: n,
+        ..base.clone()
+    };
+    run_alone(engine, engine.start(&request).unwrap())
+}
+
 /// The first `n` greedy token ids after `base`'s prompt.
 fn text_after_ids(engine: &Engine, base: &Request, n: usize) -> Vec<u32> {
-    let g = run_alone(
-        engine,
-        engine
-            .start(&Request {
-                max_tokens: n,
-                ..base.clone()
-            })
-            .unwrap(),
-    );
+    let g = first_tokens(engine, base, n);
     g.steps().iter().map(|s| s.token_id).collect()
 }
 
