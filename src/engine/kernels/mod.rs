@@ -254,39 +254,57 @@ fn unpack_row(kind: WeightKind, group: &[u8], nb: usize, w: usize, out: &mut [u8
 /// Activation rows per kernel call, at most.
 const TILE_TOKENS: usize = 4;
 
+/// For each block of one to four activation rows (each `nb` blocks,
+/// consecutive in `acts`), row r's sum s in lanes 4r..4r + 4: the layout
+/// the AVX-512 Q4_1 kernel adds its m * s terms in (the rest are zero).
+/// Made once per tile of a matrix product, not once per weight group.
+fn tile_sums(acts: &[ActBlock], nb: usize) -> Vec<[f32; 16]> {
+    let mut sums = vec![[0f32; 16]; nb];
+    for (r, row) in acts.chunks_exact(nb).enumerate() {
+        for (s, a) in sums.iter_mut().zip(row) {
+            s[4 * r..4 * r + 4].fill(a.s);
+        }
+    }
+    sums
+}
+
 /// A packed group of four weight rows against one to four activation rows
-/// (each `nb` blocks, consecutive in `acts`): `out[w][r]`.
+/// (each `nb` blocks, consecutive in `acts`; `sums` their
+/// [`tile_sums`]): `out[w][r]`.
 fn dot_tile(
     isa: Isa,
     kind: WeightKind,
     group: &[u8],
     acts: &[ActBlock],
+    sums: &[[f32; 16]],
     nb: usize,
     out: &mut [[f32; TILE_TOKENS]; GROUP],
 ) {
     let n = acts.len() / nb;
     assert!((1..=TILE_TOKENS).contains(&n) && acts.len() == n * nb);
     assert_eq!(group.len(), GROUP * nb * kind.block_bytes());
+    assert_eq!(sums.len(), nb);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => {
             let a = |i: usize| acts[i * nb..(i + 1) * nb].as_ptr();
-            let g = group.as_ptr();
+            let (g, s) = (group.as_ptr(), sums.as_ptr());
             // SAFETY: an x86 `Isa` is only ever selected after
             // `is_x86_feature_detected!` confirmed its features
             // (`Isa::supported`, which `detect`, `isa` and the tests go
             // through); `group` is a whole packed group of nb blocks a row
-            // and each `a(i)` a slice of exactly nb blocks (asserted above).
+            // and each `a(i)` a slice of exactly nb blocks, `s` of nb entries
+            // (asserted above).
             unsafe {
                 if isa == Isa::Avx512Vnni {
                     match n {
-                        1 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0)])),
-                        2 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1)])),
-                        3 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2)])),
+                        1 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0)], s)),
+                        2 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1)], s)),
+                        3 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2)], s)),
                         _ => place(
                             out,
                             0,
-                            x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2), a(3)]),
+                            x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2), a(3)], s),
                         ),
                     }
                 } else {
@@ -369,18 +387,20 @@ unsafe fn x86_tile_avx2<const R: usize>(
 /// The AVX-512 kernel for `kind` (R = 1..=4).
 ///
 /// # Safety
-/// As [`x86_tile_avx2`], with AVX-512 F/BW/VNNI supported.
+/// As [`x86_tile_avx2`], with AVX-512 F/BW/VNNI supported and `sums`
+/// pointing to nb entries.
 #[cfg(target_arch = "x86_64")]
 unsafe fn x86_tile_avx512<const R: usize>(
     kind: WeightKind,
     g: *const u8,
     nb: usize,
     a: [*const ActBlock; R],
+    sums: *const [f32; 16],
 ) -> [[f32; R]; GROUP] {
     // SAFETY: passed on from the caller.
     unsafe {
         match kind {
-            WeightKind::Q4_1 => x86::dot4_q4_1_avx512::<R>(g, nb, a),
+            WeightKind::Q4_1 => x86::dot4_q4_1_avx512::<R>(g, nb, a, sums),
             WeightKind::Q8_0 => x86::dot4_q8_0_avx512::<R>(g, nb, a),
         }
     }
@@ -488,6 +508,10 @@ fn run_matmul(
         .iter_mut()
         .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
         .collect();
+    let sums: Vec<Vec<[f32; 16]>> = acts
+        .chunks(TILE_TOKENS * nb)
+        .map(|tile| tile_sums(tile, nb))
+        .collect();
     let body = |t: usize| {
         let (i, g0, g1) = tasks[t];
         let w = ws[i];
@@ -499,7 +523,9 @@ fn run_matmul(
             let mut j = 0;
             while j < m {
                 let k = (m - j).min(TILE_TOKENS);
-                dot_tile(isa, kind, group, &acts[j * nb..(j + k) * nb], nb, &mut res);
+                let tile = &acts[j * nb..(j + k) * nb];
+                let tile_sums = &sums[j / TILE_TOKENS];
+                dot_tile(isa, kind, group, tile, tile_sums, nb, &mut res);
                 for (dr, res) in res.iter().enumerate() {
                     let r = g * GROUP + dr;
                     if r >= n {

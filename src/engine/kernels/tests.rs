@@ -149,7 +149,7 @@ fn simd_tiles_match_scalar_on_random_blocks() {
                     let mut a = vec![ActBlock::default(); n * nb];
                     quantize_acts(kind, &x, &mut a);
                     let mut out = [[0f32; TILE_TOKENS]; GROUP];
-                    dot_tile(isa, kind, w.group(0), &a, nb, &mut out);
+                    dot_tile(isa, kind, w.group(0), &a, &tile_sums(&a, nb), nb, &mut out);
                     for (r, out) in out.iter().enumerate() {
                         for (j, &got) in out[..n].iter().enumerate() {
                             let aj = &a[j * nb..(j + 1) * nb];

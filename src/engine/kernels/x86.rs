@@ -246,71 +246,68 @@ fn half<const H: i32>(v: __m512) -> __m256 {
     _mm256_castpd_ps(_mm512_extractf64x4_pd::<H>(_mm512_castps_pd(v)))
 }
 
-/// The R tokens' activation scales d and sums s for one block, token r's
-/// in lanes 4r..4r + 4 (one lane per weight row; lanes past R repeat token
-/// 0's and go unused).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-fn act_scales<const R: usize>(ab: &[&ActBlock; R]) -> (__m512, __m512) {
-    let (mut d, mut s) = (_mm512_set1_ps(ab[0].d), _mm512_set1_ps(ab[0].s));
-    for (r, a) in ab.iter().enumerate().skip(1) {
-        let lanes: __mmask16 = 0xf << (4 * r);
-        d = _mm512_mask_blend_ps(lanes, d, _mm512_set1_ps(a.d));
-        s = _mm512_mask_blend_ps(lanes, s, _mm512_set1_ps(a.s));
-    }
-    (d, s)
-}
-
 /// The Q4_1 tile on 512-bit registers (AVX-512 F/BW/VNNI), for R = 1..=4
 /// tokens: each register holds two (row, token) pairs' 8 lanes, one per
 /// 256-bit half, so every pair is summed exactly as in `dot4_q4_1`; one
 /// instruction does the work of two.
 ///
+/// A register's scales d_w * d_a come from one multiply of the block's row
+/// scales, spread over the two halves once a block, by the token's d
+/// broadcast from memory: no shuffle per register (the shuffle unit, not
+/// the arithmetic, was the bottleneck). `sums[b]` holds token r's block-b
+/// sum s in lanes 4r..4r + 4 ([`super::tile_sums`]).
+///
 /// # Safety
 /// The CPU supports the enabled features; `g` points to a whole packed
-/// group (`nb * 80` bytes) and each `a[r]` to `nb` blocks.
+/// group (`nb * 80` bytes), each `a[r]` to `nb` blocks and `sums` to `nb`
+/// entries.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot4_q4_1_avx512<const R: usize>(
     g: *const u8,
     nb: usize,
     a: [*const ActBlock; R],
+    sums: *const [f32; 16],
 ) -> [[f32; R]; 4] {
     const { assert!(R >= 1 && R <= 4) };
     let mask = _mm512_set1_epi8(0x0f);
     // acc[r][0] holds rows 0 | 2, acc[r][1] rows 1 | 3 (the low nibbles of
     // the packed 64 bytes are rows 0 and 2, the high ones rows 1 and 3).
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    let idx: [[__m512i; 2]; R] = std::array::from_fn(|r| {
-        let r = 4 * r as i32;
-        [halves(r, r + 2), halves(r + 1, r + 3)]
-    });
+    // The block's scales come as d0..d3, m0..m3: d of rows 0 | 2 and 1 | 3
+    // spread over 8 lanes each, and m0..m3 in every four lanes.
+    let spread = [halves(0, 2), halves(1, 3)];
+    let mins = _mm512_set_epi32(7, 6, 5, 4, 7, 6, 5, 4, 7, 6, 5, 4, 7, 6, 5, 4);
     let mut summ = _mm512_setzero_ps();
     // SAFETY (for every read below): b < nb; the caller guarantees the
-    // packed group and nb blocks per a[r].
+    // packed group, nb blocks per a[r] and nb entries of sums.
     let scales = unsafe { g.add(nb * 64) };
     for b in 0..nb {
         prefetch_ahead(g, b, 80);
-        let dm = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(scales.add(b * 16) as *const __m128i) });
-        let d = _mm512_broadcast_f32x4(_mm256_castps256_ps128(dm));
-        let m = _mm512_broadcast_f32x4(_mm256_extractf128_ps::<1>(dm));
-        let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
-        let (ad, asum) = act_scales(&ab);
-        let dd = _mm512_mul_ps(d, ad);
-        summ = _mm512_add_ps(summ, _mm512_mul_ps(m, asum));
+        let dm = _mm512_castps256_ps512(_mm256_cvtph_ps(unsafe {
+            _mm_loadu_si128(scales.add(b * 16) as *const __m128i)
+        }));
+        let dw = [
+            _mm512_permutexvar_ps(spread[0], dm),
+            _mm512_permutexvar_ps(spread[1], dm),
+        ];
+        let s = unsafe { _mm512_loadu_ps(sums.add(b) as *const f32) };
+        summ = _mm512_add_ps(summ, _mm512_mul_ps(_mm512_permutexvar_ps(mins, dm), s));
         let z = unsafe { _mm512_loadu_si512(g.add(b * 64) as *const __m512i) };
         let q = [
             _mm512_and_si512(z, mask),
             _mm512_and_si512(_mm512_srli_epi16::<4>(z), mask),
         ];
         for r in 0..R {
+            let ab = unsafe { &*a[r].add(b) };
             let av = _mm512_broadcast_i64x4(unsafe {
-                _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i)
+                _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i)
             });
+            let ad = _mm512_set1_ps(ab.d);
             for h in 0..2 {
                 let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[h], av);
                 acc[r][h] = _mm512_fmadd_ps(
                     _mm512_cvtepi32_ps(p),
-                    _mm512_permutexvar_ps(idx[r][h], dd),
+                    _mm512_mul_ps(dw[h], ad),
                     acc[r][h],
                 );
             }
@@ -343,20 +340,21 @@ pub unsafe fn dot4_q8_0_avx512<const R: usize>(
 ) -> [[f32; R]; 4] {
     const { assert!(R >= 1 && R <= 4) };
     // acc[r][0] holds rows 0 | 1, acc[r][1] rows 2 | 3 (row after row in
-    // the packed 128 bytes).
+    // the packed 128 bytes); their scales d0 | d1 and d2 | d3 spread over
+    // 8 lanes each, as in the Q4_1 kernel.
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    let idx: [[__m512i; 2]; R] = std::array::from_fn(|r| {
-        let r = 4 * r as i32;
-        [halves(r, r + 1), halves(r + 2, r + 3)]
-    });
+    let spread = [halves(0, 1), halves(2, 3)];
     // SAFETY (for every read below): as in the Q4_1 kernel.
     let scales = unsafe { g.add(nb * 128) };
     for b in 0..nb {
         prefetch_ahead(g, b, 136);
-        let d4 = _mm_cvtph_ps(unsafe { _mm_loadl_epi64(scales.add(b * 8) as *const __m128i) });
-        let ab: [&ActBlock; R] = std::array::from_fn(|r| unsafe { &*a[r].add(b) });
-        let (ad, _) = act_scales(&ab);
-        let dd = _mm512_mul_ps(_mm512_broadcast_f32x4(d4), ad);
+        let d4 = _mm512_castps128_ps512(_mm_cvtph_ps(unsafe {
+            _mm_loadl_epi64(scales.add(b * 8) as *const __m128i)
+        }));
+        let dw = [
+            _mm512_permutexvar_ps(spread[0], d4),
+            _mm512_permutexvar_ps(spread[1], d4),
+        ];
         let w: [__m512i; 2] = std::array::from_fn(|h| unsafe {
             _mm512_loadu_si512(g.add(b * 128 + h * 64) as *const __m512i)
         });
@@ -365,15 +363,17 @@ pub unsafe fn dot4_q8_0_avx512<const R: usize>(
         let aw = [_mm512_abs_epi8(w[0]), _mm512_abs_epi8(w[1])];
         let negative = [_mm512_movepi8_mask(w[0]), _mm512_movepi8_mask(w[1])];
         for r in 0..R {
+            let ab = unsafe { &*a[r].add(b) };
             let av = _mm512_broadcast_i64x4(unsafe {
-                _mm256_loadu_si256(ab[r].qs.as_ptr() as *const __m256i)
+                _mm256_loadu_si256(ab.qs.as_ptr() as *const __m256i)
             });
+            let ad = _mm512_set1_ps(ab.d);
             for h in 0..2 {
                 let sa = _mm512_mask_sub_epi8(av, negative[h], _mm512_setzero_si512(), av);
                 let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[h], sa);
                 acc[r][h] = _mm512_fmadd_ps(
                     _mm512_cvtepi32_ps(p),
-                    _mm512_permutexvar_ps(idx[r][h], dd),
+                    _mm512_mul_ps(dw[h], ad),
                     acc[r][h],
                 );
             }
