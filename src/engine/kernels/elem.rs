@@ -17,6 +17,13 @@ pub trait CacheElem: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     /// The CPU has AVX2 and F16C, and eight elements at `p` are readable.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+
+    /// Sixteen elements at `p` as f32 lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, and sixteen elements at `p` are readable.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
 }
 
 impl CacheElem for f32 {
@@ -34,6 +41,14 @@ impl CacheElem for f32 {
     unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
         // SAFETY: the caller guarantees eight readable floats at `p`.
         unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
+        // SAFETY: the caller guarantees sixteen readable floats at `p`.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
     }
 }
 
@@ -53,5 +68,14 @@ impl CacheElem for f16 {
         use std::arch::x86_64::*;
         // SAFETY: the caller guarantees eight readable f16 (16 bytes) at `p`.
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    unsafe fn load16(p: *const f16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees sixteen readable f16 (32 bytes) at `p`.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
     }
 }

@@ -638,3 +638,63 @@ pub fn weighted_rows<T: CacheElem>(
         _ => weighted_rows_scalar(order, p, rows, stride, out),
     }
 }
+
+/// Whether [`attend_group`] has a fused kernel for `group` query heads of
+/// `head_dim` on this CPU (else the caller attends head by head).
+pub fn attend_group_supported(group: usize, head_dim: usize) -> bool {
+    isa() == Isa::Avx512Vnni && head_dim == 64 && (1..=4).contains(&group)
+}
+
+/// One single-token step's attention for the `q.len() / 64` query heads
+/// that share one key/value head (see `x86::attend_group64`): `probs`
+/// receives each head's probabilities as used (G x visible), `out` each
+/// head's output (G x 64). Only where [`attend_group_supported`].
+#[allow(clippy::too_many_arguments)]
+pub fn attend_group<T: CacheElem>(
+    q: &[f32],
+    keys: &[T],
+    values: &[T],
+    stride: usize,
+    visible: usize,
+    f16: bool,
+    probs: &mut [f32],
+    out: &mut [f32],
+) {
+    let group = q.len() / 64;
+    assert!(attend_group_supported(group, 64), "no fused attention kernel here");
+    #[cfg(target_arch = "x86_64")]
+    {
+        let args = (q, keys, values, stride, visible, f16, probs, out);
+        // SAFETY: `Isa::Avx512Vnni` is only selected after run-time
+        // detection of its features (and AVX2, FMA, F16C); the kernel
+        // checks its slices' lengths.
+        unsafe {
+            match group {
+                1 => call_group::<T, 1>(args),
+                2 => call_group::<T, 2>(args),
+                3 => call_group::<T, 3>(args),
+                _ => call_group::<T, 4>(args),
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+type GroupArgs<'a, T> = (
+    &'a [f32],
+    &'a [T],
+    &'a [T],
+    usize,
+    usize,
+    bool,
+    &'a mut [f32],
+    &'a mut [f32],
+);
+
+/// # Safety
+/// As `x86::attend_group64`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn call_group<T: CacheElem, const G: usize>(a: GroupArgs<'_, T>) {
+    // SAFETY: passed on from the caller.
+    unsafe { x86::attend_group64::<T, G>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7) }
+}

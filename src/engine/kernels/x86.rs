@@ -732,3 +732,189 @@ pub unsafe fn dots<T: CacheElem>(
         *o = unsafe { dot(order, q, &rows[j * stride..j * stride + d]) };
     }
 }
+
+/// Key rows the fused attention kernel prefetches ahead of the one in hand.
+const KEYS_AHEAD: usize = 8;
+
+/// Prefetches the 64 elements of a cache row at `p` (one or two lines); a
+/// prefetch never faults, even past the cache's end.
+#[inline(always)]
+fn prefetch_row<T>(p: *const T) {
+    let bytes = 64 * std::mem::size_of::<T>();
+    for line in (0..bytes).step_by(64) {
+        // SAFETY: a prefetch reads nothing the program sees.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const i8).wrapping_add(line)) };
+    }
+}
+
+/// Sixteen 16-lane vectors reduced each in `_mm512_reduce_add_ps`'s order
+/// (see [`reduce16`]), all at once: lane k of the result is v[k]'s sum.
+/// Four rounds of shuffles and adds, each adding the same pairs of lanes
+/// as the one-vector reduction does, so every sum is the same bits.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+fn reduce16x16(v: &[__m512; 16]) -> __m512 {
+    // 128-bit lanes of a pair of vectors a, b: [a0+a2, a1+a3 | b0+b2, b1+b3]
+    // (each key's 8-lane partial sums).
+    let w: [__m512; 8] = std::array::from_fn(|k| {
+        let (a, b) = (v[2 * k], v[2 * k + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(a, b),
+            _mm512_shuffle_f32x4::<0xee>(a, b),
+        )
+    });
+    // One key's 4-lane partial sums a 128-bit lane: keys 4k..4k + 4.
+    let x: [__m512; 4] = std::array::from_fn(|k| {
+        let (a, b) = (w[2 * k], w[2 * k + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(a, b),
+            _mm512_shuffle_f32x4::<0xdd>(a, b),
+        )
+    });
+    // Within 128-bit lanes: (s0 + s2, s1 + s3), two keys a lane.
+    let y: [__m512; 2] = std::array::from_fn(|k| {
+        let (a, b) = (x[2 * k], x[2 * k + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(a, b),
+            _mm512_shuffle_ps::<0xee>(a, b),
+        )
+    });
+    // The last pair: element 4L + i is key L + 4i's sum.
+    let z = _mm512_add_ps(
+        _mm512_shuffle_ps::<0x88>(y[0], y[1]),
+        _mm512_shuffle_ps::<0xdd>(y[0], y[1]),
+    );
+    let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_permutexvar_ps(order, z)
+}
+
+/// Attention of one query per head for the G heads that share a key/value
+/// head, head size 64, in a single-token step: for each head exactly what
+/// `probs_row` (q.k summed in `SumOrder::Lanes64`, scaled, softmax), the
+/// f16 rounding of the probabilities (when `f16`) and `weighted_rows`
+/// (`Lanes64`) compute for it alone, but each key and value row is loaded
+/// and converted once for all G heads, the products run 16 lanes wide, the
+/// q.k sums of 16 keys are reduced together, and the value sums stay in
+/// registers (a key's lane chain at a time) instead of being read and
+/// written back every key.
+///
+/// q: G rows of 64; row j of `keys` / `values` at j * stride (64 elements
+/// each), j < visible; `probs`: G x visible (out: each head's probabilities
+/// as used); `out`: G x 64.
+///
+/// # Safety
+/// The CPU supports the enabled features (AVX-512 F/BW/VNNI, AVX2, FMA,
+/// F16C). The slices' lengths are checked.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
+    q: &[f32],
+    keys: &[T],
+    values: &[T],
+    stride: usize,
+    visible: usize,
+    f16: bool,
+    probs: &mut [f32],
+    out: &mut [f32],
+) {
+    use std::mem::MaybeUninit;
+    const D: usize = 64;
+    assert!(visible > 0 && q.len() == G * D && out.len() == G * D);
+    assert!(probs.len() == G * visible);
+    assert!(keys.len() >= (visible - 1) * stride + D && values.len() >= (visible - 1) * stride + D);
+    let (pk, pv, pq) = (keys.as_ptr(), values.as_ptr(), q.as_ptr());
+    // SAFETY (every load below): q holds G x 64 floats, and rows j <
+    // visible of keys and values hold 64 elements at j * stride (asserted).
+    let qv: [[__m512; 4]; G] =
+        std::array::from_fn(|g| std::array::from_fn(|i| unsafe { _mm512_loadu_ps(pq.add(g * D + 16 * i)) }));
+    let scale = _mm512_set1_ps(1.0 / (D as f32).sqrt());
+    // q.k, 16 keys at a time: ggml's four accumulators are the four 16-lane
+    // products (one pass of 64), combined (0 + 2) + (1 + 3).
+    let mut t = [[_mm512_setzero_ps(); 16]; G];
+    for c0 in (0..visible).step_by(16) {
+        let n = (visible - c0).min(16);
+        for k in 0..16 {
+            if k >= n {
+                t.iter_mut().for_each(|t| t[k] = _mm512_setzero_ps());
+                continue;
+            }
+            let row = unsafe { pk.add((c0 + k) * stride) };
+            // The cache is not in any cache level after a pass over the
+            // weights: ask for the rows a few keys ahead (and, below, the
+            // value rows before they are walked in lane order).
+            prefetch_row::<T>(pk.wrapping_add((c0 + k + KEYS_AHEAD) * stride));
+            let kv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
+            for g in 0..G {
+                let a: [__m512; 4] =
+                    std::array::from_fn(|i| _mm512_fmadd_ps(qv[g][i], kv[i], _mm512_setzero_ps()));
+                t[g][k] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+            }
+        }
+        for g in 0..G {
+            let s = _mm512_mul_ps(reduce16x16(&t[g]), scale);
+            let mut lanes = [0f32; 16];
+            // SAFETY: `lanes` holds 16 floats.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), s) };
+            probs[g * visible + c0..][..n].copy_from_slice(&lanes[..n]);
+        }
+    }
+    for p in probs.chunks_exact_mut(visible) {
+        // SAFETY: the CPU has AVX2, FMA and F16C (this function's contract).
+        unsafe {
+            softmax(p);
+            if f16 {
+                round_f16(p);
+            }
+        }
+    }
+    // Probabilities x values: key j goes to lane j % 64, each lane an FMA
+    // chain over its keys in order (computed whole, in registers), then
+    // the 64 lanes are reduced as `weighted_rows` reduces them. Lanes no
+    // key reaches are zero.
+    for j in 0..visible {
+        prefetch_row::<T>(pv.wrapping_add(j * stride));
+    }
+    let used = visible.min(64);
+    let mut lane: [[[MaybeUninit<__m512>; 4]; 64]; G] = [[[MaybeUninit::uninit(); 4]; 64]; G];
+    for l in 0..used {
+        let mut acc = [[_mm512_setzero_ps(); 4]; G];
+        for j in (l..visible).step_by(64) {
+            let row = unsafe { pv.add(j * stride) };
+            let vv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
+            for g in 0..G {
+                let p = _mm512_set1_ps(probs[g * visible + j]);
+                for i in 0..4 {
+                    acc[g][i] = _mm512_fmadd_ps(vv[i], p, acc[g][i]);
+                }
+            }
+        }
+        for g in 0..G {
+            for i in 0..4 {
+                lane[g][l][i].write(acc[g][i]);
+            }
+        }
+    }
+    for g in 0..G {
+        // SAFETY: lanes l < used were all written above.
+        let at = |l: usize, i: usize| {
+            if l < used {
+                unsafe { lane[g][l][i].assume_init() }
+            } else {
+                _mm512_setzero_ps()
+            }
+        };
+        for i in 0..4 {
+            let v: [__m512; 16] = std::array::from_fn(|l| {
+                _mm512_add_ps(
+                    _mm512_add_ps(at(l, i), at(32 + l, i)),
+                    _mm512_add_ps(at(16 + l, i), at(48 + l, i)),
+                )
+            });
+            let t: [__m512; 8] = std::array::from_fn(|l| _mm512_add_ps(v[l + 8], v[l]));
+            let t6: [__m512; 4] = std::array::from_fn(|l| _mm512_add_ps(t[l + 4], t[l]));
+            let r = _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3]));
+            // SAFETY: out holds G x 64 floats.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(g * D + 16 * i), r) };
+        }
+    }
+}

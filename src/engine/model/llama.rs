@@ -422,6 +422,16 @@ impl<'a, T> SeqAttention<'a, T> {
 /// The sequences' heads share one parallel region (a batched step would
 /// otherwise open one per sequence, each too small to be worth it).
 fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
+    let group = hs.n_head / hs.n_kv_head;
+    if seqs.iter().all(|s| s.nq == 1) && kernels::attend_group_supported(group, hs.head_dim) {
+        attend_decode(hs, seqs)
+    } else {
+        attend_heads(hs, seqs)
+    }
+}
+
+/// [`attend`] head by head (any step; the reference for the fused path).
+fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
     let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
     // Tasks: (sequence, head, block of queries), sequence by sequence;
     // each writes (QUERY_BLOCK, d) outputs.
@@ -495,6 +505,41 @@ fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
             y
         })
         .collect()
+}
+
+/// [`attend`] for a single-token step of every sequence: a task per
+/// (sequence, key/value head), whose query heads are attended together by
+/// one fused kernel (each key and value row read once for the group). The
+/// same numbers as head by head.
+fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
+    let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
+    let group = hs.n_head / hs.n_kv_head;
+    let task = |t: usize, out: &mut [f32]| {
+        let (seq, kv) = (&seqs[t / hs.n_kv_head], t % hs.n_kv_head);
+        let visible = seq.offset + 1;
+        let mut probs = vec![0f32; group * visible];
+        kernels::attend_group(
+            &seq.q[kv * group * d..(kv + 1) * group * d],
+            &seq.keys[kv * d..],
+            &seq.values[kv * d..],
+            kw,
+            visible,
+            hs.f16,
+            &mut probs,
+            out,
+        );
+    };
+    // Rows of qw per sequence, each the n_kv_head groups' outputs in turn.
+    let mut y = vec![0f32; seqs.len() * qw];
+    let work: usize = seqs.iter().map(|s| hs.n_head * (s.offset + 1) * d).sum();
+    if work < 1 << 16 {
+        for (t, out) in y.chunks_exact_mut(group * d).enumerate() {
+            task(t, out);
+        }
+    } else {
+        kernels::par_chunks_mut(&mut y, group * d, &task);
+    }
+    y.chunks_exact(qw).map(<[f32]>::to_vec).collect()
 }
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
@@ -1066,6 +1111,63 @@ mod tests {
         let together = attend(HS, &seqs);
         for (seq, y) in seqs.iter().zip(&together) {
             assert_eq!(attend(HS, &[*seq]).pop().unwrap(), *y);
+        }
+    }
+
+    #[test]
+    fn fused_decode_attention_equals_head_by_head_bit_for_bit() {
+        // SmolLM2's heads (three query heads a KV head, 64 wide), one query
+        // a sequence, contexts around the 16-key and 64-lane boundaries.
+        // (Where the CPU has no fused kernel both sides take the same path.)
+        let hs = |f16| Heads {
+            n_head: 9,
+            n_kv_head: 3,
+            head_dim: 64,
+            f16,
+        };
+        let offsets = [0usize, 4, 15, 16, 40, 63, 64, 65, 127, 200, 301];
+        for f16 in [false, true] {
+            let data: Vec<_> = offsets
+                .iter()
+                .map(|&offset| {
+                    let seed = 100 + offset as u64;
+                    let (mut q, mut k, mut v) = (
+                        random(hs(f16).q_width(), seed),
+                        random((offset + 1) * hs(f16).kv_width(), seed + 1),
+                        random((offset + 1) * hs(f16).kv_width(), seed + 2),
+                    );
+                    if f16 {
+                        for x in q.iter_mut().chain(&mut k).chain(&mut v) {
+                            *x = half::f16::from_f32(*x).to_f32();
+                        }
+                    }
+                    (q, k, v)
+                })
+                .collect();
+            let seqs: Vec<_> = offsets
+                .iter()
+                .zip(&data)
+                .map(|(&offset, (q, k, v))| SeqAttention::new(&q[..], &k[..], &v[..], 1, offset))
+                .collect();
+            let bits = |ys: Vec<Vec<f32>>| -> Vec<Vec<u32>> {
+                ys.iter().map(|y| y.iter().map(|x| x.to_bits()).collect()).collect()
+            };
+            assert_eq!(bits(attend(hs(f16), &seqs)), bits(attend_heads(hs(f16), &seqs)));
+            // The same rows held as f16, as the quantised cache holds them.
+            let halves: Vec<_> = data
+                .iter()
+                .map(|(_, k, v)| {
+                    let h = |x: &Vec<f32>| x.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>();
+                    (h(k), h(v))
+                })
+                .collect();
+            let seqs: Vec<_> = offsets
+                .iter()
+                .zip(&data)
+                .zip(&halves)
+                .map(|((&offset, (q, _, _)), (k, v))| SeqAttention::new(&q[..], &k[..], &v[..], 1, offset))
+                .collect();
+            assert_eq!(bits(attend(hs(f16), &seqs)), bits(attend_heads(hs(f16), &seqs)));
         }
     }
 
