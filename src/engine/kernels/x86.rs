@@ -733,8 +733,9 @@ pub unsafe fn dots<T: CacheElem>(
     }
 }
 
-/// Key rows the fused attention kernel prefetches ahead of the one in hand.
-const KEYS_AHEAD: usize = 8;
+/// Key rows the fused attention kernel prefetches ahead of the one in hand
+/// (about a DRAM latency's worth of its work).
+const KEYS_AHEAD: usize = 32;
 
 /// Prefetches the 64 elements of a cache row at `p` (one or two lines); a
 /// prefetch never faults, even past the cache's end.
@@ -839,10 +840,11 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
                 continue;
             }
             let row = unsafe { pk.add((c0 + k) * stride) };
-            // The cache is not in any cache level after a pass over the
-            // weights: ask for the rows a few keys ahead (and, below, the
-            // value rows before they are walked in lane order).
+            // The cache is in no cache level after a pass over the
+            // weights: ask for the key rows some way ahead, and for the
+            // value rows (walked in lane order below) as the keys go by.
             prefetch_row::<T>(pk.wrapping_add((c0 + k + KEYS_AHEAD) * stride));
+            prefetch_row::<T>(pv.wrapping_add((c0 + k) * stride));
             let kv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
             for g in 0..G {
                 let a: [__m512; 4] =
@@ -871,9 +873,6 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     // chain over its keys in order (computed whole, in registers), then
     // the 64 lanes are reduced as `weighted_rows` reduces them. Lanes no
     // key reaches are zero.
-    for j in 0..visible {
-        prefetch_row::<T>(pv.wrapping_add(j * stride));
-    }
     let used = visible.min(64);
     let mut lane: [[[MaybeUninit<__m512>; 4]; 64]; G] = [[[MaybeUninit::uninit(); 4]; 64]; G];
     for l in 0..used {
