@@ -230,3 +230,17 @@ pub fn weighted_rows_scalar<T: CacheElem>(
         *o = reduce16(&v);
     }
 }
+
+/// [`super::rotate_pairs`]: `f32::mul_add` is fused wherever it runs, but
+/// without the FMA instruction compiled in it is a library call per value,
+/// so the x86 path compiles this same body with FMA enabled.
+#[inline(always)]
+pub fn rotate_pairs_scalar(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    for head in x.chunks_exact_mut(2 * cos.len()) {
+        for (pair, (&c, &s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
+            let (x0, x1) = (pair[0], pair[1]);
+            pair[0] = x0.mul_add(c, -(x1 * s));
+            pair[1] = x0.mul_add(s, x1 * c);
+        }
+    }
+}

@@ -698,3 +698,18 @@ unsafe fn call_group<T: CacheElem, const G: usize>(a: GroupArgs<'_, T>) {
     // SAFETY: passed on from the caller.
     unsafe { x86::attend_group64::<T, G>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7) }
 }
+
+/// Rotates the adjacent pairs of each head of `x` (heads of 2 x cos.len())
+/// by the angles whose cosines and sines are given, with ggml's
+/// contraction (gcc fuses the first product of each line), which makes it
+/// bit-identical to llama.cpp's rope: (x0 c - x1 s, x0 s + x1 c).
+pub fn rotate_pairs(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    assert_eq!(cos.len(), sin.len());
+    assert!(x.len().is_multiple_of(2 * cos.len()));
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul` (the function has no other requirement).
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::rotate_pairs(x, cos, sin) },
+        _ => float::rotate_pairs_scalar(x, cos, sin),
+    }
+}

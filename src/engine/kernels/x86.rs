@@ -516,6 +516,15 @@ pub unsafe fn round_f16(xs: &mut [f32]) {
     }
 }
 
+/// `float::rotate_pairs_scalar` with the FMA instruction inline.
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rotate_pairs(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    super::float::rotate_pairs_scalar(x, cos, sin)
+}
+
 /// `float::silu_mul_scalar` on 8 lanes at a time (bit-identical).
 ///
 /// # Safety

@@ -309,15 +309,8 @@ impl Rope {
         for (i, row) in x.chunks_exact_mut(width).enumerate() {
             let at = (offset + i) * self.half;
             let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
-            for head in row.chunks_exact_mut(hd) {
-                for (pair, (&c, &s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
-                    // With ggml's contraction (gcc fuses the first product
-                    // of each line): bit-identical to llama.cpp's rope.
-                    let (x0, x1) = (pair[0], pair[1]);
-                    pair[0] = x0.mul_add(c, -(x1 * s));
-                    pair[1] = x0.mul_add(s, x1 * c);
-                }
-            }
+            debug_assert!(row.len().is_multiple_of(hd));
+            kernels::rotate_pairs(row, cos, sin);
         }
     }
 }
