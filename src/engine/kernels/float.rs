@@ -16,7 +16,7 @@
 //! `f32::mul_add` is a fused multiply-add wherever it runs). Attention reads
 //! its keys and values in the cache's element type (f16 or f32).
 
-use super::CacheElem;
+use super::{CacheElem, RowParts};
 
 /// How the products of a dot product are summed, as ggml's CPU backend does
 /// on an AVX-512 machine.
@@ -167,18 +167,12 @@ pub fn dot_scalar<T: CacheElem>(order: SumOrder, a: &[f32], b: &[T]) -> f32 {
     }
 }
 
-/// `dot_scalar(order, q, rows[j * stride..][..q.len()])` for each
-/// j < out.len() (attention scores of one query over the keys).
-pub fn dots_scalar<T: CacheElem>(
-    order: SumOrder,
-    q: &[f32],
-    rows: &[T],
-    stride: usize,
-    out: &mut [f32],
-) {
+/// `dot_scalar(order, q, row j)` for each j < out.len() (attention scores
+/// of one query over the keys).
+pub fn dots_scalar<T: CacheElem>(order: SumOrder, q: &[f32], rows: RowParts<'_, T>, out: &mut [f32]) {
     let d = q.len();
     for (j, o) in out.iter_mut().enumerate() {
-        *o = dot_scalar(order, q, &rows[j * stride..j * stride + d]);
+        *o = dot_scalar(order, q, rows.row(j, d));
     }
 }
 
@@ -192,7 +186,7 @@ fn combine64(acc: &[f32; 64]) -> [f32; 16] {
     v
 }
 
-/// out[c] = sum over j of p[j] * rows[j * stride + c], c < out.len(),
+/// out[c] = sum over j of p[j] * element c of row j, c < out.len(),
 /// summed over j in `order` (the attention output: probabilities times
 /// values, one dot product per output column). llama.cpp pads the keys to
 /// a multiple of 256 with zero weights, so every j goes to the lanes and
@@ -200,17 +194,15 @@ fn combine64(acc: &[f32; 64]) -> [f32; 16] {
 pub fn weighted_rows_scalar<T: CacheElem>(
     order: SumOrder,
     p: &[f32],
-    rows: &[T],
-    stride: usize,
+    rows: RowParts<'_, T>,
     out: &mut [f32],
 ) {
     let d = out.len();
-    assert!(p.is_empty() || rows.len() >= (p.len() - 1) * stride + d);
     let lanes = order.lanes();
     let mut acc = vec![0f32; lanes * d];
     for (j, &pj) in p.iter().enumerate() {
         let a = &mut acc[(j % lanes) * d..(j % lanes + 1) * d];
-        for (o, &v) in a.iter_mut().zip(&rows[j * stride..j * stride + d]) {
+        for (o, &v) in a.iter_mut().zip(rows.row(j, d)) {
             *o = v.to_f32().mul_add(pj, *o);
         }
     }

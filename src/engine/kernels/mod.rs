@@ -35,6 +35,65 @@ pub use quant::{
 };
 use quant::{dot_q4_1_blocks, dot_q8_0_blocks, f16_at, q4_1_element};
 
+/// Rows of `stride` elements held in up to two slices, the second going on
+/// where the first ends: the KV cache of a forked run keeps the prefix it
+/// shares with its forks in one buffer and its own rows in another. Row j
+/// starts at j * stride of the two slices' concatenation; `columns` starts
+/// every row further in (one head's columns).
+#[derive(Clone, Copy, Debug)]
+pub struct RowParts<'a, T> {
+    parts: [&'a [T]; 2],
+    first_rows: usize,
+    stride: usize,
+}
+
+impl<'a, T> RowParts<'a, T> {
+    /// `first` holds whole rows (a multiple of `stride` elements).
+    pub fn new(first: &'a [T], second: &'a [T], stride: usize) -> Self {
+        assert!(stride > 0 && first.len().is_multiple_of(stride));
+        Self {
+            parts: [first, second],
+            first_rows: first.len() / stride,
+            stride,
+        }
+    }
+
+    /// Rows in one slice.
+    pub fn contiguous(rows: &'a [T], stride: usize) -> Self {
+        Self::new(&[], rows, stride)
+    }
+
+    /// The same rows from column `offset` on.
+    pub fn columns(self, offset: usize) -> Self {
+        let skip = |p: &'a [T]| p.get(offset..).unwrap_or(&[]);
+        Self {
+            parts: [skip(self.parts[0]), skip(self.parts[1])],
+            ..self
+        }
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// The elements of both slices in order (whole rows unless `columns`
+    /// moved their starts).
+    pub fn iter(&self) -> impl Iterator<Item = &'a T> + 'a {
+        self.parts[0].iter().chain(self.parts[1])
+    }
+
+    /// `len` elements of row j.
+    #[inline]
+    pub fn row(&self, j: usize, len: usize) -> &'a [T] {
+        let (part, at) = if j < self.first_rows {
+            (self.parts[0], j * self.stride)
+        } else {
+            (self.parts[1], (j - self.first_rows) * self.stride)
+        };
+        &part[at..at + len]
+    }
+}
+
 /// The instruction set the dot products use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -608,34 +667,30 @@ pub fn softmax(x: &mut [f32]) {
 
 /// out[j] = q . rows[j * stride..][..q.len()] summed in `order`, for each
 /// j < out.len() (see [`dots_scalar`]).
-pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: &[T], stride: usize, out: &mut [f32]) {
+pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: RowParts<'_, T>, out: &mut [f32]) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `silu_mul`; rows are bounds-checked slices.
-        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe {
-            x86::dots(order, q, rows, stride, out)
-        },
-        _ => dots_scalar(order, q, rows, stride, out),
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::dots(order, q, rows, out) },
+        _ => dots_scalar(order, q, rows, out),
     }
 }
 
-/// out[c] = sum_j p[j] * rows[j * stride + c] summed in `order` (see
+/// out[c] = sum_j p[j] * row j's element c, summed in `order` (see
 /// [`weighted_rows_scalar`]).
 pub fn weighted_rows<T: CacheElem>(
     order: SumOrder,
     p: &[f32],
-    rows: &[T],
-    stride: usize,
+    rows: RowParts<'_, T>,
     out: &mut [f32],
 ) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `silu_mul`; the function asserts that `rows` covers
-        // every row it reads.
+        // SAFETY: as in `silu_mul`; rows are bounds-checked slices.
         Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe {
-            x86::weighted_rows(order, p, rows, stride, out)
+            x86::weighted_rows(order, p, rows, out)
         },
-        _ => weighted_rows_scalar(order, p, rows, stride, out),
+        _ => weighted_rows_scalar(order, p, rows, out),
     }
 }
 
@@ -646,15 +701,15 @@ pub fn attend_group_supported(group: usize, head_dim: usize) -> bool {
 }
 
 /// One single-token step's attention for the `q.len() / 64` query heads
-/// that share one key/value head (see `x86::attend_group64`): `probs`
+/// that share one key/value head (see `x86::attend_group64`; row j of
+/// `keys` and `values` is key j): `probs`
 /// receives each head's probabilities as used (G x visible), `out` each
 /// head's output (G x 64). Only where [`attend_group_supported`].
 #[allow(clippy::too_many_arguments)]
 pub fn attend_group<T: CacheElem>(
     q: &[f32],
-    keys: &[T],
-    values: &[T],
-    stride: usize,
+    keys: RowParts<'_, T>,
+    values: RowParts<'_, T>,
     visible: usize,
     f16: bool,
     probs: &mut [f32],
@@ -664,7 +719,7 @@ pub fn attend_group<T: CacheElem>(
     assert!(attend_group_supported(group, 64), "no fused attention kernel here");
     #[cfg(target_arch = "x86_64")]
     {
-        let args = (q, keys, values, stride, visible, f16, probs, out);
+        let args = (q, keys, values, visible, f16, probs, out);
         // SAFETY: `Isa::Avx512Vnni` is only selected after run-time
         // detection of its features (and AVX2, FMA, F16C); the kernel
         // checks its slices' lengths.
@@ -682,9 +737,8 @@ pub fn attend_group<T: CacheElem>(
 #[cfg(target_arch = "x86_64")]
 type GroupArgs<'a, T> = (
     &'a [f32],
-    &'a [T],
-    &'a [T],
-    usize,
+    RowParts<'a, T>,
+    RowParts<'a, T>,
     usize,
     bool,
     &'a mut [f32],
@@ -696,7 +750,7 @@ type GroupArgs<'a, T> = (
 #[cfg(target_arch = "x86_64")]
 unsafe fn call_group<T: CacheElem, const G: usize>(a: GroupArgs<'_, T>) {
     // SAFETY: passed on from the caller.
-    unsafe { x86::attend_group64::<T, G>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7) }
+    unsafe { x86::attend_group64::<T, G>(a.0, a.1, a.2, a.3, a.4, a.5, a.6) }
 }
 
 /// Rotates the adjacent pairs of each head of `x` (heads of 2 x cos.len())

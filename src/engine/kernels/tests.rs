@@ -307,23 +307,57 @@ fn attention_products_read_f16_rows_as_their_f32_values() {
         let p = random_floats(&mut rng, n, 0.2);
         for order in [SumOrder::Lanes16, SumOrder::Lanes64] {
             let (mut s16, mut s32) = (vec![0f32; n], vec![0f32; n]);
-            dots_scalar(order, &q, &r16, stride, &mut s16);
-            dots_scalar(order, &q, &r32, stride, &mut s32);
+            dots_scalar(order, &q, RowParts::contiguous(&r16, stride), &mut s16);
+            dots_scalar(order, &q, RowParts::contiguous(&r32, stride), &mut s32);
             assert_eq!(s16, s32, "{order:?} scores d={d}");
             let (mut y16, mut y32) = (vec![0f32; d], vec![0f32; d]);
-            weighted_rows_scalar(order, &p, &r16, stride, &mut y16);
-            weighted_rows_scalar(order, &p, &r32, stride, &mut y32);
+            weighted_rows_scalar(order, &p, RowParts::contiguous(&r16, stride), &mut y16);
+            weighted_rows_scalar(order, &p, RowParts::contiguous(&r32, stride), &mut y32);
             assert_eq!(y16, y32, "{order:?} values d={d}");
             if Isa::Avx2.supported() {
                 let (mut s2, mut y2) = (vec![0f32; n], vec![0f32; d]);
                 // SAFETY: AVX2, FMA and F16C are present (checked above).
                 unsafe {
-                    super::x86::dots(order, &q, &r16, stride, &mut s2);
-                    super::x86::weighted_rows(order, &p, &r16, stride, &mut y2);
+                    super::x86::dots(order, &q, RowParts::contiguous(&r16, stride), &mut s2);
+                    super::x86::weighted_rows(order, &p, RowParts::contiguous(&r16, stride), &mut y2);
                 }
                 assert_eq!(s2, s32, "{order:?} AVX2 scores d={d}");
                 assert_eq!(y2, y32, "{order:?} AVX2 values d={d}");
             }
+        }
+    }
+}
+
+#[test]
+fn attention_products_over_rows_in_two_parts_equal_one() {
+    // A forked cache holds its rows as a shared prefix and its own: split
+    // anywhere, scores and weighted values are the same bits (the value
+    // sums' lanes run on across the split).
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (d, stride, n) = (64usize, 192usize, 150usize);
+    let rows: Vec<f16> = (0..n * stride)
+        .map(|_| f16::from_f32(rng.random_range(-3f32..3.0)))
+        .collect();
+    let q = random_floats(&mut rng, d, 3.0);
+    let p = random_floats(&mut rng, n, 0.2);
+    let whole = RowParts::contiguous(&rows, stride).columns(64);
+    for order in [SumOrder::Lanes16, SumOrder::Lanes64] {
+        let (mut s, mut y) = (vec![0f32; n], vec![0f32; d]);
+        dots(order, &q, whole, &mut s);
+        weighted_rows(order, &p, whole, &mut y);
+        for split in [0usize, 1, 15, 16, 63, 64, 65, 149, 150] {
+            let (a, b) = rows.split_at(split * stride);
+            let parts = RowParts::new(a, b, stride).columns(64);
+            let (mut s2, mut y2) = (vec![0f32; n], vec![0f32; d]);
+            dots(order, &q, parts, &mut s2);
+            weighted_rows(order, &p, parts, &mut y2);
+            assert_eq!(s, s2, "{order:?} scores, split at {split}");
+            assert_eq!(y, y2, "{order:?} values, split at {split}");
+            let (mut s3, mut y3) = (vec![0f32; n], vec![0f32; d]);
+            dots_scalar(order, &q, parts, &mut s3);
+            weighted_rows_scalar(order, &p, parts, &mut y3);
+            assert_eq!(s, s3, "{order:?} scalar scores, split at {split}");
+            assert_eq!(y, y3, "{order:?} scalar values, split at {split}");
         }
     }
 }
@@ -411,7 +445,7 @@ fn float_kernels_match_scalar_bit_for_bit() {
             let r = dot_scalar(order, &a, &b);
             assert!((r as f64 - exact).abs() < 1e-5 * n as f64, "{order:?} dot");
             let mut wr = vec![0f32; d];
-            weighted_rows_scalar(order, &a, &rows[3..], 24, &mut wr);
+            weighted_rows_scalar(order, &a, RowParts::contiguous(&rows, 24).columns(3), &mut wr);
             for (x, y) in wr.iter().zip(&wr_want) {
                 assert!((*x as f64 - y).abs() < 1e-5 * n as f64, "{order:?} rows");
             }
@@ -419,15 +453,15 @@ fn float_kernels_match_scalar_bit_for_bit() {
                 // SAFETY: AVX2, FMA and F16C are present (checked above).
                 let (r2, wr2, wr16) = unsafe {
                     let mut wr2 = vec![0f32; d];
-                    super::x86::weighted_rows(order, &a, &rows[3..], 24, &mut wr2);
+                    super::x86::weighted_rows(order, &a, RowParts::contiguous(&rows, 24).columns(3), &mut wr2);
                     let mut wr16 = vec![0f32; 16];
-                    super::x86::weighted_rows(order, &a, &rows[5..], 24, &mut wr16);
+                    super::x86::weighted_rows(order, &a, RowParts::contiguous(&rows, 24).columns(5), &mut wr16);
                     (super::x86::dot(order, &a, &b), wr2, wr16)
                 };
                 assert_eq!(r.to_bits(), r2.to_bits(), "{order:?} dot, n = {n}");
                 assert_eq!(wr, wr2, "{order:?} weighted rows, n = {n}");
                 let mut wr16s = vec![0f32; 16];
-                weighted_rows_scalar(order, &a, &rows[5..], 24, &mut wr16s);
+                weighted_rows_scalar(order, &a, RowParts::contiguous(&rows, 24).columns(5), &mut wr16s);
                 assert_eq!(wr16s, wr16);
             }
         }

@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::CacheElem;
+use super::{CacheElem, RowParts};
 use super::quant::ActBlock;
 
 /// How far ahead of the block in hand the kernels prefetch weights, in
@@ -239,11 +239,45 @@ fn halves(a: i32, b: i32) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_set1_epi32(a), _mm256_set1_epi32(b))
 }
 
-/// 256-bit half `H` of a 512-bit vector.
+/// The tiles' closing sums, all at once: `acc[r][h]` holds two (row,
+/// token r) pairs' 8 lanes, one per 256-bit half, and each pair's lanes are
+/// summed as `hsum` (ggml's `hsum_float_8`) sums them, in three rounds of
+/// shuffles and adds over all the registers instead of one pair at a time.
+/// Lane 4j + r of the result is the sum of the pair in register
+/// `acc[r][j / 2]`, half j % 2 (tokens past R give zeros).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-fn half<const H: i32>(v: __m512) -> __m256 {
-    _mm256_castpd_ps(_mm512_extractf64x4_pd::<H>(_mm512_castps_pd(v)))
+fn hsum_pairs<const R: usize>(acc: &[[__m512; 2]; R]) -> __m512 {
+    let reg = |k: usize| {
+        if k / 2 < R {
+            acc[k / 2][k % 2]
+        } else {
+            _mm512_setzero_ps()
+        }
+    };
+    // Each pair's 128-bit halves added: register k's two pairs and k + 1's
+    // in the four 128-bit lanes.
+    let x: [__m512; 4] = std::array::from_fn(|i| {
+        let (a, b) = (reg(2 * i), reg(2 * i + 1));
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(a, b),
+            _mm512_shuffle_f32x4::<0xdd>(a, b),
+        )
+    });
+    // (s0 + s2, s1 + s3) in each 128-bit lane, two pairs a lane.
+    let y: [__m512; 2] = std::array::from_fn(|i| {
+        let (a, b) = (x[2 * i], x[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(a, b),
+            _mm512_shuffle_ps::<0xee>(a, b),
+        )
+    });
+    // The last sum: element 4L + e is token e's pair in 128-bit lane L of
+    // x, i.e. register acc[e][L / 2], half L % 2.
+    _mm512_add_ps(
+        _mm512_shuffle_ps::<0x88>(y[0], y[1]),
+        _mm512_shuffle_ps::<0xdd>(y[0], y[1]),
+    )
 }
 
 /// The Q4_1 tile on 512-bit registers (AVX-512 F/BW/VNNI), for R = 1..=4
@@ -313,16 +347,18 @@ pub unsafe fn dot4_q4_1_avx512<const R: usize>(
             }
         }
     }
-    let mut s = [0f32; 16];
-    // SAFETY: `s` holds 16 floats.
-    unsafe { _mm512_storeu_ps(s.as_mut_ptr(), summ) };
+    let (mut s, mut sums) = ([0f32; 16], [0f32; 16]);
+    // SAFETY: both hold 16 floats.
+    unsafe {
+        _mm512_storeu_ps(s.as_mut_ptr(), summ);
+        _mm512_storeu_ps(sums.as_mut_ptr(), hsum_pairs(&acc));
+    }
     let mut out = [[0f32; R]; 4];
     for r in 0..R {
-        // Row w is in register w % 2, half w / 2.
-        out[0][r] = hsum(half::<0>(acc[r][0])) + s[4 * r];
-        out[1][r] = hsum(half::<0>(acc[r][1])) + s[4 * r + 1];
-        out[2][r] = hsum(half::<1>(acc[r][0])) + s[4 * r + 2];
-        out[3][r] = hsum(half::<1>(acc[r][1])) + s[4 * r + 3];
+        // Row w is in register w % 2, half w / 2: pair slot 2 (w % 2) + w / 2.
+        for (w, slot) in [0, 2, 1, 3].into_iter().enumerate() {
+            out[w][r] = sums[4 * slot + r] + s[4 * r + w];
+        }
     }
     out
 }
@@ -379,15 +415,11 @@ pub unsafe fn dot4_q8_0_avx512<const R: usize>(
             }
         }
     }
-    let mut out = [[0f32; R]; 4];
-    for r in 0..R {
-        // Row w is in register w / 2, half w % 2.
-        out[0][r] = hsum(half::<0>(acc[r][0]));
-        out[1][r] = hsum(half::<1>(acc[r][0]));
-        out[2][r] = hsum(half::<0>(acc[r][1]));
-        out[3][r] = hsum(half::<1>(acc[r][1]));
-    }
-    out
+    let mut sums = [0f32; 16];
+    // SAFETY: `sums` holds 16 floats.
+    unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), hsum_pairs(&acc)) };
+    // Row w is in register w / 2, half w % 2: pair slot w.
+    std::array::from_fn(|w| std::array::from_fn(|r| sums[4 * w + r]))
 }
 
 /// `float::expf` on 8 lanes: the same FMAs, then j * 2^n by building 2^n
@@ -654,30 +686,29 @@ pub unsafe fn dot<T: CacheElem>(order: super::float::SumOrder, a: &[f32], b: &[T
 pub unsafe fn weighted_rows<T: CacheElem>(
     order: super::float::SumOrder,
     p: &[f32],
-    rows: &[T],
-    stride: usize,
+    rows: RowParts<'_, T>,
     out: &mut [f32],
 ) {
     let d = out.len();
     if !d.is_multiple_of(8) {
-        return super::float::weighted_rows_scalar(order, p, rows, stride, out);
+        return super::float::weighted_rows_scalar(order, p, rows, out);
     }
-    assert!(p.is_empty() || rows.len() >= (p.len() - 1) * stride + d);
     let lanes = order.lanes();
     // Lanes no key reaches stay zero: they are left out of `acc` and read
     // as zeros below (adding +0 changes no sum: an FMA chain started from
     // +0 never yields -0), which spares short rows most of the work.
     let used = lanes.min(p.len());
     let mut acc = vec![0f32; used * d];
-    let (pr, pacc) = (rows.as_ptr(), acc.as_mut_ptr());
+    let pacc = acc.as_mut_ptr();
     for (j, &pj) in p.iter().enumerate() {
         let w = _mm256_set1_ps(pj);
         let a = (j % lanes) * d;
+        let pr = rows.row(j, d).as_ptr();
         for c in (0..d).step_by(8) {
-            // SAFETY: j * stride + c + 8 <= rows.len() (asserted above), and
-            // j % lanes < used (j < p.len()), so a + c + 8 <= used * d.
+            // SAFETY: c + 8 <= d, the row's length, and j % lanes < used
+            // (j < p.len()), so a + c + 8 <= used * d.
             unsafe {
-                let v = T::load8(pr.add(j * stride + c));
+                let v = T::load8(pr.add(c));
                 let o = pacc.add(a + c);
                 _mm256_storeu_ps(o, _mm256_fmadd_ps(v, w, _mm256_loadu_ps(o)));
             }
@@ -722,7 +753,7 @@ pub unsafe fn weighted_rows<T: CacheElem>(
     }
 }
 
-/// `dot(order, q, rows[j * stride..][..q.len()])` for each j < out.len().
+/// `dot(order, q, row j)` for each j < out.len().
 ///
 /// # Safety
 /// The CPU supports AVX2, FMA and F16C.
@@ -730,15 +761,14 @@ pub unsafe fn weighted_rows<T: CacheElem>(
 pub unsafe fn dots<T: CacheElem>(
     order: super::float::SumOrder,
     q: &[f32],
-    rows: &[T],
-    stride: usize,
+    rows: RowParts<'_, T>,
     out: &mut [f32],
 ) {
     let d = q.len();
     for (j, o) in out.iter_mut().enumerate() {
         // SAFETY: the caller's CPU has the features (this function's
         // contract); the slice is bounds-checked.
-        *o = unsafe { dot(order, q, &rows[j * stride..j * stride + d]) };
+        *o = unsafe { dot(order, q, rows.row(j, d)) };
     }
 }
 
@@ -819,9 +849,8 @@ fn reduce16x16(v: &[__m512; 16]) -> __m512 {
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     q: &[f32],
-    keys: &[T],
-    values: &[T],
-    stride: usize,
+    keys: RowParts<'_, T>,
+    values: RowParts<'_, T>,
     visible: usize,
     f16: bool,
     probs: &mut [f32],
@@ -831,10 +860,12 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     const D: usize = 64;
     assert!(visible > 0 && q.len() == G * D && out.len() == G * D);
     assert!(probs.len() == G * visible);
-    assert!(keys.len() >= (visible - 1) * stride + D && values.len() >= (visible - 1) * stride + D);
-    let (pk, pv, pq) = (keys.as_ptr(), values.as_ptr(), q.as_ptr());
-    // SAFETY (every load below): q holds G x 64 floats, and rows j <
-    // visible of keys and values hold 64 elements at j * stride (asserted).
+    let pq = q.as_ptr();
+    // Rows j < visible (bounds-checked slices of 64 elements).
+    let key = |j: usize| keys.row(j, D).as_ptr();
+    let value = |j: usize| values.row(j, D).as_ptr();
+    // SAFETY (every load below): q holds G x 64 floats, and each row
+    // pointer 64 elements.
     let qv: [[__m512; 4]; G] =
         std::array::from_fn(|g| std::array::from_fn(|i| unsafe { _mm512_loadu_ps(pq.add(g * D + 16 * i)) }));
     let scale = _mm512_set1_ps(1.0 / (D as f32).sqrt());
@@ -848,12 +879,15 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
                 t.iter_mut().for_each(|t| t[k] = _mm512_setzero_ps());
                 continue;
             }
-            let row = unsafe { pk.add((c0 + k) * stride) };
+            let j = c0 + k;
+            let row = key(j);
             // The cache is in no cache level after a pass over the
             // weights: ask for the key rows some way ahead, and for the
             // value rows (walked in lane order below) as the keys go by.
-            prefetch_row::<T>(pk.wrapping_add((c0 + k + KEYS_AHEAD) * stride));
-            prefetch_row::<T>(pv.wrapping_add((c0 + k) * stride));
+            if j + KEYS_AHEAD < visible {
+                prefetch_row(key(j + KEYS_AHEAD));
+            }
+            prefetch_row(value(j));
             let kv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
             for g in 0..G {
                 let a: [__m512; 4] =
@@ -887,7 +921,7 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     for l in 0..used {
         let mut acc = [[_mm512_setzero_ps(); 4]; G];
         for j in (l..visible).step_by(64) {
-            let row = unsafe { pv.add(j * stride) };
+            let row = value(j);
             let vv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
             for g in 0..G {
                 let p = _mm512_set1_ps(probs[g * visible + j]);

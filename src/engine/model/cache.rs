@@ -3,10 +3,13 @@
 //! so that any attention row can be recomputed exactly.
 //!
 //! Rows are appended in place to growable buffers, position after position
-//! (no concatenation per step). Buffers sit behind `Arc`s and are copied on
-//! the first write after a clone, so forking a run (side by side,
-//! branching) is cheap and the copies stay independent; going back to
-//! position n drops the tail.
+//! (no concatenation per step). Buffers sit behind `Arc`s, so forking a run
+//! (side by side, branching) copies nothing: the first write after a fork
+//! freezes the rows so far as a prefix the forks go on sharing, and each
+//! writes its own rows after it. Forked runs so read their common prefix
+//! from the same memory (side-by-side columns attend over it together,
+//! while it is in cache) and keep one copy of it. Going back to position n
+//! drops the tail (or shortens the shared prefix, without a copy).
 //!
 //! Rows are f16 in quantised mode (llama.cpp's numerics round them to f16
 //! anyway) and f32 in f32 mode. With capture on, quantised mode keeps the
@@ -20,31 +23,85 @@ use std::sync::Arc;
 use half::f16;
 
 use crate::engine::error::EngineError;
-use crate::engine::kernels::{ActBlock, CacheElem};
+use crate::engine::kernels::{ActBlock, CacheElem, RowParts};
 
 /// Rows of one kind (keys, values or queries), position after position, in
-/// the cache's element type; shared until written (copy on write).
-#[derive(Clone, Debug)]
-enum Rows {
-    F32(Arc<Vec<f32>>),
-    F16(Arc<Vec<f16>>),
+/// element type T: a frozen prefix shared with forks (its first
+/// `shared_len` elements are this cache's), then this cache's own rows,
+/// written in place (copied on write while a fork still shares them: only
+/// what was written since the last fork).
+#[derive(Clone, Debug, Default)]
+struct Buf<T> {
+    shared: Option<Arc<Vec<T>>>,
+    shared_len: usize,
+    own: Arc<Vec<T>>,
 }
 
-fn push<T: CacheElem>(buf: &mut Arc<Vec<T>>, rows: &[f32]) {
-    let buf = Arc::make_mut(buf);
-    if buf.capacity() - buf.len() < rows.len() {
-        // Grow by doubling (amortised), at least by what is appended.
-        buf.reserve(rows.len().max(buf.len()));
+impl<T: CacheElem> Buf<T> {
+    fn len(&self) -> usize {
+        self.shared_len + self.own.len()
     }
-    buf.extend(rows.iter().map(|&x| T::from_f32(x)));
+
+    fn push(&mut self, rows: &[f32]) {
+        if self.shared.is_none() && Arc::strong_count(&self.own) > 1 {
+            // The first write after a fork: what there is becomes the
+            // shared prefix (no copy), this cache goes on in a buffer of
+            // its own.
+            self.shared_len = self.own.len();
+            self.shared = Some(std::mem::take(&mut self.own));
+        }
+        let own = Arc::make_mut(&mut self.own);
+        if own.capacity() - own.len() < rows.len() {
+            // Grow by doubling (amortised), at least by what is appended.
+            own.reserve(rows.len().max(own.len()));
+        }
+        own.extend(rows.iter().map(|&x| T::from_f32(x)));
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        if len >= self.shared_len {
+            Arc::make_mut(&mut self.own).truncate(len - self.shared_len);
+        } else {
+            self.own = Arc::default();
+            self.shared_len = len;
+            if len == 0 {
+                self.shared = None;
+            }
+        }
+    }
+
+    /// The first `len` elements, in at most two slices.
+    fn parts(&self, len: usize) -> (&[T], &[T]) {
+        assert!(len <= self.len());
+        let shared = self.shared.as_deref().map_or(&[][..], |s| &s[..self.shared_len]);
+        if len <= shared.len() {
+            (&shared[..len], &[])
+        } else {
+            (shared, &self.own[..len - shared.len()])
+        }
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        let shared = self.shared.as_ref().map_or(0, |s| s.capacity());
+        (shared + self.own.capacity()) * std::mem::size_of::<T>()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Rows {
+    F32(Buf<f32>),
+    F16(Buf<f16>),
 }
 
 impl Rows {
     fn new(f16: bool) -> Self {
         if f16 {
-            Rows::F16(Arc::default())
+            Rows::F16(Buf::default())
         } else {
-            Rows::F32(Arc::default())
+            Rows::F32(Buf::default())
         }
     }
 
@@ -57,32 +114,34 @@ impl Rows {
 
     fn push(&mut self, rows: &[f32]) {
         match self {
-            Rows::F32(b) => push(b, rows),
-            Rows::F16(b) => push(b, rows),
+            Rows::F32(b) => b.push(rows),
+            Rows::F16(b) => b.push(rows),
         }
     }
 
     fn truncate(&mut self, len: usize) {
-        if self.len() > len {
-            match self {
-                Rows::F32(b) => Arc::make_mut(b).truncate(len),
-                Rows::F16(b) => Arc::make_mut(b).truncate(len),
-            }
+        match self {
+            Rows::F32(b) => b.truncate(len),
+            Rows::F16(b) => b.truncate(len),
         }
     }
 
     /// Elements `range` as f32.
     fn to_f32(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        fn get<T: CacheElem>(b: &Buf<T>, range: std::ops::Range<usize>) -> Vec<f32> {
+            let (a, c) = b.parts(b.len());
+            a.iter().chain(c).skip(range.start).take(range.len()).map(|x| x.to_f32()).collect()
+        }
         match self {
-            Rows::F32(b) => b[range].to_vec(),
-            Rows::F16(b) => b[range].iter().map(|x| x.to_f32()).collect(),
+            Rows::F32(b) => get(b, range),
+            Rows::F16(b) => get(b, range),
         }
     }
 
     fn capacity_bytes(&self) -> usize {
         match self {
-            Rows::F32(b) => b.capacity() * 4,
-            Rows::F16(b) => b.capacity() * 2,
+            Rows::F32(b) => b.capacity_bytes(),
+            Rows::F16(b) => b.capacity_bytes(),
         }
     }
 }
@@ -97,15 +156,24 @@ pub(crate) enum CapturedRows<'a> {
 /// A layer's keys and values as stored: rows of n_kv_head x head_dim.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum KeysValues<'a> {
-    F32(&'a [f32], &'a [f32]),
-    F16(&'a [f16], &'a [f16]),
+    F32(RowParts<'a, f32>, RowParts<'a, f32>),
+    F16(RowParts<'a, f16>, RowParts<'a, f16>),
 }
 
 impl<'a> KeysValues<'a> {
-    fn new(k: &'a Rows, v: &'a Rows, len: usize) -> Self {
+    /// The first `len` elements of each, rows of `width`.
+    fn new(k: &'a Rows, v: &'a Rows, len: usize, width: usize) -> Self {
+        fn parts<T: CacheElem>(b: &Buf<T>, len: usize, width: usize) -> RowParts<'_, T> {
+            let (a, c) = b.parts(len);
+            RowParts::new(a, c, width.max(1))
+        }
         match (k, v) {
-            (Rows::F32(k), Rows::F32(v)) => KeysValues::F32(&k[..len], &v[..len]),
-            (Rows::F16(k), Rows::F16(v)) => KeysValues::F16(&k[..len], &v[..len]),
+            (Rows::F32(k), Rows::F32(v)) => {
+                KeysValues::F32(parts(k, len, width), parts(v, len, width))
+            }
+            (Rows::F16(k), Rows::F16(v)) => {
+                KeysValues::F16(parts(k, len, width), parts(v, len, width))
+            }
             _ => unreachable!("keys and values are stored alike"),
         }
     }
@@ -224,7 +292,7 @@ impl LayerCache {
 
     /// All keys and values so far: (t, kv_width) each.
     pub(crate) fn keys_values(&self) -> KeysValues<'_> {
-        KeysValues::new(&self.k, &self.v, self.k.len())
+        KeysValues::new(&self.k, &self.v, self.k.len(), self.kv_width)
     }
 
     /// What recomputes the queries in `queries` (f16 queries come back as
@@ -256,7 +324,7 @@ impl LayerCache {
         };
         Ok((
             rows,
-            KeysValues::new(&self.k, &self.v, queries.end * self.kv_width),
+            KeysValues::new(&self.k, &self.v, queries.end * self.kv_width, self.kv_width),
         ))
     }
 
@@ -361,9 +429,11 @@ mod tests {
     use super::*;
 
     fn kv(c: &KvCache) -> (Vec<f32>, Vec<f32>) {
-        let f = |x: &[f16]| x.iter().map(|x| x.to_f32()).collect();
+        fn f<T: CacheElem>(x: RowParts<'_, T>) -> Vec<f32> {
+            x.iter().map(|x| x.to_f32()).collect()
+        }
         match c.layers[0].keys_values() {
-            KeysValues::F32(k, v) => (k.to_vec(), v.to_vec()),
+            KeysValues::F32(k, v) => (f(k), f(v)),
             KeysValues::F16(k, v) => (f(k), f(v)),
         }
     }
@@ -384,8 +454,8 @@ mod tests {
             let (q, k) = b.layers[0].captured(1..2).unwrap();
             assert!(matches!(q, CapturedRows::Queries(q) if q == [9.]));
             let visible = match k {
-                KeysValues::F32(k, _) => k.len(),
-                KeysValues::F16(k, _) => k.len(),
+                KeysValues::F32(k, _) => k.iter().count(),
+                KeysValues::F16(k, _) => k.iter().count(),
             };
             assert_eq!(visible, 2);
             // The original still sees its own queries.
@@ -396,6 +466,40 @@ mod tests {
             assert_eq!(b.layers[0].len(), 2);
             assert_eq!(a.layers[0].len(), 3);
         }
+    }
+
+    #[test]
+    fn forks_share_their_prefix_and_write_their_own_rows() {
+        let mut a = KvCache::new(1, false, true);
+        a.layers[0].append(&[1., 2., 3.], &[4., 5., 6.], Captured::Queries(&[]), 3);
+        a.extend_tokens(&[1, 2, 3], true);
+        let mut b = a.clone();
+        for (c, x) in [(&mut a, 7.), (&mut b, 8.)] {
+            c.layers[0].append(&[x], &[x], Captured::Queries(&[]), 1);
+            c.extend_tokens(&[9], false);
+        }
+        assert_eq!(kv(&a), (vec![1., 2., 3., 7.], vec![4., 5., 6., 7.]));
+        assert_eq!(kv(&b), (vec![1., 2., 3., 8.], vec![4., 5., 6., 8.]));
+        // One copy of the prefix, held by both.
+        let shared = |c: &KvCache| match &c.layers[0].k {
+            Rows::F16(b) => b.shared.clone().expect("a shared prefix"),
+            Rows::F32(_) => unreachable!(),
+        };
+        assert!(Arc::ptr_eq(&shared(&a), &shared(&b)));
+        // Going back into the prefix copies nothing and forgets the rest.
+        b.truncate(2).unwrap();
+        b.layers[0].append(&[0.], &[0.], Captured::Queries(&[]), 1);
+        assert_eq!(kv(&b), (vec![1., 2., 0.], vec![4., 5., 0.]));
+        assert!(Arc::ptr_eq(&shared(&a), &shared(&b)));
+        assert_eq!(kv(&a), (vec![1., 2., 3., 7.], vec![4., 5., 6., 7.]));
+        // A fork of a fork shares the prefix and copies its parent's own rows.
+        let mut c = a.clone();
+        c.layers[0].append(&[5.], &[5.], Captured::Queries(&[]), 1);
+        a.layers[0].append(&[6.], &[6.], Captured::Queries(&[]), 1);
+        assert_eq!(kv(&c).0, vec![1., 2., 3., 7., 5.]);
+        assert_eq!(kv(&a).0, vec![1., 2., 3., 7., 6.]);
+        b.truncate(0).unwrap();
+        assert_eq!(kv(&b), (vec![], vec![]));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use super::cache::{Captured, CapturedRows, KeysValues, KvCache, LayerCache};
 use super::probe::{self, probe, probe_layer};
 use crate::engine::error::EngineError;
-use crate::engine::kernels::{self, ActBlock, CacheElem, QWeight, SumOrder, WeightKind};
+use crate::engine::kernels::{self, ActBlock, CacheElem, QWeight, RowParts, SumOrder, WeightKind};
 use crate::engine::load::gguf::GgufFile;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -368,15 +368,16 @@ fn probs_row<T: CacheElem>(
     hs: Heads,
     h: usize,
     q: &[f32],
-    keys: &[T],
+    keys: RowParts<'_, T>,
     visible: usize,
     multi: bool,
     out: &mut [f32],
 ) {
-    let (kw, ko, d) = (hs.kv_width(), hs.kv_offset(h), hs.head_dim);
+    let d = hs.head_dim;
     let order = SumOrder::for_step(if multi { 2 } else { 1 }, d);
     let scale = 1.0 / (d as f32).sqrt();
-    kernels::dots(order, q, &keys[ko..], kw, &mut out[..visible]);
+    let keys = keys.columns(hs.kv_offset(h));
+    kernels::dots(order, q, keys, &mut out[..visible]);
     for o in &mut out[..visible] {
         *o *= scale;
     }
@@ -393,14 +394,20 @@ const QUERY_BLOCK: usize = 16;
 #[derive(Clone, Copy)]
 struct SeqAttention<'a, T> {
     q: &'a [f32],
-    keys: &'a [T],
-    values: &'a [T],
+    keys: RowParts<'a, T>,
+    values: RowParts<'a, T>,
     nq: usize,
     offset: usize,
 }
 
 impl<'a, T> SeqAttention<'a, T> {
-    fn new(q: &'a [f32], keys: &'a [T], values: &'a [T], nq: usize, offset: usize) -> Self {
+    fn new(
+        q: &'a [f32],
+        keys: RowParts<'a, T>,
+        values: RowParts<'a, T>,
+        nq: usize,
+        offset: usize,
+    ) -> Self {
         Self {
             q,
             keys,
@@ -425,7 +432,7 @@ fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
 
 /// [`attend`] head by head (any step; the reference for the fused path).
 fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
-    let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
+    let (d, qw) = (hs.head_dim, hs.q_width());
     // Tasks: (sequence, head, block of queries), sequence by sequence;
     // each writes (QUERY_BLOCK, d) outputs.
     let blocks: Vec<usize> = seqs.iter().map(|s| s.nq.div_ceil(QUERY_BLOCK)).collect();
@@ -471,7 +478,7 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f3
             } else {
                 SumOrder::Lanes64
             };
-            kernels::weighted_rows(order, &p[..visible], &seq.values[ko..], kw, yr);
+            kernels::weighted_rows(order, &p[..visible], seq.values.columns(ko), yr);
         }
     };
     let work: usize = seqs
@@ -505,34 +512,46 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f3
 /// one fused kernel (each key and value row read once for the group). The
 /// same numbers as head by head.
 fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
-    let (d, qw, kw) = (hs.head_dim, hs.q_width(), hs.kv_width());
+    let (d, qw) = (hs.head_dim, hs.q_width());
     let group = hs.n_head / hs.n_kv_head;
+    // Tasks key/value head by key/value head, so that sequences forked
+    // from one another read their shared rows one after the other (while
+    // those are in cache).
+    let n = seqs.len();
     let task = |t: usize, out: &mut [f32]| {
-        let (seq, kv) = (&seqs[t / hs.n_kv_head], t % hs.n_kv_head);
+        let (seq, kv) = (&seqs[t % n], t / n);
         let visible = seq.offset + 1;
         let mut probs = vec![0f32; group * visible];
         kernels::attend_group(
             &seq.q[kv * group * d..(kv + 1) * group * d],
-            &seq.keys[kv * d..],
-            &seq.values[kv * d..],
-            kw,
+            seq.keys.columns(kv * d),
+            seq.values.columns(kv * d),
             visible,
             hs.f16,
             &mut probs,
             out,
         );
     };
-    // Rows of qw per sequence, each the n_kv_head groups' outputs in turn.
-    let mut y = vec![0f32; seqs.len() * qw];
+    // Each task's output: the group's heads for one sequence.
+    let gw = group * d;
+    let mut y = vec![0f32; n * qw];
     let work: usize = seqs.iter().map(|s| hs.n_head * (s.offset + 1) * d).sum();
     if work < 1 << 16 {
-        for (t, out) in y.chunks_exact_mut(group * d).enumerate() {
+        for (t, out) in y.chunks_exact_mut(gw).enumerate() {
             task(t, out);
         }
     } else {
-        kernels::par_chunks_mut(&mut y, group * d, &task);
+        kernels::par_chunks_mut(&mut y, gw, &task);
     }
-    y.chunks_exact(qw).map(<[f32]>::to_vec).collect()
+    // Back to rows of qw per sequence (task t = kv * n + seq).
+    (0..n)
+        .map(|i| {
+            (0..hs.n_kv_head)
+                .flat_map(|kv| &y[(kv * n + i) * gw..(kv * n + i + 1) * gw])
+                .copied()
+                .collect()
+        })
+        .collect()
 }
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
@@ -541,7 +560,7 @@ fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f
 fn attention_probs<T: CacheElem>(
     hs: Heads,
     q: &[f32],
-    keys: &[T],
+    keys: RowParts<'_, T>,
     nq: usize,
     offset: usize,
     multi: &[bool],
@@ -1003,6 +1022,11 @@ mod tests {
         f16: false,
     };
 
+    /// Rows of a KV cache of `hs`'s width, in one slice.
+    fn rows<T>(x: &[T], hs: Heads) -> RowParts<'_, T> {
+        RowParts::contiguous(x, hs.kv_width())
+    }
+
     fn random(n: usize, seed: u64) -> Vec<f32> {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -1055,8 +1079,8 @@ mod tests {
             let k = random(nk * HS.kv_width(), 2);
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
-            let p = attention_probs(HS, &q, &k, nq, offset, &vec![nq >= 2; nq]);
-            let y = attend(HS, &[SeqAttention::new(&q, &k, &v, nq, offset)])
+            let p = attention_probs(HS, &q, rows(&k, HS), nq, offset, &vec![nq >= 2; nq]);
+            let y = attend(HS, &[SeqAttention::new(&q, rows(&k, HS), rows(&v, HS), nq, offset)])
                 .pop()
                 .unwrap();
             for (a, b) in p.iter().zip(&want_p) {
@@ -1099,7 +1123,7 @@ mod tests {
         let seqs: Vec<_> = shapes
             .iter()
             .zip(&data)
-            .map(|(&(nq, offset), (q, k, v))| SeqAttention::new(q, k, v, nq, offset))
+            .map(|(&(nq, offset), (q, k, v))| SeqAttention::new(q, rows(k, HS), rows(v, HS), nq, offset))
             .collect();
         let together = attend(HS, &seqs);
         for (seq, y) in seqs.iter().zip(&together) {
@@ -1140,7 +1164,9 @@ mod tests {
             let seqs: Vec<_> = offsets
                 .iter()
                 .zip(&data)
-                .map(|(&offset, (q, k, v))| SeqAttention::new(&q[..], &k[..], &v[..], 1, offset))
+                .map(|(&offset, (q, k, v))| {
+                    SeqAttention::new(&q[..], rows(k, hs(f16)), rows(v, hs(f16)), 1, offset)
+                })
                 .collect();
             let bits = |ys: Vec<Vec<f32>>| -> Vec<Vec<u32>> {
                 ys.iter().map(|y| y.iter().map(|x| x.to_bits()).collect()).collect()
@@ -1158,9 +1184,31 @@ mod tests {
                 .iter()
                 .zip(&data)
                 .zip(&halves)
-                .map(|((&offset, (q, _, _)), (k, v))| SeqAttention::new(&q[..], &k[..], &v[..], 1, offset))
+                .map(|((&offset, (q, _, _)), (k, v))| {
+                    SeqAttention::new(&q[..], rows(k, hs(f16)), rows(v, hs(f16)), 1, offset)
+                })
                 .collect();
-            assert_eq!(bits(attend(hs(f16), &seqs)), bits(attend_heads(hs(f16), &seqs)));
+            let want = bits(attend_heads(hs(f16), &seqs));
+            assert_eq!(bits(attend(hs(f16), &seqs)), want);
+            // And split into a shared prefix and the sequence's own rows,
+            // as a forked cache holds them, anywhere: the same bits.
+            let kw = hs(f16).kv_width();
+            for split in [0usize, 1, 16, 40, 64, 65, 200] {
+                fn parts(x: &[half::f16], split: usize, kw: usize) -> RowParts<'_, half::f16> {
+                    let at = split.min(x.len() / kw) * kw;
+                    RowParts::new(&x[..at], &x[at..], kw)
+                }
+                let seqs: Vec<_> = offsets
+                    .iter()
+                    .zip(&data)
+                    .zip(&halves)
+                    .map(|((&offset, (q, _, _)), (k, v))| {
+                        SeqAttention::new(&q[..], parts(k, split, kw), parts(v, split, kw), 1, offset)
+                    })
+                    .collect();
+                assert_eq!(bits(attend(hs(f16), &seqs)), want, "split at {split}");
+                assert_eq!(bits(attend_heads(hs(f16), &seqs)), want, "split at {split}");
+            }
         }
     }
 
