@@ -11,6 +11,11 @@ pub trait CacheElem: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     fn from_f32(x: f32) -> Self;
     fn to_f32(self) -> f32;
 
+    /// Appends `xs`, converted, to `out` (a row of the cache).
+    fn extend_from_f32(out: &mut Vec<Self>, xs: &[f32]) {
+        out.extend(xs.iter().map(|&x| Self::from_f32(x)));
+    }
+
     /// Eight elements at `p` as f32 lanes.
     ///
     /// # Safety
@@ -55,6 +60,12 @@ impl CacheElem for f32 {
 impl CacheElem for f16 {
     fn from_f32(x: f32) -> Self {
         f16::from_f32(x)
+    }
+
+    fn extend_from_f32(out: &mut Vec<Self>, xs: &[f32]) {
+        let at = out.len();
+        out.resize(at + xs.len(), f16::ZERO);
+        super::to_f16(xs, &mut out[at..]);
     }
 
     fn to_f32(self) -> f32 {

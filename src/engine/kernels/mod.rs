@@ -643,6 +643,21 @@ pub fn round_f16(xs: &mut [f32]) {
     }
 }
 
+/// Each value rounded to the nearest f16 (ties to even), as
+/// `half::f16::from_f32` does, eight at a time where F16C is present.
+pub fn to_f16(xs: &[f32], out: &mut [half::f16]) {
+    assert_eq!(xs.len(), out.len());
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `silu_mul`; the function checks the lengths.
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::to_f16(xs, out) },
+        _ => xs
+            .iter()
+            .zip(out)
+            .for_each(|(&x, o)| *o = half::f16::from_f32(x)),
+    }
+}
+
 /// gate = silu(gate) * up, as ggml's `swiglu` (see [`silu_mul_scalar`]).
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     match isa() {

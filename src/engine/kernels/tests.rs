@@ -509,6 +509,13 @@ fn f16_rounding_matches_half_for_every_kind_of_value() {
             "{x}: {g} vs {w}"
         );
     }
+    // The cache's conversion: the same f16 bits as `half`'s.
+    let mut halves = vec![f16::ZERO; xs.len()];
+    to_f16(&xs, &mut halves);
+    for (x, h) in xs.iter().zip(&halves) {
+        let w = f16::from_f32(*x);
+        assert!(h.to_bits() == w.to_bits() || (h.is_nan() && w.is_nan()), "{x}: {h} vs {w}");
+    }
 }
 
 #[test]

@@ -55,7 +55,7 @@ impl<T: CacheElem> Buf<T> {
             // Grow by doubling (amortised), at least by what is appended.
             own.reserve(rows.len().max(own.len()));
         }
-        own.extend(rows.iter().map(|&x| T::from_f32(x)));
+        T::extend_from_f32(own, rows);
     }
 
     fn truncate(&mut self, len: usize) {

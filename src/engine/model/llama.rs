@@ -513,41 +513,50 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f3
 /// same numbers as head by head.
 fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
     let (d, qw) = (hs.head_dim, hs.q_width());
-    let group = hs.n_head / hs.n_kv_head;
-    // Tasks key/value head by key/value head, so that sequences forked
-    // from one another read their shared rows one after the other (while
-    // those are in cache).
     let n = seqs.len();
+    // A task attends the heads of one key/value head together, or (when
+    // that gives too few tasks to keep every thread busy, as one sequence
+    // does) one head alone.
+    let group = hs.n_head / hs.n_kv_head;
+    let heads = if n * hs.n_kv_head >= 2 * kernels::pool().threads() {
+        group
+    } else {
+        1
+    };
+    // Tasks unit by unit (a unit: `heads` consecutive heads), so that
+    // sequences forked from one another read their shared rows one after
+    // the other (while those are in cache): task t = unit * n + sequence.
     let task = |t: usize, out: &mut [f32]| {
-        let (seq, kv) = (&seqs[t % n], t / n);
+        let (seq, unit) = (&seqs[t % n], t / n);
+        let h = unit * heads;
         let visible = seq.offset + 1;
-        let mut probs = vec![0f32; group * visible];
+        let mut probs = vec![0f32; heads * visible];
         kernels::attend_group(
-            &seq.q[kv * group * d..(kv + 1) * group * d],
-            seq.keys.columns(kv * d),
-            seq.values.columns(kv * d),
+            &seq.q[h * d..(h + heads) * d],
+            seq.keys.columns(hs.kv_offset(h)),
+            seq.values.columns(hs.kv_offset(h)),
             visible,
             hs.f16,
             &mut probs,
             out,
         );
     };
-    // Each task's output: the group's heads for one sequence.
-    let gw = group * d;
+    let uw = heads * d;
     let mut y = vec![0f32; n * qw];
     let work: usize = seqs.iter().map(|s| hs.n_head * (s.offset + 1) * d).sum();
     if work < 1 << 16 {
-        for (t, out) in y.chunks_exact_mut(gw).enumerate() {
+        for (t, out) in y.chunks_exact_mut(uw).enumerate() {
             task(t, out);
         }
     } else {
-        kernels::par_chunks_mut(&mut y, gw, &task);
+        kernels::par_chunks_mut(&mut y, uw, &task);
     }
-    // Back to rows of qw per sequence (task t = kv * n + seq).
+    // Back to rows of qw per sequence.
+    let units = hs.n_head / heads;
     (0..n)
         .map(|i| {
-            (0..hs.n_kv_head)
-                .flat_map(|kv| &y[(kv * n + i) * gw..(kv * n + i + 1) * gw])
+            (0..units)
+                .flat_map(|u| &y[(u * n + i) * uw..(u * n + i + 1) * uw])
                 .copied()
                 .collect()
         })
@@ -1190,6 +1199,10 @@ mod tests {
                 .collect();
             let want = bits(attend_heads(hs(f16), &seqs));
             assert_eq!(bits(attend(hs(f16), &seqs)), want);
+            // One sequence alone (a task a head, not a group).
+            for (seq, want) in seqs.iter().zip(&want) {
+                assert_eq!(bits(attend(hs(f16), &[*seq]))[0], *want);
+            }
             // And split into a shared prefix and the sequence's own rows,
             // as a forked cache holds them, anywhere: the same bits.
             let kw = hs(f16).kv_width();
