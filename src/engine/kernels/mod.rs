@@ -82,6 +82,16 @@ impl<'a, T> RowParts<'a, T> {
         self.parts[0].iter().chain(self.parts[1])
     }
 
+    /// Where rows 0..rows start, for a kernel that reads `len` elements
+    /// of each: (first part, rows in it, second part), every row checked
+    /// to lie in its slice.
+    fn starts(&self, rows: usize, len: usize) -> (*const T, usize, *const T) {
+        let covers = |part: &[T], n: usize| n == 0 || part.len() >= (n - 1) * self.stride + len;
+        let in_first = rows.min(self.first_rows);
+        assert!(covers(self.parts[0], in_first) && covers(self.parts[1], rows - in_first));
+        (self.parts[0].as_ptr(), self.first_rows, self.parts[1].as_ptr())
+    }
+
     /// `len` elements of row j.
     #[inline]
     pub fn row(&self, j: usize, len: usize) -> &'a [T] {
@@ -734,10 +744,14 @@ pub fn attend_group<T: CacheElem>(
     assert!(attend_group_supported(group, 64), "no fused attention kernel here");
     #[cfg(target_arch = "x86_64")]
     {
-        let args = (q, keys, values, visible, f16, probs, out);
+        let stride = keys.stride();
+        assert_eq!(stride, values.stride());
+        let (keys, values) = (keys.starts(visible, 64), values.starts(visible, 64));
+        let args = (q, keys, values, stride, visible, f16, probs, out);
         // SAFETY: `Isa::Avx512Vnni` is only selected after run-time
-        // detection of its features (and AVX2, FMA, F16C); the kernel
-        // checks its slices' lengths.
+        // detection of its features (and AVX2, FMA, F16C); `starts`
+        // checked that each of the `visible` rows holds 64 elements where
+        // the kernel reads it; the kernel checks its slices' lengths.
         unsafe {
             match group {
                 1 => call_group::<T, 1>(args),
@@ -752,8 +766,9 @@ pub fn attend_group<T: CacheElem>(
 #[cfg(target_arch = "x86_64")]
 type GroupArgs<'a, T> = (
     &'a [f32],
-    RowParts<'a, T>,
-    RowParts<'a, T>,
+    x86::RowStarts<T>,
+    x86::RowStarts<T>,
+    usize,
     usize,
     bool,
     &'a mut [f32],
@@ -765,7 +780,7 @@ type GroupArgs<'a, T> = (
 #[cfg(target_arch = "x86_64")]
 unsafe fn call_group<T: CacheElem, const G: usize>(a: GroupArgs<'_, T>) {
     // SAFETY: passed on from the caller.
-    unsafe { x86::attend_group64::<T, G>(a.0, a.1, a.2, a.3, a.4, a.5, a.6) }
+    unsafe { x86::attend_group64::<T, G>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7) }
 }
 
 /// Rotates the adjacent pairs of each head of `x` (heads of 2 x cos.len())

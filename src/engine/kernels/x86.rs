@@ -849,6 +849,10 @@ fn reduce16x16(v: &[__m512; 16]) -> __m512 {
     _mm512_permutexvar_ps(order, z)
 }
 
+/// Rows of a cache in two parts (`super::RowParts`): the first part's
+/// start, how many rows it holds, the second part's start.
+pub type RowStarts<T> = (*const T, usize, *const T);
+
 /// Attention of one query per head for the G heads that share a key/value
 /// head, head size 64, in a single-token step: for each head exactly what
 /// `probs_row` (q.k summed in `SumOrder::Lanes64`, scaled, softmax), the
@@ -859,19 +863,21 @@ fn reduce16x16(v: &[__m512; 16]) -> __m512 {
 /// registers (a key's lane chain at a time) instead of being read and
 /// written back every key.
 ///
-/// q: G rows of 64; row j of `keys` / `values` at j * stride (64 elements
-/// each), j < visible; `probs`: G x visible (out: each head's probabilities
-/// as used); `out`: G x 64.
+/// q: G rows of 64; row j of `keys` / `values` at j * stride of their two
+/// parts (64 elements each), j < visible; `probs`: G x visible (out: each
+/// head's probabilities as used); `out`: G x 64.
 ///
 /// # Safety
 /// The CPU supports the enabled features (AVX-512 F/BW/VNNI, AVX2, FMA,
-/// F16C). The slices' lengths are checked.
+/// F16C), and 64 elements are readable at each of the `visible` rows of
+/// `keys` and `values`. The slices' lengths are checked.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     q: &[f32],
-    keys: RowParts<'_, T>,
-    values: RowParts<'_, T>,
+    keys: RowStarts<T>,
+    values: RowStarts<T>,
+    stride: usize,
     visible: usize,
     f16: bool,
     probs: &mut [f32],
@@ -882,11 +888,17 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     assert!(visible > 0 && q.len() == G * D && out.len() == G * D);
     assert!(probs.len() == G * visible);
     let pq = q.as_ptr();
-    // Rows j < visible (bounds-checked slices of 64 elements).
-    let key = |j: usize| keys.row(j, D).as_ptr();
-    let value = |j: usize| values.row(j, D).as_ptr();
-    // SAFETY (every load below): q holds G x 64 floats, and each row
-    // pointer 64 elements.
+    // Row j < visible: in the first part or the second (see `RowStarts`).
+    let at = |(first, n, second): RowStarts<T>, j: usize| {
+        if j < n {
+            first.wrapping_add(j * stride)
+        } else {
+            second.wrapping_add((j - n) * stride)
+        }
+    };
+    let (key, value) = (|j| at(keys, j), |j| at(values, j));
+    // SAFETY (every load below): q holds G x 64 floats, and the caller
+    // guarantees 64 elements at each row j < visible.
     let qv: [[__m512; 4]; G] =
         std::array::from_fn(|g| std::array::from_fn(|i| unsafe { _mm512_loadu_ps(pq.add(g * D + 16 * i)) }));
     let scale = _mm512_set1_ps(1.0 / (D as f32).sqrt());
