@@ -263,12 +263,23 @@ impl RmsNorm {
     /// Each row of x (rows of d_model) -> x / rms(x) * weight, into `out`.
     fn forward(&self, x: &[f32], out: &mut [f32]) {
         let d = self.weight.len();
-        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            // Sum of squares in f64, as ggml's rms_norm.
-            let sum2: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
-            let scale = 1.0 / ((sum2 / d as f64) as f32 + self.eps).sqrt();
-            for ((o, &v), &w) in or.iter_mut().zip(xr).zip(&self.weight) {
-                *o = v * scale * w;
+        // Four rows at a time: each row's sum of squares is summed in order
+        // in f64, as ggml's rms_norm sums it, and the rows' chains run side
+        // by side (one alone waits on each addition's latency).
+        for (xs, os) in x.chunks(4 * d).zip(out.chunks_mut(4 * d)) {
+            let rows = xs.len() / d;
+            let mut sum2 = [0f64; 4];
+            for i in 0..d {
+                for (r, s) in sum2[..rows].iter_mut().enumerate() {
+                    let v = xs[r * d + i];
+                    *s += (v * v) as f64;
+                }
+            }
+            for ((xr, or), s) in xs.chunks_exact(d).zip(os.chunks_exact_mut(d)).zip(sum2) {
+                let scale = 1.0 / ((s / d as f64) as f32 + self.eps).sqrt();
+                for ((o, &v), &w) in or.iter_mut().zip(xr).zip(&self.weight) {
+                    *o = v * scale * w;
+                }
             }
         }
     }
@@ -782,7 +793,16 @@ impl Mlp {
                 .expect("two outputs");
         probe_layer("ffn_gate", l, &mut gate);
         probe_layer("ffn_up", l, &mut up);
-        kernels::silu_mul(&mut gate, &up);
+        let row = gate.len() / m;
+        if m >= 2 && row.is_multiple_of(16) {
+            // Rows in parallel (a whole number of 16-value steps each, so
+            // every value takes the path it takes in one call).
+            kernels::par_chunks_mut(&mut gate, row, &|i, g| {
+                kernels::silu_mul(g, &up[i * row..i * row + g.len()])
+            });
+        } else {
+            kernels::silu_mul(&mut gate, &up);
+        }
         probe_layer("ffn_swiglu", l, &mut gate);
         let mut out = Linear::forward_rows(&[&self.down], &gate, m)?
             .pop()
