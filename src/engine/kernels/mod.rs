@@ -366,15 +366,14 @@ fn dot_tile(
             // (asserted above).
             unsafe {
                 if isa == Isa::Avx512Vnni {
-                    match n {
-                        1 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0)], s)),
-                        2 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1)], s)),
-                        3 => place(out, 0, x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2)], s)),
-                        _ => place(
-                            out,
-                            0,
-                            x86_tile_avx512(kind, g, nb, [a(0), a(1), a(2), a(3)], s),
-                        ),
+                    // Token r's four results at buf[4r..4r + 4] (all 16
+                    // floats writable).
+                    let mut buf = [0f32; 4 * TILE_TOKENS];
+                    x86_tile_avx512(kind, g, nb, n, a, s, buf.as_mut_ptr(), 4);
+                    for (w, o) in out.iter_mut().enumerate() {
+                        for (r, o) in o[..n].iter_mut().enumerate() {
+                            *o = buf[4 * r + w];
+                        }
                     }
                 } else {
                     // Two tokens a call: eight 256-bit accumulators.
@@ -453,24 +452,51 @@ unsafe fn x86_tile_avx2<const R: usize>(
     }
 }
 
-/// The AVX-512 kernel for `kind` (R = 1..=4).
+/// The AVX-512 kernel for `kind` against `n` (1..=4) activation rows, row
+/// i's blocks at `a(i)`: token r's results for the group's four rows go to
+/// `out + r * ld`.
 ///
 /// # Safety
-/// As [`x86_tile_avx2`], with AVX-512 F/BW/VNNI supported and `sums`
-/// pointing to nb entries.
+/// As [`x86_tile_avx2`], with AVX-512 F/BW/VNNI supported, `sums` pointing
+/// to nb entries and four floats writable at `out + r * ld` for r < n.
 #[cfg(target_arch = "x86_64")]
-unsafe fn x86_tile_avx512<const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn x86_tile_avx512(
     kind: WeightKind,
     g: *const u8,
     nb: usize,
-    a: [*const ActBlock; R],
+    n: usize,
+    a: impl Fn(usize) -> *const ActBlock,
     sums: *const [f32; 16],
-) -> [[f32; R]; GROUP] {
+    out: *mut f32,
+    ld: usize,
+) {
+    /// # Safety
+    /// As the enclosing function's, for R rows.
+    unsafe fn call<const R: usize>(
+        kind: WeightKind,
+        g: *const u8,
+        nb: usize,
+        a: [*const ActBlock; R],
+        sums: *const [f32; 16],
+        out: *mut f32,
+        ld: usize,
+    ) {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match kind {
+                WeightKind::Q4_1 => x86::dot4_q4_1_avx512::<R>(g, nb, a, sums, out, ld),
+                WeightKind::Q8_0 => x86::dot4_q8_0_avx512::<R>(g, nb, a, out, ld),
+            }
+        }
+    }
     // SAFETY: passed on from the caller.
     unsafe {
-        match kind {
-            WeightKind::Q4_1 => x86::dot4_q4_1_avx512::<R>(g, nb, a, sums),
-            WeightKind::Q8_0 => x86::dot4_q8_0_avx512::<R>(g, nb, a),
+        match n {
+            1 => call(kind, g, nb, [a(0)], sums, out, ld),
+            2 => call(kind, g, nb, [a(0), a(1)], sums, out, ld),
+            3 => call(kind, g, nb, [a(0), a(1), a(2)], sums, out, ld),
+            _ => call(kind, g, nb, [a(0), a(1), a(2), a(3)], sums, out, ld),
         }
     }
 }
@@ -594,6 +620,34 @@ fn run_matmul(
                 let k = (m - j).min(TILE_TOKENS);
                 let tile = &acts[j * nb..(j + k) * nb];
                 let tile_sums = &sums[j / TILE_TOKENS];
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx512Vnni && (g + 1) * GROUP <= n {
+                    // A whole group: straight into the output rows.
+                    let at = j * n + g * GROUP;
+                    assert!((j + k - 1) * n + g * GROUP + GROUP <= len);
+                    assert!(tile.len() == k * nb && tile_sums.len() == nb);
+                    assert_eq!(group.len(), GROUP * nb * kind.block_bytes());
+                    let a = |i: usize| tile[i * nb..(i + 1) * nb].as_ptr();
+                    // SAFETY: the AVX-512 kernels are selected only where
+                    // the CPU has them (`Isa::supported`); the group, tile
+                    // and sums are whole (asserted); token r's four floats
+                    // at at + r * n lie in output i (asserted) and are this
+                    // task's alone (its row groups).
+                    unsafe {
+                        x86_tile_avx512(
+                            kind,
+                            group.as_ptr(),
+                            nb,
+                            k,
+                            a,
+                            tile_sums.as_ptr(),
+                            base.add(at),
+                            n,
+                        )
+                    };
+                    j += k;
+                    continue;
+                }
                 dot_tile(isa, kind, group, tile, tile_sums, nb, &mut res);
                 for (dr, res) in res.iter().enumerate() {
                     let r = g * GROUP + dr;

@@ -289,19 +289,24 @@ fn hsum_pairs<const R: usize>(acc: &[[__m512; 2]; R]) -> __m512 {
 /// scales, spread over the two halves once a block, by the token's d
 /// broadcast from memory: no shuffle per register (the shuffle unit, not
 /// the arithmetic, was the bottleneck). `sums[b]` holds token r's block-b
-/// sum s in lanes 4r..4r + 4 ([`super::tile_sums`]).
+/// sum s in lanes 4r..4r + 4 ([`super::tile_sums`]). Token r's results
+/// for rows 0..4 go to `out + r * ld` straight from a register (returned
+/// through memory, they were read back before the stores had landed: a
+/// stall of tens of cycles a call).
 ///
 /// # Safety
 /// The CPU supports the enabled features; `g` points to a whole packed
 /// group (`nb * 80` bytes), each `a[r]` to `nb` blocks and `sums` to `nb`
-/// entries.
+/// entries, and four floats are writable at `out + r * ld` for each r < R.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot4_q4_1_avx512<const R: usize>(
     g: *const u8,
     nb: usize,
     a: [*const ActBlock; R],
     sums: *const [f32; 16],
-) -> [[f32; R]; 4] {
+    out: *mut f32,
+    ld: usize,
+) {
     const { assert!(R >= 1 && R <= 4) };
     let mask = _mm512_set1_epi8(0x0f);
     // acc[r][0] holds rows 0 | 2, acc[r][1] rows 1 | 3 (the low nibbles of
@@ -347,33 +352,47 @@ pub unsafe fn dot4_q4_1_avx512<const R: usize>(
             }
         }
     }
-    let (mut s, mut sums) = ([0f32; 16], [0f32; 16]);
-    // SAFETY: both hold 16 floats.
-    unsafe {
-        _mm512_storeu_ps(s.as_mut_ptr(), summ);
-        _mm512_storeu_ps(sums.as_mut_ptr(), hsum_pairs(&acc));
+    // Row w is in register w % 2, half w / 2: pair slot 2 (w % 2) + w / 2;
+    // to lane 4r + w, then the m * s terms.
+    let order = _mm512_set_epi32(15, 7, 11, 3, 14, 6, 10, 2, 13, 5, 9, 1, 12, 4, 8, 0);
+    let sums = _mm512_add_ps(_mm512_permutexvar_ps(order, hsum_pairs(&acc)), summ);
+    // SAFETY: passed on from the caller.
+    unsafe { store_rows::<R>(sums, out, ld) }
+}
+
+/// Token r's four results (lanes 4r..4r + 4 of `v`) to `out + r * ld`.
+///
+/// # Safety
+/// Four floats are writable at `out + r * ld` for each r < R.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn store_rows<const R: usize>(v: __m512, out: *mut f32, ld: usize) {
+    let lanes = [
+        _mm512_castps512_ps128(v),
+        _mm512_extractf32x4_ps::<1>(v),
+        _mm512_extractf32x4_ps::<2>(v),
+        _mm512_extractf32x4_ps::<3>(v),
+    ];
+    for (r, lane) in lanes.into_iter().enumerate().take(R) {
+        // SAFETY: the caller guarantees these four floats.
+        unsafe { _mm_storeu_ps(out.add(r * ld), lane) };
     }
-    let mut out = [[0f32; R]; 4];
-    for r in 0..R {
-        // Row w is in register w % 2, half w / 2: pair slot 2 (w % 2) + w / 2.
-        for (w, slot) in [0, 2, 1, 3].into_iter().enumerate() {
-            out[w][r] = sums[4 * slot + r] + s[4 * r + w];
-        }
-    }
-    out
 }
 
 /// The Q8_0 tile on 512-bit registers, as [`dot4_q4_1_avx512`].
 ///
 /// # Safety
 /// The CPU supports the enabled features; `g` points to a whole packed
-/// group (`nb * 136` bytes) and each `a[r]` to `nb` blocks.
+/// group (`nb * 136` bytes), each `a[r]` to `nb` blocks, and four floats
+/// are writable at `out + r * ld` for each r < R.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot4_q8_0_avx512<const R: usize>(
     g: *const u8,
     nb: usize,
     a: [*const ActBlock; R],
-) -> [[f32; R]; 4] {
+    out: *mut f32,
+    ld: usize,
+) {
     const { assert!(R >= 1 && R <= 4) };
     // acc[r][0] holds rows 0 | 1, acc[r][1] rows 2 | 3 (row after row in
     // the packed 128 bytes); their scales d0 | d1 and d2 | d3 spread over
@@ -415,11 +434,10 @@ pub unsafe fn dot4_q8_0_avx512<const R: usize>(
             }
         }
     }
-    let mut sums = [0f32; 16];
-    // SAFETY: `sums` holds 16 floats.
-    unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), hsum_pairs(&acc)) };
-    // Row w is in register w / 2, half w % 2: pair slot w.
-    std::array::from_fn(|w| std::array::from_fn(|r| sums[4 * w + r]))
+    // Row w is in register w / 2, half w % 2: pair slot w; to lane 4r + w.
+    let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    // SAFETY: passed on from the caller.
+    unsafe { store_rows::<R>(_mm512_permutexvar_ps(order, hsum_pairs(&acc)), out, ld) }
 }
 
 /// `float::expf` on 8 lanes: the same FMAs, then j * 2^n by building 2^n
