@@ -8,10 +8,8 @@ use std::time::Instant;
 
 use lmscope::engine::load::gguf::GgufFile;
 use lmscope::engine::model::{KvCache, Llama, Logits, Precision};
+use lmscope::engine::sampling::argmax;
 
-fn argmax(row: &[f32]) -> u32 {
-    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }) as u32
-}
 
 /// Seconds a step of `seqs` sequences takes, over `steps` steps.
 fn run(model: &Llama, base: &KvCache, seqs: usize, steps: usize) -> anyhow::Result<f64> {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::args::ModelArgs;
 use crate::engine::model::{KvCache, Logits};
-use crate::engine::sampling::SamplerSettings;
+use crate::engine::sampling::{SamplerSettings, argmax};
 use crate::engine::{Engine, Prompt, Request};
 
 #[derive(Args, Debug)]
@@ -103,15 +103,6 @@ fn run_ours(
     Ok((t.prefill_tok_s(), t.decode_tok_s()))
 }
 
-fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
 
 /// Greedy decode of `n` tokens after `tokens`, for one sequence and then
 /// for `batch` sequences at once (each forked from the same prefilled
