@@ -429,10 +429,11 @@ impl<'a, T> SeqAttention<'a, T> {
     }
 }
 
-/// Causal attention for each sequence: its y, rows of n_head x head_dim.
+/// Causal attention for each sequence: its y, rows of n_head x head_dim,
+/// the sequences' rows one after another.
 /// The sequences' heads share one parallel region (a batched step would
 /// otherwise open one per sequence, each too small to be worth it).
-fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
+fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
     let group = hs.n_head / hs.n_kv_head;
     if seqs.iter().all(|s| s.nq == 1) && kernels::attend_group_supported(group, hs.head_dim) {
         attend_decode(hs, seqs)
@@ -442,7 +443,7 @@ fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
 }
 
 /// [`attend`] head by head (any step; the reference for the fused path).
-fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
+fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
     let (d, qw) = (hs.head_dim, hs.q_width());
     // Tasks: (sequence, head, block of queries), sequence by sequence;
     // each writes (QUERY_BLOCK, d) outputs.
@@ -503,26 +504,26 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f3
     } else {
         kernels::par_chunks_mut(&mut yh, QUERY_BLOCK * d, &task);
     }
-    seqs.iter()
-        .enumerate()
-        .map(|(si, seq)| {
-            let mut y = vec![0f32; seq.nq * qw];
-            for h in 0..hs.n_head {
-                for i in 0..seq.nq {
-                    let src = ((first[si] + h * blocks[si]) * QUERY_BLOCK + i) * d;
-                    y[i * qw + h * d..i * qw + (h + 1) * d].copy_from_slice(&yh[src..src + d]);
-                }
+    let mut y = vec![0f32; seqs.iter().map(|s| s.nq).sum::<usize>() * qw];
+    let mut row = 0;
+    for (si, seq) in seqs.iter().enumerate() {
+        for h in 0..hs.n_head {
+            for i in 0..seq.nq {
+                let src = ((first[si] + h * blocks[si]) * QUERY_BLOCK + i) * d;
+                let at = (row + i) * qw + h * d;
+                y[at..at + d].copy_from_slice(&yh[src..src + d]);
             }
-            y
-        })
-        .collect()
+        }
+        row += seq.nq;
+    }
+    y
 }
 
 /// [`attend`] for a single-token step of every sequence: a task per
 /// (sequence, key/value head), whose query heads are attended together by
 /// one fused kernel (each key and value row read once for the group). The
 /// same numbers as head by head.
-fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f32>> {
+fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
     let (d, qw) = (hs.head_dim, hs.q_width());
     let n = seqs.len();
     // A task attends the heads of one key/value head together, or (when
@@ -562,16 +563,15 @@ fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<Vec<f
     } else {
         kernels::par_chunks_mut(&mut y, uw, &task);
     }
-    // Back to rows of qw per sequence.
+    // Back to a row of qw per sequence.
     let units = hs.n_head / heads;
-    (0..n)
-        .map(|i| {
-            (0..units)
-                .flat_map(|u| &y[(u * n + i) * uw..(u * n + i + 1) * uw])
-                .copied()
-                .collect()
-        })
-        .collect()
+    let mut rows = Vec::with_capacity(n * qw);
+    for i in 0..n {
+        for u in 0..units {
+            rows.extend_from_slice(&y[(u * n + i) * uw..(u * n + i + 1) * uw]);
+        }
+    }
+    rows
 }
 
 /// Attention probabilities (n_head, nq, nk) of `nq` captured queries at
@@ -719,31 +719,26 @@ impl Attention {
             }
             row += n;
         }
-        // The caches of one model all hold f16 rows or all f32; sorted by
-        // type all the same, and put back in order.
+        // The caches of one model all hold f16 rows or all f32.
         let (mut f32s, mut f16s) = (Vec::new(), Vec::new());
         let mut row = 0;
-        for (i, (cache, n)) in seqs.iter().enumerate() {
+        for (cache, n) in seqs.iter() {
             let (qs, offset) = (&q[row * qw..(row + n) * qw], cache.len() - n);
             match cache.keys_values() {
-                KeysValues::F32(k, v) => f32s.push((i, SeqAttention::new(qs, k, v, *n, offset))),
-                KeysValues::F16(k, v) => f16s.push((i, SeqAttention::new(qs, k, v, *n, offset))),
+                KeysValues::F32(k, v) => f32s.push(SeqAttention::new(qs, k, v, *n, offset)),
+                KeysValues::F16(k, v) => f16s.push(SeqAttention::new(qs, k, v, *n, offset)),
             }
             row += n;
         }
-        let mut ys: Vec<Option<Vec<f32>>> = vec![None; seqs.len()];
-        let (at, part): (Vec<usize>, Vec<_>) = f32s.into_iter().unzip();
-        for (i, y) in at.into_iter().zip(attend(hs, &part)) {
-            ys[i] = Some(y);
-        }
-        let (at, part): (Vec<usize>, Vec<_>) = f16s.into_iter().unzip();
-        for (i, y) in at.into_iter().zip(attend(hs, &part)) {
-            ys[i] = Some(y);
-        }
-        let mut y: Vec<f32> = ys
-            .into_iter()
-            .flat_map(|y| y.expect("every sequence attended"))
-            .collect();
+        assert!(
+            f32s.is_empty() || f16s.is_empty(),
+            "the caches of one model hold their rows alike"
+        );
+        let mut y = if f16s.is_empty() {
+            attend(hs, &f32s)
+        } else {
+            attend(hs, &f16s)
+        };
         probe_layer("kqv_out", l, &mut y);
         let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
@@ -1109,9 +1104,7 @@ mod tests {
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
             let p = attention_probs(HS, &q, rows(&k, HS), nq, offset, &vec![nq >= 2; nq]);
-            let y = attend(HS, &[SeqAttention::new(&q, rows(&k, HS), rows(&v, HS), nq, offset)])
-                .pop()
-                .unwrap();
+            let y = attend(HS, &[SeqAttention::new(&q, rows(&k, HS), rows(&v, HS), nq, offset)]);
             for (a, b) in p.iter().zip(&want_p) {
                 assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
             }
@@ -1155,9 +1148,13 @@ mod tests {
             .map(|(&(nq, offset), (q, k, v))| SeqAttention::new(q, rows(k, HS), rows(v, HS), nq, offset))
             .collect();
         let together = attend(HS, &seqs);
-        for (seq, y) in seqs.iter().zip(&together) {
-            assert_eq!(attend(HS, &[*seq]).pop().unwrap(), *y);
+        let mut at = 0;
+        for seq in &seqs {
+            let len = seq.nq * HS.q_width();
+            assert_eq!(attend(HS, &[*seq]), together[at..at + len]);
+            at += len;
         }
+        assert_eq!(at, together.len());
     }
 
     #[test]
@@ -1197,9 +1194,7 @@ mod tests {
                     SeqAttention::new(&q[..], rows(k, hs(f16)), rows(v, hs(f16)), 1, offset)
                 })
                 .collect();
-            let bits = |ys: Vec<Vec<f32>>| -> Vec<Vec<u32>> {
-                ys.iter().map(|y| y.iter().map(|x| x.to_bits()).collect()).collect()
-            };
+            let bits = |y: Vec<f32>| -> Vec<u32> { y.iter().map(|x| x.to_bits()).collect() };
             assert_eq!(bits(attend(hs(f16), &seqs)), bits(attend_heads(hs(f16), &seqs)));
             // The same rows held as f16, as the quantised cache holds them.
             let halves: Vec<_> = data
@@ -1220,8 +1215,9 @@ mod tests {
             let want = bits(attend_heads(hs(f16), &seqs));
             assert_eq!(bits(attend(hs(f16), &seqs)), want);
             // One sequence alone (a task a head, not a group).
-            for (seq, want) in seqs.iter().zip(&want) {
-                assert_eq!(bits(attend(hs(f16), &[*seq]))[0], *want);
+            let qw = hs(f16).q_width();
+            for (seq, want) in seqs.iter().zip(want.chunks_exact(qw)) {
+                assert_eq!(bits(attend(hs(f16), &[*seq])), want);
             }
             // And split into a shared prefix and the sequence's own rows,
             // as a forked cache holds them, anywhere: the same bits.
