@@ -32,7 +32,9 @@ fn main() {
     let groups = tasks.div_ceil(GROUP);
     let keys: Vec<Vec<f16>> = (0..groups).map(|g| rows(2 * g as u32)).collect();
     let values: Vec<Vec<f16>> = (0..groups).map(|g| rows(2 * g as u32 + 1)).collect();
-    let q: Vec<f32> = (0..GROUP * HEAD).map(|i| (i % 7) as f32 / 7.0 - 0.4).collect();
+    let q: Vec<f32> = (0..GROUP * HEAD)
+        .map(|i| (i % 7) as f32 / 7.0 - 0.4)
+        .collect();
     let flush = vec![1u8; 96 << 20];
     let (mut probs, mut out) = (vec![0f32; GROUP * VISIBLE], vec![0f32; GROUP * HEAD]);
     for (name, cold) in [("hot", false), ("cold", true)] {
@@ -51,6 +53,9 @@ fn main() {
             }
             best = best.min(started.elapsed().as_secs_f64());
         }
-        println!("{name}: {:.2} us a task ({tasks} tasks)", best * 1e6 / tasks as f64);
+        println!(
+            "{name}: {:.2} us a task ({tasks} tasks)",
+            best * 1e6 / tasks as f64
+        );
     }
 }

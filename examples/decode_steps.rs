@@ -10,7 +10,6 @@ use lmscope::engine::load::gguf::GgufFile;
 use lmscope::engine::model::{KvCache, Llama, Logits, Precision};
 use lmscope::engine::sampling::argmax;
 
-
 /// Seconds a step of `seqs` sequences takes, over `steps` steps.
 fn run(model: &Llama, base: &KvCache, seqs: usize, steps: usize) -> anyhow::Result<f64> {
     let mut caches: Vec<KvCache> = (0..seqs).map(|_| base.clone()).collect();

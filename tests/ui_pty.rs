@@ -127,7 +127,9 @@ fn drives_the_interface_on_the_real_model() {
         t.contains("finished (") || (t.contains(" ready ") && !t.contains("generating"))
     });
     assert!(
-        !t.contains("finished (") || t.contains("finished (cancelled)") || t.contains("finished (eos)"),
+        !t.contains("finished (")
+            || t.contains("finished (cancelled)")
+            || t.contains("finished (eos)"),
         "{t}"
     );
     let n = generated(&t);

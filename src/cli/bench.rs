@@ -103,7 +103,6 @@ fn run_ours(
     Ok((t.prefill_tok_s(), t.decode_tok_s()))
 }
 
-
 /// Greedy decode of `n` tokens after `tokens`, for one sequence and then
 /// for `batch` sequences at once (each forked from the same prefilled
 /// cache): (one sequence's tokens/s, the batch's aggregate tokens/s).

@@ -505,7 +505,11 @@ pub fn argmax(row: &[f32]) -> u32 {
             *m = m.max(v);
         }
     }
-    let max = lanes.iter().chain(tail).copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = lanes
+        .iter()
+        .chain(tail)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for (k, c) in row.chunks(16).enumerate() {
         if c.iter().fold(false, |found, &v| found | (v == max)) {
             let i = c.iter().position(|&v| v == max).unwrap_or(0);

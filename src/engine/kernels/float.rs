@@ -169,7 +169,12 @@ pub fn dot_scalar<T: CacheElem>(order: SumOrder, a: &[f32], b: &[T]) -> f32 {
 
 /// `dot_scalar(order, q, row j)` for each j < out.len() (attention scores
 /// of one query over the keys).
-pub fn dots_scalar<T: CacheElem>(order: SumOrder, q: &[f32], rows: RowParts<'_, T>, out: &mut [f32]) {
+pub fn dots_scalar<T: CacheElem>(
+    order: SumOrder,
+    q: &[f32],
+    rows: RowParts<'_, T>,
+    out: &mut [f32],
+) {
     let d = q.len();
     for (j, o) in out.iter_mut().enumerate() {
         *o = dot_scalar(order, q, rows.row(j, d));

@@ -89,7 +89,11 @@ impl<'a, T> RowParts<'a, T> {
         let covers = |part: &[T], n: usize| n == 0 || part.len() >= (n - 1) * self.stride + len;
         let in_first = rows.min(self.first_rows);
         assert!(covers(self.parts[0], in_first) && covers(self.parts[1], rows - in_first));
-        (self.parts[0].as_ptr(), self.first_rows, self.parts[1].as_ptr())
+        (
+            self.parts[0].as_ptr(),
+            self.first_rows,
+            self.parts[1].as_ptr(),
+        )
     }
 
     /// `len` elements of row j.
@@ -795,7 +799,10 @@ pub fn attend_group<T: CacheElem>(
     out: &mut [f32],
 ) {
     let group = q.len() / 64;
-    assert!(attend_group_supported(group, 64), "no fused attention kernel here");
+    assert!(
+        attend_group_supported(group, 64),
+        "no fused attention kernel here"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         let stride = keys.stride();

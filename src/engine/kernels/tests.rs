@@ -319,7 +319,12 @@ fn attention_products_read_f16_rows_as_their_f32_values() {
                 // SAFETY: AVX2, FMA and F16C are present (checked above).
                 unsafe {
                     super::x86::dots(order, &q, RowParts::contiguous(&r16, stride), &mut s2);
-                    super::x86::weighted_rows(order, &p, RowParts::contiguous(&r16, stride), &mut y2);
+                    super::x86::weighted_rows(
+                        order,
+                        &p,
+                        RowParts::contiguous(&r16, stride),
+                        &mut y2,
+                    );
                 }
                 assert_eq!(s2, s32, "{order:?} AVX2 scores d={d}");
                 assert_eq!(y2, y32, "{order:?} AVX2 values d={d}");
@@ -445,7 +450,12 @@ fn float_kernels_match_scalar_bit_for_bit() {
             let r = dot_scalar(order, &a, &b);
             assert!((r as f64 - exact).abs() < 1e-5 * n as f64, "{order:?} dot");
             let mut wr = vec![0f32; d];
-            weighted_rows_scalar(order, &a, RowParts::contiguous(&rows, 24).columns(3), &mut wr);
+            weighted_rows_scalar(
+                order,
+                &a,
+                RowParts::contiguous(&rows, 24).columns(3),
+                &mut wr,
+            );
             for (x, y) in wr.iter().zip(&wr_want) {
                 assert!((*x as f64 - y).abs() < 1e-5 * n as f64, "{order:?} rows");
             }
@@ -453,15 +463,30 @@ fn float_kernels_match_scalar_bit_for_bit() {
                 // SAFETY: AVX2, FMA and F16C are present (checked above).
                 let (r2, wr2, wr16) = unsafe {
                     let mut wr2 = vec![0f32; d];
-                    super::x86::weighted_rows(order, &a, RowParts::contiguous(&rows, 24).columns(3), &mut wr2);
+                    super::x86::weighted_rows(
+                        order,
+                        &a,
+                        RowParts::contiguous(&rows, 24).columns(3),
+                        &mut wr2,
+                    );
                     let mut wr16 = vec![0f32; 16];
-                    super::x86::weighted_rows(order, &a, RowParts::contiguous(&rows, 24).columns(5), &mut wr16);
+                    super::x86::weighted_rows(
+                        order,
+                        &a,
+                        RowParts::contiguous(&rows, 24).columns(5),
+                        &mut wr16,
+                    );
                     (super::x86::dot(order, &a, &b), wr2, wr16)
                 };
                 assert_eq!(r.to_bits(), r2.to_bits(), "{order:?} dot, n = {n}");
                 assert_eq!(wr, wr2, "{order:?} weighted rows, n = {n}");
                 let mut wr16s = vec![0f32; 16];
-                weighted_rows_scalar(order, &a, RowParts::contiguous(&rows, 24).columns(5), &mut wr16s);
+                weighted_rows_scalar(
+                    order,
+                    &a,
+                    RowParts::contiguous(&rows, 24).columns(5),
+                    &mut wr16s,
+                );
                 assert_eq!(wr16s, wr16);
             }
         }
@@ -514,7 +539,10 @@ fn f16_rounding_matches_half_for_every_kind_of_value() {
     to_f16(&xs, &mut halves);
     for (x, h) in xs.iter().zip(&halves) {
         let w = f16::from_f32(*x);
-        assert!(h.to_bits() == w.to_bits() || (h.is_nan() && w.is_nan()), "{x}: {h} vs {w}");
+        assert!(
+            h.to_bits() == w.to_bits() || (h.is_nan() && w.is_nan()),
+            "{x}: {h} vs {w}"
+        );
     }
 }
 

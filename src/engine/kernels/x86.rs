@@ -15,8 +15,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{CacheElem, RowParts};
 use super::quant::ActBlock;
+use super::{CacheElem, RowParts};
 
 /// How far ahead of the block in hand the kernels prefetch weights, in
 /// bytes. Decode streams the whole model from memory every token; the
@@ -344,11 +344,8 @@ pub unsafe fn dot4_q4_1_avx512<const R: usize>(
             let ad = _mm512_set1_ps(ab.d);
             for h in 0..2 {
                 let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[h], av);
-                acc[r][h] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(p),
-                    _mm512_mul_ps(dw[h], ad),
-                    acc[r][h],
-                );
+                acc[r][h] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[h], ad), acc[r][h]);
             }
         }
     }
@@ -426,11 +423,8 @@ pub unsafe fn dot4_q8_0_avx512<const R: usize>(
             for h in 0..2 {
                 let sa = _mm512_mask_sub_epi8(av, negative[h], _mm512_setzero_si512(), av);
                 let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[h], sa);
-                acc[r][h] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(p),
-                    _mm512_mul_ps(dw[h], ad),
-                    acc[r][h],
-                );
+                acc[r][h] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[h], ad), acc[r][h]);
             }
         }
     }
@@ -578,7 +572,8 @@ pub unsafe fn to_f16(xs: &[f32], out: &mut [half::f16]) {
     for i in (0..body).step_by(8) {
         // SAFETY: i + 8 <= body <= both lengths; f16 is 2 bytes (repr(transparent) u16).
         unsafe {
-            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xs.as_ptr().add(i)));
+            let h =
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xs.as_ptr().add(i)));
             _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, h);
         }
     }
@@ -917,8 +912,9 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     let (key, value) = (|j| at(keys, j), |j| at(values, j));
     // SAFETY (every load below): q holds G x 64 floats, and the caller
     // guarantees 64 elements at each row j < visible.
-    let qv: [[__m512; 4]; G] =
-        std::array::from_fn(|g| std::array::from_fn(|i| unsafe { _mm512_loadu_ps(pq.add(g * D + 16 * i)) }));
+    let qv: [[__m512; 4]; G] = std::array::from_fn(|g| {
+        std::array::from_fn(|i| unsafe { _mm512_loadu_ps(pq.add(g * D + 16 * i)) })
+    });
     let scale = _mm512_set1_ps(1.0 / (D as f32).sqrt());
     // q.k, 16 keys at a time: ggml's four accumulators are the four 16-lane
     // products (one pass of 64), combined (0 + 2) + (1 + 3).
@@ -968,30 +964,30 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     // the 64 lanes are reduced as `weighted_rows` reduces them. Lanes no
     // key reaches are zero.
     let used = visible.min(64);
-    let mut lane: [[[MaybeUninit<__m512>; 4]; 64]; G] = [[[MaybeUninit::uninit(); 4]; 64]; G];
-    for l in 0..used {
+    let mut lanes: [[[MaybeUninit<__m512>; 4]; G]; 64] = [[[MaybeUninit::uninit(); 4]; G]; 64];
+    for (l, lane) in lanes.iter_mut().enumerate().take(used) {
         let mut acc = [[_mm512_setzero_ps(); 4]; G];
         for j in (l..visible).step_by(64) {
             let row = value(j);
             let vv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
-            for g in 0..G {
+            for (g, acc) in acc.iter_mut().enumerate() {
                 let p = _mm512_set1_ps(probs[g * visible + j]);
-                for i in 0..4 {
-                    acc[g][i] = _mm512_fmadd_ps(vv[i], p, acc[g][i]);
+                for (a, &v) in acc.iter_mut().zip(&vv) {
+                    *a = _mm512_fmadd_ps(v, p, *a);
                 }
             }
         }
-        for g in 0..G {
-            for i in 0..4 {
-                lane[g][l][i].write(acc[g][i]);
+        for (slot, acc) in lane.iter_mut().zip(acc) {
+            for (s, a) in slot.iter_mut().zip(acc) {
+                s.write(a);
             }
         }
     }
-    for g in 0..G {
+    for (g, out) in out.chunks_exact_mut(D).enumerate() {
         // SAFETY: lanes l < used were all written above.
         let at = |l: usize, i: usize| {
             if l < used {
-                unsafe { lane[g][l][i].assume_init() }
+                unsafe { lanes[l][g][i].assume_init() }
             } else {
                 _mm512_setzero_ps()
             }
@@ -1006,8 +1002,8 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
             let t: [__m512; 8] = std::array::from_fn(|l| _mm512_add_ps(v[l + 8], v[l]));
             let t6: [__m512; 4] = std::array::from_fn(|l| _mm512_add_ps(t[l + 4], t[l]));
             let r = _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3]));
-            // SAFETY: out holds G x 64 floats.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(g * D + 16 * i), r) };
+            // SAFETY: `out` (this head's) holds 64 floats.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), r) };
         }
     }
 }

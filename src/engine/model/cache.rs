@@ -76,7 +76,10 @@ impl<T: CacheElem> Buf<T> {
     /// The first `len` elements, in at most two slices.
     fn parts(&self, len: usize) -> (&[T], &[T]) {
         assert!(len <= self.len());
-        let shared = self.shared.as_deref().map_or(&[][..], |s| &s[..self.shared_len]);
+        let shared = self
+            .shared
+            .as_deref()
+            .map_or(&[][..], |s| &s[..self.shared_len]);
         if len <= shared.len() {
             (&shared[..len], &[])
         } else {
@@ -130,7 +133,12 @@ impl Rows {
     fn to_f32(&self, range: std::ops::Range<usize>) -> Vec<f32> {
         fn get<T: CacheElem>(b: &Buf<T>, range: std::ops::Range<usize>) -> Vec<f32> {
             let (a, c) = b.parts(b.len());
-            a.iter().chain(c).skip(range.start).take(range.len()).map(|x| x.to_f32()).collect()
+            a.iter()
+                .chain(c)
+                .skip(range.start)
+                .take(range.len())
+                .map(|x| x.to_f32())
+                .collect()
         }
         match self {
             Rows::F32(b) => get(b, range),

@@ -1104,7 +1104,16 @@ mod tests {
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
             let p = attention_probs(HS, &q, rows(&k, HS), nq, offset, &vec![nq >= 2; nq]);
-            let y = attend(HS, &[SeqAttention::new(&q, rows(&k, HS), rows(&v, HS), nq, offset)]);
+            let y = attend(
+                HS,
+                &[SeqAttention::new(
+                    &q,
+                    rows(&k, HS),
+                    rows(&v, HS),
+                    nq,
+                    offset,
+                )],
+            );
             for (a, b) in p.iter().zip(&want_p) {
                 assert!((*a as f64 - b).abs() < 1e-5, "probs {a} vs {b}");
             }
@@ -1145,7 +1154,9 @@ mod tests {
         let seqs: Vec<_> = shapes
             .iter()
             .zip(&data)
-            .map(|(&(nq, offset), (q, k, v))| SeqAttention::new(q, rows(k, HS), rows(v, HS), nq, offset))
+            .map(|(&(nq, offset), (q, k, v))| {
+                SeqAttention::new(q, rows(k, HS), rows(v, HS), nq, offset)
+            })
             .collect();
         let together = attend(HS, &seqs);
         let mut at = 0;
@@ -1195,12 +1206,19 @@ mod tests {
                 })
                 .collect();
             let bits = |y: Vec<f32>| -> Vec<u32> { y.iter().map(|x| x.to_bits()).collect() };
-            assert_eq!(bits(attend(hs(f16), &seqs)), bits(attend_heads(hs(f16), &seqs)));
+            assert_eq!(
+                bits(attend(hs(f16), &seqs)),
+                bits(attend_heads(hs(f16), &seqs))
+            );
             // The same rows held as f16, as the quantised cache holds them.
             let halves: Vec<_> = data
                 .iter()
                 .map(|(_, k, v)| {
-                    let h = |x: &Vec<f32>| x.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>();
+                    let h = |x: &Vec<f32>| {
+                        x.iter()
+                            .map(|&x| half::f16::from_f32(x))
+                            .collect::<Vec<_>>()
+                    };
                     (h(k), h(v))
                 })
                 .collect();
@@ -1232,7 +1250,13 @@ mod tests {
                     .zip(&data)
                     .zip(&halves)
                     .map(|((&offset, (q, _, _)), (k, v))| {
-                        SeqAttention::new(&q[..], parts(k, split, kw), parts(v, split, kw), 1, offset)
+                        SeqAttention::new(
+                            &q[..],
+                            parts(k, split, kw),
+                            parts(v, split, kw),
+                            1,
+                            offset,
+                        )
                     })
                     .collect();
                 assert_eq!(bits(attend(hs(f16), &seqs)), want, "split at {split}");
