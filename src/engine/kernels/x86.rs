@@ -248,23 +248,31 @@ fn halves(a: i32, b: i32) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 fn hsum_pairs<const R: usize>(acc: &[[__m512; 2]; R]) -> __m512 {
-    let reg = |k: usize| {
+    hsum8x16(std::array::from_fn(|k| {
         if k / 2 < R {
             acc[k / 2][k % 2]
         } else {
             _mm512_setzero_ps()
         }
-    };
-    // Each pair's 128-bit halves added: register k's two pairs and k + 1's
-    // in the four 128-bit lanes.
+    }))
+}
+
+/// Eight registers of two 8-lane vectors each (one a 256-bit half), every
+/// vector summed as `hsum` sums it: element 4L + e of the result is the
+/// sum of register 2e + L / 2, half L % 2.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+fn hsum8x16(v: [__m512; 8]) -> __m512 {
+    // Each vector's 128-bit halves added: registers 2i and 2i + 1's four
+    // vectors in the four 128-bit lanes.
     let x: [__m512; 4] = std::array::from_fn(|i| {
-        let (a, b) = (reg(2 * i), reg(2 * i + 1));
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
         _mm512_add_ps(
             _mm512_shuffle_f32x4::<0x88>(a, b),
             _mm512_shuffle_f32x4::<0xdd>(a, b),
         )
     });
-    // (s0 + s2, s1 + s3) in each 128-bit lane, two pairs a lane.
+    // (s0 + s2, s1 + s3) in each 128-bit lane, two vectors a lane.
     let y: [__m512; 2] = std::array::from_fn(|i| {
         let (a, b) = (x[2 * i], x[2 * i + 1]);
         _mm512_add_ps(
@@ -272,8 +280,7 @@ fn hsum_pairs<const R: usize>(acc: &[[__m512; 2]; R]) -> __m512 {
             _mm512_shuffle_ps::<0xee>(a, b),
         )
     });
-    // The last sum: element 4L + e is token e's pair in 128-bit lane L of
-    // x, i.e. register acc[e][L / 2], half L % 2.
+    // The last sum.
     _mm512_add_ps(
         _mm512_shuffle_ps::<0x88>(y[0], y[1]),
         _mm512_shuffle_ps::<0xdd>(y[0], y[1]),
@@ -829,7 +836,7 @@ fn prefetch_row<T>(p: *const T) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
 fn reduce16x16(v: &[__m512; 16]) -> __m512 {
     // 128-bit lanes of a pair of vectors a, b: [a0+a2, a1+a3 | b0+b2, b1+b3]
-    // (each key's 8-lane partial sums).
+    // (each key's 8-lane partial sums, keys 2k and 2k + 1 a register).
     let w: [__m512; 8] = std::array::from_fn(|k| {
         let (a, b) = (v[2 * k], v[2 * k + 1]);
         _mm512_add_ps(
@@ -837,29 +844,9 @@ fn reduce16x16(v: &[__m512; 16]) -> __m512 {
             _mm512_shuffle_f32x4::<0xee>(a, b),
         )
     });
-    // One key's 4-lane partial sums a 128-bit lane: keys 4k..4k + 4.
-    let x: [__m512; 4] = std::array::from_fn(|k| {
-        let (a, b) = (w[2 * k], w[2 * k + 1]);
-        _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0x88>(a, b),
-            _mm512_shuffle_f32x4::<0xdd>(a, b),
-        )
-    });
-    // Within 128-bit lanes: (s0 + s2, s1 + s3), two keys a lane.
-    let y: [__m512; 2] = std::array::from_fn(|k| {
-        let (a, b) = (x[2 * k], x[2 * k + 1]);
-        _mm512_add_ps(
-            _mm512_shuffle_ps::<0x44>(a, b),
-            _mm512_shuffle_ps::<0xee>(a, b),
-        )
-    });
-    // The last pair: element 4L + i is key L + 4i's sum.
-    let z = _mm512_add_ps(
-        _mm512_shuffle_ps::<0x88>(y[0], y[1]),
-        _mm512_shuffle_ps::<0xdd>(y[0], y[1]),
-    );
+    // Then as eight-lane sums: element 4L + e is key 4e + L's.
     let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    _mm512_permutexvar_ps(order, z)
+    _mm512_permutexvar_ps(order, hsum8x16(w))
 }
 
 /// Rows of a cache in two parts (`super::RowParts`): the first part's
