@@ -521,7 +521,8 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
 
 /// [`attend`] for a single-token step of every sequence: a task per
 /// (sequence, key/value head), whose query heads are attended together by
-/// one fused kernel (each key and value row read once for the group). The
+/// one fused kernel (each key and value row read once for the group), or
+/// per (sequence, head) when that gives the threads too few tasks. The
 /// same numbers as head by head.
 fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
     let (d, qw) = (hs.head_dim, hs.q_width());
