@@ -4,9 +4,12 @@
 //! portable scalar fallback otherwise), and a matrix product parallel over
 //! weight rows on a persistent pool.
 //!
-//! The float ops around them (SiLU, softmax, attention's products over the
-//! KV cache's f16 or f32 rows) are here too, in ggml's arithmetic order
-//! (`float.rs`), scalar and AVX2 computing the same bits.
+//! The float ops around them (SiLU, softmax, RoPE, attention's products
+//! over the KV cache's f16 or f32 rows, which may lie in two parts:
+//! [`RowParts`]) are here too, in ggml's arithmetic order (`float.rs`),
+//! scalar and AVX2 computing the same bits, and with AVX-512 a fused
+//! single-token attention kernel for the query heads that share a key/value
+//! head ([`attend_group`]), the same bits again.
 //!
 //! All of the crate's `unsafe` lives in this module, each block with the
 //! reason it holds.

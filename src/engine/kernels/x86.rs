@@ -6,7 +6,8 @@
 //! integers), and with AVX-512's VNNI on 512-bit registers against up to
 //! four activation rows, two (row, token) pairs to a register. Also the
 //! activation quantisation, f16 rounding and the float ops (SiLU, softmax,
-//! attention's products) eight lanes at a time, in ggml's order.
+//! RoPE, attention's products) eight lanes at a time, in ggml's order, and
+//! the fused AVX-512 decode attention (`attend_group64`).
 //!
 //! Every kernel here is `unsafe` for two reasons, both discharged by the
 //! safe wrappers in `mod.rs`: the CPU must support the enabled features
