@@ -191,7 +191,7 @@ fn combine64(acc: &[f32; 64]) -> [f32; 16] {
     v
 }
 
-/// out[c] = sum over j of p[j] * element c of row j, c < out.len(),
+/// `out[c]` = sum over j of `p[j]` * (element c of row j), c < out.len(),
 /// summed over j in `order` (the attention output: probabilities times
 /// values, one dot product per output column). llama.cpp pads the keys to
 /// a multiple of 256 with zero weights, so every j goes to the lanes and

@@ -751,7 +751,7 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// out[j] = q . rows[j * stride..][..q.len()] summed in `order`, for each
+/// `out[j]` = q . (row j of `rows`) summed in `order`, for each
 /// j < out.len() (see [`dots_scalar`]).
 pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: RowParts<'_, T>, out: &mut [f32]) {
     match isa() {
@@ -762,7 +762,7 @@ pub fn dots<T: CacheElem>(order: SumOrder, q: &[f32], rows: RowParts<'_, T>, out
     }
 }
 
-/// out[c] = sum_j p[j] * row j's element c, summed in `order` (see
+/// `out[c]` = sum over j of `p[j]` * (row j's element c), summed in `order` (see
 /// [`weighted_rows_scalar`]).
 pub fn weighted_rows<T: CacheElem>(
     order: SumOrder,
