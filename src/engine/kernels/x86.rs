@@ -24,8 +24,10 @@ use super::{CacheElem, RowParts};
 /// hardware prefetcher alone kept a thread at about 5.5 GB/s on these
 /// machines (it stops at every 4 KiB page); prefetching 2 KiB ahead, at
 /// about 12 (measured with `examples/kernel_ab`'s streaming case; 1 KiB
-/// gave 8.6, 4 and 8 KiB no more than 2).
-const PREFETCH_AHEAD: usize = 2048;
+/// gave 8.6, 4 and 8 KiB no more than 2 on that machine). On an AMD EPYC
+/// with AVX-512 (`examples/decode_steps`, alternated), 4 KiB took a
+/// one-token step 6-25% faster than 2 KiB and four tokens' 5-15%.
+const PREFETCH_AHEAD: usize = 4096;
 
 /// Prefetches `PREFETCH_AHEAD` bytes past block `b` of the packed group at
 /// `g`, whose blocks take `stride` bytes: every line of the group ahead is
