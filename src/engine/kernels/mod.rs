@@ -333,7 +333,8 @@ const TILE_TOKENS: usize = 4;
 /// For each block of one to four activation rows (each `nb` blocks,
 /// consecutive in `acts`), row r's sum s in lanes 4r..4r + 4: the layout
 /// the AVX-512 Q4_1 kernel adds its m * s terms in (the rest are zero).
-/// Made once per tile of a matrix product, not once per weight group.
+/// Made once per tile of a matrix product, not once per weight group, and
+/// only where that kernel runs ([`needs_tile_sums`]).
 fn tile_sums(acts: &[ActBlock], nb: usize) -> Vec<[f32; 16]> {
     let mut sums = vec![[0f32; 16]; nb];
     for (r, row) in acts.chunks_exact(nb).enumerate() {
@@ -344,9 +345,14 @@ fn tile_sums(acts: &[ActBlock], nb: usize) -> Vec<[f32; 16]> {
     sums
 }
 
+/// Whether `isa`'s kernels for `kind` read [`tile_sums`].
+fn needs_tile_sums(isa: Isa, kind: WeightKind) -> bool {
+    isa == Isa::Avx512Vnni && kind == WeightKind::Q4_1
+}
+
 /// A packed group of four weight rows against one to four activation rows
-/// (each `nb` blocks, consecutive in `acts`; `sums` their
-/// [`tile_sums`]): `out[w][r]`.
+/// (each `nb` blocks, consecutive in `acts`; `sums` their [`tile_sums`]
+/// where [`needs_tile_sums`], else anything): `out[w][r]`.
 fn dot_tile(
     isa: Isa,
     kind: WeightKind,
@@ -359,7 +365,7 @@ fn dot_tile(
     let n = acts.len() / nb;
     assert!((1..=TILE_TOKENS).contains(&n) && acts.len() == n * nb);
     assert_eq!(group.len(), GROUP * nb * kind.block_bytes());
-    assert_eq!(sums.len(), nb);
+    assert!(!needs_tile_sums(isa, kind) || sums.len() == nb);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => {
@@ -370,7 +376,7 @@ fn dot_tile(
             // (`Isa::supported`, which `detect`, `isa` and the tests go
             // through); `group` is a whole packed group of nb blocks a row
             // and each `a(i)` a slice of exactly nb blocks, `s` of nb entries
-            // (asserted above).
+            // where the kernel reads them (asserted above).
             unsafe {
                 if isa == Isa::Avx512Vnni {
                     // Token r's four results at buf[4r..4r + 4] (all 16
@@ -610,10 +616,13 @@ fn run_matmul(
         .iter_mut()
         .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
         .collect();
-    let sums: Vec<Vec<[f32; 16]>> = acts
-        .chunks(TILE_TOKENS * nb)
-        .map(|tile| tile_sums(tile, nb))
-        .collect();
+    let sums: Vec<Vec<[f32; 16]>> = if needs_tile_sums(isa, kind) {
+        acts.chunks(TILE_TOKENS * nb)
+            .map(|tile| tile_sums(tile, nb))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let body = |t: usize| {
         let (i, g0, g1) = tasks[t];
         let w = ws[i];
@@ -626,18 +635,19 @@ fn run_matmul(
             while j < m {
                 let k = (m - j).min(TILE_TOKENS);
                 let tile = &acts[j * nb..(j + k) * nb];
-                let tile_sums = &sums[j / TILE_TOKENS];
+                let tile_sums = sums.get(j / TILE_TOKENS).map_or(&[][..], Vec::as_slice);
                 #[cfg(target_arch = "x86_64")]
                 if isa == Isa::Avx512Vnni && (g + 1) * GROUP <= n {
                     // A whole group: straight into the output rows.
                     let at = j * n + g * GROUP;
                     assert!((j + k - 1) * n + g * GROUP + GROUP <= len);
-                    assert!(tile.len() == k * nb && tile_sums.len() == nb);
+                    assert!(tile.len() == k * nb);
+                    assert!(!needs_tile_sums(isa, kind) || tile_sums.len() == nb);
                     assert_eq!(group.len(), GROUP * nb * kind.block_bytes());
                     let a = |i: usize| tile[i * nb..(i + 1) * nb].as_ptr();
                     // SAFETY: the AVX-512 kernels are selected only where
                     // the CPU has them (`Isa::supported`); the group, tile
-                    // and sums are whole (asserted); token r's four floats
+                    // and (where read) sums are whole (asserted); token r's four floats
                     // at at + r * n lie in output i (asserted) and are this
                     // task's alone (its row groups).
                     unsafe {

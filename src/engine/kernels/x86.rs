@@ -297,8 +297,9 @@ fn hsum8x16(v: [__m512; 8]) -> __m512 {
 ///
 /// A register's scales d_w * d_a come from one multiply of the block's row
 /// scales, spread over the two halves once a block, by the token's d
-/// broadcast from memory: no shuffle per register (the shuffle unit, not
-/// the arithmetic, was the bottleneck). `sums[b]` holds token r's block-b
+/// broadcast from memory: no shuffle per register and no blends a block
+/// (1.2-1.3x the kernel that permuted a 16-lane product per register; a
+/// permute in place of the multiply measured the same). `sums[b]` holds token r's block-b
 /// sum s in lanes 4r..4r + 4 ([`super::tile_sums`]). Token r's results
 /// for rows 0..4 go to `out + r * ld` straight from a register (returned
 /// through memory, they were read back before the stores had landed: a
