@@ -4,8 +4,10 @@
 //! a four-sequence step: 4 sequences x 30 layers x 3 key/value heads), with
 //! the rows in cache ("hot": the same few again and again) and after a
 //! 96 MB pass that evicts them ("cold", as decode finds them after a pass
-//! over the weights). Prints the best of `rounds` per task:
-//! `cargo run --release --example attn_ab -- [tasks] [rounds]`.
+//! over the weights). Each head's rows are contiguous, as the KV cache keeps
+//! them; `interleaved` reads them from position rows of all three heads
+//! instead (the cache's earlier layout). Prints the best of `rounds` per
+//! task: `cargo run --release --example attn_ab -- [tasks] [rounds] [interleaved]`.
 use std::time::Instant;
 
 use half::f16;
@@ -25,10 +27,21 @@ fn rows(seed: u32) -> Vec<f16> {
         .collect()
 }
 
+/// Key/value head `kv`'s rows of a group's `rows`.
+fn head(rows: &[f16], kv: usize, interleaved: bool) -> RowParts<'_, f16> {
+    if interleaved {
+        RowParts::contiguous(rows, KV_WIDTH).columns(kv * HEAD)
+    } else {
+        let n = VISIBLE * HEAD;
+        RowParts::contiguous(&rows[kv * n..(kv + 1) * n], HEAD)
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let tasks: usize = args.next().map_or(360, |s| s.parse().expect("tasks"));
     let rounds: usize = args.next().map_or(5, |s| s.parse().expect("rounds"));
+    let interleaved = args.next().is_some_and(|s| s == "interleaved");
     let groups = tasks.div_ceil(GROUP);
     let keys: Vec<Vec<f16>> = (0..groups).map(|g| rows(2 * g as u32)).collect();
     let values: Vec<Vec<f16>> = (0..groups).map(|g| rows(2 * g as u32 + 1)).collect();
@@ -47,8 +60,10 @@ fn main() {
             let started = Instant::now();
             for t in 0..tasks {
                 let (g, kv) = (t / GROUP, t % GROUP);
-                let k = RowParts::contiguous(&keys[g], KV_WIDTH).columns(kv * HEAD);
-                let v = RowParts::contiguous(&values[g], KV_WIDTH).columns(kv * HEAD);
+                let (k, v) = (
+                    head(&keys[g], kv, interleaved),
+                    head(&values[g], kv, interleaved),
+                );
                 attend_group(&q, k, v, VISIBLE, true, &mut probs, &mut out);
             }
             best = best.min(started.elapsed().as_secs_f64());

@@ -3,7 +3,12 @@
 //! so that any attention row can be recomputed exactly.
 //!
 //! Rows are appended in place to growable buffers, position after position
-//! (no concatenation per step). Buffers sit behind `Arc`s, so forking a run
+//! (no concatenation per step); keys and values in a buffer per key/value
+//! head, so that attention, which reads one head's rows at a time, walks
+//! one contiguous stream (interleaved with the other heads' rows it was a
+//! strided walk that the hardware prefetcher followed poorly: the fused
+//! decode attention took 1.8x as long on rows fresh from memory,
+//! `examples/attn_ab`). Buffers sit behind `Arc`s, so forking a run
 //! (side by side, branching) copies nothing: the first write after a fork
 //! freezes the rows so far as a prefix the forks go on sharing, and each
 //! writes its own rows after it. Forked runs so read their common prefix
@@ -93,6 +98,63 @@ impl<T: CacheElem> Buf<T> {
     }
 }
 
+/// Keys or values: per key/value head, that head's rows.
+#[derive(Clone, Debug)]
+enum HeadBufs {
+    F32(Vec<Buf<f32>>),
+    F16(Vec<Buf<f16>>),
+}
+
+impl HeadBufs {
+    fn new(heads: usize, f16: bool) -> Self {
+        if f16 {
+            HeadBufs::F16(vec![Buf::default(); heads])
+        } else {
+            HeadBufs::F32(vec![Buf::default(); heads])
+        }
+    }
+
+    /// Elements held per head.
+    fn len(&self) -> usize {
+        match self {
+            HeadBufs::F32(b) => b.first().map_or(0, Buf::len),
+            HeadBufs::F16(b) => b.first().map_or(0, Buf::len),
+        }
+    }
+
+    /// Appends `rows`: positions of each head's `d` elements in turn.
+    fn push(&mut self, rows: &[f32], d: usize) {
+        fn push<T: CacheElem>(heads: &mut [Buf<T>], rows: &[f32], d: usize) {
+            let width = heads.len() * d;
+            for (h, buf) in heads.iter_mut().enumerate() {
+                for row in rows.chunks_exact(width) {
+                    buf.push(&row[h * d..(h + 1) * d]);
+                }
+            }
+        }
+        match self {
+            HeadBufs::F32(b) => push(b, rows, d),
+            HeadBufs::F16(b) => push(b, rows, d),
+        }
+    }
+
+    /// Keeps each head's first `len` elements.
+    fn truncate(&mut self, len: usize) {
+        match self {
+            HeadBufs::F32(b) => b.iter_mut().for_each(|b| b.truncate(len)),
+            HeadBufs::F16(b) => b.iter_mut().for_each(|b| b.truncate(len)),
+        }
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        match self {
+            HeadBufs::F32(b) => b.iter().map(Buf::capacity_bytes).sum(),
+            HeadBufs::F16(b) => b.iter().map(Buf::capacity_bytes).sum(),
+        }
+    }
+}
+
+/// Captured queries (f32 mode), position after position.
 #[derive(Clone, Debug)]
 enum Rows {
     F32(Buf<f32>),
@@ -105,13 +167,6 @@ impl Rows {
             Rows::F16(Buf::default())
         } else {
             Rows::F32(Buf::default())
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Rows::F32(b) => b.len(),
-            Rows::F16(b) => b.len(),
         }
     }
 
@@ -161,26 +216,55 @@ pub(crate) enum CapturedRows<'a> {
     Inputs(&'a [ActBlock]),
 }
 
-/// A layer's keys and values as stored: rows of n_kv_head x head_dim.
-#[derive(Clone, Copy, Debug)]
+/// One layer's keys or values as attention reads them: per key/value head,
+/// that head's rows (each in up to two parts, see `RowParts`).
+#[derive(Clone, Debug)]
+pub(crate) struct HeadRows<'a, T>(Vec<RowParts<'a, T>>);
+
+impl<'a, T: Copy> HeadRows<'a, T> {
+    /// Positions of `heads` x `d` elements in one slice, each head's `d`
+    /// in turn (the layout of a projection's output rows).
+    #[cfg(test)]
+    pub(crate) fn interleaved(rows: &'a [T], heads: usize, d: usize) -> Self {
+        let parts = (0..heads).map(|h| RowParts::contiguous(rows, heads * d).columns(h * d));
+        Self(parts.collect())
+    }
+
+    /// Each head's rows.
+    #[cfg(test)]
+    pub(crate) fn new(heads: Vec<RowParts<'a, T>>) -> Self {
+        Self(heads)
+    }
+
+    /// Key/value head h's rows.
+    pub(crate) fn head(&self, h: usize) -> RowParts<'a, T> {
+        self.0[h]
+    }
+}
+
+/// A layer's keys and values as stored.
+#[derive(Clone, Debug)]
 pub(crate) enum KeysValues<'a> {
-    F32(RowParts<'a, f32>, RowParts<'a, f32>),
-    F16(RowParts<'a, f16>, RowParts<'a, f16>),
+    F32(HeadRows<'a, f32>, HeadRows<'a, f32>),
+    F16(HeadRows<'a, f16>, HeadRows<'a, f16>),
 }
 
 impl<'a> KeysValues<'a> {
-    /// The first `len` elements of each, rows of `width`.
-    fn new(k: &'a Rows, v: &'a Rows, len: usize, width: usize) -> Self {
-        fn parts<T: CacheElem>(b: &Buf<T>, len: usize, width: usize) -> RowParts<'_, T> {
-            let (a, c) = b.parts(len);
-            RowParts::new(a, c, width.max(1))
+    /// The first `len` elements of each head's, rows of `d`.
+    fn new(k: &'a HeadBufs, v: &'a HeadBufs, len: usize, d: usize) -> Self {
+        fn heads<T: CacheElem>(bufs: &[Buf<T>], len: usize, d: usize) -> HeadRows<'_, T> {
+            let parts = bufs.iter().map(|b| {
+                let (a, c) = b.parts(len);
+                RowParts::new(a, c, d.max(1))
+            });
+            HeadRows(parts.collect())
         }
         match (k, v) {
-            (Rows::F32(k), Rows::F32(v)) => {
-                KeysValues::F32(parts(k, len, width), parts(v, len, width))
+            (HeadBufs::F32(k), HeadBufs::F32(v)) => {
+                KeysValues::F32(heads(k, len, d), heads(v, len, d))
             }
-            (Rows::F16(k), Rows::F16(v)) => {
-                KeysValues::F16(parts(k, len, width), parts(v, len, width))
+            (HeadBufs::F16(k), HeadBufs::F16(v)) => {
+                KeysValues::F16(heads(k, len, d), heads(v, len, d))
             }
             _ => unreachable!("keys and values are stored alike"),
         }
@@ -205,14 +289,15 @@ enum QueryStore {
 
 #[derive(Clone, Debug)]
 pub struct LayerCache {
-    k: Rows, // (t, n_kv_head * head_dim)
-    v: Rows, // (t, n_kv_head * head_dim)
+    k: HeadBufs, // n_kv_head x (t, head_dim)
+    v: HeadBufs, // n_kv_head x (t, head_dim)
     /// Only with capture on; its kind is set by the first append.
     q: Option<QueryStore>,
     /// With inputs captured: the last one-token step's position and query
     /// row, so that the row a decode step shows needs no recomputation.
     last_query: Option<(usize, Vec<f32>)>,
-    kv_width: usize,
+    /// Set by the first append.
+    head_dim: usize,
     /// Elements of `q` per position.
     q_width: usize,
     capture: bool,
@@ -220,13 +305,13 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    fn new(capture: bool, f16: bool) -> Self {
+    fn new(kv_heads: usize, capture: bool, f16: bool) -> Self {
         Self {
-            k: Rows::new(f16),
-            v: Rows::new(f16),
+            k: HeadBufs::new(kv_heads, f16),
+            v: HeadBufs::new(kv_heads, f16),
             q: None,
             last_query: None,
-            kv_width: 0,
+            head_dim: 0,
             q_width: 0,
             capture,
             f16,
@@ -239,16 +324,21 @@ impl LayerCache {
 
     /// Positions held.
     pub(crate) fn len(&self) -> usize {
-        self.k.len().checked_div(self.kv_width).unwrap_or(0)
+        self.k.len().checked_div(self.head_dim).unwrap_or(0)
     }
 
-    /// Appends this step's keys, values (each `seq` rows of `kv_width`) and,
-    /// when capturing, what recomputes its queries (`seq` rows).
+    /// Appends this step's keys, values (each `seq` rows of n_kv_head x
+    /// head_dim) and, when capturing, what recomputes its queries (`seq`
+    /// rows).
     pub(crate) fn append(&mut self, k: &[f32], v: &[f32], q: Captured<'_>, seq: usize) {
-        debug_assert!(seq > 0 && k.len().is_multiple_of(seq) && k.len() == v.len());
-        self.kv_width = k.len() / seq;
-        self.k.push(k);
-        self.v.push(v);
+        let heads = match &self.k {
+            HeadBufs::F32(b) => b.len(),
+            HeadBufs::F16(b) => b.len(),
+        };
+        debug_assert!(seq > 0 && k.len().is_multiple_of(seq * heads) && k.len() == v.len());
+        self.head_dim = k.len() / (seq * heads);
+        self.k.push(k, self.head_dim);
+        self.v.push(v, self.head_dim);
         if !self.capture {
             return;
         }
@@ -298,9 +388,9 @@ impl LayerCache {
         }
     }
 
-    /// All keys and values so far: (t, kv_width) each.
+    /// All keys and values so far: per head, (t, head_dim) each.
     pub(crate) fn keys_values(&self) -> KeysValues<'_> {
-        KeysValues::new(&self.k, &self.v, self.k.len(), self.kv_width)
+        KeysValues::new(&self.k, &self.v, self.k.len(), self.head_dim)
     }
 
     /// What recomputes the queries in `queries` (f16 queries come back as
@@ -332,7 +422,7 @@ impl LayerCache {
         };
         Ok((
             rows,
-            KeysValues::new(&self.k, &self.v, queries.end * self.kv_width, self.kv_width),
+            KeysValues::new(&self.k, &self.v, queries.end * self.head_dim, self.head_dim),
         ))
     }
 
@@ -340,8 +430,8 @@ impl LayerCache {
         if self.last_query.as_ref().is_some_and(|(p, _)| *p >= len) {
             self.last_query = None;
         }
-        self.k.truncate(len * self.kv_width);
-        self.v.truncate(len * self.kv_width);
+        self.k.truncate(len * self.head_dim);
+        self.v.truncate(len * self.head_dim);
         match &mut self.q {
             Some(QueryStore::Queries(q)) => q.truncate(len * self.q_width),
             Some(QueryStore::Inputs(a)) if a.len() > len * self.q_width => {
@@ -374,11 +464,12 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// For a model of `n_layer` layers with `kv_heads` key/value heads;
     /// `f16`: store rows as f16 (they must already be f16 values for the
     /// cache to be exact, as in quantised mode); f32 otherwise.
-    pub fn new(n_layer: usize, capture_attention: bool, f16: bool) -> Self {
+    pub fn new(n_layer: usize, kv_heads: usize, capture_attention: bool, f16: bool) -> Self {
         Self {
-            layers: vec![LayerCache::new(capture_attention, f16); n_layer],
+            layers: vec![LayerCache::new(kv_heads, capture_attention, f16); n_layer],
             tokens: Vec::new(),
             multi: Vec::new(),
             capture: capture_attention,
@@ -441,15 +532,15 @@ mod tests {
             x.iter().map(|x| x.to_f32()).collect()
         }
         match c.layers[0].keys_values() {
-            KeysValues::F32(k, v) => (f(k), f(v)),
-            KeysValues::F16(k, v) => (f(k), f(v)),
+            KeysValues::F32(k, v) => (f(k.head(0)), f(v.head(0))),
+            KeysValues::F16(k, v) => (f(k.head(0)), f(v.head(0))),
         }
     }
 
     #[test]
     fn clone_is_independent_and_truncate_drops_the_tail() {
         for f16 in [false, true] {
-            let mut a = KvCache::new(1, true, f16);
+            let mut a = KvCache::new(1, 1, true, f16);
             a.layers[0].append(&[1., 2.], &[3., 4.], Captured::Queries(&[5., 6.]), 2);
             a.extend_tokens(&[10, 11], true);
             let mut b = a.clone();
@@ -462,8 +553,8 @@ mod tests {
             let (q, k) = b.layers[0].captured(1..2).unwrap();
             assert!(matches!(q, CapturedRows::Queries(q) if q == [9.]));
             let visible = match k {
-                KeysValues::F32(k, _) => k.iter().count(),
-                KeysValues::F16(k, _) => k.iter().count(),
+                KeysValues::F32(k, _) => k.head(0).iter().count(),
+                KeysValues::F16(k, _) => k.head(0).iter().count(),
             };
             assert_eq!(visible, 2);
             // The original still sees its own queries.
@@ -478,7 +569,7 @@ mod tests {
 
     #[test]
     fn forks_share_their_prefix_and_write_their_own_rows() {
-        let mut a = KvCache::new(1, false, true);
+        let mut a = KvCache::new(1, 1, false, true);
         a.layers[0].append(&[1., 2., 3.], &[4., 5., 6.], Captured::Queries(&[]), 3);
         a.extend_tokens(&[1, 2, 3], true);
         let mut b = a.clone();
@@ -490,8 +581,8 @@ mod tests {
         assert_eq!(kv(&b), (vec![1., 2., 3., 8.], vec![4., 5., 6., 8.]));
         // One copy of the prefix, held by both.
         let shared = |c: &KvCache| match &c.layers[0].k {
-            Rows::F16(b) => b.shared.clone().expect("a shared prefix"),
-            Rows::F32(_) => unreachable!(),
+            HeadBufs::F16(b) => b[0].shared.clone().expect("a shared prefix"),
+            HeadBufs::F32(_) => unreachable!(),
         };
         assert!(Arc::ptr_eq(&shared(&a), &shared(&b)));
         // Going back into the prefix copies nothing and forgets the rest.
@@ -511,8 +602,36 @@ mod tests {
     }
 
     #[test]
+    fn each_head_keeps_its_rows_together() {
+        // Two heads of two: positions (k0 k0 | k1 k1).
+        let mut c = KvCache::new(1, 2, false, false);
+        let k = [1., 2., 10., 20., 3., 4., 30., 40.];
+        let v = k.map(|x| -x);
+        c.layers[0].append(&k, &v, Captured::Queries(&[]), 2);
+        c.layers[0].append(&[5., 6., 50., 60.], &[0.; 4], Captured::Queries(&[]), 1);
+        c.extend_tokens(&[1, 2, 3], true);
+        assert_eq!(c.layers[0].len(), 3);
+        let KeysValues::F32(k, v) = c.layers[0].keys_values() else {
+            unreachable!()
+        };
+        let rows = |r: RowParts<'_, f32>| r.iter().copied().collect::<Vec<_>>();
+        assert_eq!(rows(k.head(0)), [1., 2., 3., 4., 5., 6.]);
+        assert_eq!(rows(k.head(1)), [10., 20., 30., 40., 50., 60.]);
+        assert_eq!(rows(v.head(1)), [-10., -20., -30., -40., 0., 0.]);
+        assert_eq!(k.head(1).row(2, 2), [50., 60.]);
+        c.truncate(1).unwrap();
+        let KeysValues::F32(k, _) = c.layers[0].keys_values() else {
+            unreachable!()
+        };
+        assert_eq!(rows(k.head(1)), [10., 20.]);
+    }
+
+    #[test]
     fn f16_rows_take_half_the_bytes_and_round() {
-        let (mut a, mut b) = (KvCache::new(1, true, false), KvCache::new(1, true, true));
+        let (mut a, mut b) = (
+            KvCache::new(1, 1, true, false),
+            KvCache::new(1, 1, true, true),
+        );
         let row = [0.1f32; 64];
         for c in [&mut a, &mut b] {
             c.layers[0].append(&row, &row, Captured::Queries(&row), 1);
@@ -524,7 +643,7 @@ mod tests {
 
     #[test]
     fn no_capture_no_rows() {
-        let mut a = KvCache::new(1, false, true);
+        let mut a = KvCache::new(1, 1, false, true);
         a.layers[0].append(&[1.], &[1.], Captured::Queries(&[1.]), 1);
         assert!(matches!(
             a.layers[0].captured(0..1),

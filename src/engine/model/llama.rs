@@ -13,7 +13,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
-use super::cache::{Captured, CapturedRows, KeysValues, KvCache, LayerCache};
+use super::cache::{Captured, CapturedRows, HeadRows, KeysValues, KvCache, LayerCache};
 use super::probe::{self, probe, probe_layer};
 use crate::engine::error::EngineError;
 use crate::engine::kernels::{self, ActBlock, CacheElem, QWeight, RowParts, SumOrder, WeightKind};
@@ -361,15 +361,16 @@ impl Heads {
         self.n_kv_head * self.head_dim
     }
 
-    /// Where head h's key/value columns start in a cached row (each KV head
-    /// serves n_head / n_kv_head consecutive query heads).
-    fn kv_offset(&self, h: usize) -> usize {
-        h / (self.n_head / self.n_kv_head) * self.head_dim
+    /// The key/value head that query head h reads (each serves
+    /// n_head / n_kv_head consecutive query heads).
+    fn kv_head(&self, h: usize) -> usize {
+        h / (self.n_head / self.n_kv_head)
     }
 }
 
 /// One row of attention probabilities: softmax(q k_j / sqrt(d)) over the
-/// keys j < `visible` of head `h`, zeros for later keys. `out` has one entry
+/// `keys` j < `visible` (the query head's key/value head's), zeros for
+/// later keys. `out` has one entry
 /// per key. The forward pass and the on-demand attention rows both go
 /// through here, so what is shown is what was computed.
 ///
@@ -377,7 +378,6 @@ impl Heads {
 /// decides the order ggml sums q.k in (see [`SumOrder`]).
 fn probs_row<T: CacheElem>(
     hs: Heads,
-    h: usize,
     q: &[f32],
     keys: RowParts<'_, T>,
     visible: usize,
@@ -387,7 +387,6 @@ fn probs_row<T: CacheElem>(
     let d = hs.head_dim;
     let order = SumOrder::for_step(if multi { 2 } else { 1 }, d);
     let scale = 1.0 / (d as f32).sqrt();
-    let keys = keys.columns(hs.kv_offset(h));
     kernels::dots(order, q, keys, &mut out[..visible]);
     for o in &mut out[..visible] {
         *o *= scale;
@@ -401,12 +400,12 @@ const QUERY_BLOCK: usize = 16;
 
 /// One sequence's part of an attention step: its `nq` queries (rows of
 /// n_head x head_dim, at positions offset..) and its cache's keys and
-/// values (rows of n_kv_head x head_dim, the queries' own included).
-#[derive(Clone, Copy)]
+/// values (per key/value head, the queries' own included).
+#[derive(Clone)]
 struct SeqAttention<'a, T> {
     q: &'a [f32],
-    keys: RowParts<'a, T>,
-    values: RowParts<'a, T>,
+    keys: HeadRows<'a, T>,
+    values: HeadRows<'a, T>,
     nq: usize,
     offset: usize,
 }
@@ -414,8 +413,8 @@ struct SeqAttention<'a, T> {
 impl<'a, T> SeqAttention<'a, T> {
     fn new(
         q: &'a [f32],
-        keys: RowParts<'a, T>,
-        values: RowParts<'a, T>,
+        keys: HeadRows<'a, T>,
+        values: HeadRows<'a, T>,
         nq: usize,
         offset: usize,
     ) -> Self {
@@ -462,7 +461,7 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
         let si = first.partition_point(|&f| f <= t) - 1;
         let seq = &seqs[si];
         let (h, b) = ((t - first[si]) / blocks[si], (t - first[si]) % blocks[si]);
-        let ko = hs.kv_offset(h);
+        let kh = hs.kv_head(h);
         let mut p = vec![0f32; seq.offset + seq.nq];
         for (r, yr) in out.chunks_exact_mut(d).enumerate() {
             let i = b * QUERY_BLOCK + r;
@@ -472,9 +471,8 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
             let visible = seq.offset + i + 1;
             probs_row(
                 hs,
-                h,
                 &seq.q[i * qw + h * d..i * qw + (h + 1) * d],
-                seq.keys,
+                seq.keys.head(kh),
                 visible,
                 seq.nq >= 2,
                 &mut p[..visible],
@@ -490,7 +488,7 @@ fn attend_heads<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
             } else {
                 SumOrder::Lanes64
             };
-            kernels::weighted_rows(order, &p[..visible], seq.values.columns(ko), yr);
+            kernels::weighted_rows(order, &p[..visible], seq.values.head(kh), yr);
         }
     };
     let work: usize = seqs
@@ -546,8 +544,8 @@ fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> 
         let mut probs = vec![0f32; heads * visible];
         kernels::attend_group(
             &seq.q[h * d..(h + heads) * d],
-            seq.keys.columns(hs.kv_offset(h)),
-            seq.values.columns(hs.kv_offset(h)),
+            seq.keys.head(hs.kv_head(h)),
+            seq.values.head(hs.kv_head(h)),
             visible,
             hs.f16,
             &mut probs,
@@ -581,7 +579,7 @@ fn attend_decode<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> 
 fn attention_probs<T: CacheElem>(
     hs: Heads,
     q: &[f32],
-    keys: RowParts<'_, T>,
+    keys: &HeadRows<'_, T>,
     nq: usize,
     offset: usize,
     multi: &[bool],
@@ -595,9 +593,8 @@ fn attention_probs<T: CacheElem>(
         let (h, i) = (r / nq, r % nq);
         probs_row(
             hs,
-            h,
             &q[i * qw + h * d..i * qw + (h + 1) * d],
-            keys,
+            keys.head(hs.kv_head(h)),
             offset + i + 1,
             multi[i],
             o,
@@ -713,8 +710,8 @@ impl Attention {
             if probe::enabled() {
                 let multi = vec![n >= 2; n];
                 let mut p = match cache.keys_values() {
-                    KeysValues::F32(k, _) => attention_probs(hs, qs, k, n, offset, &multi),
-                    KeysValues::F16(k, _) => attention_probs(hs, qs, k, n, offset, &multi),
+                    KeysValues::F32(k, _) => attention_probs(hs, qs, &k, n, offset, &multi),
+                    KeysValues::F16(k, _) => attention_probs(hs, qs, &k, n, offset, &multi),
                 };
                 probe_layer("kq_soft_max", l, &mut p);
             }
@@ -1017,8 +1014,8 @@ impl Llama {
         };
         let multi = &cache.multi()[queries.clone()];
         let probs = match k {
-            KeysValues::F32(k, _) => attention_probs(hs, &q, k, nq, offset, multi),
-            KeysValues::F16(k, _) => attention_probs(hs, &q, k, nq, offset, multi),
+            KeysValues::F32(k, _) => attention_probs(hs, &q, &k, nq, offset, multi),
+            KeysValues::F16(k, _) => attention_probs(hs, &q, &k, nq, offset, multi),
         };
         Ok(Tensor::from_vec(
             probs,
@@ -1030,6 +1027,7 @@ impl Llama {
     pub fn new_cache(&self, capture_attention: bool) -> KvCache {
         KvCache::new(
             self.cfg.n_layer,
+            self.cfg.n_kv_head,
             capture_attention,
             self.precision == Precision::Quantized,
         )
@@ -1047,9 +1045,9 @@ mod tests {
         f16: false,
     };
 
-    /// Rows of a KV cache of `hs`'s width, in one slice.
-    fn rows<T>(x: &[T], hs: Heads) -> RowParts<'_, T> {
-        RowParts::contiguous(x, hs.kv_width())
+    /// Keys or values of `hs`'s heads, positions in one slice.
+    fn rows<T: Copy>(x: &[T], hs: Heads) -> HeadRows<'_, T> {
+        HeadRows::interleaved(x, hs.n_kv_head, hs.head_dim)
     }
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -1104,7 +1102,7 @@ mod tests {
             let k = random(nk * HS.kv_width(), 2);
             let v = random(nk * HS.kv_width(), 3);
             let (want_p, want_y) = reference(&q, &k, &v, nq, offset);
-            let p = attention_probs(HS, &q, rows(&k, HS), nq, offset, &vec![nq >= 2; nq]);
+            let p = attention_probs(HS, &q, &rows(&k, HS), nq, offset, &vec![nq >= 2; nq]);
             let y = attend(
                 HS,
                 &[SeqAttention::new(
@@ -1163,7 +1161,10 @@ mod tests {
         let mut at = 0;
         for seq in &seqs {
             let len = seq.nq * HS.q_width();
-            assert_eq!(attend(HS, &[*seq]), together[at..at + len]);
+            assert_eq!(
+                attend(HS, std::slice::from_ref(seq)),
+                together[at..at + len]
+            );
             at += len;
         }
         assert_eq!(at, together.len());
@@ -1236,28 +1237,44 @@ mod tests {
             // One sequence alone (a task a head, not a group).
             let qw = hs(f16).q_width();
             for (seq, want) in seqs.iter().zip(want.chunks_exact(qw)) {
-                assert_eq!(bits(attend(hs(f16), &[*seq])), want);
+                assert_eq!(bits(attend(hs(f16), std::slice::from_ref(seq))), want);
             }
-            // And split into a shared prefix and the sequence's own rows,
-            // as a forked cache holds them, anywhere: the same bits.
-            let kw = hs(f16).kv_width();
-            for split in [0usize, 1, 16, 40, 64, 65, 200] {
-                fn parts(x: &[half::f16], split: usize, kw: usize) -> RowParts<'_, half::f16> {
-                    let at = split.min(x.len() / kw) * kw;
-                    RowParts::new(&x[..at], &x[at..], kw)
+            // And each head's rows apart, as the cache holds them, split
+            // into a shared prefix and the sequence's own rows (as a forked
+            // cache holds them) anywhere: the same bits.
+            let d = hs(f16).head_dim;
+            let by_head = |x: &[half::f16]| -> Vec<Vec<half::f16>> {
+                (0..hs(f16).n_kv_head)
+                    .map(|h| {
+                        x.chunks_exact(hs(f16).kv_width())
+                            .flat_map(|row| &row[h * d..(h + 1) * d])
+                            .copied()
+                            .collect()
+                    })
+                    .collect()
+            };
+            let apart: Vec<_> = halves
+                .iter()
+                .map(|(k, v)| (by_head(k), by_head(v)))
+                .collect();
+            for split in [0usize, 1, 16, 40, 64, 65, 200, usize::MAX] {
+                fn parts(
+                    heads: &[Vec<half::f16>],
+                    split: usize,
+                    d: usize,
+                ) -> HeadRows<'_, half::f16> {
+                    let heads = heads.iter().map(|x| {
+                        let at = split.min(x.len() / d) * d;
+                        RowParts::new(&x[..at], &x[at..], d)
+                    });
+                    HeadRows::new(heads.collect())
                 }
                 let seqs: Vec<_> = offsets
                     .iter()
                     .zip(&data)
-                    .zip(&halves)
+                    .zip(&apart)
                     .map(|((&offset, (q, _, _)), (k, v))| {
-                        SeqAttention::new(
-                            &q[..],
-                            parts(k, split, kw),
-                            parts(v, split, kw),
-                            1,
-                            offset,
-                        )
+                        SeqAttention::new(&q[..], parts(k, split, d), parts(v, split, d), 1, offset)
                     })
                     .collect();
                 assert_eq!(bits(attend(hs(f16), &seqs)), want, "split at {split}");
