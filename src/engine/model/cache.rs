@@ -30,9 +30,18 @@ use half::f16;
 use crate::engine::error::EngineError;
 use crate::engine::kernels::{ActBlock, CacheElem, RowParts};
 
-/// Rows of one kind (keys, values or queries), position after position, in
-/// element type T: a frozen prefix shared with forks (its first
-/// `shared_len` elements are this cache's), then this cache's own rows,
+/// Appends `rows` to `own`, growing it by doubling (amortised), at least
+/// by what is appended.
+fn push_rows<T: CacheElem>(own: &mut Vec<T>, rows: &[f32]) {
+    if own.capacity() - own.len() < rows.len() {
+        own.reserve(rows.len().max(own.len()));
+    }
+    T::extend_from_f32(own, rows);
+}
+
+/// Rows of one kind (a head's keys or values, or queries), position after
+/// position, in element type T: a frozen prefix shared with forks (its
+/// first `shared_len` elements are this cache's), then this cache's own rows,
 /// written in place (copied on write while a fork still shares them: only
 /// what was written since the last fork).
 #[derive(Clone, Debug, Default)]
@@ -48,6 +57,11 @@ impl<T: CacheElem> Buf<T> {
     }
 
     fn push(&mut self, rows: &[f32]) {
+        push_rows(self.own_mut(), rows);
+    }
+
+    /// This cache's own rows, to append to.
+    fn own_mut(&mut self) -> &mut Vec<T> {
         if self.shared.is_none() && Arc::strong_count(&self.own) > 1 {
             // The first write after a fork: what there is becomes the
             // shared prefix (no copy), this cache goes on in a buffer of
@@ -55,12 +69,7 @@ impl<T: CacheElem> Buf<T> {
             self.shared_len = self.own.len();
             self.shared = Some(std::mem::take(&mut self.own));
         }
-        let own = Arc::make_mut(&mut self.own);
-        if own.capacity() - own.len() < rows.len() {
-            // Grow by doubling (amortised), at least by what is appended.
-            own.reserve(rows.len().max(own.len()));
-        }
-        T::extend_from_f32(own, rows);
+        Arc::make_mut(&mut self.own)
     }
 
     fn truncate(&mut self, len: usize) {
@@ -122,19 +131,36 @@ impl HeadBufs {
         }
     }
 
-    /// Appends `rows`: positions of each head's `d` elements in turn.
-    fn push(&mut self, rows: &[f32], d: usize) {
-        fn push<T: CacheElem>(heads: &mut [Buf<T>], rows: &[f32], d: usize) {
-            let width = heads.len() * d;
-            for (h, buf) in heads.iter_mut().enumerate() {
-                for row in rows.chunks_exact(width) {
-                    buf.push(&row[h * d..(h + 1) * d]);
+    /// Appends `k` to `keys` and `v` to `values`: positions of each head's
+    /// `d` elements in turn. Every buffer is made writable before any row
+    /// is written: that check is an atomic operation, which waits for the
+    /// stores before it (rows written to memory no cache holds); one after
+    /// each head's rows made a four-sequence step wait a quarter of its
+    /// serial time.
+    fn push(keys: &mut Self, values: &mut Self, k: &[f32], v: &[f32], d: usize) {
+        fn push<T: CacheElem>(
+            keys: &mut [Buf<T>],
+            values: &mut [Buf<T>],
+            k: &[f32],
+            v: &[f32],
+            d: usize,
+        ) {
+            let width = keys.len() * d;
+            let mut own: Vec<&mut Vec<T>> =
+                keys.iter_mut().chain(values).map(Buf::own_mut).collect();
+            let (ko, vo) = own.split_at_mut(width / d);
+            for (rows, own) in [(k, ko), (v, vo)] {
+                for (h, own) in own.iter_mut().enumerate() {
+                    for row in rows.chunks_exact(width) {
+                        push_rows(own, &row[h * d..(h + 1) * d]);
+                    }
                 }
             }
         }
-        match self {
-            HeadBufs::F32(b) => push(b, rows, d),
-            HeadBufs::F16(b) => push(b, rows, d),
+        match (keys, values) {
+            (HeadBufs::F32(kb), HeadBufs::F32(vb)) => push(kb, vb, k, v, d),
+            (HeadBufs::F16(kb), HeadBufs::F16(vb)) => push(kb, vb, k, v, d),
+            _ => unreachable!("keys and values are stored alike"),
         }
     }
 
@@ -337,8 +363,7 @@ impl LayerCache {
         };
         debug_assert!(seq > 0 && k.len().is_multiple_of(seq * heads) && k.len() == v.len());
         self.head_dim = k.len() / (seq * heads);
-        self.k.push(k, self.head_dim);
-        self.v.push(v, self.head_dim);
+        HeadBufs::push(&mut self.k, &mut self.v, k, v, self.head_dim);
         if !self.capture {
             return;
         }
