@@ -145,10 +145,10 @@ impl HeadBufs {
             v: &[f32],
             d: usize,
         ) {
-            let width = keys.len() * d;
+            let (heads, width) = (keys.len(), keys.len() * d);
             let mut own: Vec<&mut Vec<T>> =
                 keys.iter_mut().chain(values).map(Buf::own_mut).collect();
-            let (ko, vo) = own.split_at_mut(width / d);
+            let (ko, vo) = own.split_at_mut(heads);
             for (rows, own) in [(k, ko), (v, vo)] {
                 for (h, own) in own.iter_mut().enumerate() {
                     for row in rows.chunks_exact(width) {
