@@ -553,7 +553,50 @@ pub fn matmul_with(
     }
     let mut acts = vec![ActBlock::default(); m * (cols / QK)];
     quantize_acts(kind, x, &mut acts);
-    run_matmul(pool, isa, ws, &acts, m, outs);
+    run_matmul(pool, isa, ws, &acts, m, &out_ptrs(outs));
+}
+
+/// [`matmul`] into new outputs, y_i m x rows_i each: the kernels write
+/// every element, so they are not zeroed first (for a batched step that
+/// zeroing was a tenth of the time the other threads wait for).
+pub fn matmul_new(ws: &[&QWeight], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| Vec::with_capacity(m * w.rows)).collect();
+    let Some(first) = ws.first() else {
+        return outs;
+    };
+    let (kind, cols) = (first.kind, first.cols);
+    assert!(
+        ws.iter().all(|w| w.kind == kind && w.cols == cols),
+        "fused weights differ in kind or width"
+    );
+    assert_eq!(x.len(), m * cols, "activations are not m x cols");
+    if m == 0 {
+        return outs;
+    }
+    let mut acts = vec![ActBlock::default(); m * (cols / QK)];
+    quantize_acts(kind, x, &mut acts);
+    let ptrs: Vec<OutPtr> = outs
+        .iter_mut()
+        .zip(ws)
+        .map(|(o, w)| OutPtr(o.spare_capacity_mut().as_mut_ptr().cast(), m * w.rows))
+        .collect();
+    run_matmul(pool(), isa(), ws, &acts, m, &ptrs);
+    for (o, w) in outs.iter_mut().zip(ws) {
+        // SAFETY: the capacity is m * rows (reserved above), and
+        // `run_matmul` has written every one of those elements: its tasks
+        // cover every row group of every weight, and each writes its rows
+        // (whole groups by the AVX-512 tiles, the rest element by element,
+        // padding rows skipped) for every token.
+        unsafe { o.set_len(m * w.rows) };
+    }
+    outs
+}
+
+/// Output slices as the tasks' pointers.
+fn out_ptrs(outs: &mut [&mut [f32]]) -> Vec<OutPtr> {
+    outs.iter_mut()
+        .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
+        .collect()
 }
 
 /// [`matmul`] on activations already quantised for `ws` (by
@@ -564,7 +607,7 @@ pub fn matmul_quantized(ws: &[&QWeight], acts: &[ActBlock], m: usize, outs: &mut
     };
     assert_eq!(acts.len(), m * cols / QK, "activations are not m x cols");
     if m > 0 {
-        run_matmul(pool(), isa(), ws, acts, m, outs);
+        run_matmul(pool(), isa(), ws, acts, m, &out_ptrs(outs));
     }
 }
 
@@ -584,14 +627,15 @@ fn check_shapes(ws: &[&QWeight], m: usize, outs: &[&mut [f32]]) -> Option<(Weigh
     Some((kind, cols))
 }
 
-/// The product itself; shapes checked by the callers.
+/// The product itself, into `ptrs[i]` (m x rows_i elements each, written
+/// whole); shapes checked by the callers.
 fn run_matmul(
     pool: &Pool,
     isa: Isa,
     ws: &[&QWeight],
     acts: &[ActBlock],
     m: usize,
-    outs: &mut [&mut [f32]],
+    ptrs: &[OutPtr],
 ) {
     let (kind, nb) = (ws[0].kind, ws[0].cols / QK);
     // Tasks: runs of row groups within one weight. One token (decode) is
@@ -612,10 +656,6 @@ fn run_matmul(
             g = end;
         }
     }
-    let ptrs: Vec<OutPtr> = outs
-        .iter_mut()
-        .map(|o| OutPtr(o.as_mut_ptr(), o.len()))
-        .collect();
     let sums: Vec<Vec<[f32; 16]>> = if needs_tile_sums(isa, kind) {
         acts.chunks(TILE_TOKENS * nb)
             .map(|tile| tile_sums(tile, nb))

@@ -265,6 +265,35 @@ fn dequantize_row_q4_1_layout() {
 }
 
 #[test]
+fn matmul_into_new_outputs_equals_matmul() {
+    // Fused weights with padding rows (37, 6), token counts around the tile
+    // of four: every element written without the zeroing.
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for kind in [WeightKind::Q4_1, WeightKind::Q8_0] {
+        let nb = 5;
+        let ws: Vec<QWeight> = [37, 6, 64]
+            .iter()
+            .map(|&rows| random_weight(&mut rng, kind, rows, nb * QK))
+            .collect();
+        let refs: Vec<&QWeight> = ws.iter().collect();
+        for m in [0, 1, 3, 4, 5, 9] {
+            let x = random_acts(&mut rng, m * nb * QK);
+            let mut want: Vec<Vec<f32>> = ws.iter().map(|w| vec![f32::NAN; m * w.rows]).collect();
+            let mut slices: Vec<&mut [f32]> = want.iter_mut().map(|o| o.as_mut_slice()).collect();
+            matmul(&refs, &x, m, &mut slices);
+            let got = matmul_new(&refs, &x, m);
+            let bits = |v: &[Vec<f32>]| -> Vec<Vec<u32>> {
+                v.iter()
+                    .map(|o| o.iter().map(|x| x.to_bits()).collect())
+                    .collect()
+            };
+            assert_eq!(bits(&got), bits(&want), "{kind:?} m={m}");
+            assert!(got.iter().flatten().all(|x| x.is_finite()));
+        }
+    }
+}
+
+#[test]
 fn matmul_on_cached_activations_equals_matmul_bit_for_bit() {
     // Attention rows are recomputed from the 8-bit inputs a capturing cache
     // keeps: the queries must come out exactly as the forward pass made them,

@@ -137,11 +137,7 @@ impl Linear {
                     .iter()
                     .all(|w| w.kind() == ws[0].kind() && w.cols() == ws[0].cols()) =>
             {
-                let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
-                let mut slices: Vec<&mut [f32]> =
-                    outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-                kernels::matmul(&ws, x, m, &mut slices);
-                Ok(outs)
+                Ok(kernels::matmul_new(&ws, x, m))
             }
             _ => {
                 let xt = Tensor::from_slice(x, (m, x.len() / m), &Device::Cpu)?;
@@ -190,12 +186,8 @@ impl Linear {
         let cols = *dims.last().expect("rank >= 1");
         let m = x.elem_count() / cols;
         let data = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
-        {
-            let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-            kernels::matmul(&ws, &data, m, &mut slices);
-        }
-        outs.into_iter()
+        kernels::matmul_new(&ws, &data, m)
+            .into_iter()
             .zip(&ws)
             .map(|(o, w)| {
                 let mut shape = dims.clone();
