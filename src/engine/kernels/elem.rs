@@ -63,9 +63,15 @@ impl CacheElem for f16 {
     }
 
     fn extend_from_f32(out: &mut Vec<Self>, xs: &[f32]) {
-        let at = out.len();
-        out.resize(at + xs.len(), f16::ZERO);
-        super::to_f16(xs, &mut out[at..]);
+        // Converted on the stack and copied in (wide stores): zeroing the
+        // room first, in two-byte stores to memory no cache holds, stalled
+        // the appending thread on every cache row.
+        let mut buf = [f16::ZERO; 64];
+        for chunk in xs.chunks(64) {
+            let buf = &mut buf[..chunk.len()];
+            super::to_f16(chunk, buf);
+            out.extend_from_slice(buf);
+        }
     }
 
     fn to_f32(self) -> f32 {
