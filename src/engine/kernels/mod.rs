@@ -638,15 +638,16 @@ fn run_matmul(
     ptrs: &[OutPtr],
 ) {
     let (kind, nb) = (ws[0].kind, ws[0].cols / QK);
-    // Tasks: runs of row groups within one weight. One token (decode) is
-    // bound by memory: two long runs per thread keep each thread's stream
-    // going (the kernels prefetch ahead within it), and the second lets a
-    // thread that the machine slows down hand half its share to the
-    // others. More tokens are bound by arithmetic: eight shorter runs per
-    // thread even out the threads' finishing times.
+    // Tasks: runs of row groups within one weight, two per thread. The
+    // weights come from memory on every step: long runs keep each thread's
+    // stream going (the kernels prefetch ahead within it; each new run
+    // starts cold), and the second lets a thread that the machine slows
+    // down hand half its share to the others. (Eight shorter runs per
+    // thread for steps of 2+ tokens, meant to even out finishing times,
+    // made a four-sequence decode step 8-17% slower, `decode_steps`, and
+    // prefill no faster.)
     let total: usize = ws.iter().map(|w| w.groups()).sum();
-    let per_thread = if m == 1 { 2 } else { 8 };
-    let chunk = total.div_ceil(pool.threads() * per_thread).max(1);
+    let chunk = total.div_ceil(pool.threads() * 2).max(1);
     let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
     for (i, w) in ws.iter().enumerate() {
         let mut g = 0;
