@@ -887,7 +887,6 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     probs: &mut [f32],
     out: &mut [f32],
 ) {
-    use std::mem::MaybeUninit;
     const D: usize = 64;
     assert!(visible > 0 && q.len() == G * D && out.len() == G * D);
     assert!(probs.len() == G * visible);
@@ -951,12 +950,13 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
         }
     }
     // Probabilities x values: key j goes to lane j % 64, each lane an FMA
-    // chain over its keys in order (computed whole, in registers), then
-    // the 64 lanes are reduced as `weighted_rows` reduces them. Lanes no
-    // key reaches are zero.
-    let used = visible.min(64);
-    let mut lanes: [[[MaybeUninit<__m512>; 4]; G]; 64] = [[[MaybeUninit::uninit(); 4]; G]; 64];
-    for (l, lane) in lanes.iter_mut().enumerate().take(used) {
+    // chain over its keys in order (computed whole, in registers; zero
+    // where no key reaches it), and the 64 lanes are reduced as
+    // `weighted_rows` reduces them, each sum formed as soon as its lanes
+    // are (keeping all 64 lanes' sums for every head first meant 48 KB of
+    // stores and loads a group).
+    type Heads<const G: usize> = [[__m512; 4]; G];
+    let lane = |l: usize| -> Heads<G> {
         let mut acc = [[_mm512_setzero_ps(); 4]; G];
         for j in (l..visible).step_by(64) {
             let row = value(j);
@@ -968,31 +968,20 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
                 }
             }
         }
-        for (slot, acc) in lane.iter_mut().zip(acc) {
-            for (s, a) in slot.iter_mut().zip(acc) {
-                s.write(a);
-            }
-        }
-    }
-    for (g, out) in out.chunks_exact_mut(D).enumerate() {
-        // SAFETY: lanes l < used were all written above.
-        let at = |l: usize, i: usize| {
-            if l < used {
-                unsafe { lanes[l][g][i].assume_init() }
-            } else {
-                _mm512_setzero_ps()
-            }
-        };
-        for i in 0..4 {
-            let v: [__m512; 16] = std::array::from_fn(|l| {
-                _mm512_add_ps(
-                    _mm512_add_ps(at(l, i), at(32 + l, i)),
-                    _mm512_add_ps(at(16 + l, i), at(48 + l, i)),
-                )
-            });
-            let t: [__m512; 8] = std::array::from_fn(|l| _mm512_add_ps(v[l + 8], v[l]));
-            let t6: [__m512; 4] = std::array::from_fn(|l| _mm512_add_ps(t[l + 4], t[l]));
-            let r = _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3]));
+        acc
+    };
+    let add = |a: Heads<G>, b: Heads<G>| -> Heads<G> {
+        std::array::from_fn(|g| std::array::from_fn(|i| _mm512_add_ps(a[g][i], b[g][i])))
+    };
+    // The tree of `weighted_rows`' Lanes64 reduction: v[x] = (lane x +
+    // lane 32 + x) + (lane 16 + x + lane 48 + x), t[x] = v[x + 8] + v[x],
+    // t6[a] = t[a + 4] + t[a], then (t6[0] + t6[2]) + (t6[1] + t6[3]).
+    let v = |x: usize| add(add(lane(x), lane(32 + x)), add(lane(16 + x), lane(48 + x)));
+    let t = |x: usize| add(v(x + 8), v(x));
+    let t6: [Heads<G>; 4] = std::array::from_fn(|a| add(t(a + 4), t(a)));
+    let sums = add(add(t6[0], t6[2]), add(t6[1], t6[3]));
+    for (out, r) in out.chunks_exact_mut(D).zip(sums) {
+        for (i, r) in r.into_iter().enumerate() {
             // SAFETY: `out` (this head's) holds 64 floats.
             unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), r) };
         }
