@@ -956,27 +956,37 @@ pub unsafe fn attend_group64<T: CacheElem, const G: usize>(
     // are (keeping all 64 lanes' sums for every head first meant 48 KB of
     // stores and loads a group).
     type Heads<const G: usize> = [[__m512; 4]; G];
-    let lane = |l: usize| -> Heads<G> {
-        let mut acc = [[_mm512_setzero_ps(); 4]; G];
-        for j in (l..visible).step_by(64) {
-            let row = value(j);
-            let vv: [__m512; 4] = std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
-            for (g, acc) in acc.iter_mut().enumerate() {
-                let p = _mm512_set1_ps(probs[g * visible + j]);
-                for (a, &v) in acc.iter_mut().zip(&vv) {
-                    *a = _mm512_fmadd_ps(v, p, *a);
+    // (A macro: as a closure it was left a call, its registers returned
+    // through memory, a tenth of the kernel's time.)
+    macro_rules! lane {
+        ($l:expr) => {{
+            let mut acc: Heads<G> = [[_mm512_setzero_ps(); 4]; G];
+            for j in ($l..visible).step_by(64) {
+                let row = value(j);
+                let vv: [__m512; 4] =
+                    std::array::from_fn(|i| unsafe { T::load16(row.add(16 * i)) });
+                for (g, acc) in acc.iter_mut().enumerate() {
+                    let p = _mm512_set1_ps(probs[g * visible + j]);
+                    for (a, &v) in acc.iter_mut().zip(&vv) {
+                        *a = _mm512_fmadd_ps(v, p, *a);
+                    }
                 }
             }
-        }
-        acc
-    };
+            acc
+        }};
+    }
     let add = |a: Heads<G>, b: Heads<G>| -> Heads<G> {
         std::array::from_fn(|g| std::array::from_fn(|i| _mm512_add_ps(a[g][i], b[g][i])))
     };
     // The tree of `weighted_rows`' Lanes64 reduction: v[x] = (lane x +
     // lane 32 + x) + (lane 16 + x + lane 48 + x), t[x] = v[x + 8] + v[x],
     // t6[a] = t[a + 4] + t[a], then (t6[0] + t6[2]) + (t6[1] + t6[3]).
-    let v = |x: usize| add(add(lane(x), lane(32 + x)), add(lane(16 + x), lane(48 + x)));
+    let v = |x: usize| {
+        add(
+            add(lane!(x), lane!(32 + x)),
+            add(lane!(16 + x), lane!(48 + x)),
+        )
+    };
     let t = |x: usize| add(v(x + 8), v(x));
     let t6: [Heads<G>; 4] = std::array::from_fn(|a| add(t(a + 4), t(a)));
     let sums = add(add(t6[0], t6[2]), add(t6[1], t6[3]));
