@@ -538,16 +538,31 @@ pub unsafe fn quantize_blocks(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {
             )
         };
         block.s = if with_sum {
+            // The quants' sum, exact in i32 whatever the order.
             let s8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-            let mut lanes = [0i32; 8];
-            // SAFETY: `lanes` holds 8 i32.
-            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s8) };
-            half::f16::from_f32(d * lanes.iter().sum::<i32>() as f32).to_f32()
+            let s4 = _mm_add_epi32(
+                _mm256_castsi256_si128(s8),
+                _mm256_extracti128_si256::<1>(s8),
+            );
+            let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+            let sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2)));
+            f16_round(d * sum as f32)
         } else {
             0.0
         };
-        block.d = half::f16::from_f32(d).to_f32();
+        block.d = f16_round(d);
     }
+}
+
+/// `x` rounded to the nearest f16 (ties to even) and back: F16C's
+/// conversion, the IEEE one `half::f16::from_f32` makes (that is a call,
+/// with a run-time feature check, per value).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_round(x: f32) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
+        _mm_set_ss(x),
+    )))
 }
 
 /// Rounds each value to the nearest f16 (ties to even) and back, 8 lanes at
