@@ -324,7 +324,13 @@ impl Sampler {
                 _ => false,
             };
             if cuts_by_order && !sorted {
-                sort(&mut alive, &cands);
+                if stage == Stage::Temperature && !alive.is_empty() {
+                    // Greedy keeps only the first in that order: bring it
+                    // to the front (one pass) instead of sorting them all.
+                    alive.select_nth_unstable_by(0, |&a, &b| by_logit(&cands, a, b));
+                } else {
+                    sort(&mut alive, &cands);
+                }
                 sorted = true;
             }
             let keep = match stage {
