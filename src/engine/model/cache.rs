@@ -123,6 +123,13 @@ impl HeadBufs {
         }
     }
 
+    fn heads(&self) -> usize {
+        match self {
+            HeadBufs::F32(b) => b.len(),
+            HeadBufs::F16(b) => b.len(),
+        }
+    }
+
     /// Elements held per head.
     fn len(&self) -> usize {
         match self {
@@ -357,10 +364,7 @@ impl LayerCache {
     /// head_dim) and, when capturing, what recomputes its queries (`seq`
     /// rows).
     pub(crate) fn append(&mut self, k: &[f32], v: &[f32], q: Captured<'_>, seq: usize) {
-        let heads = match &self.k {
-            HeadBufs::F32(b) => b.len(),
-            HeadBufs::F16(b) => b.len(),
-        };
+        let heads = self.k.heads();
         debug_assert!(seq > 0 && k.len().is_multiple_of(seq * heads) && k.len() == v.len());
         self.head_dim = k.len() / (seq * heads);
         HeadBufs::push(&mut self.k, &mut self.v, k, v, self.head_dim);
