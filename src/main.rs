@@ -1,5 +1,13 @@
 use std::process::ExitCode;
 
+use lmscope::cli::{self, Parsed};
+
+/// The one place that sees both front ends: the command line is parsed,
+/// then the workbench or the subcommand runs.
 fn main() -> ExitCode {
-    lmscope::cli::main()
+    match cli::parse() {
+        Parsed::Workbench(launch) => cli::finish(lmscope::ui::run(&launch)),
+        Parsed::Command(command) => cli::finish(cli::run_command(command)),
+        Parsed::Exit(code) => code,
+    }
 }

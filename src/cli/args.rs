@@ -1,12 +1,11 @@
 //! Arguments shared by subcommands.
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::engine::Engine;
 use crate::engine::model::Precision;
 use crate::engine::sampling::SamplerSettings;
-use crate::store::models;
+use crate::store::launch::Launch;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ModelArgs {
@@ -29,19 +28,20 @@ pub enum PrecisionArg {
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> anyhow::Result<Engine> {
-        if let Some(n) = self.threads {
-            anyhow::ensure!(n > 0, "--threads must be at least 1");
-            // Our kernels' pool; candle's own (other tensor types, --precision
-            // f32) follows RAYON_NUM_THREADS.
-            crate::engine::kernels::set_threads(n);
+    /// What the workbench and the subcommands are started with.
+    pub fn launch(&self) -> Launch {
+        Launch {
+            model: self.model.clone(),
+            precision: match self.precision {
+                PrecisionArg::Quantized => Precision::Quantized,
+                PrecisionArg::F32 => Precision::F32,
+            },
+            threads: self.threads,
         }
-        let path = models::resolve(self.model.as_deref())?;
-        let precision = match self.precision {
-            PrecisionArg::Quantized => Precision::Quantized,
-            PrecisionArg::F32 => Precision::F32,
-        };
-        Engine::load(&path, precision).with_context(|| format!("loading {}", path.display()))
+    }
+
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        self.launch().load()
     }
 }
 

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::store::launch::Launch;
 pub use args::{ModelArgs, SamplerArgs};
 
 #[derive(Parser, Debug)]
@@ -53,22 +54,38 @@ pub enum Command {
     Bias(bias::BiasArgs),
 }
 
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+/// What the command line asks for: the workbench (no subcommand) or a
+/// subcommand. `main` starts the one asked for, so this layer never sees
+/// the interface's.
+pub enum Parsed {
+    Workbench(Launch),
+    Command(Command),
+    /// `--help`, `--version` or a usage error, already printed: exit with this.
+    Exit(ExitCode),
+}
+
+pub fn parse() -> Parsed {
+    match Cli::try_parse() {
+        Ok(Cli {
+            command: Some(c), ..
+        }) => Parsed::Command(c),
+        Ok(Cli {
+            command: None,
+            model,
+        }) => Parsed::Workbench(model.launch()),
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
+            Parsed::Exit(if e.use_stderr() {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
-            };
+            })
         }
-    };
-    let result = match cli.command {
-        None => crate::ui::run(&cli.model),
-        Some(command) => run_command(command),
-    };
+    }
+}
+
+/// The exit code for a result: errors as one `error:` line on stderr.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -78,7 +95,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_command(command: Command) -> anyhow::Result<()> {
+pub fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Generate(a) => generate::run(a),
         Command::Score(a) => score::run(a),

@@ -2,6 +2,7 @@
 //! atomic writes so a crash never leaves half a file.
 pub mod atomic;
 pub mod config;
+pub mod launch;
 pub mod models;
 pub mod paths;
 pub mod presets;

@@ -22,11 +22,9 @@ pub mod widgets;
 use anyhow::Context as _;
 use crossterm::event::EventStream;
 
-use crate::cli::ModelArgs;
-use crate::cli::args::PrecisionArg;
 use crate::engine::handle::EngineHandle;
-use crate::engine::model::Precision;
-use crate::store::{config, models, paths};
+use crate::store::launch::Launch;
+use crate::store::{config, paths};
 use app::{App, Level};
 use keymap::Keymap;
 use theme::Theme;
@@ -49,19 +47,13 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 }
 
 /// `lmscope` with no subcommand.
-pub fn run(model: &ModelArgs) -> anyhow::Result<()> {
+pub fn run(launch: &Launch) -> anyhow::Result<()> {
     let _log = init_logging();
-    if let Some(n) = model.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
-        crate::engine::kernels::set_threads(n);
-    }
+    launch.apply_threads()?;
     // Fetching (with pip's progress) happens before the screen is taken.
     // Each failure says what to do (pass --model PATH, install pip, ...).
-    let path = models::resolve(model.model.as_deref()).context("no model to open")?;
-    let precision = match model.precision {
-        PrecisionArg::Quantized => Precision::Quantized,
-        PrecisionArg::F32 => Precision::F32,
-    };
+    let path = launch.model_path().context("no model to open")?;
+    let precision = launch.precision;
     let loaded = config::load();
     let (keymap, key_warnings) = Keymap::load(&loaded.config.keys);
     let warnings: Vec<String> = loaded

@@ -69,7 +69,7 @@ impl CacheElem for f16 {
         let mut buf = [f16::ZERO; 64];
         for chunk in xs.chunks(64) {
             let buf = &mut buf[..chunk.len()];
-            super::to_f16(chunk, buf);
+            super::f16::to_f16(chunk, buf);
             out.extend_from_slice(buf);
         }
     }

@@ -16,7 +16,8 @@
 //! `f32::mul_add` is a fused multiply-add wherever it runs). Attention reads
 //! its keys and values in the cache's element type (f16 or f32).
 
-use super::{CacheElem, RowParts};
+use super::elem::CacheElem;
+use super::rows::RowParts;
 
 /// How the products of a dot product are summed, as ggml's CPU backend does
 /// on an AVX-512 machine.

@@ -18,158 +18,27 @@
 //! machine that has AVX2); `avx2` and `avxvnni` the narrower x86 ones.
 
 mod elem;
+mod f16;
 mod float;
+mod isa;
 mod pool;
 mod quant;
+mod rows;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use std::sync::OnceLock;
-
 pub use elem::CacheElem;
+pub use f16::{round_f16, to_f16};
 pub use float::{
     SumOrder, dot_scalar, dots_scalar, expf, silu_mul_scalar, softmax_scalar, weighted_rows_scalar,
 };
+pub use isa::{Isa, isa};
 pub use pool::{Pool, default_threads, pool, set_threads};
-pub use quant::{
-    ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar, quantize_acts,
-};
+pub use quant::{ActBlock, QK, WeightKind, dequantize_row, dot_q4_1_scalar, dot_q8_0_scalar};
 use quant::{dot_q4_1_blocks, dot_q8_0_blocks, f16_at, q4_1_element};
-
-/// Rows of `stride` elements held in up to two slices, the second going on
-/// where the first ends: the KV cache of a forked run keeps the prefix it
-/// shares with its forks in one buffer and its own rows in another. Row j
-/// starts at j * stride of the two slices' concatenation; `columns` starts
-/// every row further in (one head's columns).
-#[derive(Clone, Copy, Debug)]
-pub struct RowParts<'a, T> {
-    parts: [&'a [T]; 2],
-    first_rows: usize,
-    stride: usize,
-}
-
-impl<'a, T> RowParts<'a, T> {
-    /// `first` holds whole rows (a multiple of `stride` elements).
-    pub fn new(first: &'a [T], second: &'a [T], stride: usize) -> Self {
-        assert!(stride > 0 && first.len().is_multiple_of(stride));
-        Self {
-            parts: [first, second],
-            first_rows: first.len() / stride,
-            stride,
-        }
-    }
-
-    /// Rows in one slice.
-    pub fn contiguous(rows: &'a [T], stride: usize) -> Self {
-        Self::new(&[], rows, stride)
-    }
-
-    /// The same rows from column `offset` on.
-    pub fn columns(self, offset: usize) -> Self {
-        let skip = |p: &'a [T]| p.get(offset..).unwrap_or(&[]);
-        Self {
-            parts: [skip(self.parts[0]), skip(self.parts[1])],
-            ..self
-        }
-    }
-
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
-
-    /// The elements of both slices in order (whole rows unless `columns`
-    /// moved their starts).
-    pub fn iter(&self) -> impl Iterator<Item = &'a T> + 'a {
-        self.parts[0].iter().chain(self.parts[1])
-    }
-
-    /// Where rows 0..rows start, for a kernel that reads `len` elements
-    /// of each: (first part, rows in it, second part), every row checked
-    /// to lie in its slice.
-    fn starts(&self, rows: usize, len: usize) -> (*const T, usize, *const T) {
-        let covers = |part: &[T], n: usize| n == 0 || part.len() >= (n - 1) * self.stride + len;
-        let in_first = rows.min(self.first_rows);
-        assert!(covers(self.parts[0], in_first) && covers(self.parts[1], rows - in_first));
-        (
-            self.parts[0].as_ptr(),
-            self.first_rows,
-            self.parts[1].as_ptr(),
-        )
-    }
-
-    /// `len` elements of row j.
-    #[inline]
-    pub fn row(&self, j: usize, len: usize) -> &'a [T] {
-        let (part, at) = if j < self.first_rows {
-            (self.parts[0], j * self.stride)
-        } else {
-            (self.parts[1], (j - self.first_rows) * self.stride)
-        };
-        &part[at..at + len]
-    }
-}
-
-/// The instruction set the dot products use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    Scalar,
-    /// AVX2 + FMA + F16C (x86-64).
-    Avx2,
-    /// The same with AVX-VNNI's byte dot products.
-    Avx2Vnni,
-    /// AVX-512 (F, BW) with its VNNI for the dot products, on 512-bit
-    /// registers; the float ops as `Avx2`.
-    Avx512Vnni,
-}
-
-impl Isa {
-    /// The best this CPU supports (never AMX, which faults in some VMs).
-    pub fn detect() -> Isa {
-        [Isa::Avx512Vnni, Isa::Avx2Vnni, Isa::Avx2]
-            .into_iter()
-            .find(|i| i.supported())
-            .unwrap_or(Isa::Scalar)
-    }
-
-    /// Whether this CPU can run kernels for `self`.
-    pub fn supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
-            match self {
-                Isa::Scalar => true,
-                Isa::Avx2 => avx2,
-                Isa::Avx2Vnni => avx2 && has!("avxvnni"),
-                Isa::Avx512Vnni => {
-                    avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vnni")
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            self == Isa::Scalar
-        }
-    }
-}
-
-/// The instruction set in use: detected once, or chosen by
-/// `LMSCOPE_KERNELS` (`scalar`; `avx2`: AVX2 without VNNI; `avxvnni`: AVX2
-/// with AVX-VNNI, not AVX-512), where the CPU has it.
-pub fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        let forced = match std::env::var("LMSCOPE_KERNELS").as_deref() {
-            Ok("scalar") => Some(Isa::Scalar),
-            Ok("avx2") => Some(Isa::Avx2),
-            Ok("avxvnni") => Some(Isa::Avx2Vnni),
-            _ => None,
-        };
-        forced.filter(|i| i.supported()).unwrap_or_else(Isa::detect)
-    })
-}
+pub use rows::RowParts;
 
 /// Weight rows per packed group.
 const GROUP: usize = 4;
@@ -752,31 +621,19 @@ pub fn par_chunks_mut(out: &mut [f32], chunk_len: usize, f: &(dyn Fn(usize, &mut
     });
 }
 
-/// Rounds each value to the nearest f16 and back (llama.cpp's f16 KV cache
-/// and attention probabilities).
-pub fn round_f16(xs: &mut [f32]) {
+/// Quantises rows of `cols` values (cols a multiple of 32) for the given
+/// weight kind: Q8_1 (with sums) against Q4_1, Q8_0 against Q8_0.
+pub fn quantize_acts(kind: WeightKind, x: &[f32], out: &mut [ActBlock]) {
+    assert_eq!(x.len(), out.len() * QK, "activations are not whole blocks");
+    let with_sum = kind == WeightKind::Q4_1;
     match isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `silu_mul`.
-        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::round_f16(xs) },
-        _ => xs
-            .iter_mut()
-            .for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
-    }
-}
-
-/// Each value rounded to the nearest f16 (ties to even), as
-/// `half::f16::from_f32` does, eight at a time where F16C is present.
-pub fn to_f16(xs: &[f32], out: &mut [half::f16]) {
-    assert_eq!(xs.len(), out.len());
-    match isa() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `silu_mul`; the function checks the lengths.
-        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => unsafe { x86::to_f16(xs, out) },
-        _ => xs
-            .iter()
-            .zip(out)
-            .for_each(|(&x, o)| *o = half::f16::from_f32(x)),
+        Isa::Avx2 | Isa::Avx2Vnni | Isa::Avx512Vnni => {
+            // SAFETY: `isa()` reports an x86 set only where AVX2, FMA and
+            // F16C were detected.
+            unsafe { x86::quantize_blocks(x, with_sum, out) }
+        }
+        _ => quant::quantize_blocks(x, with_sum, out),
     }
 }
 

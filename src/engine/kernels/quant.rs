@@ -81,22 +81,6 @@ fn quantize_block(x: &[f32], with_sum: bool) -> ActBlock {
     }
 }
 
-/// Quantises rows of `cols` values (cols a multiple of 32) for the given
-/// weight kind: Q8_1 (with sums) against Q4_1, Q8_0 against Q8_0.
-pub fn quantize_acts(kind: WeightKind, x: &[f32], out: &mut [ActBlock]) {
-    assert_eq!(x.len(), out.len() * QK, "activations are not whole blocks");
-    let with_sum = kind == WeightKind::Q4_1;
-    match super::isa() {
-        #[cfg(target_arch = "x86_64")]
-        super::Isa::Avx2 | super::Isa::Avx2Vnni | super::Isa::Avx512Vnni => {
-            // SAFETY: `isa()` reports an x86 set only where AVX2, FMA and
-            // F16C were detected.
-            unsafe { super::x86::quantize_blocks(x, with_sum, out) }
-        }
-        _ => quantize_blocks(x, with_sum, out),
-    }
-}
-
 /// The portable quantisation (and the reference the AVX2 one is tested
 /// against).
 pub(crate) fn quantize_blocks(x: &[f32], with_sum: bool, out: &mut [ActBlock]) {

@@ -16,8 +16,10 @@
 
 use std::arch::x86_64::*;
 
+use super::elem::CacheElem;
+use super::f16::x86_f16::round_f16;
 use super::quant::ActBlock;
-use super::{CacheElem, RowParts};
+use super::rows::RowParts;
 
 /// How far ahead of the block in hand the kernels prefetch weights, in
 /// bytes. Decode streams the whole model from memory every token; the
@@ -563,49 +565,6 @@ fn f16_round(x: f32) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
         _mm_set_ss(x),
     )))
-}
-
-/// Rounds each value to the nearest f16 (ties to even) and back, 8 lanes at
-/// a time with F16C's conversions (the same IEEE conversion as
-/// `half::f16::from_f32`, without a call per value).
-///
-/// # Safety
-/// The CPU supports AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn round_f16(xs: &mut [f32]) {
-    let mut chunks = xs.chunks_exact_mut(8);
-    for c in &mut chunks {
-        // SAFETY: `c` holds 8 floats.
-        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
-        let r = _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v));
-        // SAFETY: as above.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), r) };
-    }
-    for x in chunks.into_remainder() {
-        *x = half::f16::from_f32(*x).to_f32();
-    }
-}
-
-/// `half::f16::from_f32` of each value, 8 lanes at a time with F16C (the
-/// same IEEE rounding, to nearest even).
-///
-/// # Safety
-/// The CPU supports AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn to_f16(xs: &[f32], out: &mut [half::f16]) {
-    assert_eq!(xs.len(), out.len());
-    let body = xs.len() / 8 * 8;
-    for i in (0..body).step_by(8) {
-        // SAFETY: i + 8 <= body <= both lengths; f16 is 2 bytes (repr(transparent) u16).
-        unsafe {
-            let h =
-                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xs.as_ptr().add(i)));
-            _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, h);
-        }
-    }
-    for (o, &x) in out[body..].iter_mut().zip(&xs[body..]) {
-        *o = half::f16::from_f32(x);
-    }
 }
 
 /// `float::rotate_pairs_scalar` with the FMA instruction inline.

@@ -1,0 +1,47 @@
+//! What the interface and the commands are started with: which model, at
+//! which precision, on how many threads. The command line fills it in
+//! (`cli::args::ModelArgs`); the workbench and the subcommands both read it,
+//! so neither of them depends on the other.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::engine::Engine;
+use crate::engine::model::Precision;
+use crate::store::models;
+
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// A GGUF path or a model name in the data directory; `None` is the
+    /// default model, fetched when missing.
+    pub model: Option<String>,
+    pub precision: Precision,
+    /// Worker threads for the forward pass; `None` is every core.
+    pub threads: Option<usize>,
+}
+
+impl Launch {
+    /// Sets the kernels' thread count, once, before any model runs.
+    pub fn apply_threads(&self) -> anyhow::Result<()> {
+        if let Some(n) = self.threads {
+            anyhow::ensure!(n > 0, "--threads must be at least 1");
+            // Our kernels' pool; candle's own (other tensor types, --precision
+            // f32) follows RAYON_NUM_THREADS.
+            crate::engine::kernels::set_threads(n);
+        }
+        Ok(())
+    }
+
+    /// The model file, fetched first when it is the default and missing.
+    pub fn model_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(models::resolve(self.model.as_deref())?)
+    }
+
+    /// Threads set, the model found and loaded.
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        self.apply_threads()?;
+        let path = self.model_path()?;
+        Engine::load(&path, self.precision).with_context(|| format!("loading {}", path.display()))
+    }
+}
