@@ -4,6 +4,11 @@
 //! Layers, each seeing only those before it:
 //! `engine` (candle, the model thread) <- `analysis` (pure functions over
 //! engine data) <- `store` (files) <- `cli`, `ui` (the interface).
+//!
+//! `unsafe` is denied everywhere but the SIMD kernels (`engine::kernels`),
+//! where each block says why it holds.
+
+#![deny(unsafe_code)]
 
 pub mod analysis;
 pub mod cli;

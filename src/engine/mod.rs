@@ -10,6 +10,7 @@
 pub mod chat;
 pub mod error;
 pub mod handle;
+#[allow(unsafe_code)] // the SIMD kernels: the only unsafe code in the crate
 pub mod kernels;
 pub mod load;
 pub mod model;
