@@ -267,11 +267,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         // pads the file with zeros).
         "gguf" => out.push(real_gguf_header()),
         "session" => out.extend(real_sessions()),
-        "crows" => {
-            for f in ["tests/fixtures/bias_parity_pairs.csv"] {
-                out.extend(std::fs::read(root.join(f)));
-            }
-        }
+        "crows" => out.extend(std::fs::read(
+            root.join("tests/fixtures/bias_parity_pairs.csv"),
+        )),
         _ => {}
     }
     out
