@@ -94,6 +94,16 @@ impl Engine {
         gguf.check_tensor_types()?;
         let tokenizer = Tokenizer::load(&gguf)?;
         let model = Llama::load(&mut gguf, precision)?;
+        if tokenizer.vocab_size() != model.cfg.vocab_size {
+            return Err(EngineError::corrupt(
+                path,
+                format!(
+                    "the tokenizer has {} tokens but the model's embedding has {} rows",
+                    tokenizer.vocab_size(),
+                    model.cfg.vocab_size
+                ),
+            ));
+        }
         let name_of = |id: Option<u32>| id.map(|i| (i, tokenizer.token_text(i)));
         let template_src = gguf
             .meta_str("tokenizer.chat_template")

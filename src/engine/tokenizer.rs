@@ -180,9 +180,30 @@ impl Tokenizer {
             })
             .collect();
 
-        let id = |key: &str| gguf.meta_usize(key).ok().map(|v| v as u32);
-        let bos = id("tokenizer.ggml.bos_token_id");
-        let eos = id("tokenizer.ggml.eos_token_id");
+        // Special ids must name tokens: a corrupt one would index past the
+        // vocabulary wherever it is shown or fed to the model.
+        let id = |key: &str| -> Result<Option<u32>> {
+            match gguf.meta_usize(key) {
+                Ok(v) if v < tokens.len() => Ok(Some(v as u32)),
+                Ok(v) => Err(EngineError::corrupt(
+                    gguf.path(),
+                    format!(
+                        "`{key}` is {v} but the vocabulary has {} tokens",
+                        tokens.len()
+                    ),
+                )),
+                Err(EngineError::MissingMetadata(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let bos = id("tokenizer.ggml.bos_token_id")?;
+        let eos = id("tokenizer.ggml.eos_token_id")?;
+        for key in [
+            "tokenizer.ggml.unknown_token_id",
+            "tokenizer.ggml.padding_token_id",
+        ] {
+            id(key)?;
+        }
         let mut end_of_generation: Vec<u32> = eos.into_iter().collect();
         for (i, t) in tokens.iter().enumerate() {
             let ends = matches!(

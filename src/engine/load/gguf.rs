@@ -52,6 +52,9 @@ impl GgufFile {
             return Err(EngineError::NotGguf(path.to_path_buf()));
         }
         reader.seek(SeekFrom::Start(0))?;
+        super::header::check(&mut reader, file_size)
+            .map_err(|detail| EngineError::corrupt(path, detail))?;
+        reader.seek(SeekFrom::Start(0))?;
         let content = gguf_file::Content::read(&mut reader)
             .map_err(|e| EngineError::corrupt(path, format!("unreadable header: {e}")))?;
         let this = Self {
@@ -76,12 +79,12 @@ impl GgufFile {
                     format!("tensor `{name}` has {elems} elements, not a whole number of blocks"),
                 ));
             }
-            let bytes = (elems / block * info.ggml_dtype.type_size()) as u64;
+            let bytes = (elems / block).saturating_mul(info.ggml_dtype.type_size());
             let end = self
                 .content
                 .tensor_data_offset
                 .saturating_add(info.offset)
-                .saturating_add(bytes);
+                .saturating_add(bytes as u64);
             if end > self.file_size {
                 return Err(EngineError::corrupt(
                     &self.path,

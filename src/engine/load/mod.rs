@@ -1,2 +1,3 @@
 //! Reading model files.
 pub mod gguf;
+pub mod header;

@@ -77,7 +77,8 @@ impl Config {
             vocab_size,
             context_length: gguf.meta_usize(&key("context_length")).unwrap_or(2048),
         };
-        if cfg.n_head == 0 || cfg.n_kv_head == 0 || !cfg.n_head.is_multiple_of(cfg.n_kv_head) {
+        cfg.check_ranges(gguf.path())?;
+        if !cfg.n_head.is_multiple_of(cfg.n_kv_head) {
             return Err(EngineError::corrupt(
                 gguf.path(),
                 format!(
@@ -96,6 +97,101 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+
+    /// Each number within what a model on one machine can have, so that
+    /// the products below and the buffers sized from them cannot overflow.
+    fn check_ranges(&self, path: &std::path::Path) -> Result<()> {
+        let limits: [(&str, usize, usize); 7] = [
+            ("block_count", self.n_layer, 1 << 10),
+            ("attention.head_count", self.n_head, 1 << 10),
+            ("attention.head_count_kv", self.n_kv_head, 1 << 10),
+            ("embedding_length", self.d_model, 1 << 17),
+            ("feed_forward_length", self.d_ff, 1 << 20),
+            ("rope.dimension_count", self.head_dim, 1 << 12),
+            ("context_length", self.context_length, 1 << 24),
+        ];
+        for (key, value, most) in limits {
+            if value == 0 || value > most {
+                return Err(EngineError::corrupt(
+                    path,
+                    format!("`{key}` is {value} (1 to {most})"),
+                ));
+            }
+        }
+        if self.vocab_size == 0 || self.vocab_size > 1 << 24 {
+            return Err(EngineError::corrupt(
+                path,
+                format!(
+                    "the vocabulary size is {} (1 to {})",
+                    self.vocab_size,
+                    1 << 24
+                ),
+            ));
+        }
+        if !(self.rope_base.is_finite() && self.rope_base > 0.0) {
+            return Err(EngineError::corrupt(
+                path,
+                format!("`rope.freq_base` is {}", self.rope_base),
+            ));
+        }
+        if !(self.rms_eps.is_finite() && self.rms_eps > 0.0 && self.rms_eps < 1.0) {
+            return Err(EngineError::corrupt(
+                path,
+                format!("`attention.layer_norm_rms_epsilon` is {}", self.rms_eps),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every weight a Llama-layout model reads, with the shape (rows,
+    /// columns) its config implies; `output.weight` only when the file has
+    /// it (else the embedding is tied).
+    fn tensor_shapes(&self, untied_output: bool) -> Vec<(String, Vec<usize>)> {
+        let (d, q, kv) = (
+            self.d_model,
+            self.n_head * self.head_dim,
+            self.n_kv_head * self.head_dim,
+        );
+        let mut out = vec![
+            ("token_embd.weight".to_string(), vec![self.vocab_size, d]),
+            ("output_norm.weight".to_string(), vec![d]),
+        ];
+        if untied_output {
+            out.push(("output.weight".into(), vec![self.vocab_size, d]));
+        }
+        for i in 0..self.n_layer {
+            let p = format!("blk.{i}");
+            out.extend([
+                (format!("{p}.attn_norm.weight"), vec![d]),
+                (format!("{p}.attn_q.weight"), vec![q, d]),
+                (format!("{p}.attn_k.weight"), vec![kv, d]),
+                (format!("{p}.attn_v.weight"), vec![kv, d]),
+                (format!("{p}.attn_output.weight"), vec![d, q]),
+                (format!("{p}.ffn_norm.weight"), vec![d]),
+                (format!("{p}.ffn_gate.weight"), vec![self.d_ff, d]),
+                (format!("{p}.ffn_up.weight"), vec![self.d_ff, d]),
+                (format!("{p}.ffn_down.weight"), vec![d, self.d_ff]),
+            ]);
+        }
+        out
+    }
+
+    /// Every weight present with the shape the config implies, before any
+    /// is read.
+    fn check_tensors(&self, gguf: &GgufFile) -> Result<()> {
+        for (name, want) in self.tensor_shapes(gguf.has_tensor("output.weight")) {
+            let found = gguf.tensor_shape(&name)?;
+            if found != want {
+                return Err(EngineError::corrupt(
+                    gguf.path(),
+                    format!(
+                        "tensor `{name}` has shape {found:?}, but the model's settings make it {want:?}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -879,6 +975,7 @@ pub struct Llama {
 impl Llama {
     pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Self> {
         let cfg = Config::from_gguf(gguf)?;
+        cfg.check_tensors(gguf)?;
         // Tied embeddings: without an output.weight, the output projection
         // is the embedding matrix itself (held once with our kernels).
         let tied = !gguf.has_tensor("output.weight");
