@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use lmscope::engine::load::gguf::GgufFile;
-use lmscope::engine::model::{KvCache, Llama, Logits, Precision};
+use lmscope::engine::model::{KvCache, Llama, Logits, Model, Precision};
 use lmscope::engine::sampling::argmax;
 
 /// Seconds a step of `seqs` sequences takes, over `steps` steps.

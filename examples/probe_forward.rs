@@ -5,7 +5,7 @@
 //! with `--decode`, a one-token step follows the prompt and the probes hold
 //! that step (each probe file is overwritten by the last pass).
 use lmscope::engine::load::gguf::GgufFile;
-use lmscope::engine::model::{Llama, Logits, Precision};
+use lmscope::engine::model::{Llama, Logits, Model, Precision};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

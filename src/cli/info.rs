@@ -37,17 +37,23 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         i.n_layer, i.d_model, i.d_ff
     );
     println!(
-        "attention      {} query heads, {} KV heads (GQA {}:1), head dim {}",
-        i.n_head,
-        i.n_kv_head,
-        i.n_head / i.n_kv_head.max(1),
-        i.head_dim
+        "attention      {}, head dim {}",
+        i.design.attention, i.head_dim
     );
     println!(
-        "positions      RoPE base {}, context {}",
-        i.rope_base, i.context_length
+        "positions      {}, context {}",
+        i.design.positions, i.context_length
     );
-    println!("norm           RMSNorm eps {:e}", i.rms_eps);
+    println!("norm           {}", i.design.norm);
+    println!("feed-forward   {}", i.design.activation);
+    println!(
+        "embeddings     {}",
+        if i.design.tied_embeddings {
+            "tied (the output projection is the embedding matrix)"
+        } else {
+            "separate output projection"
+        }
+    );
     let types: Vec<String> = i
         .tensor_types
         .iter()

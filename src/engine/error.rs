@@ -16,9 +16,9 @@ pub enum EngineError {
     )]
     Corrupt { path: PathBuf, detail: String },
     #[error(
-        "unsupported model architecture `{0}`: lmscope runs llama-family GGUF models (SmolLM2, Llama, TinyLlama, ...)"
+        "unsupported model architecture `{found}`: lmscope runs GGUF models of these architectures: {supported}"
     )]
-    UnsupportedArchitecture(String),
+    UnsupportedArchitecture { found: String, supported: String },
     #[error(
         "tensor `{name}` has type {dtype}, which lmscope cannot run; supported types: {supported}"
     )]

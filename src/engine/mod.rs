@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{EngineError, Result};
 use load::gguf::GgufFile;
-use model::{KvCache, Llama, Logits, Precision};
+use model::{KvCache, Logits, Model, Precision};
 use sampling::{Sampler, SamplerSettings};
 use tokenizer::{StreamDecoder, Tokenizer};
 use types::*;
@@ -80,7 +80,7 @@ impl Request {
 }
 
 pub struct Engine {
-    model: Llama,
+    model: Box<dyn Model>,
     tokenizer: Tokenizer,
     template: chat::ChatTemplate,
     info: ModelInfo,
@@ -90,17 +90,19 @@ impl Engine {
     /// Loads a GGUF model: header checked, every weight read once.
     pub fn load(path: &Path, precision: Precision) -> Result<Self> {
         let mut gguf = GgufFile::open(path)?;
-        gguf.architecture()?;
+        // An architecture lmscope does not run is refused before anything
+        // else is read.
+        let load_model = model::loader(&gguf)?;
         gguf.check_tensor_types()?;
         let tokenizer = Tokenizer::load(&gguf)?;
-        let model = Llama::load(&mut gguf, precision)?;
-        if tokenizer.vocab_size() != model.cfg.vocab_size {
+        let model = load_model(&mut gguf, precision)?;
+        if tokenizer.vocab_size() != model.config().vocab_size {
             return Err(EngineError::corrupt(
                 path,
                 format!(
                     "the tokenizer has {} tokens but the model's embedding has {} rows",
                     tokenizer.vocab_size(),
-                    model.cfg.vocab_size
+                    model.config().vocab_size
                 ),
             ));
         }
@@ -114,7 +116,7 @@ impl Engine {
             &name_of(tokenizer.bos).map(|b| b.1).unwrap_or_default(),
             &name_of(tokenizer.eos).map(|e| e.1).unwrap_or_default(),
         );
-        let cfg = &model.cfg;
+        let cfg = model.config();
         let parameters = gguf
             .content
             .tensor_infos
@@ -141,6 +143,7 @@ impl Engine {
             vocab_size: cfg.vocab_size,
             rope_base: cfg.rope_base,
             rms_eps: cfg.rms_eps,
+            design: model.architecture(),
             tensor_types: gguf.tensor_type_counts(),
             bos: name_of(tokenizer.bos),
             eos: name_of(tokenizer.eos),
@@ -173,8 +176,8 @@ impl Engine {
         &self.template
     }
 
-    pub fn model(&self) -> &Llama {
-        &self.model
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
     }
 
     /// The prompt as text the tokenizer sees (chat rendered).
@@ -209,7 +212,7 @@ impl Engine {
         if prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
-        let limit = self.model.cfg.context_length;
+        let limit = self.model.config().context_length;
         if prompt.len() >= limit {
             return Err(EngineError::ContextOverflow {
                 tokens: prompt.len() + 1,
@@ -324,7 +327,7 @@ impl Engine {
         cache: &KvCache,
         queries: std::ops::Range<usize>,
     ) -> Result<AttentionRows> {
-        let cfg = &self.model.cfg;
+        let cfg = self.model.config();
         let n_key = queries.end;
         let mut data = Vec::with_capacity(cfg.n_layer * cfg.n_head * queries.len() * n_key);
         for layer in 0..cfg.n_layer {
@@ -585,7 +588,7 @@ impl Generation {
         }
         match self.unfed.take() {
             Some(token) => {
-                if self.cache.len() + 1 > engine.model.cfg.context_length {
+                if self.cache.len() + 1 > engine.model.config().context_length {
                     self.finished = Some(FinishReason::Context);
                     return Ok(Prepared::Finished);
                 }
@@ -657,7 +660,7 @@ impl Generation {
                 self.finished = Some(FinishReason::Stop);
             } else if self.steps.len() >= self.max_tokens {
                 self.finished = Some(FinishReason::Length);
-            } else if position + 1 >= engine.model.cfg.context_length {
+            } else if position + 1 >= engine.model.config().context_length {
                 self.finished = Some(FinishReason::Context);
             }
         }

@@ -139,6 +139,20 @@ fn rate(n: usize, s: f64) -> f64 {
     if s > 0.0 { n as f64 / s } else { 0.0 }
 }
 
+/// A model's own account of how it is built, for `lmscope info`: each
+/// architecture fills it in, so nothing here is assumed of all models.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Architecture {
+    /// The GGUF architecture name (`llama`, ...).
+    pub family: String,
+    pub norm: String,
+    pub activation: String,
+    pub positions: String,
+    pub attention: String,
+    /// The output projection is the token embedding matrix.
+    pub tied_embeddings: bool,
+}
+
 /// Facts about a loaded model, for `lmscope info` and the status bar.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelInfo {
@@ -158,6 +172,8 @@ pub struct ModelInfo {
     pub vocab_size: usize,
     pub rope_base: f32,
     pub rms_eps: f32,
+    /// How the model is built, as it describes itself.
+    pub design: Architecture,
     pub tensor_types: Vec<(String, usize)>,
     pub bos: Option<(u32, String)>,
     pub eos: Option<(u32, String)>,

@@ -18,6 +18,7 @@ use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 
 pub fn info() -> ModelInfo {
+    use lmscope::engine::types::Architecture;
     ModelInfo {
         path: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
         name: "SmolLM2 135M Instruct".into(),
@@ -35,6 +36,14 @@ pub fn info() -> ModelInfo {
         vocab_size: 49152,
         rope_base: 100000.0,
         rms_eps: 1e-5,
+        design: Architecture {
+            family: "llama".into(),
+            norm: "RMSNorm, pre-norm, eps 1e-5".into(),
+            activation: "SwiGLU (SiLU-gated feed-forward)".into(),
+            positions: "RoPE on adjacent pairs, base 100000, 64 of 64 dims".into(),
+            attention: "causal grouped-query, 9 query heads over 3 key/value heads".into(),
+            tied_embeddings: true,
+        },
         tensor_types: vec![("Q4_1".into(), 211)],
         bos: None,
         eos: Some((2, "<|im_end|>".into())),

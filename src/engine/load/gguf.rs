@@ -29,9 +29,6 @@ const SUPPORTED: &[GgmlDType] = &[
 ];
 const SUPPORTED_NAMES: &str = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K";
 
-/// Architectures whose tensors follow the Llama layout.
-pub const ARCHITECTURES: &[&str] = &["llama"];
-
 pub struct GgufFile {
     path: PathBuf,
     reader: BufReader<File>,
@@ -186,13 +183,10 @@ impl GgufFile {
             .collect()
     }
 
-    /// The architecture, checked against those lmscope runs.
+    /// The architecture's name (`general.architecture`); whether lmscope
+    /// runs it is the model registry's to say (`engine::model::loader`).
     pub fn architecture(&self) -> Result<&str> {
-        let arch = self.meta_str("general.architecture")?;
-        if !ARCHITECTURES.contains(&arch) {
-            return Err(EngineError::UnsupportedArchitecture(arch.to_string()));
-        }
-        Ok(arch)
+        self.meta_str("general.architecture")
     }
 
     /// Rejects tensor types the engine cannot multiply, naming the first.
