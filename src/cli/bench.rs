@@ -383,32 +383,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         })),
     });
     if args.json {
-        println!("{report}");
+        outln!("{report}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{} threads, {} rounds, pp{} / tg{} (medians, tokens/s)",
-        threads, args.rounds, args.prompt_tokens, args.gen_tokens
+        threads,
+        args.rounds,
+        args.prompt_tokens,
+        args.gen_tokens
     );
-    println!("{:<26} {:>10} {:>10}", "", "prefill", "decode");
-    let row = |name: &str, s: &Series| {
-        println!(
+    outln!("{:<26} {:>10} {:>10}", "", "prefill", "decode");
+    let row = |name: &str, s: &Series| -> anyhow::Result<()> {
+        outln!(
             "{name:<26} {:>10.1} {:>10.1}",
             median(&s.prefill),
             median(&s.decode)
-        )
+        );
+        Ok(())
     };
-    row("lmscope, capture off", &off);
-    row("lmscope, capture on", &on);
+    row("lmscope, capture off", &off)?;
+    row("lmscope, capture on", &on)?;
     if reference.is_some() {
-        row("llama.cpp", &llama);
-        println!(
+        row("llama.cpp", &llama)?;
+        outln!(
             "{:<26} {:>9.2}x {:>9.2}x",
             "ratio, capture off",
             ratio(median(&off.prefill), lp),
             ratio(median(&off.decode), ld)
         );
-        println!(
+        outln!(
             "{:<26} {:>9.2}x {:>9.2}x",
             "ratio, capture on",
             ratio(median(&on.prefill), lp),
@@ -416,7 +420,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     if args.batch > 0 {
-        println!(
+        outln!(
             "batched decode, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
             args.batch,
             median(&batched),
@@ -424,7 +428,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ratio(median(&batched), median(&single))
         );
         if reference.is_some() {
-            println!(
+            outln!(
                 "  llama.cpp, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
                 args.batch,
                 median(&llama_batched),
@@ -435,13 +439,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let file = engine.info().file_bytes as f64 / 1e6;
     if let Some(p) = peak {
-        println!(
+        outln!(
             "peak memory {:.0} MB after the speed rounds (model file {file:.0} MB)",
             p as f64 / 1e6
         );
     }
     if let Some((bytes, Some(p))) = long {
-        println!(
+        outln!(
             "peak memory {:.0} MB at {} tokens with capture on: model file + {:.0} MB (cache {:.0} MB)",
             p as f64 / 1e6,
             args.long_context,

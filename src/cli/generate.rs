@@ -1,8 +1,5 @@
 //! `lmscope generate`: streams text, or one JSON object per token.
 
-use std::io::Write;
-
-use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
@@ -84,8 +81,6 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let json = args.json || args.attention;
     let mut generation = engine.start(&request)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let prompt = generation.prefill(&engine)?;
     if json && args.attention {
         let line = json!({"prompt": {
@@ -93,15 +88,15 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "texts": prompt.texts,
             "attention": prompt.attention.as_ref().map(prompt_attention),
         }});
-        writeln!(out, "{line}")?;
+        outln!("{line}");
     }
     while let Some(step) = generation.step(&engine)? {
         if json {
-            writeln!(out, "{}", step_json(&step))?;
+            outln!("{}", step_json(&step));
         } else {
-            write!(out, "{}", generation.take_text())?;
+            out!("{}", generation.take_text());
         }
-        out.flush().context("writing to stdout")?;
+        super::out::flush()?;
     }
     if let Some(path) = &args.save {
         let template = args.chat.then(|| engine.template().source().to_string());
@@ -137,9 +132,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "decode_tok_s": round(t.decode_tok_s(), 2),
             "text": generation.text(),
         });
-        writeln!(out, "{done}")?;
+        outln!("{done}");
     } else {
-        writeln!(out, "{}", generation.take_text())?;
+        outln!("{}", generation.take_text());
         eprintln!(
             "[{reason}: {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s]",
             t.prompt_tokens,

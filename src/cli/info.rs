@@ -16,7 +16,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let engine = args.model.load()?;
     let i = engine.info();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(i)?);
+        outln!("{}", serde_json::to_string_pretty(i)?);
         return Ok(());
     }
     let tok = |t: &Option<(u32, String)>| {
@@ -24,37 +24,40 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             .map(|(id, s)| format!("{s} ({id})"))
             .unwrap_or("none".into())
     };
-    println!("{}  ({})", i.name, i.path);
-    println!(
+    outln!("{}  ({})", i.name, i.path);
+    outln!(
         "architecture   {}  {:.1} M parameters  {} ({:.1} MB)",
         i.architecture,
         i.parameters as f64 / 1e6,
         i.file_type,
         i.file_bytes as f64 / 1e6
     );
-    println!(
+    outln!(
         "layers         {}  width {}  ffn {}",
-        i.n_layer, i.d_model, i.d_ff
+        i.n_layer,
+        i.d_model,
+        i.d_ff
     );
-    println!(
+    outln!(
         "attention      {} query heads, {} KV heads (GQA {}:1), head dim {}",
         i.n_head,
         i.n_kv_head,
         i.n_head / i.n_kv_head.max(1),
         i.head_dim
     );
-    println!(
+    outln!(
         "positions      RoPE base {}, context {}",
-        i.rope_base, i.context_length
+        i.rope_base,
+        i.context_length
     );
-    println!("norm           RMSNorm eps {:e}", i.rms_eps);
+    outln!("norm           RMSNorm eps {:e}", i.rms_eps);
     let types: Vec<String> = i
         .tensor_types
         .iter()
         .map(|(t, n)| format!("{t} x{n}"))
         .collect();
-    println!("tensor types   {}", types.join(", "));
-    println!(
+    outln!("tensor types   {}", types.join(", "));
+    outln!(
         "vocabulary     {}  BOS {}  EOS {}  add BOS: {}",
         i.vocab_size,
         tok(&i.bos),
@@ -66,10 +69,10 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(id, s)| format!("{s} ({id})"))
         .collect();
-    println!("stops on       {}", eog.join(", "));
+    outln!("stops on       {}", eog.join(", "));
     match &i.chat_template {
-        Some(t) => println!("chat template\n{t}"),
-        None => println!("chat template  none in the file (ChatML is used)"),
+        Some(t) => outln!("chat template\n{t}"),
+        None => outln!("chat template  none in the file (ChatML is used)"),
     }
     Ok(())
 }

@@ -76,7 +76,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
             "mode": mode,
             "per_token": per_token,
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
         let how = match mode {
             ScoreMode::Chunks => format!(
@@ -92,12 +92,12 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
             ),
             ScoreMode::Whole => "one window".to_string(),
         };
-        println!(
+        outln!(
             "tokens {}  scored {}  ({how})",
             tokens.len(),
             logprobs.len()
         );
-        println!("perplexity {ppl:.4}  mean NLL {nll:.4} nats");
+        outln!("perplexity {ppl:.4}  mean NLL {nll:.4} nats");
     }
     Ok(())
 }

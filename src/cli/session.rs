@@ -56,17 +56,20 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
     match args.command {
         SessionCommand::Show { file } => {
             let s = Session::load(&file)?;
-            println!(
+            outln!(
                 "session v{} of {} ({}), sha256 {}",
-                s.version, s.model.name, s.model.path, s.model.sha256
+                s.version,
+                s.model.name,
+                s.model.path,
+                s.model.sha256
             );
-            println!("prompt: {} tokens", s.prompt_tokens.len());
+            outln!("prompt: {} tokens", s.prompt_tokens.len());
             for (i, r) in s.runs.iter().enumerate() {
                 let branch = r
                     .parent
                     .map(|p| format!(", branch of run {} at step {}", p.run, p.step))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "run {i} `{}`: {} tokens, {:?}{branch}",
                     r.label,
                     r.steps.len(),
@@ -83,7 +86,7 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
                 ExportFormat::Csv => session::export_csv(r),
                 ExportFormat::Json => serde_json::to_string_pretty(r)? + "\n",
             };
-            print!("{text}");
+            out!("{text}");
             Ok(())
         }
         SessionCommand::Replay { file, model } => {
@@ -95,9 +98,10 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
             let engine = model.load()?;
             let now = Session::identify(engine.info())?;
             if now.sha256 != s.model.sha256 {
-                println!(
+                outln!(
                     "note: the model file differs from the session's (sha256 {} vs {}); tokens may differ",
-                    now.sha256, s.model.sha256
+                    now.sha256,
+                    s.model.sha256
                 );
             }
             let mut all_same = true;
@@ -110,10 +114,10 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
                     .position(|(a, b)| a != b)
                     .or((want.len() != tokens.len()).then(|| want.len().min(tokens.len())))
                 {
-                    None => println!("run {i} `{}`: same {} tokens", r.label, want.len()),
+                    None => outln!("run {i} `{}`: same {} tokens", r.label, want.len()),
                     Some(at) => {
                         all_same = false;
-                        println!("run {i} `{}`: DIFFERENT from step {at} on", r.label);
+                        outln!("run {i} `{}`: DIFFERENT from step {at} on", r.label);
                     }
                 }
             }
