@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::{assert_clean_error, lmscope, model_path, stderr, stdout};
 
@@ -96,5 +96,116 @@ fn a_closed_pipe_exits_quietly() {
         let out = to_closed_pipe(&args);
         assert_eq!(out.status.code(), Some(141), "{args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "{args:?}: no message");
+    }
+}
+
+#[test]
+fn a_batch_larger_than_the_prompt_runs_and_a_huge_one_is_refused() {
+    let out = lmscope(&[
+        "bench",
+        "--model",
+        model(),
+        "--batch",
+        "9",
+        "--prompt-tokens",
+        "4",
+        "--gen-tokens",
+        "2",
+        "--rounds",
+        "1",
+        "--long-context",
+        "0",
+        "--no-reference",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("9 sequences"), "{}", stdout(&out));
+    assert_clean_error(
+        &lmscope(&["bench", "--model", model(), "--batch", "100000"]),
+        "--batch 100000 is too many sequences; use 0 (skip) to 64",
+    );
+    assert_clean_error(
+        &lmscope(&["bench", "--model", model(), "--prompt-tokens", "0"]),
+        "--prompt-tokens must be at least 1",
+    );
+}
+
+#[test]
+fn options_out_of_range_are_refused_with_the_allowed_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    std::fs::write(
+        &text,
+        "The quick brown fox jumps over the lazy dog. ".repeat(8),
+    )
+    .unwrap();
+    let t = text.to_str().unwrap();
+    let m = model();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["score", t, "--model", m, "--stride", "0"],
+            "--stride 0 is out of range: allowed 1 to --ctx (512)",
+        ),
+        (
+            &["score", t, "--model", m, "--stride", "100", "--ctx", "64"],
+            "--stride 100 is out of range: allowed 1 to --ctx (64)",
+        ),
+        (
+            &["score", t, "--model", m, "--ctx", "2"],
+            "--ctx 2 is too small: allowed 4",
+        ),
+        (
+            &["score", t, "--model", m, "--ctx", "100000"],
+            "allowed 4 to 8192",
+        ),
+        (
+            &["generate", "Hi", "--model", m, "--stop", ""],
+            "--stop '' is empty",
+        ),
+        (
+            &["generate", "Hi", "--model", m, "--threads", "10000"],
+            "--threads 10000 is out of range: allowed 1 to 256",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_clean_error(&lmscope(args), needle);
+    }
+    let out = lmscope(&["score", t, "--model", m, "--ctx", "4", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(v["ppl"].as_f64().is_some_and(f64::is_finite), "{v}");
+}
+
+/// A usage error from clap: exit code 2, the first line names the problem.
+fn assert_usage_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains(needle), "`{needle}` in: {err}");
+}
+
+#[test]
+fn negative_counts_are_named_as_bad_values() {
+    let m = model();
+    assert_usage_error(
+        &lmscope(&["generate", "Hi", "--model", m, "--max-tokens", "-5"]),
+        "invalid value '-5' for '--max-tokens <MAX_TOKENS>': must be a whole number >= 0",
+    );
+    assert_usage_error(
+        &lmscope(&["generate", "Hi", "--model", m, "-n", "-5"]),
+        "must be a whole number >= 0",
+    );
+    for (cmd, flag) in [
+        (&["generate", "Hi"][..], "--top-k"),
+        (&["generate", "Hi"][..], "--threads"),
+        (&["generate", "Hi"][..], "--seed"),
+        (&["score", "x.txt"][..], "--ctx"),
+        (&["score", "x.txt"][..], "--stride"),
+        (&["bench"][..], "--batch"),
+        (&["session", "export", "x.json"][..], "--run"),
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend([flag, "-3"]);
+        assert_usage_error(&lmscope(&args), &format!("invalid value '-3' for '{flag}"));
     }
 }

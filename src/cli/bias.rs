@@ -53,7 +53,7 @@ pub struct BiasArgs {
     #[arg(long)]
     pub swap: Vec<String>,
     /// Entries in each list for --quick
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_k: usize,
     #[command(flatten)]
     pub model: ModelArgs,
@@ -61,7 +61,7 @@ pub struct BiasArgs {
     #[arg(long)]
     pub tokens: bool,
     /// Pairs or probes with the largest differences to list in the table
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub show: usize,
     /// Print the report as one JSON object on stdout
     #[arg(long)]

@@ -34,14 +34,14 @@ pub struct CompareArgs {
     #[arg(long = "preset", required = true, num_args = 1)]
     pub presets: Vec<String>,
     /// One seed for every column
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<u64>)]
     pub seed: u64,
-    #[arg(short = 'n', long, default_value_t = 64)]
+    #[arg(short = 'n', long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub max_tokens: usize,
     /// Apply the model's chat template to PROMPT
     #[arg(long)]
     pub chat: bool,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_n: usize,
     #[arg(long)]
     pub json: bool,

@@ -23,7 +23,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub sampler: SamplerArgs,
     /// Most tokens to generate
-    #[arg(short = 'n', long, default_value_t = 128)]
+    #[arg(short = 'n', long, default_value_t = 128, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub max_tokens: usize,
     /// Stop when the text contains this (repeatable); the text is cut there
     #[arg(long)]
@@ -35,7 +35,7 @@ pub struct GenerateArgs {
     #[arg(long, requires = "chat")]
     pub system: Option<String>,
     /// Alternatives to record per token
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_n: usize,
     /// Keep going after an end-of-generation token (benchmarks)
     #[arg(long)]
@@ -56,6 +56,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !text.trim().is_empty(),
         "the prompt is empty; give some text to continue"
+    );
+    anyhow::ensure!(
+        args.stop.iter().all(|s| !s.is_empty()),
+        "--stop '' is empty and would stop at once; give a non-empty string to stop at"
     );
     let sampler = args.sampler.settings()?;
     let engine = args.model.load()?;

@@ -31,7 +31,7 @@ pub enum SessionCommand {
         #[arg(long, value_enum, default_value = "md")]
         format: ExportFormat,
         /// Which run (0-based)
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
         run: usize,
     },
 }
