@@ -230,3 +230,86 @@ fn a_model_path_that_is_no_file_says_what_it_is() {
         "is not a regular file",
     );
 }
+
+#[test]
+fn a_session_that_is_not_utf8_is_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, b"{\"version\": 1, \xff\xfe}").unwrap();
+    let p = path.to_str().unwrap();
+    for cmd in ["show", "export"] {
+        let out = lmscope(&["session", cmd, p]);
+        assert_clean_error(&out, "not UTF-8 text");
+        assert!(stderr(&out).contains(p), "{}", stderr(&out));
+    }
+}
+
+/// A session with attention saved (three tokens), and its sidecar's path.
+fn session_with_attention(dir: &tempfile::TempDir) -> (String, std::path::PathBuf) {
+    let path = dir.path().join("a.json");
+    let p = path.to_str().unwrap().to_string();
+    let out = lmscope(&[
+        "generate",
+        "One two three",
+        "-n",
+        "3",
+        "--temperature",
+        "0",
+        "--attention",
+        "--save",
+        &p,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sidecar = path.with_extension("attn");
+    assert!(sidecar.is_file());
+    (p, sidecar)
+}
+
+#[test]
+fn a_sidecar_that_does_not_fit_the_session_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, sidecar) = session_with_attention(&dir);
+    let good = std::fs::read(&sidecar).unwrap();
+    let out = lmscope(&["session", "show", &p]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut extra = good.clone();
+    extra.extend([0, 0, 0]);
+    std::fs::write(&sidecar, &extra).unwrap();
+    assert_clean_error(&lmscope(&["session", "show", &p]), "3 extra bytes");
+
+    // Header after magic and count: run, step, n_layer, n_head, n_key, first_query.
+    let mut wrong_run = good.clone();
+    wrong_run[8..12].copy_from_slice(&7u32.to_le_bytes());
+    std::fs::write(&sidecar, &wrong_run).unwrap();
+    assert_clean_error(
+        &lmscope(&["session", "export", &p]),
+        "run 7 step 0, which the session does not have",
+    );
+
+    let mut wrong_query = good;
+    wrong_query[28..32].copy_from_slice(&1000u32.to_le_bytes());
+    std::fs::write(&sidecar, &wrong_query).unwrap();
+    assert_clean_error(
+        &lmscope(&["session", "replay", &p]),
+        "does not fit the token at position",
+    );
+}
+
+#[test]
+fn a_token_beyond_the_vocabulary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.json");
+    let p = path.to_str().unwrap();
+    generate_saved(p);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["runs"][0]["steps"][2]["token_id"] = 1_000_000_000u32.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    for cmd in ["show", "export", "replay"] {
+        assert_clean_error(
+            &lmscope(&["session", cmd, p]),
+            "token id 1000000000, beyond the model's vocabulary of 49152 tokens",
+        );
+    }
+}

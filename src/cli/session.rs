@@ -56,6 +56,7 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
     match args.command {
         SessionCommand::Show { file } => {
             let s = Session::load(&file)?;
+            check_against_recorded_model(&s, &file)?;
             outln!(
                 "session v{} of {} ({}), sha256 {}",
                 s.version,
@@ -80,6 +81,7 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
         }
         SessionCommand::Export { file, format, run } => {
             let s = Session::load(&file)?;
+            check_against_recorded_model(&s, &file)?;
             let r = pick(&s, run)?;
             let text = match format {
                 ExportFormat::Md => session::export_markdown(&s, r),
@@ -96,6 +98,7 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
                 ..model
             };
             let engine = model.load()?;
+            s.check_vocabulary(&file, engine.info().vocab_size)?;
             let now = Session::identify(engine.info())?;
             if now.sha256 != s.model.sha256 {
                 outln!(
@@ -125,6 +128,23 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Token ids checked against the vocabulary of the session's model, when
+/// that file is still where the session says (else there is nothing to
+/// check against, and the session is shown as saved).
+fn check_against_recorded_model(s: &Session, file: &std::path::Path) -> anyhow::Result<()> {
+    if !std::path::Path::new(&s.model.path).is_file() {
+        return Ok(());
+    }
+    let recorded = ModelArgs {
+        model: Some(s.model.path.clone()),
+        ..ModelArgs::default()
+    };
+    if let Ok(engine) = recorded.load() {
+        s.check_vocabulary(file, engine.info().vocab_size)?;
+    }
+    Ok(())
 }
 
 /// A run again: same request and seed; a branch is forced through its
