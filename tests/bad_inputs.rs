@@ -313,3 +313,54 @@ fn a_token_beyond_the_vocabulary_is_refused() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_during_generate_json_ends_with_a_whole_done_line() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = bin()
+        .args([
+            "generate",
+            "Once upon a time",
+            "-n",
+            "8000",
+            "--ignore-eos",
+            "--temperature",
+            "0",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["step"], 0);
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let done = lines.last().expect("a done line");
+    assert_eq!(done["done"], true);
+    assert_eq!(done["reason"], "interrupted");
+    let generated = done["generated"].as_u64().unwrap();
+    assert!(generated >= 1 && generated < 8000, "{done}");
+    assert_eq!(
+        generated as usize,
+        lines.len(),
+        "one line per token before it"
+    );
+    for key in ["prompt_tokens", "prefill_tok_s", "decode_tok_s", "text"] {
+        assert!(!done[key].is_null(), "{key} in {done}");
+    }
+}

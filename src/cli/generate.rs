@@ -85,6 +85,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let json = args.json || args.attention;
     let mut generation = engine.start(&request)?;
+    // Ctrl-C (or SIGTERM) from here on ends the run between tokens, so the
+    // last line is whole and a `done` record (reason "interrupted") follows.
+    let interrupted = super::interrupt::watch()?;
     let prompt = generation.prefill(&engine)?;
     if json && args.attention {
         let line = json!({"prompt": {
@@ -94,13 +97,19 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         }});
         outln!("{line}");
     }
-    while let Some(step) = generation.step(&engine)? {
+    while !interrupted.is_set() {
+        let Some(step) = generation.step(&engine)? else {
+            break;
+        };
         if json {
             outln!("{}", step_json(&step));
         } else {
             out!("{}", generation.take_text());
         }
         super::out::flush()?;
+    }
+    if interrupted.is_set() {
+        generation.cancel();
     }
     if let Some(path) = &args.save {
         let template = args.chat.then(|| engine.template().source().to_string());
@@ -122,10 +131,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         eprintln!("saved {}", path.display());
     }
     let t = generation.timings();
-    let reason = generation
-        .finished()
-        .map(|r| r.as_str())
-        .unwrap_or("length");
+    let reason = if interrupted.is_set() {
+        "interrupted"
+    } else {
+        generation
+            .finished()
+            .map(|r| r.as_str())
+            .unwrap_or("length")
+    };
     if json {
         let done = json!({
             "done": true,
@@ -146,6 +159,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             t.generated,
             t.decode_tok_s()
         );
+    }
+    if interrupted.is_set() {
+        return Err(super::interrupt::Interrupted.into());
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod bias;
 mod compare;
 mod generate;
 mod info;
+mod interrupt;
 mod pull;
 mod score;
 mod session;
@@ -94,6 +95,7 @@ pub fn parse() -> Parsed {
 pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<interrupt::Interrupted>().is_some() => ExitCode::from(130),
         Err(e) => match e.downcast_ref::<out::OutputError>() {
             Some(o) if o.is_closed_pipe() => ExitCode::from(141),
             Some(o) => {
