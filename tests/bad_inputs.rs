@@ -364,3 +364,45 @@ fn ctrl_c_during_generate_json_ends_with_a_whole_done_line() {
         assert!(!done[key].is_null(), "{key} in {done}");
     }
 }
+
+#[test]
+fn a_pulled_model_that_changed_is_refused_by_name() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let data = tempfile::tempdir().unwrap();
+    let models = data.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let file = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::copy(model_path(), &file).unwrap();
+    let info = |model: &str| {
+        bin()
+            .args(["info", "--json", "--model", model])
+            .env("LMSCOPE_DATA_DIR", data.path())
+            .output()
+            .unwrap()
+    };
+    let out = info("smollm2-135m-instruct");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record = models.join(".SmolLM2-135M-Instruct.Q4_1.gguf.pulled.json");
+    assert!(record.is_file(), "the hash is recorded on first use");
+    let again = info("smollm2-135m-instruct");
+    assert!(again.status.success(), "{}", stderr(&again));
+
+    // One byte of the last tensor changed: same size, new time, new hash.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    let mut last = [0u8];
+    f.seek(SeekFrom::End(-1)).unwrap();
+    f.read_exact(&mut last).unwrap();
+    f.seek(SeekFrom::End(-1)).unwrap();
+    f.write_all(&[!last[0]]).unwrap();
+    drop(f);
+    let out = info("smollm2-135m-instruct");
+    assert_clean_error(&out, "changed since it was pulled");
+    assert!(stderr(&out).contains("lmscope pull --force"));
+    // By path the check is skipped.
+    let out = info(file.to_str().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+}

