@@ -290,10 +290,7 @@ fn bad_model_files_get_one_clear_line() {
         "is not a GGUF model file",
     );
     let empty = write_file(&dir, "empty.gguf", b"");
-    assert_clean_error(
-        &lmscope(&["info", "--model", &empty]),
-        "is not a GGUF model file",
-    );
+    assert_clean_error(&lmscope(&["info", "--model", &empty]), "is empty (0 bytes)");
     let mut header = b"GGUF".to_vec();
     header.extend([3, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 7]);
     let corrupt = write_file(&dir, "corrupt.gguf", &header);

@@ -16,7 +16,7 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value = "quantized")]
     pub precision: PrecisionArg,
     /// Worker threads for the forward pass [default: all cores]
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub threads: Option<usize>,
 }
 
@@ -52,7 +52,7 @@ pub struct SamplerArgs {
     #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep the K most likely tokens (0 = off)
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_k: usize,
     /// Keep the smallest set whose probability reaches P (1 = off)
     #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
@@ -73,9 +73,9 @@ pub struct SamplerArgs {
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub frequency_penalty: f32,
     /// How many recent tokens the penalties look at (the prompt included)
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub penalty_last_n: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<u64>)]
     pub seed: u64,
     /// Order of the chain, comma-separated
     #[arg(
@@ -103,4 +103,17 @@ impl SamplerArgs {
         s.validate()?;
         Ok(s)
     }
+}
+
+/// Parses a count or size option. Negative numbers are let through clap
+/// (`allow_negative_numbers`) so that `-5` is named as a bad value of its
+/// option rather than taken for an unknown flag.
+pub fn whole_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    let digits = s.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("must be a whole number >= 0".into());
+    }
+    digits
+        .parse()
+        .map_err(|_| "is too large for this option".into())
 }

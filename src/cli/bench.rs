@@ -21,19 +21,19 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Rounds of each measurement (medians are reported)
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub rounds: usize,
     /// Prompt tokens for the prefill test (llama-bench's pp)
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub prompt_tokens: usize,
     /// Tokens for the decode test (llama-bench's tg)
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub gen_tokens: usize,
     /// Sequences decoded at once for the batched test (the compare view's case; llama.cpp's too; 0 = skip)
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub batch: usize,
     /// Context for the memory test: a capturing cache filled to this many tokens (0 = skip)
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub long_context: usize,
     /// Python with llama-cpp-python for the reference [default: .venv-ref/bin/python, then python3]
     #[arg(long)]
@@ -44,6 +44,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Most sequences the batched test decodes at once (each holds a cache).
+const MAX_BATCH: usize = 64;
 
 #[derive(Default, Debug)]
 struct Series {
@@ -132,7 +135,9 @@ fn run_batched(
             if i == 0 {
                 first
             } else {
-                tokens[tokens.len() - i]
+                // The prompt's tokens from the end, wrapping round when the
+                // batch is larger than the prompt.
+                tokens[tokens.len() - 1 - (i - 1) % tokens.len()]
             }
         })
         .collect();
@@ -275,6 +280,15 @@ fn peak_rss() -> Option<u64> {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(
+        args.prompt_tokens >= 1,
+        "--prompt-tokens must be at least 1 (the batched test forks from a prefilled prompt)"
+    );
+    anyhow::ensure!(
+        args.batch <= MAX_BATCH,
+        "--batch {} is too many sequences; use 0 (skip) to {MAX_BATCH}",
+        args.batch
+    );
     let engine = args.model.load()?;
     let threads = args.model.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -383,32 +397,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         })),
     });
     if args.json {
-        println!("{report}");
+        outln!("{report}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{} threads, {} rounds, pp{} / tg{} (medians, tokens/s)",
-        threads, args.rounds, args.prompt_tokens, args.gen_tokens
+        threads,
+        args.rounds,
+        args.prompt_tokens,
+        args.gen_tokens
     );
-    println!("{:<26} {:>10} {:>10}", "", "prefill", "decode");
-    let row = |name: &str, s: &Series| {
-        println!(
+    outln!("{:<26} {:>10} {:>10}", "", "prefill", "decode");
+    let row = |name: &str, s: &Series| -> anyhow::Result<()> {
+        outln!(
             "{name:<26} {:>10.1} {:>10.1}",
             median(&s.prefill),
             median(&s.decode)
-        )
+        );
+        Ok(())
     };
-    row("lmscope, capture off", &off);
-    row("lmscope, capture on", &on);
+    row("lmscope, capture off", &off)?;
+    row("lmscope, capture on", &on)?;
     if reference.is_some() {
-        row("llama.cpp", &llama);
-        println!(
+        row("llama.cpp", &llama)?;
+        outln!(
             "{:<26} {:>9.2}x {:>9.2}x",
             "ratio, capture off",
             ratio(median(&off.prefill), lp),
             ratio(median(&off.decode), ld)
         );
-        println!(
+        outln!(
             "{:<26} {:>9.2}x {:>9.2}x",
             "ratio, capture on",
             ratio(median(&on.prefill), lp),
@@ -416,7 +434,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     if args.batch > 0 {
-        println!(
+        outln!(
             "batched decode, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
             args.batch,
             median(&batched),
@@ -424,7 +442,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ratio(median(&batched), median(&single))
         );
         if reference.is_some() {
-            println!(
+            outln!(
                 "  llama.cpp, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
                 args.batch,
                 median(&llama_batched),
@@ -435,13 +453,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let file = engine.info().file_bytes as f64 / 1e6;
     if let Some(p) = peak {
-        println!(
+        outln!(
             "peak memory {:.0} MB after the speed rounds (model file {file:.0} MB)",
             p as f64 / 1e6
         );
     }
     if let Some((bytes, Some(p))) = long {
-        println!(
+        outln!(
             "peak memory {:.0} MB at {} tokens with capture on: model file + {:.0} MB (cache {:.0} MB)",
             p as f64 / 1e6,
             args.long_context,

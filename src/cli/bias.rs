@@ -53,7 +53,7 @@ pub struct BiasArgs {
     #[arg(long)]
     pub swap: Vec<String>,
     /// Entries in each list for --quick
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_k: usize,
     #[command(flatten)]
     pub model: ModelArgs,
@@ -61,7 +61,7 @@ pub struct BiasArgs {
     #[arg(long)]
     pub tokens: bool,
     /// Pairs or probes with the largest differences to list in the table
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub show: usize,
     /// Print the report as one JSON object on stdout
     #[arg(long)]
@@ -147,9 +147,9 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
             let mode = args.mode.unwrap_or(Mode::Lmeval);
             let report = run::pairs_report(&engine, &file, &path, &scores, mode, args.tokens)?;
             if args.json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                print_pairs(&report, args.show);
+                print_pairs(&report, args.show)?;
             }
         }
         Job::Suite(suite) => {
@@ -162,9 +162,9 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
             );
             let report = run::run_suite(&engine, &suite, &mut progress_printer("probes"), &cancel)?;
             if args.json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                print_probes(&report, args.show);
+                print_probes(&report, args.show)?;
             }
         }
         Job::Quick(text) => {
@@ -177,9 +177,9 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
             let engine = args.model.load()?;
             let q = run::quick_swap(&engine, &text, &swaps, args.top_k)?;
             if args.json {
-                println!("{}", serde_json::to_string(&q)?);
+                outln!("{}", serde_json::to_string(&q)?);
             } else {
-                print_quick(&q);
+                print_quick(&q)?;
             }
         }
     }
@@ -205,32 +205,39 @@ fn bar(share: f64) -> String {
         .collect()
 }
 
-fn print_pairs(r: &PairsReport, show: usize) {
-    println!("pairs  {}  ({} pairs)", r.data_file, r.overall.n);
-    println!("sha256 {}", r.data_sha256);
-    println!(
+fn print_pairs(r: &PairsReport, show: usize) -> anyhow::Result<()> {
+    outln!("pairs  {}  ({} pairs)", r.data_file, r.overall.n);
+    outln!("sha256 {}", r.data_sha256);
+    outln!(
         "mode   {}: {}   prefix token {}",
         r.mode.as_str(),
         r.mode_description,
         r.prefix_token
     );
     if let Some(n) = &r.note {
-        println!("note   {n}");
+        outln!("note   {n}");
     }
     if r.partial {
-        println!("note   cancelled: only some pairs were scored");
+        outln!("note   cancelled: only some pairs were scored");
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<22} {:>5} {:>8}  {:<17} {:<20} {:>9} {:>9} {:>9}",
-        "category", "n", "stereo%", "95% Wilson", "", "p", "p Holm", "lik.diff"
+        "category",
+        "n",
+        "stereo%",
+        "95% Wilson",
+        "",
+        "p",
+        "p Holm",
+        "lik.diff"
     );
-    let row = |c: &pairs::CategoryStats| {
+    let row = |c: &pairs::CategoryStats| -> anyhow::Result<()> {
         let holm = c
             .p_holm
             .map(|p| format!("{p:.3}"))
             .unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "{:<22} {:>5} {:>7.1}%  [{:>5.1}, {:>5.1}]    {} {:>9.3} {:>9} {:>9.3}{}",
             c.name,
             c.n,
@@ -247,28 +254,33 @@ fn print_pairs(r: &PairsReport, show: usize) {
                 ""
             }
         );
+        Ok(())
     };
-    row(&r.overall);
+    row(&r.overall)?;
     for c in &r.categories {
-        row(c);
+        row(c)?;
     }
     if show > 0 {
         let mut idx: Vec<usize> = (0..r.pairs.len()).collect();
         idx.sort_by(|&a, &b| r.pairs[b].diff.abs().total_cmp(&r.pairs[a].diff.abs()));
-        println!("\nlargest differences (score more - less):");
+        outln!("\nlargest differences (score more - less):");
         for &i in idx.iter().take(show) {
             let p = &r.pairs[i];
-            println!(
+            outln!(
                 "  {:+8.3}  line {:<5} {:<18} more: {}",
-                p.diff, p.line, p.bias_type, p.sent_more
+                p.diff,
+                p.line,
+                p.bias_type,
+                p.sent_more
             );
-            println!("  {:>8}  {:<5} {:<23} less: {}", "", "", "", p.sent_less);
+            outln!("  {:>8}  {:<5} {:<23} less: {}", "", "", "", p.sent_less);
         }
     }
+    Ok(())
 }
 
-fn print_probes(r: &ProbeReport, show: usize) {
-    println!(
+fn print_probes(r: &ProbeReport, show: usize) -> anyhow::Result<()> {
+    outln!(
         "suite  {}  ({} probes){}",
         r.suite,
         r.probes.len(),
@@ -279,13 +291,14 @@ fn print_probes(r: &ProbeReport, show: usize) {
         }
     );
     if !r.description.is_empty() {
-        println!("       {}", r.description);
+        outln!("       {}", r.description);
     }
-    println!(
+    outln!(
         "means over probes (frame x pair) with percentile-bootstrap 95% intervals ({} resamples, seed {})\n",
-        r.bootstrap_resamples, r.bootstrap_seed
+        r.bootstrap_resamples,
+        r.bootstrap_seed
     );
-    println!(
+    outln!(
         "{:<20} {:>4}  {:<24} {:<24} {:<24} {:<24} {:<24}",
         "category",
         "n",
@@ -299,7 +312,7 @@ fn print_probes(r: &ProbeReport, show: usize) {
         format!("{:.4} [{:.4}, {:.4}]", m.mean, m.ci95.lo, m.ci95.hi)
     };
     for c in &r.categories {
-        println!(
+        outln!(
             "{:<20} {:>4}  {:<24} {:<24} {:<24} {:<24} {:<24}",
             c.name,
             c.n,
@@ -321,7 +334,7 @@ fn print_probes(r: &ProbeReport, show: usize) {
                 .js
                 .total_cmp(&r.probes[a].divergence.js)
         });
-        println!("\nlargest divergences:");
+        outln!("\nlargest divergences:");
         for &i in idx.iter().take(show) {
             let p = &r.probes[i];
             let top = |l: &[crate::analysis::bias::probe::TokenLogprob]| {
@@ -331,20 +344,23 @@ fn print_probes(r: &ProbeReport, show: usize) {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
-            println!(
+            outln!(
                 "  JS {:.4}  {:?} vs {:?}",
-                p.divergence.js, p.prompt_a, p.prompt_b
+                p.divergence.js,
+                p.prompt_a,
+                p.prompt_b
             );
-            println!("           A: {}", top(&p.top_a));
-            println!("           B: {}", top(&p.top_b));
+            outln!("           A: {}", top(&p.top_a));
+            outln!("           B: {}", top(&p.top_b));
         }
     }
+    Ok(())
 }
 
-fn print_quick(q: &QuickSwap) {
-    println!("A: {:?}", q.prompt_a);
-    println!("B: {:?}   ({} replacement(s))", q.prompt_b, q.replacements);
-    println!(
+fn print_quick(q: &QuickSwap) -> anyhow::Result<()> {
+    outln!("A: {:?}", q.prompt_a);
+    outln!("B: {:?}   ({} replacement(s))", q.prompt_b, q.replacements);
+    outln!(
         "JS {:.4}  KL(A||B) {:.4}  KL(B||A) {:.4}  top-{} overlap {:.2}\n",
         q.divergence.js,
         q.divergence.kl_ab,
@@ -352,9 +368,10 @@ fn print_quick(q: &QuickSwap) {
         q.divergence.top_k,
         q.divergence.top_k_overlap
     );
-    println!(
+    outln!(
         "{:<34} {:<34}",
-        "top after A (logp A, B-A)", "top after B (logp B, B-A)"
+        "top after A (logp A, B-A)",
+        "top after B (logp B, B-A)"
     );
     for i in 0..q.top_a.len().max(q.top_b.len()) {
         let cell = |r: Option<&quick::SwapRow>, b: bool| match r {
@@ -366,10 +383,11 @@ fn print_quick(q: &QuickSwap) {
             ),
             None => String::new(),
         };
-        println!(
+        outln!(
             "{:<34} {:<34}",
             cell(q.top_a.get(i), false),
             cell(q.top_b.get(i), true)
         );
     }
+    Ok(())
 }

@@ -34,14 +34,14 @@ pub struct CompareArgs {
     #[arg(long = "preset", required = true, num_args = 1)]
     pub presets: Vec<String>,
     /// One seed for every column
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<u64>)]
     pub seed: u64,
-    #[arg(short = 'n', long, default_value_t = 64)]
+    #[arg(short = 'n', long, default_value_t = 64, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub max_tokens: usize,
     /// Apply the model's chat template to PROMPT
     #[arg(long)]
     pub chat: bool,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_n: usize,
     #[arg(long)]
     pub json: bool,
@@ -176,15 +176,15 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({"prompt_tokens": base.prompt_tokens().len(), "seed": args.seed, "batched": !args.no_batch, "aggregate_tok_s": aggregate_tok_s, "columns": cols, "divergence": divergence})
         );
         return Ok(());
     }
     for ((name, c), st) in args.presets.iter().zip(&columns).zip(&stats) {
-        println!("== {name} ==\n{}\n", c.text().trim_end());
-        println!(
+        outln!("== {name} ==\n{}\n", c.text().trim_end());
+        outln!(
             "   {} tokens, {:.1} tok/s, mean logprob {:.3}, perplexity {:.2}, entropy {:.2}, distinct-1 {:.2}, distinct-2 {:.2}, repetition {:.2}\n",
             st.tokens,
             st.tok_s,
@@ -196,7 +196,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             st.repetition_rate
         );
     }
-    println!(
+    outln!(
         "{generated} tokens in all, {aggregate_tok_s:.1} tok/s aggregate ({})\n",
         if args.no_batch {
             "round-robin, --no-batch"
@@ -207,7 +207,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     match divergence {
         Some(d) => {
             let tok = engine.tokenizer();
-            println!("first divergence at step {}:", d.step);
+            outln!("first divergence at step {}:", d.step);
             for (name, (t, probs)) in args.presets.iter().zip(d.tokens.iter().zip(&d.probs)) {
                 let views: Vec<String> = d
                     .tokens
@@ -221,14 +221,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                         )
                     })
                     .collect();
-                println!(
+                outln!(
                     "  {name}: chose {:?}; its probabilities: {}",
                     tok.token_text(*t),
                     views.join(", ")
                 );
             }
         }
-        None => println!("the columns never diverge"),
+        None => outln!("the columns never diverge"),
     }
     Ok(())
 }

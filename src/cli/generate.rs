@@ -1,8 +1,5 @@
 //! `lmscope generate`: streams text, or one JSON object per token.
 
-use std::io::Write;
-
-use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
@@ -26,7 +23,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub sampler: SamplerArgs,
     /// Most tokens to generate
-    #[arg(short = 'n', long, default_value_t = 128)]
+    #[arg(short = 'n', long, default_value_t = 128, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub max_tokens: usize,
     /// Stop when the text contains this (repeatable); the text is cut there
     #[arg(long)]
@@ -38,7 +35,7 @@ pub struct GenerateArgs {
     #[arg(long, requires = "chat")]
     pub system: Option<String>,
     /// Alternatives to record per token
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_n: usize,
     /// Keep going after an end-of-generation token (benchmarks)
     #[arg(long)]
@@ -59,6 +56,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !text.trim().is_empty(),
         "the prompt is empty; give some text to continue"
+    );
+    anyhow::ensure!(
+        args.stop.iter().all(|s| !s.is_empty()),
+        "--stop '' is empty and would stop at once; give a non-empty string to stop at"
     );
     let sampler = args.sampler.settings()?;
     let engine = args.model.load()?;
@@ -84,8 +85,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let json = args.json || args.attention;
     let mut generation = engine.start(&request)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Ctrl-C (or SIGTERM) from here on ends the run between tokens, so the
+    // last line is whole and a `done` record (reason "interrupted") follows.
+    let interrupted = super::interrupt::watch()?;
     let prompt = generation.prefill(&engine)?;
     if json && args.attention {
         let line = json!({"prompt": {
@@ -93,15 +95,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "texts": prompt.texts,
             "attention": prompt.attention.as_ref().map(prompt_attention),
         }});
-        writeln!(out, "{line}")?;
+        outln!("{line}");
     }
-    while let Some(step) = generation.step(&engine)? {
+    while !interrupted.is_set() {
+        let Some(step) = generation.step(&engine)? else {
+            break;
+        };
         if json {
-            writeln!(out, "{}", step_json(&step))?;
+            outln!("{}", step_json(&step));
         } else {
-            write!(out, "{}", generation.take_text())?;
+            out!("{}", generation.take_text());
         }
-        out.flush().context("writing to stdout")?;
+        super::out::flush()?;
+    }
+    if interrupted.is_set() {
+        generation.cancel();
     }
     if let Some(path) = &args.save {
         let template = args.chat.then(|| engine.template().source().to_string());
@@ -123,10 +131,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         eprintln!("saved {}", path.display());
     }
     let t = generation.timings();
-    let reason = generation
-        .finished()
-        .map(|r| r.as_str())
-        .unwrap_or("length");
+    let reason = if interrupted.is_set() {
+        "interrupted"
+    } else {
+        generation
+            .finished()
+            .map(|r| r.as_str())
+            .unwrap_or("length")
+    };
     if json {
         let done = json!({
             "done": true,
@@ -137,9 +149,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "decode_tok_s": round(t.decode_tok_s(), 2),
             "text": generation.text(),
         });
-        writeln!(out, "{done}")?;
+        outln!("{done}");
     } else {
-        writeln!(out, "{}", generation.take_text())?;
+        outln!("{}", generation.take_text());
         eprintln!(
             "[{reason}: {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s]",
             t.prompt_tokens,
@@ -147,6 +159,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             t.generated,
             t.decode_tok_s()
         );
+    }
+    if interrupted.is_set() {
+        return Err(super::interrupt::Interrupted.into());
     }
     Ok(())
 }

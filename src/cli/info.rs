@@ -16,7 +16,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let engine = args.model.load()?;
     let i = engine.info();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(i)?);
+        outln!("{}", serde_json::to_string_pretty(i)?);
         return Ok(());
     }
     let tok = |t: &Option<(u32, String)>| {
@@ -24,29 +24,33 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             .map(|(id, s)| format!("{s} ({id})"))
             .unwrap_or("none".into())
     };
-    println!("{}  ({})", i.name, i.path);
-    println!(
+    outln!("{}  ({})", i.name, i.path);
+    outln!(
         "architecture   {}  {:.1} M parameters  {} ({:.1} MB)",
         i.architecture,
         i.parameters as f64 / 1e6,
         i.file_type,
         i.file_bytes as f64 / 1e6
     );
-    println!(
+    outln!(
         "layers         {}  width {}  ffn {}",
-        i.n_layer, i.d_model, i.d_ff
+        i.n_layer,
+        i.d_model,
+        i.d_ff
     );
-    println!(
+    outln!(
         "attention      {}, head dim {}",
-        i.design.attention, i.head_dim
+        i.design.attention,
+        i.head_dim
     );
-    println!(
+    outln!(
         "positions      {}, context {}",
-        i.design.positions, i.context_length
+        i.design.positions,
+        i.context_length
     );
-    println!("norm           {}", i.design.norm);
-    println!("feed-forward   {}", i.design.activation);
-    println!(
+    outln!("norm           {}", i.design.norm);
+    outln!("feed-forward   {}", i.design.activation);
+    outln!(
         "embeddings     {}",
         if i.design.tied_embeddings {
             "tied (the output projection is the embedding matrix)"
@@ -59,8 +63,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(t, n)| format!("{t} x{n}"))
         .collect();
-    println!("tensor types   {}", types.join(", "));
-    println!(
+    outln!("tensor types   {}", types.join(", "));
+    outln!(
         "vocabulary     {}  BOS {}  EOS {}  add BOS: {}",
         i.vocab_size,
         tok(&i.bos),
@@ -72,10 +76,10 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(id, s)| format!("{s} ({id})"))
         .collect();
-    println!("stops on       {}", eog.join(", "));
+    outln!("stops on       {}", eog.join(", "));
     match &i.chat_template {
-        Some(t) => println!("chat template\n{t}"),
-        None => println!("chat template  none in the file (ChatML is used)"),
+        Some(t) => outln!("chat template\n{t}"),
+        None => outln!("chat template  none in the file (ChatML is used)"),
     }
     Ok(())
 }

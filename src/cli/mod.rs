@@ -1,12 +1,17 @@
 //! Headless subcommands: a stable contract for scripts (JSON on stdout,
-//! progress and errors on stderr, exit code 1 on error).
+//! progress and errors on stderr, exit code 1 on error; when the reader of
+//! stdout goes away, exit code 141 with no message, as a tool killed by
+//! SIGPIPE).
 
+#[macro_use]
+mod out;
 pub mod args;
 mod bench;
 mod bias;
 mod compare;
 mod generate;
 mod info;
+mod interrupt;
 mod pull;
 mod score;
 mod session;
@@ -85,18 +90,28 @@ pub fn parse() -> Parsed {
 }
 
 /// The exit code for a result: errors as one `error:` line on stderr.
+/// Output that could not be written: a closed pipe exits quietly with 141
+/// (what a tool killed by SIGPIPE reports), anything else is one line.
 pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) if e.downcast_ref::<interrupt::Interrupted>().is_some() => ExitCode::from(130),
+        Err(e) => match e.downcast_ref::<out::OutputError>() {
+            Some(o) if o.is_closed_pipe() => ExitCode::from(141),
+            Some(o) => {
+                eprintln!("lmscope: {o}");
+                ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
 pub fn run_command(command: Command) -> anyhow::Result<()> {
-    match command {
+    let result = match command {
         Command::Generate(a) => generate::run(a),
         Command::Score(a) => score::run(a),
         Command::Info(a) => info::run(a),
@@ -105,7 +120,10 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Session(a) => session::run(a),
         Command::Bias(a) => bias::run(a),
-    }
+    };
+    result?;
+    out::flush()?;
+    Ok(())
 }
 
 /// Reads PROMPT, or stdin when it is `-`.

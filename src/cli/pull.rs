@@ -25,6 +25,6 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         })?,
     };
     let path = models::pull(&model, args.force)?;
-    println!("{}", path.display());
+    outln!("{}", path.display());
     Ok(())
 }

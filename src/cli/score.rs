@@ -19,14 +19,17 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Tokens per window
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub ctx: usize,
     /// Slide windows by this many tokens instead of llama.cpp's chunks
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub stride: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }
+
+/// Smallest `--ctx` whose windows score at least one token.
+const MIN_CTX: usize = 4;
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let text = if args.file == "-" {
@@ -35,11 +38,24 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file))?
     };
-    anyhow::ensure!(args.ctx >= 2, "--ctx must be at least 2");
+    // A chunk scores its second half after the first token of that half,
+    // so windows under 4 tokens score little or nothing (a NaN perplexity).
+    anyhow::ensure!(
+        args.ctx >= MIN_CTX,
+        "--ctx {} is too small: allowed {MIN_CTX} to the model's context length",
+        args.ctx
+    );
+    if let Some(stride) = args.stride {
+        anyhow::ensure!(
+            (1..=args.ctx).contains(&stride),
+            "--stride {stride} is out of range: allowed 1 to --ctx ({})",
+            args.ctx
+        );
+    }
     let engine = args.model.load()?;
     anyhow::ensure!(
         args.ctx <= engine.info().context_length,
-        "--ctx {} is longer than the model's context ({})",
+        "--ctx {} is longer than the model's context: allowed {MIN_CTX} to {}",
         args.ctx,
         engine.info().context_length
     );
@@ -64,6 +80,11 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         }
         logprobs.extend(lp);
     }
+    anyhow::ensure!(
+        !logprobs.is_empty(),
+        "no token was scored with --ctx {}; use a larger --ctx or --stride",
+        args.ctx
+    );
     let ppl = perplexity::perplexity(&logprobs);
     let nll = -perplexity::mean(&logprobs);
     if args.json {
@@ -76,7 +97,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
             "mode": mode,
             "per_token": per_token,
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
         let how = match mode {
             ScoreMode::Chunks => format!(
@@ -92,12 +113,12 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
             ),
             ScoreMode::Whole => "one window".to_string(),
         };
-        println!(
+        outln!(
             "tokens {}  scored {}  ({how})",
             tokens.len(),
             logprobs.len()
         );
-        println!("perplexity {ppl:.4}  mean NLL {nll:.4} nats");
+        outln!("perplexity {ppl:.4}  mean NLL {nll:.4} nats");
     }
     Ok(())
 }

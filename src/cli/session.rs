@@ -31,7 +31,7 @@ pub enum SessionCommand {
         #[arg(long, value_enum, default_value = "md")]
         format: ExportFormat,
         /// Which run (0-based)
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
         run: usize,
     },
 }
@@ -56,17 +56,21 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
     match args.command {
         SessionCommand::Show { file } => {
             let s = Session::load(&file)?;
-            println!(
+            check_against_recorded_model(&s, &file)?;
+            outln!(
                 "session v{} of {} ({}), sha256 {}",
-                s.version, s.model.name, s.model.path, s.model.sha256
+                s.version,
+                s.model.name,
+                s.model.path,
+                s.model.sha256
             );
-            println!("prompt: {} tokens", s.prompt_tokens.len());
+            outln!("prompt: {} tokens", s.prompt_tokens.len());
             for (i, r) in s.runs.iter().enumerate() {
                 let branch = r
                     .parent
                     .map(|p| format!(", branch of run {} at step {}", p.run, p.step))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "run {i} `{}`: {} tokens, {:?}{branch}",
                     r.label,
                     r.steps.len(),
@@ -77,13 +81,14 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
         }
         SessionCommand::Export { file, format, run } => {
             let s = Session::load(&file)?;
+            check_against_recorded_model(&s, &file)?;
             let r = pick(&s, run)?;
             let text = match format {
                 ExportFormat::Md => session::export_markdown(&s, r),
                 ExportFormat::Csv => session::export_csv(r),
                 ExportFormat::Json => serde_json::to_string_pretty(r)? + "\n",
             };
-            print!("{text}");
+            out!("{text}");
             Ok(())
         }
         SessionCommand::Replay { file, model } => {
@@ -93,11 +98,13 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
                 ..model
             };
             let engine = model.load()?;
+            s.check_vocabulary(&file, engine.info().vocab_size)?;
             let now = Session::identify(engine.info())?;
             if now.sha256 != s.model.sha256 {
-                println!(
+                outln!(
                     "note: the model file differs from the session's (sha256 {} vs {}); tokens may differ",
-                    now.sha256, s.model.sha256
+                    now.sha256,
+                    s.model.sha256
                 );
             }
             let mut all_same = true;
@@ -110,10 +117,10 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
                     .position(|(a, b)| a != b)
                     .or((want.len() != tokens.len()).then(|| want.len().min(tokens.len())))
                 {
-                    None => println!("run {i} `{}`: same {} tokens", r.label, want.len()),
+                    None => outln!("run {i} `{}`: same {} tokens", r.label, want.len()),
                     Some(at) => {
                         all_same = false;
-                        println!("run {i} `{}`: DIFFERENT from step {at} on", r.label);
+                        outln!("run {i} `{}`: DIFFERENT from step {at} on", r.label);
                     }
                 }
             }
@@ -121,6 +128,23 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Token ids checked against the vocabulary of the session's model, when
+/// that file is still where the session says (else there is nothing to
+/// check against, and the session is shown as saved).
+fn check_against_recorded_model(s: &Session, file: &std::path::Path) -> anyhow::Result<()> {
+    if !std::path::Path::new(&s.model.path).is_file() {
+        return Ok(());
+    }
+    let recorded = ModelArgs {
+        model: Some(s.model.path.clone()),
+        ..ModelArgs::default()
+    };
+    if let Ok(engine) = recorded.load() {
+        s.check_vocabulary(file, engine.info().vocab_size)?;
+    }
+    Ok(())
 }
 
 /// A run again: same request and seed; a branch is forced through its

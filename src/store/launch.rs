@@ -11,6 +11,10 @@ use crate::engine::Engine;
 use crate::engine::model::Precision;
 use crate::store::models;
 
+/// Most worker threads `--threads` accepts: far past any core count this
+/// runs on, short of the thousands of threads that only thrash.
+pub const MAX_THREADS: usize = 256;
+
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
     /// A GGUF path or a model name in the data directory; `None` is the
@@ -25,7 +29,11 @@ impl Launch {
     /// Sets the kernels' thread count, once, before any model runs.
     pub fn apply_threads(&self) -> anyhow::Result<()> {
         if let Some(n) = self.threads {
-            anyhow::ensure!(n > 0, "--threads must be at least 1");
+            anyhow::ensure!(
+                (1..=MAX_THREADS).contains(&n),
+                "--threads {n} is out of range: allowed 1 to {MAX_THREADS} (a fixed limit; this machine has {} cores)",
+                std::thread::available_parallelism().map_or(1, |c| c.get())
+            );
             // Our kernels' pool; candle's own (other tensor types, --precision
             // f32) follows RAYON_NUM_THREADS.
             crate::engine::kernels::set_threads(n);

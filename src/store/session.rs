@@ -5,7 +5,6 @@
 //! A corrupt, truncated or newer-version file is reported and never
 //! modified.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +24,19 @@ pub enum SessionError {
         "{path} was written by a newer lmscope (session format v{found}; this build reads up to v{SESSION_VERSION}); update lmscope; the file was left untouched"
     )]
     TooNew { path: PathBuf, found: u64 },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} holds token id {id}, beyond the model's vocabulary of {vocab} tokens; the session does not belong to this model (pass the right one with --model)"
+    )]
+    TokenOutOfVocabulary {
+        path: PathBuf,
+        id: u32,
+        vocab: usize,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -164,19 +176,66 @@ impl Session {
             serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         let sidecar = sidecar_path(path);
         if sidecar.is_file() {
-            let mut bytes = Vec::new();
-            std::fs::File::open(&sidecar)?.read_to_end(&mut bytes)?;
-            let records = decode_attention(&bytes).map_err(|d| SessionError::Corrupt {
+            let bytes = std::fs::read(&sidecar).map_err(|source| SessionError::Read {
                 path: sidecar.clone(),
-                detail: d,
+                source,
             })?;
+            let sidecar_corrupt = |detail: String| SessionError::Corrupt {
+                path: sidecar.clone(),
+                detail,
+            };
+            let records = decode_attention(&bytes).map_err(sidecar_corrupt)?;
+            let mut shape = None;
             for (r, s, a) in records {
-                if let Some(step) = session.runs.get_mut(r).and_then(|run| run.steps.get_mut(s)) {
-                    step.attention = Some(a);
+                // Every record comes from one model: the same layers and heads.
+                let this = (a.n_layer, a.n_head);
+                if a.n_layer == 0 || a.n_head == 0 || shape.is_some_and(|s| s != this) {
+                    return Err(sidecar_corrupt(format!(
+                        "run {r} step {s} has {} layers x {} heads, unlike the other records",
+                        a.n_layer, a.n_head
+                    )));
                 }
+                shape = Some(this);
+                let Some(step) = session.runs.get_mut(r).and_then(|run| run.steps.get_mut(s))
+                else {
+                    return Err(sidecar_corrupt(format!(
+                        "it has attention for run {r} step {s}, which the session does not have"
+                    )));
+                };
+                // The query that predicted the token at `position` is the one
+                // before it, and sees every key up to itself.
+                if a.n_key < a.first_query + 1 || a.first_query + 1 > step.position.max(1) {
+                    return Err(sidecar_corrupt(format!(
+                        "run {r} step {s} has {} keys from query {}, which does not fit the token at position {}",
+                        a.n_key, a.first_query, step.position
+                    )));
+                }
+                step.attention = Some(a);
             }
         }
         Ok(session)
+    }
+}
+
+impl Session {
+    /// Refuses a session with a token id the model at hand does not have
+    /// (`path` is the session file, for the message).
+    pub fn check_vocabulary(&self, path: &Path, vocab: usize) -> Result<(), SessionError> {
+        let ids = self.prompt_tokens.iter().copied().chain(
+            self.runs
+                .iter()
+                .flat_map(|r| r.steps.iter().map(|s| s.token_id)),
+        );
+        for id in ids {
+            if id as usize >= vocab {
+                return Err(SessionError::TokenOutOfVocabulary {
+                    path: path.to_path_buf(),
+                    id,
+                    vocab,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -308,9 +367,18 @@ fn read_versioned(path: &Path) -> Result<serde_json::Value, SessionError> {
         path: path.to_path_buf(),
         detail,
     };
-    let text = std::fs::read_to_string(path)?;
+    let bytes = std::fs::read(path).map_err(|source| SessionError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        corrupt(format!(
+            "not UTF-8 text: invalid byte at offset {}",
+            e.valid_up_to()
+        ))
+    })?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
     let version = value
         .get("version")
         .and_then(|v| v.as_u64())
@@ -386,6 +454,12 @@ fn decode_attention(bytes: &[u8]) -> Result<Vec<(usize, usize, AttentionRows)>, 
                 first_query: h[5],
                 data,
             },
+        ));
+    }
+    if !r.is_empty() {
+        return Err(format!(
+            "the attention sidecar has {} extra bytes after its {count} records",
+            r.len()
         ));
     }
     Ok(out)
