@@ -311,7 +311,7 @@ impl Keymap {
     /// The embedded defaults with `overrides` applied; problems come back
     /// as messages naming the line (bad entries are skipped).
     pub fn load(overrides: &[KeyOverride]) -> (Keymap, Vec<String>) {
-        let mut warnings = Vec::new();
+        let mut warnings = duplicate_bindings(overrides);
         let mut map = Keymap::default();
         let table: toml::Table =
             toml::from_str(DEFAULT_KEYMAP).expect("the embedded keymap is valid TOML");
@@ -417,8 +417,61 @@ impl Keymap {
     }
 }
 
+/// Keys the user's overrides bind to two actions in one context: one
+/// warning each, naming the key and both actions (the later one wins, as
+/// [`Keymap::load`] applies them in order). Unknown contexts, actions and
+/// keys are left to `load`'s own warnings.
+pub fn duplicate_bindings(overrides: &[KeyOverride]) -> Vec<String> {
+    let mut seen: BTreeMap<(Context, Key), Action> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for o in overrides {
+        let (Some(ctx), Some(action)) = (Context::parse(&o.context), Action::parse(&o.action))
+        else {
+            continue;
+        };
+        for key in o.keys.iter().filter_map(|k| Key::parse(k).ok()) {
+            if let Some(first) = seen.insert((ctx, key), action)
+                && first != action
+            {
+                let at = o.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                warnings.push(format!(
+                    "keys{at}: `{key}` is bound twice in [keys.{}]: `{}` and `{}`; `{}` wins",
+                    o.context,
+                    first.name(),
+                    action.name(),
+                    action.name()
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_key_bound_to_two_actions_in_one_context_is_warned_about() {
+        let o = |ctx: &str, action: &str, key: &str, line| KeyOverride {
+            context: ctx.into(),
+            action: action.into(),
+            keys: vec![key.into()],
+            line: Some(line),
+        };
+        let overrides = [
+            o("global", "quit", "ctrl-x", 3),
+            o("global", "help", "ctrl-x", 4),
+            o("output", "help", "ctrl-y", 5),
+            o("prompt", "help", "ctrl-y", 6),
+        ];
+        let w = duplicate_bindings(&overrides);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("ctrl-x") && w[0].contains("quit") && w[0].contains("help"));
+        assert!(w[0].contains("line 4"));
+        let (_, warnings) = Keymap::load(&overrides);
+        assert!(warnings.iter().any(|x| x.contains("bound twice")));
+        assert!(duplicate_bindings(&overrides[2..]).is_empty());
+    }
     use super::*;
 
     fn ov(ctx: &str, action: &str, keys: &[&str]) -> KeyOverride {
