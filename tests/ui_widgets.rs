@@ -317,7 +317,7 @@ fn a_click_on_a_heatmap_row_makes_that_token_the_query() {
     let mut a = app(Theme::plain());
     a.update(Action::AttentionView);
     draw(&mut a, 110, 30);
-    let cells = panes::attention::heatmap_cells(&a, a.areas().attention).expect("heatmap cells");
+    let cells = a.heatmap_cells(a.areas().attention).expect("heatmap cells");
     let click = |row| {
         Event::Mouse(MouseEvent {
             kind: MouseEventKind::Down(MouseButton::Left),

@@ -180,5 +180,5 @@ pub struct ModelInfo {
     pub end_of_generation: Vec<(u32, String)>,
     pub add_bos: bool,
     pub chat_template: Option<String>,
-    pub precision: crate::engine::model::Precision,
+    pub precision: crate::engine::model::types::Precision,
 }

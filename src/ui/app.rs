@@ -12,13 +12,12 @@ use crossterm::event::{
 };
 use ratatui::layout::Rect;
 
-use super::bias::{self, BiasState};
+use super::bias_state::{BiasState, BiasView};
 use super::editor::Editor;
+use super::fields::{self, Field};
 use super::keymap::{Action, Context, Key, Keymap};
 use super::layout::{self, Areas};
-use super::panes::attention as attention_pane;
-use super::panes::output;
-use super::panes::settings::{self as settings_pane, Field};
+use super::text;
 use super::theme::Theme;
 use super::widgets::heatmap::with_mean;
 use crate::engine::chat::Message;
@@ -372,7 +371,35 @@ impl App {
     }
 
     pub fn areas(&self) -> Areas {
-        layout::areas(self, self.size)
+        layout::areas(&self.screen(), self.size)
+    }
+
+    /// The plain facts the layout depends on.
+    pub fn screen(&self) -> layout::Screen {
+        layout::Screen {
+            overlay: self.overlay != Overlay::None,
+            bias: self.bias.is_open(),
+            compare: self.compare_view,
+            attention_view: self.attention_view,
+            prompt_lines: self.editor.lines().len(),
+            top_n: self.config.generation.top_n,
+        }
+    }
+
+    /// The output's tokens wrapped into lines `width` columns wide.
+    pub fn output_lines(&self, width: u16) -> Vec<Vec<text::Seg>> {
+        text::layout_lines(self.tokens.iter().map(|t| t.text.as_str()), width)
+    }
+
+    /// Where the single-head heatmap's cells are in a pane at `area`.
+    pub fn heatmap_cells(&self, area: Rect) -> Option<Rect> {
+        layout::heatmap_cells(area, self.attn.overview, self.attention_view)
+    }
+
+    /// The query row shown at screen row `y` of the heatmap's `cells`.
+    pub fn query_at(&self, cells: Rect, y: u16) -> Option<usize> {
+        let rows_per_cell = if self.theme.color { 2 } else { 1 };
+        layout::query_at(self.attention_window().0, rows_per_cell, cells, y)
     }
 
     /// Contexts tried for a key, most specific first.
@@ -429,7 +456,7 @@ impl App {
             return self.edit_setting_key(k);
         }
         if self.overlay == Overlay::None && self.bias.editing() {
-            return bias::edit_key(self, k);
+            return self.bias_edit_key(k);
         }
         let Some(key) = Key::from_event(k) else {
             return;
@@ -483,9 +510,9 @@ impl App {
                     self.focus = Focus::Output;
                     let inner = layout::inner(a.output);
                     if inner.contains(at) {
-                        let lines = output::layout_lines(self, inner.width);
+                        let lines = self.output_lines(inner.width);
                         let row = self.output_top + (m.row - inner.y) as usize;
-                        if let Some(tok) = output::token_at(&lines, row, m.column - inner.x) {
+                        if let Some(tok) = text::token_at(&lines, row, m.column - inner.x) {
                             self.select(tok);
                         }
                     }
@@ -498,10 +525,10 @@ impl App {
                         self.focus = Focus::Attention;
                     }
                     // A click on a heatmap row makes that token the query.
-                    let cells = attention_pane::heatmap_cells(self, a.attention);
+                    let cells = self.heatmap_cells(a.attention);
                     if let Some(q) = cells
                         .filter(|c| c.contains(at))
-                        .and_then(|c| attention_pane::query_at(self, c, m.row))
+                        .and_then(|c| self.query_at(c, m.row))
                     {
                         self.select(q);
                     }
@@ -564,7 +591,7 @@ impl App {
     fn dispatch(&mut self, action: Action) {
         use Action::*;
         if matches!(action, AttentionView | Compare | Run) {
-            self.bias.view = bias::BiasView::None;
+            self.bias.view = BiasView::None;
         }
         if self.compare_view
             && self.overlay == Overlay::None
@@ -586,7 +613,7 @@ impl App {
                 } else if self.overlay != Overlay::None {
                     self.overlay = Overlay::None;
                 } else if self.bias.is_open() {
-                    bias::close(self);
+                    self.bias_close();
                 } else if self.compare_view {
                     self.compare_view = false;
                 } else if self.attention_view {
@@ -618,7 +645,7 @@ impl App {
                 if self.overlay != Overlay::None {
                     self.overlay = Overlay::None;
                 } else if self.bias.is_open() {
-                    bias::close(self);
+                    self.bias_close();
                 } else if self.compare_view {
                     self.compare_view = false;
                 } else {
@@ -664,15 +691,15 @@ impl App {
                 self.say(Level::Info, format!("prompt mode: {m}"));
             }
             Run | Submit => self.run(),
-            QuickCheck => bias::quick_check(self),
-            BiasPane => bias::toggle_pane(self),
+            QuickCheck => self.bias_quick_check(),
+            BiasPane => self.bias_toggle_pane(),
             BiasRun | BiasPairs | BiasOpen | BiasSort | BiasDetail | BiasSave | BiasSwaps => {
-                bias::update(self, action)
+                self.bias_update(action)
             }
             LineUp | LineDown | PageUp | PageDown
                 if self.overlay == Overlay::None && self.bias.is_open() =>
             {
-                bias::update(self, action)
+                self.bias_update(action)
             }
             Compare => self.compare(),
             Newline => self.editor.newline(),
@@ -749,19 +776,16 @@ impl App {
             }
             SettingPrev => self.settings.selected = self.settings.selected.saturating_sub(1),
             SettingNext => {
-                self.settings.selected =
-                    (self.settings.selected + 1).min(settings_pane::FIELDS.len() - 1)
+                self.settings.selected = (self.settings.selected + 1).min(fields::FIELDS.len() - 1)
             }
             EditSetting => {
-                let field = settings_pane::FIELDS
-                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
-                self.settings.editing = Some(settings_pane::value_of(&self.config, field));
+                let field = fields::FIELDS[self.settings.selected.min(fields::FIELDS.len() - 1)];
+                self.settings.editing = Some(fields::value_of(&self.config, field));
             }
             Increase | Decrease => {
-                let field = settings_pane::FIELDS
-                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
+                let field = fields::FIELDS[self.settings.selected.min(fields::FIELDS.len() - 1)];
                 let up = action == Increase;
-                if let Err(e) = settings_pane::nudge(&mut self.config, field, up) {
+                if let Err(e) = fields::nudge(&mut self.config, field, up) {
                     self.say(Level::Error, e);
                 }
             }
@@ -784,10 +808,9 @@ impl App {
             Branch => self.branch(),
             BranchPrev | BranchNext | BranchParent | BranchChild => self.navigate(action),
             ResetSetting => {
-                let field = settings_pane::FIELDS
-                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
-                let v = settings_pane::value_of(&self.defaults, field);
-                if let Err(e) = settings_pane::set(&mut self.config, field, &v) {
+                let field = fields::FIELDS[self.settings.selected.min(fields::FIELDS.len() - 1)];
+                let v = fields::value_of(&self.defaults, field);
+                if let Err(e) = fields::set(&mut self.config, field, &v) {
                     self.say(Level::Error, e);
                 }
             }
@@ -835,10 +858,10 @@ impl App {
         match k.code {
             KeyCode::Esc => self.settings.editing = None,
             KeyCode::Enter => {
-                let field: Field = settings_pane::FIELDS
-                    [self.settings.selected.min(settings_pane::FIELDS.len() - 1)];
+                let field: Field =
+                    fields::FIELDS[self.settings.selected.min(fields::FIELDS.len() - 1)];
                 let value = text.clone();
-                match settings_pane::set(&mut self.config, field, &value) {
+                match fields::set(&mut self.config, field, &value) {
                     Ok(()) => {
                         self.settings.editing = None;
                         self.say(
@@ -846,7 +869,7 @@ impl App {
                             format!(
                                 "{} = {}; used by the next run",
                                 field.name,
-                                settings_pane::value_of(&self.config, field)
+                                fields::value_of(&self.config, field)
                             ),
                         );
                     }
@@ -882,13 +905,13 @@ impl App {
 
     fn move_lines(&mut self, delta: isize) {
         let inner = layout::inner(self.areas().output);
-        let lines = output::layout_lines(self, inner.width);
-        let Some((row, col)) = output::position_of(&lines, self.cursor) else {
+        let lines = self.output_lines(inner.width);
+        let Some((row, col)) = text::position_of(&lines, self.cursor) else {
             return;
         };
         let target =
             (row as isize + delta).clamp(0, lines.len().saturating_sub(1) as isize) as usize;
-        if let Some(t) = output::token_near(&lines, target, col) {
+        if let Some(t) = text::token_near(&lines, target, col) {
             self.select(t);
         }
     }
@@ -1171,7 +1194,7 @@ impl App {
             format!(
                 "branching run {} at step {step} with “{}”; Esc cancels",
                 parent.id,
-                super::panes::visible(&text)
+                text::visible(&text)
             ),
         );
     }
@@ -1780,7 +1803,7 @@ impl App {
             | EngineEvent::Attention(_)
             | EngineEvent::Prefilled { .. }) => self.on_compare(e),
             e @ (EngineEvent::TaskProgress { .. } | EngineEvent::TaskDone { .. }) => {
-                bias::on_event(self, e)
+                self.bias_on_event(e)
             }
             _ => {} // Events of a replaced run.
         }
@@ -1796,9 +1819,9 @@ impl App {
         }
         let inner = layout::inner(self.areas().output);
         if inner.height > 0 && inner.width > 0 {
-            let lines = output::layout_lines(self, inner.width);
+            let lines = self.output_lines(inner.width);
             let h = inner.height as usize;
-            let row = output::position_of(&lines, self.cursor).map_or(0, |(r, _)| r);
+            let row = text::position_of(&lines, self.cursor).map_or(0, |(r, _)| r);
             if self.follow {
                 self.output_top = lines.len().saturating_sub(h);
             }

@@ -1,9 +1,24 @@
-//! Where each pane goes, as a pure function of the state and the terminal
-//! area: rendering and mouse hit-testing use the same answer.
+//! Where each pane goes, as pure functions of plain facts about the screen
+//! and the terminal area: rendering and mouse hit-testing use the same
+//! answer.
+
+use std::ops::Range;
 
 use ratatui::layout::{Constraint, Layout, Margin, Rect};
 
-use super::app::{App, Overlay};
+/// What the layout depends on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Screen {
+    /// Help or the settings are open over the middle.
+    pub overlay: bool,
+    pub bias: bool,
+    pub compare: bool,
+    pub attention_view: bool,
+    /// Lines in the prompt editor.
+    pub prompt_lines: usize,
+    /// Alternatives shown per token.
+    pub top_n: usize,
+}
 
 /// Below this the interface shows only a "too small" notice.
 pub const MIN_WIDTH: u16 = 40;
@@ -31,7 +46,7 @@ pub fn inner(r: Rect) -> Rect {
     r.inner(Margin::new(1, 1))
 }
 
-pub fn areas(app: &App, area: Rect) -> Areas {
+pub fn areas(s: &Screen, area: Rect) -> Areas {
     let mut a = Areas::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         a.too_small = true;
@@ -45,7 +60,7 @@ pub fn areas(app: &App, area: Rect) -> Areas {
     .areas(area);
     a.status = status;
     a.message = message;
-    if app.overlay != Overlay::None {
+    if s.overlay {
         let w = middle.width.min(100);
         let h = middle.height.min(34);
         a.popup = Rect::new(
@@ -55,19 +70,19 @@ pub fn areas(app: &App, area: Rect) -> Areas {
             h,
         );
     }
-    if app.bias.is_open() {
+    if s.bias {
         a.bias = middle;
         return a;
     }
-    if app.compare_view {
+    if s.compare {
         a.compare = middle;
         return a;
     }
-    if app.attention_view {
+    if s.attention_view {
         a.attention = middle;
         return a;
     }
-    let prompt_h = (app.editor.lines().len() as u16 + 2)
+    let prompt_h = (s.prompt_lines as u16 + 2)
         .clamp(3, 8)
         .min(middle.height / 3)
         .max(3);
@@ -80,7 +95,7 @@ pub fn areas(app: &App, area: Rect) -> Areas {
         a.output = output;
         a.prompt = prompt;
         if right.height >= 20 {
-            let probs_h = (app.config.generation.top_n as u16 + 5).clamp(8, right.height / 2);
+            let probs_h = (s.top_n as u16 + 5).clamp(8, right.height / 2);
             let [probs, attention] =
                 Layout::vertical([Constraint::Length(probs_h), Constraint::Fill(1)]).areas(right);
             a.probs = probs;
@@ -90,7 +105,7 @@ pub fn areas(app: &App, area: Rect) -> Areas {
         }
     } else {
         let probs_h = if middle.height >= 18 {
-            (middle.height / 3).min(app.config.generation.top_n as u16 + 5)
+            (middle.height / 3).min(s.top_n as u16 + 5)
         } else {
             0
         };
@@ -105,4 +120,34 @@ pub fn areas(app: &App, area: Rect) -> Areas {
         a.prompt = prompt;
     }
     a
+}
+
+/// Where the single-head heatmap's cells are for a pane at `area` (the
+/// same split as the render functions), for mouse hit-testing.
+pub fn heatmap_cells(area: Rect, overview: bool, full_view: bool) -> Option<Rect> {
+    if area.is_empty() || overview {
+        return None;
+    }
+    let inner = inner(area);
+    let map = if full_view && inner.width >= 76 {
+        let [map, _] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(34)])
+            .spacing(1)
+            .areas::<2>(inner);
+        map
+    } else {
+        inner
+    };
+    let [_, cells] = Layout::horizontal([Constraint::Length(1), Constraint::Fill(1)]).areas(map);
+    (!cells.is_empty()).then_some(cells)
+}
+
+/// The query row shown at screen row `y` of the heatmap's cells.
+pub fn query_at(queries: Range<usize>, rows_per_cell: usize, cells: Rect, y: u16) -> Option<usize> {
+    if queries.is_empty() || y < cells.y || y >= cells.bottom() {
+        return None;
+    }
+    let per_cell = rows_per_cell;
+    let ph = cells.height as usize * per_cell;
+    let py = (y - cells.y) as usize * per_cell;
+    Some(queries.start + py * queries.len() / ph)
 }

@@ -9,13 +9,16 @@
 
 pub mod app;
 pub mod bias;
+pub mod bias_state;
 pub mod editor;
 pub mod effects;
 pub mod event_loop;
+pub mod fields;
 pub mod keymap;
 pub mod layout;
 pub mod panes;
 pub mod terminal;
+pub mod text;
 pub mod theme;
 pub mod widgets;
 

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
+use super::api::Model;
 use super::cache::{KvCache, LayerCache};
+use super::config::Config;
 use super::layers::{Attention, Embedding, Linear, Mlp, RmsNorm, Rope, kernel_weight};
 use super::probe::{probe, probe_layer};
-use super::{Config, Logits, Model, Precision};
+use super::types::{Logits, Precision};
 use crate::engine::error::EngineError;
 use crate::engine::load::gguf::GgufFile;
 use crate::engine::types::Architecture;

@@ -133,37 +133,6 @@ pub fn render_small(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// The full-screen view: heatmap (or all heads) and a side panel.
-/// Where the single-head heatmap's cells are for a pane at `area` (the
-/// same split as the render functions), for mouse hit-testing.
-pub fn heatmap_cells(app: &App, area: Rect) -> Option<Rect> {
-    if area.is_empty() || app.attn.overview {
-        return None;
-    }
-    let inner = crate::ui::layout::inner(area);
-    let map = if app.attention_view && inner.width >= 76 {
-        let [map, _] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(34)])
-            .spacing(1)
-            .areas::<2>(inner);
-        map
-    } else {
-        inner
-    };
-    let [_, cells] = Layout::horizontal([Constraint::Length(1), Constraint::Fill(1)]).areas(map);
-    (!cells.is_empty()).then_some(cells)
-}
-
-/// The query row shown at screen row `y` of the heatmap's cells.
-pub fn query_at(app: &App, cells: Rect, y: u16) -> Option<usize> {
-    let (queries, _) = app.attention_window();
-    if queries.is_empty() || y < cells.y || y >= cells.bottom() {
-        return None;
-    }
-    let per_cell = if app.theme.color { 2 } else { 1 };
-    let ph = cells.height as usize * per_cell;
-    let py = (y - cells.y) as usize * per_cell;
-    Some(queries.start + py * queries.len() / ph)
-}
-
 pub fn render_full(app: &App, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;

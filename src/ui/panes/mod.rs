@@ -22,8 +22,10 @@ use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::theme::Theme;
 
 /// Draws the whole interface.
+pub use crate::ui::text::{char_width, visible};
+
 pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
-    let a = layout::areas(app, area);
+    let a = layout::areas(&app.screen(), area);
     if a.too_small {
         let text = format!(
             "terminal too small: {MIN_WIDTH}x{MIN_HEIGHT} needed, this is {}x{}",
@@ -119,25 +121,6 @@ pub fn fit(s: &str, width: usize) -> String {
         w += cw;
     }
     out
-}
-
-pub fn char_width(c: char) -> usize {
-    let mut b = [0u8; 4];
-    ratatui::text::Span::raw(&*c.encode_utf8(&mut b)).width()
-}
-
-/// A token's text made visible: whitespace and control characters shown.
-pub fn visible(token: &str) -> String {
-    token
-        .chars()
-        .map(|c| match c {
-            '\n' => '↵',
-            '\t' => '→',
-            ' ' => '·',
-            c if c.is_control() => '�',
-            c => c,
-        })
-        .collect()
 }
 
 pub fn style_or(theme: &Theme, s: Style) -> Style {

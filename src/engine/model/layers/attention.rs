@@ -3,13 +3,15 @@
 
 use candle_core::{Device, Tensor};
 
-use super::{Linear, Rope};
+use super::linear::Linear;
+use super::rope::Rope;
 use crate::engine::error::Result;
 use crate::engine::kernels::{self, ActBlock, CacheElem, RowParts, SumOrder};
 use crate::engine::load::gguf::GgufFile;
 use crate::engine::model::cache::{Captured, CapturedRows, HeadRows, KeysValues, LayerCache};
+use crate::engine::model::config::Config;
 use crate::engine::model::probe::{self, probe_layer};
-use crate::engine::model::{Config, Precision};
+use crate::engine::model::types::Precision;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Attention {

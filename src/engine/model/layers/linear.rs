@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kernels::{self, QWeight, WeightKind};
 use crate::engine::load::gguf::GgufFile;
-use crate::engine::model::Precision;
+use crate::engine::model::types::Precision;
 
 /// A linear layer over a GGUF weight of shape (out, in): our own kernels
 /// for Q4_1 and Q8_0 weights, candle's `QMatMul` for other types and for

@@ -1,11 +1,11 @@
 //! The gated feed-forward layer (SwiGLU).
 
-use super::Linear;
+use super::linear::Linear;
 use crate::engine::error::Result;
 use crate::engine::kernels;
 use crate::engine::load::gguf::GgufFile;
-use crate::engine::model::Precision;
 use crate::engine::model::probe::probe_layer;
+use crate::engine::model::types::Precision;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Mlp {

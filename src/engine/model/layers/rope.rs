@@ -1,7 +1,7 @@
 //! Rotary position embeddings (RoPE), adjacent pairs rotated.
 
 use crate::engine::kernels;
-use crate::engine::model::Config;
+use crate::engine::model::config::Config;
 
 /// Rotary tables for every position the model can see.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl Rope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::Config;
+    use crate::engine::model::config::Config;
 
     #[test]
     fn rope_rotates_adjacent_pairs() {

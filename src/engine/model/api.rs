@@ -1,0 +1,42 @@
+//! What the engine, its thread, `bench` and the interface use of a model:
+//! one trait every architecture implements.
+
+use std::ops::Range;
+
+use candle_core::Tensor;
+
+use super::cache::KvCache;
+use super::config::Config;
+use super::types::{Logits, Precision};
+use crate::engine::error::Result;
+use crate::engine::load::gguf::GgufFile;
+use crate::engine::types::Architecture;
+
+/// What the engine, its thread, `bench` and the interface use of a model.
+pub trait Model: Send + Sync {
+    /// Dimensions and hyper-parameters.
+    fn config(&self) -> &Config;
+    fn precision(&self) -> Precision;
+    /// How the model is built, in its own words (for `info`).
+    fn architecture(&self) -> Architecture;
+    /// An empty cache for one sequence; `capture_attention` keeps what the
+    /// attention rows are recomputed from.
+    fn new_cache(&self, capture_attention: bool) -> KvCache;
+    /// Runs `tokens` after what `cache` holds, appending to it: logits
+    /// (n, vocab), n = 1 for [`Logits::Last`], else the number of tokens.
+    fn forward(&self, tokens: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Tensor>;
+    /// One token for each of several sequences at once, every weight read
+    /// once for all: logits (n_sequences, vocab), row i for `caches[i]`.
+    fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor>;
+    /// Attention probabilities (n_head, queries, keys up to the last query)
+    /// of `layer`, from what a capturing cache kept.
+    fn attention_rows(
+        &self,
+        cache: &KvCache,
+        layer: usize,
+        queries: Range<usize>,
+    ) -> Result<Tensor>;
+}
+
+/// Reads a model's weights from an opened GGUF file.
+pub type Loader = fn(&mut GgufFile, Precision) -> Result<Box<dyn Model>>;
