@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{assert_clean_error, lmscope, model_path, stderr, stdout};
+use common::{assert_clean_error, generate_saved, lmscope, model_path, stderr, stdout};
 
 fn model() -> &'static str {
     model_path().to_str().unwrap()
@@ -14,23 +14,6 @@ fn model() -> &'static str {
 fn bin() -> Command {
     model_path();
     Command::new(env!("CARGO_BIN_EXE_lmscope"))
-}
-
-/// Six tokens of "Rivers carry" saved as a session at `p`.
-fn generate_saved(p: &str) {
-    let out = lmscope(&[
-        "generate",
-        "Rivers carry",
-        "-n",
-        "6",
-        "--temperature",
-        "0.9",
-        "--seed",
-        "5",
-        "--save",
-        p,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// The command with stdout on /dev/full (every write: ENOSPC).

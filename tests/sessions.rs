@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{engine, lmscope, stdout};
+use common::{engine, generate_saved, lmscope, stdout};
 use lmscope::engine::sampling::SamplerSettings;
 use lmscope::engine::{Prompt, Request};
 use lmscope::store::session::{BranchPoint, Run, Session, SessionError};
@@ -193,23 +193,6 @@ fn compare_runs_presets_side_by_side_deterministically() {
         a["columns"][1]["token_ids"], b["columns"][1]["token_ids"],
         "same seed, same tokens"
     );
-}
-
-/// Six sampled tokens of "Rivers carry" (seed 5), saved as a session at `p`.
-fn generate_saved(p: &str) {
-    let out = lmscope(&[
-        "generate",
-        "Rivers carry",
-        "-n",
-        "6",
-        "--temperature",
-        "0.9",
-        "--seed",
-        "5",
-        "--save",
-        p,
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
 #[test]

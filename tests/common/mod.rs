@@ -90,3 +90,20 @@ pub fn assert_clean_error(o: &Output, needle: &str) {
         "`{needle}` in: {err}"
     );
 }
+
+/// Six sampled tokens of "Rivers carry" (seed 5), saved as a session at `p`.
+pub fn generate_saved(p: &str) {
+    let out = lmscope(&[
+        "generate",
+        "Rivers carry",
+        "-n",
+        "6",
+        "--temperature",
+        "0.9",
+        "--seed",
+        "5",
+        "--save",
+        p,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
