@@ -19,9 +19,10 @@ use lmscope::engine::handle::{EngineEvent, EngineHandle};
 use lmscope::engine::model::Precision;
 use lmscope::engine::types::PromptRecord;
 use lmscope::store::config::Config;
-use lmscope::ui::app::{App, Focus};
+use lmscope::ui::app::App;
 use lmscope::ui::event_loop::{self, Probe};
 use lmscope::ui::keymap::{Action, Keymap};
+use lmscope::ui::state::Focus;
 use lmscope::ui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -169,7 +170,7 @@ fn key_to_frame_latency_while_generating() {
         lat.len(),
         probe.frames,
         elapsed.as_secs_f64(),
-        app.state == lmscope::ui::app::EngineState::Running
+        app.state == lmscope::ui::state::EngineState::Running
     );
     println!(
         "  median {}  p90 {}  p99 {}  max {}",

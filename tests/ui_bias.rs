@@ -8,10 +8,11 @@ mod ui_common;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use lmscope::analysis::bias::probe::ProbeReport;
 use lmscope::engine::handle::{EngineCommand, EngineEvent};
-use lmscope::ui::app::{App, Effect, EngineState, Level};
+use lmscope::ui::app::App;
 use lmscope::ui::bias::{self, BiasView, Report, SortBy};
 use lmscope::ui::effects::{self, Ctx};
 use lmscope::ui::keymap::Context;
+use lmscope::ui::state::{Effect, EngineState, Level};
 use lmscope::ui::theme::Theme;
 use ui_common::{app, draw};
 

@@ -6,8 +6,9 @@ mod ui_common;
 
 use lmscope::engine::handle::{EngineCommand, EngineEvent};
 use lmscope::engine::types::{FinishReason, Timings};
-use lmscope::ui::app::{App, EngineState, Focus};
+use lmscope::ui::app::App;
 use lmscope::ui::keymap::Action;
+use lmscope::ui::state::{EngineState, Focus};
 use lmscope::ui::theme::Theme;
 use ui_common::{GENERATED, PROMPT, app, step};
 

@@ -14,9 +14,10 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use lmscope::store::config::{self, ColorBy};
 use lmscope::store::models;
 use lmscope::store::session::Session;
-use lmscope::ui::app::{App, Effect, Level, Overlay};
+use lmscope::ui::app::App;
 use lmscope::ui::effects::{self, Ctx};
 use lmscope::ui::keymap::Action;
+use lmscope::ui::state::{Effect, Level, Overlay};
 use lmscope::ui::theme::Theme;
 use ui_common::app;
 

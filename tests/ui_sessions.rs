@@ -9,9 +9,10 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use lmscope::engine::handle::EngineEvent;
 use lmscope::engine::types::{FinishReason, Timings};
 use lmscope::store::session::{self, BranchPoint, ModelIdentity, Session};
-use lmscope::ui::app::{App, Effect, Focus, Level, Overlay};
+use lmscope::ui::app::App;
 use lmscope::ui::effects::{self, Ctx};
 use lmscope::ui::keymap::Action;
+use lmscope::ui::state::{Effect, Focus, Level, Overlay};
 use lmscope::ui::theme::Theme;
 use ui_common::{PROMPT, app, step};
 

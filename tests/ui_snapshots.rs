@@ -6,8 +6,9 @@
 mod ui_common;
 
 use lmscope::engine::handle::EngineEvent;
-use lmscope::ui::app::{App, Focus, Overlay};
+use lmscope::ui::app::App;
 use lmscope::ui::keymap::Action;
+use lmscope::ui::state::{Focus, Overlay};
 use lmscope::ui::theme::Theme;
 use ui_common::{app, draw};
 
@@ -139,7 +140,7 @@ fn too_small_notice() {
 fn compare_view_three_presets_with_the_first_divergence() {
     let mut a = ui_common::compare_app(Theme { color: true });
     assert!(a.compare_view);
-    assert_eq!(a.state, lmscope::ui::app::EngineState::Idle);
+    assert_eq!(a.state, lmscope::ui::state::EngineState::Idle);
     insta::assert_snapshot!(screen(&mut a, 120, 24));
 }
 
@@ -189,7 +190,7 @@ fn compare_view_while_running_with_an_empty_column_and_one_finished_early() {
         reason: lmscope::engine::types::FinishReason::Eos,
         timings: Default::default(),
     });
-    assert_eq!(a.state, lmscope::ui::app::EngineState::Running);
+    assert_eq!(a.state, lmscope::ui::state::EngineState::Running);
     insta::assert_snapshot!(screen(&mut a, 90, 18));
 }
 

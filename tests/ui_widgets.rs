@@ -10,9 +10,9 @@ use crossterm::event::{
 };
 use lmscope::engine::handle::EngineCommand;
 use lmscope::engine::types::AttentionRows;
-use lmscope::ui::app::{EngineState, Focus};
 use lmscope::ui::keymap::Action;
 use lmscope::ui::panes;
+use lmscope::ui::state::{EngineState, Focus};
 use lmscope::ui::theme::Theme;
 use lmscope::ui::widgets::heatmap::{Heatmap, with_mean};
 use ratatui::buffer::Buffer;

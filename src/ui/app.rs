@@ -17,6 +17,7 @@ use super::editor::Editor;
 use super::fields::{self, Field};
 use super::keymap::{Action, Context, Key, Keymap};
 use super::layout::{self, Areas};
+use super::state::{Effect, EngineState, Focus, Level, Overlay, Tok};
 use super::text;
 use super::theme::Theme;
 use super::widgets::heatmap::with_mean;
@@ -40,58 +41,6 @@ const HISTORY_LIMIT: usize = 200;
 /// Most columns the compare view shows.
 pub const MAX_COMPARE_COLUMNS: usize = 4;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Focus {
-    Prompt,
-    Output,
-    Probabilities,
-    Attention,
-}
-
-impl Focus {
-    const ORDER: [Focus; 4] = [
-        Focus::Prompt,
-        Focus::Output,
-        Focus::Probabilities,
-        Focus::Attention,
-    ];
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Overlay {
-    None,
-    Help,
-    Settings,
-    Sessions,
-}
-
-/// What the interface asks of the world outside it (files); the event
-/// loop carries these out ([`super::effects`]), so `update` stays pure.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Effect {
-    /// Save the session (every run, branch and compare column).
-    Autosave,
-    /// Read the session folder for the list.
-    ListSessions,
-    LoadSession(PathBuf),
-    /// Write the settings changed since the last save (sampler, generation,
-    /// colouring) into the user's config.toml.
-    SaveSettings,
-    /// Save sampler settings as a named preset in the user's presets file.
-    SavePreset {
-        name: String,
-        settings: SamplerSettings,
-    },
-    /// Write bias results (JSON) into the data directory.
-    SaveBias {
-        path: PathBuf,
-        json: Vec<u8>,
-    },
-    /// Read a user's suite (.toml) or pairs file (.csv) and run it in the
-    /// bias pane.
-    OpenBiasFile(String),
-}
-
 /// The session list overlay.
 #[derive(Clone, Debug, Default)]
 pub struct SessionsState {
@@ -99,39 +48,6 @@ pub struct SessionsState {
     pub selected: usize,
     /// The folder has been read since the list was opened.
     pub listed: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum EngineState {
-    Loading,
-    Idle,
-    Running,
-    Failed,
-}
-
-impl EngineState {
-    pub fn label(&self) -> &'static str {
-        match self {
-            EngineState::Loading => "loading",
-            EngineState::Idle => "ready",
-            EngineState::Running => "generating",
-            EngineState::Failed => "no model",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
-/// One token of the sequence: prompt tokens have no record.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tok {
-    pub text: String,
-    pub record: Option<Box<StepRecord>>,
 }
 
 #[derive(Clone, Debug, Default)]

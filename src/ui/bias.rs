@@ -8,9 +8,11 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::app::{App, Effect, EngineState, Level, Overlay};
+use super::app::App;
+
 pub use super::bias_state::*;
 use super::keymap::Action;
+use super::state::{Effect, EngineState, Level, Overlay};
 use crate::analysis::bias::pairs::{self, Mode, PairsReport};
 use crate::analysis::bias::probe::ProbeReport;
 use crate::analysis::bias::suite::Suite;

@@ -11,7 +11,9 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use super::app::{App, Effect, Level};
+use super::app::App;
+
+use super::state::{Effect, Level};
 use crate::engine::types::ModelInfo;
 use crate::store::config::{self, Saved};
 use crate::store::paths;

@@ -12,8 +12,10 @@ use ratatui::backend::Backend;
 use ratatui::layout::Rect;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::app::{App, EngineState, Level};
+use super::app::App;
+
 use super::panes;
+use super::state::{EngineState, Level};
 use crate::engine::handle::{EngineCommand, EngineEvent, EngineHandle};
 
 /// Frame completion times of draws that showed a key press (benchmarks).

@@ -17,6 +17,7 @@ pub mod fields;
 pub mod keymap;
 pub mod layout;
 pub mod panes;
+pub mod state;
 pub mod terminal;
 pub mod text;
 pub mod theme;
@@ -28,8 +29,9 @@ use crossterm::event::EventStream;
 use crate::engine::handle::EngineHandle;
 use crate::store::launch::Launch;
 use crate::store::{config, paths};
-use app::{App, Level};
+use app::App;
 use keymap::Keymap;
+use state::Level;
 use theme::Theme;
 
 /// Logs to `lmscope.log` in the data directory (never to the screen).

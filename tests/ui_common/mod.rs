@@ -194,8 +194,8 @@ pub fn app(theme: Theme) -> App {
 /// Branches the fixture run at generated token `at` with alternative
 /// `alt`, as the keys do, and has the engine accept it: the new run's id.
 pub fn start_branch(a: &mut App, at: usize, alt: usize) -> u64 {
-    use lmscope::ui::app::Focus;
     use lmscope::ui::keymap::Action;
+    use lmscope::ui::state::Focus;
     a.focus = Focus::Output;
     a.update(Action::FirstToken);
     for _ in 0..PROMPT.len() + at {

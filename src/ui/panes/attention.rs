@@ -9,8 +9,9 @@ use ratatui::text::{Line, Span};
 
 use super::{fit, notice, pane, visible};
 use crate::engine::handle::LayerAttention;
-use crate::ui::app::{App, EngineState, Focus};
+use crate::ui::app::App;
 use crate::ui::keymap::{Action, Context};
+use crate::ui::state::{EngineState, Focus};
 use crate::ui::theme::Theme;
 use crate::ui::widgets::bars::bar;
 use crate::ui::widgets::heatmap::Heatmap;

@@ -11,7 +11,8 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 use super::{char_width, fit, notice, pane, probs, visible};
 use crate::analysis::compare::{Divergence, column_stats, first_divergence};
 use crate::engine::types::StepRecord;
-use crate::ui::app::{App, CompareColumn, CompareState, EngineState};
+use crate::ui::app::{App, CompareColumn, CompareState};
+use crate::ui::state::EngineState;
 use crate::ui::theme::Theme;
 use crate::ui::widgets::bars::bar;
 

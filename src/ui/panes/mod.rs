@@ -17,8 +17,10 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Widget, Wrap};
 
-use super::app::{App, Overlay};
+use super::app::App;
+
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
+use super::state::Overlay;
 use super::theme::Theme;
 
 /// Draws the whole interface.

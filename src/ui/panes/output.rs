@@ -9,7 +9,8 @@ use ratatui::text::Line;
 
 use super::{notice, pane};
 use crate::store::config::ColorBy;
-use crate::ui::app::{App, EngineState, Focus};
+use crate::ui::app::App;
+use crate::ui::state::{EngineState, Focus};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {

@@ -9,8 +9,9 @@ use ratatui::text::{Line, Span};
 
 use super::{fit, notice, pane, visible};
 use crate::engine::types::StepRecord;
-use crate::ui::app::{App, Focus};
+use crate::ui::app::App;
 use crate::ui::keymap::{Action, Context};
+use crate::ui::state::Focus;
 use crate::ui::theme::Theme;
 use crate::ui::widgets::bars::bar;
 

@@ -5,7 +5,8 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 
 use super::{char_width, pane};
-use crate::ui::app::{App, Focus, Overlay};
+use crate::ui::app::App;
+use crate::ui::state::{Focus, Overlay};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {

@@ -5,8 +5,10 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::ui::app::{App, BranchPosition, EngineState, Level};
+use crate::ui::app::{App, BranchPosition};
+
 use crate::ui::keymap::{Action, Context};
+use crate::ui::state::{EngineState, Level};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
