@@ -2,6 +2,8 @@
 //! thread ([`crate::engine::handle`]).
 //!
 //! - [`app`]: state and the one `update` (keys resolve to actions first)
+//! - [`state`]: the small types app, panes and handlers share (focus, overlay,
+//!   engine state, message level, token, effect)
 //! - [`event_loop`]: terminal events, engine events and a frame tick
 //! - [`panes`]: one render function per pane, reading state only
 //! - [`widgets`]: heatmap and bars; [`keymap`], [`theme`]: data and colours
