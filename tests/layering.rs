@@ -481,3 +481,43 @@ fn the_checker_sees_imports() {
         "let s = \"\"; \nuse crate::z;"
     );
 }
+
+/// Inside `ui`: shared pieces (state, layout, text, fields, theme, keymap,
+/// editor, widgets) < views (state and update) < panes (drawing) < app
+/// (composition and routing) < draw (the screen, from the app) < the event
+/// loop. A file
+/// may name only files of its own rank or below; the views and panes never
+/// see the app.
+fn ui_rank(m: &[String]) -> Option<u8> {
+    if m.first().map(String::as_str) != Some("ui") {
+        return None;
+    }
+    Some(match m.get(1).map(String::as_str) {
+        None => 6, // ui/mod.rs: the entry point, above everything
+        Some("views") => 1,
+        Some("panes") => 2,
+        Some("app") => 3,
+        Some("draw") => 4,
+        Some("effects" | "event_loop" | "terminal") => 5,
+        Some(_) => 0,
+    })
+}
+
+#[test]
+fn views_and_panes_never_see_the_app() {
+    let mut wrong = Vec::new();
+    for (from, tos) in graph() {
+        let Some(rf) = ui_rank(&from) else { continue };
+        for to in tos {
+            let Some(rt) = ui_rank(&to) else { continue };
+            if rt > rf {
+                wrong.push(format!("{} -> {}", name(&from), name(&to)));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "ui files naming a ui layer above them:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -43,7 +43,7 @@ fn ms(d: Duration) -> String {
 fn attention_view_draw_time_1000_tokens_200x60() {
     let n = 1000;
     let mut app = ui_common::app(Theme::from_env());
-    let id = app.run_id;
+    let id = app.tree.newest;
     // Replace the fixture's run with a 1,000-token one.
     app.on_engine(EngineEvent::Prefilled {
         id,
@@ -108,7 +108,8 @@ fn key_to_frame_latency_while_generating() {
     let loaded = rx.blocking_recv().expect("engine event");
     assert!(matches!(loaded, EngineEvent::Loaded(_)), "{loaded:?}");
     app.on_engine(loaded);
-    app.editor
+    app.prompt
+        .editor
         .insert_str("The history of the Roman Empire begins");
     app.run();
     app.focus = Focus::Output;
@@ -164,7 +165,11 @@ fn key_to_frame_latency_while_generating() {
         .map(|(s, f)| f.saturating_duration_since(*s))
         .collect();
     lat.sort();
-    let generated = app.tokens.len().saturating_sub(app.prompt_len);
+    let generated = app
+        .output
+        .tokens
+        .len()
+        .saturating_sub(app.output.prompt_len);
     println!(
         "key -> frame while generating (200x60 TestBackend, {} keys, {} frames, {generated} tokens in {:.1} s, still generating: {}):",
         lat.len(),

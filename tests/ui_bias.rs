@@ -9,11 +9,11 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use lmscope::analysis::bias::probe::ProbeReport;
 use lmscope::engine::handle::{EngineCommand, EngineEvent};
 use lmscope::ui::app::App;
-use lmscope::ui::bias::{self, BiasView, Report, SortBy};
 use lmscope::ui::effects::{self, Ctx};
 use lmscope::ui::keymap::Context;
 use lmscope::ui::state::{Effect, EngineState, Level};
 use lmscope::ui::theme::Theme;
+use lmscope::ui::views::bias::{self, BiasView, Report, SortBy};
 use ui_common::{app, draw};
 
 fn key(c: KeyCode) -> Event {
@@ -63,7 +63,7 @@ fn text(a: &mut App) -> String {
 #[test]
 fn f8_runs_the_quick_check_on_the_prompt_and_shows_the_result() {
     let mut a = app(Theme::plain());
-    a.editor.insert_str("The doctor said that he");
+    a.prompt.editor.insert_str("The doctor said that he");
     a.on_terminal(&key(KeyCode::F(8)));
     assert_eq!(a.bias.view, BiasView::Quick);
     assert_eq!(a.contexts()[0], Context::Bias);
@@ -72,13 +72,13 @@ fn f8_runs_the_quick_check_on_the_prompt_and_shows_the_result() {
     assert_eq!(a.state, EngineState::Running);
     assert_eq!(a.bias.quick.source, "prompt");
     assert_eq!(
-        a.editor.text(),
+        a.prompt.editor.text(),
         "The doctor said that he",
         "the prompt is kept"
     );
     // Typing does not reach the prompt while the view is open.
     a.on_terminal(&ch('x'));
-    assert_eq!(a.editor.text(), "The doctor said that he");
+    assert_eq!(a.prompt.editor.text(), "The doctor said that he");
     a.on_engine(done(id, bias_fixtures::quick_check()));
     assert_eq!(a.state, EngineState::Idle);
     assert_eq!(a.bias.quick.result, Some(bias_fixtures::quick_check()));
@@ -95,7 +95,7 @@ fn f8_runs_the_quick_check_on_the_prompt_and_shows_the_result() {
 #[test]
 fn with_an_empty_prompt_the_quick_check_uses_the_current_run() {
     let mut a = app(Theme::plain());
-    assert!(a.editor.is_blank());
+    assert!(a.prompt.editor.is_blank());
     a.on_terminal(&key(KeyCode::F(8)));
     let (_, name) = sent_task(&mut a);
     assert_eq!(name, "quick check");
@@ -126,7 +126,7 @@ fn with_an_empty_prompt_the_quick_check_uses_the_current_run() {
 #[test]
 fn esc_cancels_a_quick_check_and_an_engine_error_leaves_the_interface_running() {
     let mut a = app(Theme::plain());
-    a.editor.insert_str("He is here");
+    a.prompt.editor.insert_str("He is here");
     a.on_terminal(&key(KeyCode::F(8)));
     let (id, _) = sent_task(&mut a);
     a.on_terminal(&key(KeyCode::Esc));
@@ -157,13 +157,16 @@ fn esc_cancels_a_quick_check_and_an_engine_error_leaves_the_interface_running() 
     a.on_terminal(&key(KeyCode::Esc));
     assert_eq!(a.bias.view, BiasView::None);
     a.on_terminal(&ch('y'));
-    assert!(a.editor.text().ends_with('y'), "the prompt types again");
+    assert!(
+        a.prompt.editor.text().ends_with('y'),
+        "the prompt types again"
+    );
 }
 
 #[test]
 fn swaps_are_edited_in_the_view_and_bad_ones_refused() {
     let mut a = app(Theme::plain());
-    a.editor.insert_str("The doctor said");
+    a.prompt.editor.insert_str("The doctor said");
     a.on_terminal(&key(KeyCode::F(8)));
     let (id, _) = sent_task(&mut a);
     a.on_engine(done(id, bias_fixtures::quick_check()));
@@ -247,17 +250,17 @@ fn the_pane_runs_the_suite_with_progress_sorts_drills_down_and_saves() {
     // Sorting by effect puts gender (the largest difference) first.
     a.on_terminal(&ch('s'));
     assert_eq!(a.bias.pane.sort, SortBy::Effect);
-    assert_eq!(bias::selected_category(&a).as_deref(), Some("gender"));
+    assert_eq!(a.bias.selected_category().as_deref(), Some("gender"));
     a.on_terminal(&ch('s'));
     assert_eq!(a.bias.pane.sort, SortBy::Name);
-    assert_eq!(bias::selected_category(&a).as_deref(), Some("age"));
+    assert_eq!(a.bias.selected_category().as_deref(), Some("age"));
     a.on_terminal(&ch('j'));
-    assert_eq!(bias::selected_category(&a).as_deref(), Some("gender"));
+    assert_eq!(a.bias.selected_category().as_deref(), Some("gender"));
     for _ in 0..10 {
         a.on_terminal(&ch('j'));
     }
     assert_eq!(
-        bias::selected_category(&a).as_deref(),
+        a.bias.selected_category().as_deref(),
         Some("religion"),
         "stops at the end"
     );
@@ -366,15 +369,15 @@ fn nothing_starts_while_the_model_loads_or_a_generation_runs() {
         Theme::plain(),
         "m".into(),
     );
-    a.editor.insert_str("he said");
+    a.prompt.editor.insert_str("he said");
     a.update(lmscope::ui::keymap::Action::QuickCheck);
     assert!(a.outbox.is_empty());
     assert!(matches!(&a.message, Some((Level::Warn, m)) if m.contains("loading")));
     let mut b = app(Theme::plain());
-    b.editor.insert_str("Tell me");
+    b.prompt.editor.insert_str("Tell me");
     b.run();
     b.outbox.clear();
-    b.editor.insert_str("he said");
+    b.prompt.editor.insert_str("he said");
     b.update(lmscope::ui::keymap::Action::QuickCheck);
     assert!(b.outbox.is_empty());
     assert!(matches!(&b.message, Some((Level::Warn, m)) if m.contains("busy")));
@@ -382,8 +385,8 @@ fn nothing_starts_while_the_model_loads_or_a_generation_runs() {
 
 #[test]
 fn interval_bars_and_swap_parsing() {
-    use lmscope::ui::bias::Row;
     use lmscope::ui::panes::bias::interval_bar;
+    use lmscope::ui::views::bias::Row;
     let row = |effect, lo, hi, null| Row {
         name: "x".into(),
         n: 1,

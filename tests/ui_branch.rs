@@ -31,7 +31,7 @@ fn at_step(at: usize) -> App {
 fn branch(a: &mut App, at: usize, alt: usize, n: usize) -> u64 {
     a.focus = Focus::Output;
     a.update(Action::FirstToken);
-    for _ in 0..a.prompt_len + at {
+    for _ in 0..a.output.prompt_len + at {
         a.update(Action::TokenNext);
     }
     a.focus = Focus::Probabilities;
@@ -40,7 +40,7 @@ fn branch(a: &mut App, at: usize, alt: usize, n: usize) -> u64 {
     }
     a.outbox.clear();
     a.update(Action::Branch);
-    let id = a.run_id;
+    let id = a.tree.newest;
     assert!(
         a.outbox
             .iter()
@@ -75,9 +75,9 @@ fn branch(a: &mut App, at: usize, alt: usize, n: usize) -> u64 {
 #[test]
 fn picking_an_alternative_sends_a_branch_and_shows_the_new_run() {
     let mut a = at_step(2);
-    assert_eq!(a.selected_record().unwrap().step, 2);
+    assert_eq!(a.output.selected_record().unwrap().step, 2);
     a.update(Action::AltNext);
-    assert_eq!(a.alt, 1);
+    assert_eq!(a.probs.alt, 1);
     a.update(Action::Branch);
     match a.outbox.as_slice() {
         [
@@ -94,18 +94,18 @@ fn picking_an_alternative_sends_a_branch_and_shows_the_new_run() {
         other => panic!("expected a Branch command, got {other:?}"),
     }
     assert_eq!(a.state, EngineState::Running);
-    assert_eq!(a.shown, 2);
-    assert_eq!(a.runs.len(), 2, "the original run is kept");
+    assert_eq!(a.tree.shown, 2);
+    assert_eq!(a.tree.runs.len(), 2, "the original run is kept");
     assert_eq!(
-        a.tokens.len(),
+        a.output.tokens.len(),
         PROMPT.len() + 2,
         "the prefix before the branch point"
     );
     assert_eq!(
-        a.node(1).unwrap().tokens.len(),
+        a.tree.node(1).unwrap().tokens.len(),
         PROMPT.len() + GENERATED.len()
     );
-    assert_eq!(a.node(2).unwrap().parent, Some((1, 2)));
+    assert_eq!(a.tree.node(2).unwrap().parent, Some((1, 2)));
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn branching_on_the_chosen_token_or_while_running_is_refused() {
             .iter()
             .all(|c| !matches!(c, EngineCommand::Branch { .. }))
     );
-    assert_eq!(a.runs.len(), 1);
+    assert_eq!(a.tree.runs.len(), 1);
 }
 
 #[test]
@@ -134,36 +134,40 @@ fn the_branch_streams_into_its_own_run_and_the_tree_can_be_walked() {
     let mut a = app(Theme::plain());
     let b1 = branch(&mut a, 2, 1, 3);
     assert_eq!(a.state, EngineState::Idle);
-    assert_eq!(a.shown, b1);
-    assert_eq!(a.tokens.len(), PROMPT.len() + 2 + 3);
-    assert_eq!(a.tokens[PROMPT.len() + 2].text, format!(" b{b1}.0"));
-    let pos = a.branch_position().unwrap();
+    assert_eq!(a.tree.shown, b1);
+    assert_eq!(a.output.tokens.len(), PROMPT.len() + 2 + 3);
+    assert_eq!(a.output.tokens[PROMPT.len() + 2].text, format!(" b{b1}.0"));
+    let pos = a.tree.position().unwrap();
     assert_eq!((pos.index, pos.count, pos.parent), (1, 1, Some((1, 2))));
-    assert_eq!(a.branch_marks(), vec![PROMPT.len() + 2]);
+    assert_eq!(a.tree.marks(a.output.prompt_len), vec![PROMPT.len() + 2]);
 
     a.update(Action::BranchParent);
-    assert_eq!(a.shown, 1);
-    assert_eq!(a.tokens.len(), PROMPT.len() + GENERATED.len());
-    assert_eq!(a.cursor, PROMPT.len() + 2, "the cursor at the branch point");
-    assert_eq!(a.branch_marks(), vec![PROMPT.len() + 2]);
-    assert_eq!(a.branch_position().unwrap().children, 1);
+    assert_eq!(a.tree.shown, 1);
+    assert_eq!(a.output.tokens.len(), PROMPT.len() + GENERATED.len());
+    assert_eq!(
+        a.output.cursor,
+        PROMPT.len() + 2,
+        "the cursor at the branch point"
+    );
+    assert_eq!(a.tree.marks(a.output.prompt_len), vec![PROMPT.len() + 2]);
+    assert_eq!(a.tree.position().unwrap().children, 1);
 
     // A second branch from run 1 at the same step: siblings.
     let b2 = branch(&mut a, 2, 2, 2);
-    assert_eq!(a.node(b2).unwrap().parent, Some((1, 2)));
-    assert_eq!(a.siblings(), vec![b1, b2]);
-    let pos = a.branch_position().unwrap();
+    assert_eq!(a.tree.node(b2).unwrap().parent, Some((1, 2)));
+    assert_eq!(a.tree.siblings(), vec![b1, b2]);
+    let pos = a.tree.position().unwrap();
     assert_eq!((pos.index, pos.count), (2, 2));
     a.update(Action::BranchPrev);
-    assert_eq!(a.shown, b1);
+    assert_eq!(a.tree.shown, b1);
     a.update(Action::BranchNext);
-    assert_eq!(a.shown, b2);
+    assert_eq!(a.tree.shown, b2);
     a.update(Action::BranchNext);
-    assert_eq!(a.shown, b1, "siblings wrap around");
+    assert_eq!(a.tree.shown, b1, "siblings wrap around");
 
     a.update(Action::BranchParent);
     a.update(Action::BranchChild);
-    assert_eq!(a.shown, b1, "the first branch leaving at the cursor");
+    assert_eq!(a.tree.shown, b1, "the first branch leaving at the cursor");
 }
 
 #[test]
@@ -194,7 +198,7 @@ fn a_branch_the_engine_cannot_start_is_dropped_and_the_parent_shown() {
     let mut a = at_step(4);
     a.update(Action::AltNext);
     a.update(Action::Branch);
-    let id = a.run_id;
+    let id = a.tree.newest;
     a.on_engine(EngineEvent::Error {
         id: Some(id),
         message: "run 1 is no longer kept by the engine".into(),
@@ -204,10 +208,10 @@ fn a_branch_the_engine_cannot_start_is_dropped_and_the_parent_shown() {
         reason: FinishReason::Cancelled,
         timings: Timings::default(),
     });
-    assert_eq!(a.runs.len(), 1);
-    assert_eq!(a.shown, 1);
+    assert_eq!(a.tree.runs.len(), 1);
+    assert_eq!(a.tree.shown, 1);
     assert_eq!(a.state, EngineState::Idle);
-    assert_eq!(a.cursor, PROMPT.len() + 4);
+    assert_eq!(a.output.cursor, PROMPT.len() + 4);
     assert!(a.message.as_ref().unwrap().1.contains("no longer kept"));
 }
 
@@ -216,13 +220,13 @@ fn events_of_a_run_not_shown_go_to_its_node_only() {
     let mut a = app(Theme::plain());
     let b1 = branch(&mut a, 2, 1, 1);
     a.update(Action::BranchParent);
-    let before = a.tokens.clone();
+    let before = a.output.tokens.clone();
     a.on_engine(EngineEvent::Step {
         id: b1,
         record: Box::new(step(3, " late", 0.3)),
         text_delta: String::new(),
         cache_len: 9,
     });
-    assert_eq!(a.tokens, before, "the shown run is untouched");
-    assert_eq!(a.node(b1).unwrap().tokens.len(), PROMPT.len() + 4);
+    assert_eq!(a.output.tokens, before, "the shown run is untouched");
+    assert_eq!(a.tree.node(b1).unwrap().tokens.len(), PROMPT.len() + 4);
 }

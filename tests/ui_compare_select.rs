@@ -5,9 +5,10 @@ mod ui_common;
 
 use lmscope::engine::handle::{EngineCommand, EngineEvent, compare_column_id};
 use lmscope::engine::types::PromptRecord;
-use lmscope::ui::app::{App, compare_query};
+use lmscope::ui::app::App;
 use lmscope::ui::keymap::Action;
 use lmscope::ui::theme::Theme;
+use lmscope::ui::views::compare::compare_query;
 
 fn selected(a: &App) -> Option<(usize, usize)> {
     a.compare.as_ref().unwrap().selected
@@ -22,12 +23,33 @@ fn the_cursor_moves_within_and_between_columns() {
     a.update(Action::TokenNext);
     a.update(Action::TokenNext);
     assert_eq!(selected(&a), Some((0, 2)));
-    assert_eq!(a.compare_selected().unwrap().1.text, " sat");
+    assert_eq!(
+        a.compare
+            .as_ref()
+            .unwrap()
+            .selected_record()
+            .unwrap()
+            .1
+            .text,
+        " sat"
+    );
     a.update(Action::ColumnNext);
     a.update(Action::ColumnNext);
     assert_eq!(selected(&a), Some((2, 2)));
-    assert_eq!(a.compare_selected().unwrap().0, "creative");
-    assert_eq!(a.compare_selected().unwrap().1.text, " purred");
+    assert_eq!(
+        a.compare.as_ref().unwrap().selected_record().unwrap().0,
+        "creative"
+    );
+    assert_eq!(
+        a.compare
+            .as_ref()
+            .unwrap()
+            .selected_record()
+            .unwrap()
+            .1
+            .text,
+        " purred"
+    );
     a.update(Action::LastToken);
     assert_eq!(selected(&a), Some((2, 3)), "creative has 4 tokens");
     a.update(Action::ColumnPrev);
@@ -41,7 +63,7 @@ fn the_cursor_moves_within_and_between_columns() {
     a.update(Action::TokenPrev);
     assert_eq!(selected(&a), Some((0, 0)));
     // The main view's cursor is not moved by the compare view's keys.
-    assert_eq!(a.cursor, a.tokens.len() - 1);
+    assert_eq!(a.output.cursor, a.output.tokens.len() - 1);
 }
 
 #[test]
@@ -58,7 +80,7 @@ fn the_selected_token_asks_the_kept_column_for_its_attention_row() {
         cache_len: 6,
     });
     assert_eq!(a.compare.as_ref().unwrap().prompt.len(), 6);
-    assert!(a.tokens.len() > 6, "the main view keeps its run");
+    assert!(a.output.tokens.len() > 6, "the main view keeps its run");
     a.outbox.clear();
     a.update(Action::ColumnNext);
     a.update(Action::ColumnNext);
@@ -96,7 +118,7 @@ fn the_selected_token_asks_the_kept_column_for_its_attention_row() {
     rows.rows.first_query = q;
     rows.rows.data = data;
     a.on_engine(EngineEvent::Attention(rows));
-    let top = a.compare_attended(3);
+    let top = a.compare.as_ref().unwrap().attended(3);
     assert_eq!(top.len(), 3);
     assert_eq!((top[0].0, top[0].1.as_str()), (0, "The"));
     assert!(top[0].2 > top[1].2);
@@ -112,9 +134,9 @@ fn the_selected_token_asks_the_kept_column_for_its_attention_row() {
 #[test]
 fn no_attention_is_asked_while_the_columns_run() {
     let mut a = ui_common::app(Theme::plain());
-    a.editor.insert_str("Tell me about the cat");
+    a.prompt.editor.insert_str("Tell me about the cat");
     a.update(Action::Compare);
-    let id = a.run_id;
+    let id = a.tree.newest;
     a.on_engine(EngineEvent::CompareStep {
         id,
         column: 0,
@@ -124,7 +146,7 @@ fn no_attention_is_asked_while_the_columns_run() {
     a.outbox.clear();
     a.update(Action::ColumnNext);
     assert_eq!(selected(&a), Some((0, 0)));
-    assert!(a.compare_selected().is_some());
+    assert!(a.compare.as_ref().unwrap().selected_record().is_some());
     assert!(
         a.outbox
             .iter()

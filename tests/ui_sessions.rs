@@ -155,12 +155,12 @@ fn autosave_writes_one_file_that_the_list_shows_and_that_opens_again() {
     assert_eq!(load, Effect::LoadSession(path.clone()));
     effects::apply(&mut b, load, &mut c);
     assert_eq!(b.overlay, Overlay::None);
-    assert_eq!(b.runs.len(), 2);
-    let (root, branch) = (b.runs[0].id, b.runs[1].id);
-    assert_eq!(b.runs[1].parent, Some((root, 2)));
-    assert_eq!(b.shown, branch);
-    assert_eq!(b.tokens.len(), PROMPT.len() + 4);
-    assert_eq!(b.tokens[PROMPT.len() + 2].text, " and");
+    assert_eq!(b.tree.runs.len(), 2);
+    let (root, branch) = (b.tree.runs[0].id, b.tree.runs[1].id);
+    assert_eq!(b.tree.runs[1].parent, Some((root, 2)));
+    assert_eq!(b.tree.shown, branch);
+    assert_eq!(b.output.tokens.len(), PROMPT.len() + 4);
+    assert_eq!(b.output.tokens[PROMPT.len() + 2].text, " and");
     assert_eq!(b.session_path.as_deref(), Some(path.as_path()));
     // Opened runs are not in the engine: branching them is refused.
     b.focus = Focus::Probabilities;
@@ -216,7 +216,7 @@ fn corrupt_and_newer_files_are_listed_with_their_error_and_left_untouched() {
     // Loading it anyway (it changed since the list) reports the error.
     effects::apply(&mut a, Effect::LoadSession(broken.clone()), &mut c);
     assert!(a.message.as_ref().unwrap().1.contains("broken.json"));
-    assert_eq!(a.runs.len(), 1, "the current session is kept");
+    assert_eq!(a.tree.runs.len(), 1, "the current session is kept");
 }
 
 #[test]
@@ -323,7 +323,7 @@ fn an_opened_session_shows_its_compare_columns_on_f7_with_an_empty_prompt() {
 
     let mut b = app(Theme::plain());
     effects::apply(&mut b, Effect::LoadSession(path), &mut c);
-    assert_eq!(b.runs.len(), 1, "the main run");
+    assert_eq!(b.tree.runs.len(), 1, "the main run");
     assert!(!b.compare_view);
     let cmp = b.compare.as_ref().unwrap();
     let presets: Vec<&str> = cmp.columns.iter().map(|c| c.preset.as_str()).collect();
@@ -336,6 +336,6 @@ fn an_opened_session_shows_its_compare_columns_on_f7_with_an_empty_prompt() {
     // Tokens can be selected; no attention is asked of the engine for
     // columns it never ran.
     b.update(Action::ColumnNext);
-    assert!(b.compare_selected().is_some());
+    assert!(b.compare.as_ref().unwrap().selected_record().is_some());
     assert!(b.outbox.is_empty());
 }

@@ -28,7 +28,7 @@ fn main_screen_wide() {
 #[test]
 fn main_screen_narrow_shows_output_probabilities_and_prompt() {
     let mut a = app(Theme { color: true });
-    a.editor.insert_str("Why is the sky blue?");
+    a.prompt.editor.insert_str("Why is the sky blue?");
     insta::assert_snapshot!(screen(&mut a, 80, 24));
 }
 
@@ -81,7 +81,7 @@ fn attention_view_mean_of_heads_colour() {
 #[test]
 fn attention_not_captured() {
     let mut a = app(Theme { color: true });
-    a.run_captures = false;
+    a.output.captures = false;
     a.update(Action::AttentionView);
     insta::assert_snapshot!(screen(&mut a, 80, 16));
 }
@@ -175,9 +175,9 @@ fn compare_view_at_the_smallest_size() {
 #[test]
 fn compare_view_while_running_with_an_empty_column_and_one_finished_early() {
     let mut a = app(Theme { color: true });
-    a.editor.insert_str("Tell me about the cat");
+    a.prompt.editor.insert_str("Tell me about the cat");
     a.update(Action::Compare);
-    let id = a.run_id;
+    let id = a.tree.newest;
     a.on_engine(EngineEvent::CompareStep {
         id,
         column: 0,
@@ -211,7 +211,7 @@ fn bias_app(action: Action, out: Box<dyn std::any::Any + Send>) -> App {
     let mut a = app(Theme::plain());
     a.bias.save_dir = "/home/user/.local/share/lmscope/bias".into();
     if action == Action::QuickCheck {
-        a.editor.insert_str("The doctor said that he");
+        a.prompt.editor.insert_str("The doctor said that he");
         a.update(action);
     } else {
         a.update(action);
@@ -313,14 +313,14 @@ fn branch_indicator_in_the_status_line_and_a_picked_alternative() {
     a.update(Action::AltNext);
     a.update(Action::AltNext);
     a.update(Action::Branch);
-    let id = a.run_id;
+    let id = a.tree.newest;
     a.on_engine(EngineEvent::Finished {
         id,
         reason: lmscope::engine::types::FinishReason::Cancelled,
         timings: Default::default(),
     });
     // Never started: dropped again; the parent is shown with one branch.
-    assert_eq!(a.runs.len(), 2);
+    assert_eq!(a.tree.runs.len(), 2);
     a.update(Action::BranchChild);
     a.focus = Focus::Probabilities;
     a.update(Action::FirstToken);
@@ -352,7 +352,7 @@ fn branch_siblings_in_the_status_line_no_color() {
     a.update(Action::AltNext);
     a.update(Action::AltNext);
     a.update(Action::Branch);
-    let id = a.run_id;
+    let id = a.tree.newest;
     a.on_engine(EngineEvent::Branched {
         id,
         parent_id: 1,
@@ -386,7 +386,7 @@ fn compare_view_a_selected_token_shows_its_probabilities_and_attention() {
     a.update(Action::TokenNext);
     let id = a.compare.as_ref().unwrap().id;
     let col = lmscope::engine::handle::compare_column_id(id, 2);
-    let q = lmscope::ui::app::compare_query(a.compare.as_ref().unwrap(), 2, 2).unwrap();
+    let q = lmscope::ui::views::compare::compare_query(a.compare.as_ref().unwrap(), 2, 2).unwrap();
     let mut la = ui_common::attention(col, 0, 9, q + 1);
     let n = la.rows.n_key;
     let data: Vec<f32> = (0..9)

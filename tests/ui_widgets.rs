@@ -187,15 +187,32 @@ fn panes_draw_into_a_one_cell_area() {
     let a = app(Theme::plain());
     let mut buf = Buffer::empty(Rect::new(0, 0, 1, 1));
     let one = Rect::new(0, 0, 1, 1);
-    panes::output::render(&a, one, &mut buf);
-    panes::probs::render(&a, one, &mut buf);
-    panes::prompt::render(&a, one, &mut buf);
-    panes::attention::render_small(&a, one, &mut buf);
-    panes::attention::render_full(&a, one, &mut buf);
-    panes::status::render(&a, one, &mut buf);
-    panes::help::render(&a, one, &mut buf);
-    panes::settings::render(&a, one, &mut buf);
-    panes::draw(&a, one, &mut buf);
+    let c = lmscope::ui::draw::chrome(&a);
+    let shown = panes::attention::Shown {
+        view: &a.attn,
+        output: &a.output,
+        run: a.tree.shown,
+    };
+    let facts = panes::status::Facts {
+        model: &a.model_label,
+        tokens: 0,
+        tree: &a.tree,
+        timings: &a.output.timings,
+        checking_bias: false,
+    };
+    panes::output::render(&c, &a.output, &[], one, &mut buf);
+    panes::probs::render(&c, &a.output, &a.probs, one, &mut buf);
+    panes::prompt::render(&c, &a.prompt, one, &mut buf);
+    panes::attention::render_small(&c, &shown, one, &mut buf);
+    panes::attention::render_full(&c, &shown, one, &mut buf);
+    panes::status::render(&c, &facts, one, &mut buf);
+    panes::status::render_message(&c, None, one, &mut buf);
+    panes::help::render(&a.theme, &a.keymap, "", 0, one, &mut buf);
+    panes::settings::render(&c, &a.settings, &a.defaults, one, &mut buf);
+    panes::sessions::render(&c, &a.sessions, one, &mut buf);
+    panes::compare::render(&c, None, 0, one, &mut buf);
+    panes::bias::render(&c, &a.bias, one, &mut buf);
+    lmscope::ui::draw::draw(&a, one, &mut buf);
 }
 
 #[test]
@@ -211,9 +228,9 @@ fn a_click_selects_the_token_under_it() {
     };
     assert!(a.on_terminal(&Event::Mouse(click)));
     assert_eq!(a.focus, Focus::Output);
-    assert_eq!(a.cursor, 1);
+    assert_eq!(a.output.cursor, 1);
     assert!(
-        !a.follow,
+        !a.output.follow,
         "selecting an older token stops following the stream"
     );
 }
@@ -223,13 +240,13 @@ fn keys_move_the_cursor_and_esc_cancels_a_running_generation() {
     let mut a = app(Theme { color: true });
     a.focus = Focus::Output;
     let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
-    let before = a.cursor;
+    let before = a.output.cursor;
     a.on_terminal(&key(KeyCode::Left));
-    assert_eq!(a.cursor, before - 1);
+    assert_eq!(a.output.cursor, before - 1);
     a.on_terminal(&key(KeyCode::Home));
-    assert_eq!(a.cursor, 0);
+    assert_eq!(a.output.cursor, 0);
     a.on_terminal(&key(KeyCode::Down));
-    assert!(a.cursor > 0, "down moves to the next line");
+    assert!(a.output.cursor > 0, "down moves to the next line");
 
     a.state = EngineState::Running;
     a.outbox.clear();
@@ -248,7 +265,7 @@ fn typing_works_while_the_model_generates_and_enter_refuses_a_second_run() {
             KeyModifiers::NONE,
         )));
     }
-    assert_eq!(a.editor.text(), "hi");
+    assert_eq!(a.prompt.editor.text(), "hi");
     a.outbox.clear();
     a.on_terminal(&Event::Key(KeyEvent::new(
         KeyCode::Enter,
@@ -262,18 +279,18 @@ fn typing_works_while_the_model_generates_and_enter_refuses_a_second_run() {
 fn history_recalls_earlier_prompts() {
     let mut a = app(Theme { color: true });
     a.focus = Focus::Prompt;
-    a.editor.insert_str("draft");
+    a.prompt.editor.insert_str("draft");
     a.update(Action::HistoryPrev);
-    assert_eq!(a.editor.text(), "The cat sat on the mat");
+    assert_eq!(a.prompt.editor.text(), "The cat sat on the mat");
     a.update(Action::HistoryNext);
-    assert_eq!(a.editor.text(), "draft");
+    assert_eq!(a.prompt.editor.text(), "draft");
 }
 
 #[test]
 fn long_sequences_ask_for_a_window_of_rows_around_the_query() {
     use lmscope::engine::types::PromptRecord;
     let mut a = app(Theme { color: true });
-    let id = a.run_id;
+    let id = a.tree.newest;
     let n = 3000;
     a.on_engine(lmscope::engine::handle::EngineEvent::Prefilled {
         id,
@@ -288,8 +305,8 @@ fn long_sequences_ask_for_a_window_of_rows_around_the_query() {
     a.attn.in_flight = None;
     a.update(Action::AttentionView);
     a.focus = Focus::Output;
-    a.cursor = 2500;
-    a.follow = false;
+    a.output.cursor = 2500;
+    a.output.follow = false;
     a.update(Action::ZoomIn);
     let asked: Vec<_> = a
         .outbox
@@ -301,10 +318,10 @@ fn long_sequences_ask_for_a_window_of_rows_around_the_query() {
         .collect();
     let q = asked.last().expect("an attention request");
     assert!(
-        q.contains(&2500) && q.len() <= lmscope::ui::app::MAX_ATTENTION_ROWS,
+        q.contains(&2500) && q.len() <= lmscope::ui::views::attention::MAX_ATTENTION_ROWS,
         "{q:?}"
     );
-    let (rows, keys) = a.attention_window();
+    let (rows, keys) = a.attn.window(a.sequence());
     assert!(
         rows.contains(&2500) && rows.len() == n / 2 && keys.len() == n / 2,
         "{rows:?} {keys:?}"
@@ -317,7 +334,10 @@ fn a_click_on_a_heatmap_row_makes_that_token_the_query() {
     let mut a = app(Theme::plain());
     a.update(Action::AttentionView);
     draw(&mut a, 110, 30);
-    let cells = a.heatmap_cells(a.areas().attention).expect("heatmap cells");
+    let cells = a
+        .attn
+        .heatmap_cells(a.areas().attention, a.attention_view)
+        .expect("heatmap cells");
     let click = |row| {
         Event::Mouse(MouseEvent {
             kind: MouseEventKind::Down(MouseButton::Left),
@@ -327,10 +347,10 @@ fn a_click_on_a_heatmap_row_makes_that_token_the_query() {
         })
     };
     a.on_terminal(&click(cells.y));
-    assert_eq!(a.cursor, 0);
+    assert_eq!(a.output.cursor, 0);
     a.on_terminal(&click(cells.bottom() - 1));
-    assert_eq!(a.query(), Some(a.cache_len - 1));
-    assert_eq!(a.cursor, a.cache_len - 1);
+    assert_eq!(a.output.query(), Some(a.output.cache_len - 1));
+    assert_eq!(a.output.cursor, a.output.cache_len - 1);
 }
 
 #[test]
@@ -342,7 +362,7 @@ fn f7_compares_the_prompt_under_the_presets_and_esc_cancels_then_closes() {
     assert!(a.outbox.is_empty());
     assert!(!a.compare_view);
 
-    a.editor.insert_str("Tell me about the cat");
+    a.prompt.editor.insert_str("Tell me about the cat");
     a.on_terminal(&key(KeyCode::F(7)));
     let seed = a.config.sampler.seed;
     match a.outbox.as_slice() {
@@ -353,7 +373,7 @@ fn f7_compares_the_prompt_under_the_presets_and_esc_cancels_then_closes() {
                 presets,
             },
         ] => {
-            assert_eq!(*id, a.run_id);
+            assert_eq!(*id, a.tree.newest);
             // Captured as the settings say, so that a selected token's
             // attention can be served from the kept columns.
             assert_eq!(
@@ -369,7 +389,7 @@ fn f7_compares_the_prompt_under_the_presets_and_esc_cancels_then_closes() {
     }
     assert!(a.compare_view);
     assert_eq!(a.state, EngineState::Running);
-    assert!(a.editor.is_blank(), "the prompt went to the history");
+    assert!(a.prompt.editor.is_blank(), "the prompt went to the history");
 
     // ctrl-o is the same action; refused while a comparison runs.
     a.outbox.clear();
@@ -381,10 +401,10 @@ fn f7_compares_the_prompt_under_the_presets_and_esc_cancels_then_closes() {
 
     // Typing does not reach the hidden prompt; Esc cancels, then closes.
     a.on_terminal(&key(KeyCode::Char('x')));
-    assert!(a.editor.is_blank());
+    assert!(a.prompt.editor.is_blank());
     a.on_terminal(&key(KeyCode::Esc));
     assert!(matches!(a.outbox.as_slice(), [EngineCommand::Cancel]));
-    let id = a.run_id;
+    let id = a.tree.newest;
     for column in 0..3 {
         a.on_engine(lmscope::engine::handle::EngineEvent::CompareFinished {
             id,
@@ -413,7 +433,7 @@ fn compare_view_draws_at_every_small_size() {
 #[test]
 fn compare_takes_the_first_four_config_presets_and_refuses_unknown_ones() {
     let mut a = app(Theme { color: true });
-    a.editor.insert_str("Tell me about the cat");
+    a.prompt.editor.insert_str("Tell me about the cat");
     a.config.compare.presets = ["greedy", "nope", "creative"].map(String::from).to_vec();
     a.update(Action::Compare);
     assert!(a.outbox.is_empty());
@@ -450,7 +470,7 @@ fn bias_views_draw_at_every_size() {
         });
     };
     let mut quick = app(Theme { color: true });
-    quick.editor.insert_str("he said");
+    quick.prompt.editor.insert_str("he said");
     quick.update(Action::QuickCheck);
     // Empty and in flight first, then with a result.
     for (w, h) in [(1, 1), (40, 12), (250, 70)] {

@@ -1,7 +1,7 @@
 //! The prompt's multi-line text editor: lines of text and a cursor (row,
 //! column in characters).
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Editor {
     lines: Vec<String>,
     row: usize,
@@ -10,6 +10,13 @@ pub struct Editor {
 
 fn byte_at(s: &str, col: usize) -> usize {
     s.char_indices().nth(col).map_or(s.len(), |(i, _)| i)
+}
+
+/// An editor always holds at least one (empty) line.
+impl Default for Editor {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Editor {

@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use super::app::App;
 
 use super::state::{Effect, Level};
+use super::views::{Out, bias};
 use crate::engine::types::ModelInfo;
 use crate::store::config::{self, Saved};
 use crate::store::paths;
@@ -116,13 +117,23 @@ pub fn apply(app: &mut App, effect: Effect, ctx: &mut Ctx) {
             }
         }
         Effect::SaveBias { path, json } => match crate::store::atomic::write(&path, &json) {
-            Ok(()) => super::bias::saved(app, path),
+            Ok(()) => {
+                let mut out = Out::default();
+                app.bias.saved(path, &mut out);
+                app.apply(out);
+            }
             Err(e) => app.say(
                 Level::Error,
                 format!("saving {}: {e}; check the data directory", path.display()),
             ),
         },
-        Effect::OpenBiasFile(spec) => super::bias::start_pane(app, super::bias::task_for(&spec)),
+        Effect::OpenBiasFile(spec) => {
+            let mut out = Out::default();
+            let engine = app.state.clone();
+            app.bias
+                .start_pane(bias::task_for(&spec), &engine, &mut out);
+            app.apply(out);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::app::App;
 
-use super::panes;
+use super::draw;
 use super::state::{EngineState, Level};
 use crate::engine::handle::{EngineCommand, EngineEvent, EngineHandle};
 
@@ -35,7 +35,7 @@ where
 {
     terminal.draw(|f| {
         let area = f.area();
-        panes::draw(app, area, f.buffer_mut());
+        draw::draw(app, area, f.buffer_mut());
     })?;
     Ok(())
 }

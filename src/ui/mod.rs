@@ -10,8 +10,7 @@
 //! - [`terminal`]: raw mode, always restored
 
 pub mod app;
-pub mod bias;
-pub mod bias_state;
+pub mod draw;
 pub mod editor;
 pub mod effects;
 pub mod event_loop;
@@ -23,6 +22,7 @@ pub mod state;
 pub mod terminal;
 pub mod text;
 pub mod theme;
+pub mod views;
 pub mod widgets;
 
 use anyhow::Context as _;
@@ -96,7 +96,7 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
         app.say(Level::Warn, format!("{first}{more}"));
     }
     let history_path = paths::data_dir().join("prompt_history.json");
-    app.history = std::fs::read(&history_path)
+    app.prompt.history = std::fs::read(&history_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -120,7 +120,7 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
         ))
     };
     engine.shutdown();
-    match serde_json::to_vec_pretty(&app.history) {
+    match serde_json::to_vec_pretty(&app.prompt.history) {
         Ok(bytes) => {
             if let Err(e) = crate::store::atomic::write(&history_path, &bytes) {
                 tracing::warn!(

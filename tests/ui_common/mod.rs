@@ -10,8 +10,8 @@ use lmscope::engine::types::{
 };
 use lmscope::store::config::Config;
 use lmscope::ui::app::App;
+use lmscope::ui::draw as screen;
 use lmscope::ui::keymap::Keymap;
-use lmscope::ui::panes;
 use lmscope::ui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -151,10 +151,10 @@ pub fn app(theme: Theme) -> App {
     app.config_path = "/home/user/.config/lmscope/config.toml".into();
     app.size = Rect::new(0, 0, 120, 36);
     app.on_engine(EngineEvent::Loaded(Box::new(info())));
-    app.editor.insert_str("The cat sat on the mat");
+    app.prompt.editor.insert_str("The cat sat on the mat");
     app.run();
     app.outbox.clear();
-    let id = app.run_id;
+    let id = app.tree.newest;
     app.on_engine(EngineEvent::Prefilled {
         id,
         prompt: PromptRecord {
@@ -183,7 +183,7 @@ pub fn app(theme: Theme) -> App {
         reason: FinishReason::Length,
         timings,
     });
-    let n = app.cache_len;
+    let n = app.output.cache_len;
     app.on_engine(EngineEvent::Attention(attention(id, 0, 9, n)));
     app.outbox.clear();
     app.message = None;
@@ -206,7 +206,7 @@ pub fn start_branch(a: &mut App, at: usize, alt: usize) -> u64 {
         a.update(Action::AltNext);
     }
     a.update(Action::Branch);
-    let id = a.run_id;
+    let id = a.tree.newest;
     a.on_engine(EngineEvent::Branched {
         id,
         parent_id: 1,
@@ -221,7 +221,7 @@ pub fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
     term.draw(|f| {
         let area = f.area();
-        panes::draw(app, area, f.buffer_mut());
+        screen::draw(app, area, f.buffer_mut());
     })
     .expect("draw");
     term
@@ -257,10 +257,10 @@ pub fn compare_step(
 /// balanced " sat", creative " purred"), and creative ends early (eos).
 pub fn compare_app(theme: Theme) -> App {
     let mut app = app(theme);
-    app.editor.insert_str("Tell me about the cat");
+    app.prompt.editor.insert_str("Tell me about the cat");
     app.update(lmscope::ui::keymap::Action::Compare);
     app.outbox.clear();
-    let id = app.run_id;
+    let id = app.tree.newest;
     let shared = [(1u32, " The", 0.62f32), (2, " cat", 0.48)];
     let tails: [&[(u32, &str, f32)]; 3] = [
         &[

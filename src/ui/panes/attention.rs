@@ -7,77 +7,83 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 
+use super::Chrome;
 use super::{fit, notice, pane, visible};
 use crate::engine::handle::LayerAttention;
-use crate::ui::app::App;
 use crate::ui::keymap::{Action, Context};
 use crate::ui::state::{EngineState, Focus};
 use crate::ui::theme::Theme;
+use crate::ui::views::attention::AttentionView;
+use crate::ui::views::output::OutputView;
 use crate::ui::widgets::bars::bar;
 use crate::ui::widgets::heatmap::Heatmap;
 
-fn title(app: &App) -> Line<'static> {
-    let n_layer = app.info.as_ref().map_or(0, |i| i.n_layer);
-    let n_head = app.info.as_ref().map_or(0, |i| i.n_head);
-    let head = if app.attn.mean {
+/// What the attention panes draw from: the view, the shown run's tokens
+/// and which run that is.
+pub struct Shown<'a> {
+    pub view: &'a AttentionView,
+    pub output: &'a OutputView,
+    pub run: u64,
+}
+
+fn title(c: &Chrome, v: &AttentionView) -> Line<'static> {
+    let n_layer = c.info.map_or(0, |i| i.n_layer);
+    let n_head = c.info.map_or(0, |i| i.n_head);
+    let head = if v.mean {
         "mean of heads".to_string()
     } else {
-        format!("head {}/{n_head}", app.attn.head + 1)
+        format!("head {}/{n_head}", v.head + 1)
     };
-    let view = if app.attn.overview {
-        " · all heads"
-    } else {
-        ""
-    };
+    let view = if v.overview { " · all heads" } else { "" };
     Line::from(format!(
         " Attention · layer {}/{n_layer} · {head}{view} · zoom {}x ",
-        app.attn.layer + 1,
-        app.attn.zoom
+        v.layer + 1,
+        v.zoom
     ))
 }
 
 /// The data to draw, or why there is none.
-fn data(app: &App) -> Result<&LayerAttention, &'static str> {
-    if app.tokens.is_empty() {
-        return Err(match app.state {
+fn data<'a>(c: &Chrome, s: &Shown<'a>) -> Result<&'a LayerAttention, &'static str> {
+    if s.output.tokens.is_empty() {
+        return Err(match c.engine {
             EngineState::Loading => "loading the model…",
             _ => "run a prompt to see attention",
         });
     }
-    if !app.run_captures {
+    if !s.output.captures {
         return Err(
             "attention was not captured for this run; F5 turns capture on for the next run",
         );
     }
-    match &app.attn.data {
-        Some(d) if d.id == app.shown && d.layer == app.attn.layer => Ok(d),
-        _ => Err("computing attention…"),
-    }
+    s.view
+        .rows_for(s.output.sequence(s.run))
+        .ok_or("computing attention…")
 }
 
 /// One heatmap with a gutter column marking the query's row.
-fn heatmap(app: &App, d: &LayerAttention, head: usize, area: Rect, buf: &mut Buffer) {
+fn heatmap(c: &Chrome, s: &Shown, d: &LayerAttention, head: usize, area: Rect, buf: &mut Buffer) {
     if area.width < 2 || area.height == 0 {
         return;
     }
-    let (queries, keys) = app.attention_window();
+    let seq = s.output.sequence(s.run);
+    let (queries, keys) = s.view.window(seq);
     let map = Heatmap {
         rows: &d.rows,
         head,
         queries,
         keys,
-        theme: app.theme,
-        per_row: app.attn.per_row,
+        theme: *c.theme,
+        per_row: s.view.per_row,
     };
     let [gutter, cells] =
         Layout::horizontal([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
     map.render(cells, buf);
-    if let Some(row) = app.query().and_then(|q| map.row_of(q, cells.height)) {
-        buf.set_string(gutter.x, gutter.y + row, "▶", app.theme.accent());
+    if let Some(row) = seq.query.and_then(|q| map.row_of(q, cells.height)) {
+        buf.set_string(gutter.x, gutter.y + row, "▶", c.theme.accent());
     }
 }
 
-fn overview(app: &App, d: &LayerAttention, area: Rect, buf: &mut Buffer) {
+fn overview(c: &Chrome, s: &Shown, d: &LayerAttention, area: Rect, buf: &mut Buffer) {
     let n = d.rows.n_head.max(1);
     let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
@@ -86,16 +92,16 @@ fn overview(app: &App, d: &LayerAttention, area: Rect, buf: &mut Buffer) {
         let col_areas = Layout::horizontal(vec![Constraint::Fill(1); cols])
             .spacing(1)
             .split(*row_area);
-        for (c, cell) in col_areas.iter().enumerate() {
-            let h = r * cols + c;
+        for (i, cell) in col_areas.iter().enumerate() {
+            let h = r * cols + i;
             if h >= n || cell.height < 2 {
                 continue;
             }
-            let selected = !app.attn.mean && h == app.attn.head;
+            let selected = !s.view.mean && h == s.view.head;
             let style = if selected {
-                app.theme.accent()
+                c.theme.accent()
             } else {
-                app.theme.dim()
+                c.theme.dim()
             };
             buf.set_stringn(
                 cell.x,
@@ -105,57 +111,59 @@ fn overview(app: &App, d: &LayerAttention, area: Rect, buf: &mut Buffer) {
                 style,
             );
             let body = Rect::new(cell.x, cell.y + 1, cell.width, cell.height - 1);
-            heatmap(app, d, h, body, buf);
+            heatmap(c, s, d, h, body, buf);
         }
     }
 }
 
-fn body(app: &App, area: Rect, buf: &mut Buffer) {
-    match data(app) {
-        Err(why) => notice(&app.theme, why, area, buf),
-        Ok(d) if app.attn.overview => overview(app, d, area, buf),
-        Ok(d) => heatmap(app, d, app.head_index(), area, buf),
+fn body(c: &Chrome, s: &Shown, area: Rect, buf: &mut Buffer) {
+    match data(c, s) {
+        Err(why) => notice(c.theme, why, area, buf),
+        Ok(d) if s.view.overview => overview(c, s, d, area, buf),
+        Ok(d) => heatmap(c, s, d, s.view.head_index(), area, buf),
     }
 }
 
 /// The pane on the main screen.
-pub fn render_small(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render_small(c: &Chrome, s: &Shown, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
     let inner = pane(
-        &app.theme,
-        title(app),
-        app.focus == Focus::Attention,
+        c.theme,
+        title(c, s.view),
+        c.focus == Focus::Attention,
         area,
         buf,
     );
-    body(app, inner, buf);
+    body(c, s, inner, buf);
 }
 
 /// The full-screen view: heatmap (or all heads) and a side panel.
-pub fn render_full(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render_full(c: &Chrome, s: &Shown, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let inner = pane(&app.theme, title(app), true, area, buf);
+    let inner = pane(c.theme, title(c, s.view), true, area, buf);
     if inner.width >= 76 {
         let [map, side] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(34)])
             .spacing(1)
             .areas(inner);
-        body(app, map, buf);
-        sidebar(app, side, buf);
+        body(c, s, map, buf);
+        sidebar(c, s, side, buf);
     } else {
-        body(app, inner, buf);
+        body(c, s, inner, buf);
     }
 }
 
-fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
-    let t = &app.theme;
+fn sidebar(c: &Chrome, s: &Shown, area: Rect, buf: &mut Buffer) {
+    let t = c.theme;
+    let seq = s.output.sequence(s.run);
     let w = area.width as usize;
     let mut lines: Vec<Line> = Vec::new();
-    if let Some(q) = app.query() {
-        let text = app
+    if let Some(q) = seq.query {
+        let text = s
+            .output
             .tokens
             .get(q)
             .map_or(String::new(), |t| visible(&t.text));
@@ -163,13 +171,13 @@ fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             Span::raw("query "),
             Span::styled(format!("#{q} “{}”", fit(&text, 18)), t.accent()),
         ]));
-        if q != app.cursor {
+        if q != s.output.cursor {
             lines.push(Line::styled(
-                format!("(#{} is not read yet)", app.cursor),
+                format!("(#{} is not read yet)", s.output.cursor),
                 t.dim(),
             ));
         }
-        let (qs, ks) = app.attention_window();
+        let (qs, ks) = s.view.window(seq);
         lines.push(Line::styled(
             format!(
                 "rows {}–{} · keys {}–{}",
@@ -183,12 +191,13 @@ fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("most attended", t.title(false)));
-    let top = app.top_attended(10);
+    let top = s.view.top_attended(seq.query, 10);
     if top.is_empty() {
         lines.push(Line::styled("—", t.dim()));
     }
     for (k, weight) in top {
-        let text = app
+        let text = s
+            .output
             .tokens
             .get(k)
             .map_or(String::new(), |t| visible(&t.text));
@@ -212,7 +221,7 @@ fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             legend.push(Span::raw(Theme::shade(v.sqrt()).to_string()));
         }
     }
-    let of = if app.attn.per_row {
+    let of = if s.view.per_row {
         "row max (√)"
     } else {
         "max (√ scale)"
@@ -220,7 +229,7 @@ fn sidebar(app: &App, area: Rect, buf: &mut Buffer) {
     legend.push(Span::styled(format!(" {of}"), t.dim()));
     lines.push(Line::from(legend));
     lines.push(Line::raw(""));
-    let k = |a| app.keymap.keys_for(Context::Attention, a);
+    let k = |a| c.keymap.keys_for(Context::Attention, a);
     for (keys, what) in [
         (
             format!("{} {}", k(Action::LayerPrev), k(Action::LayerNext)),

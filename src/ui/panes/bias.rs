@@ -7,25 +7,25 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use super::Chrome;
 use super::{fit, notice, pane, visible};
 use crate::analysis::bias::pairs::{PairResult, SentenceDetail};
 use crate::analysis::bias::probe::ProbeResult;
 use crate::analysis::bias::quick::SwapRow;
 use crate::analysis::bias::task::QuickCheck;
-use crate::ui::app::App;
-use crate::ui::bias::{
-    self, BiasView, Items, Report, Row, RunKind, items, probe_size, selected_category, sorted_rows,
-};
-use crate::ui::keymap::{Action, Context};
+use crate::ui::keymap::{Action, Context, Keymap};
 use crate::ui::theme::Theme;
+use crate::ui::views::bias::{
+    self, BiasState, BiasView, Items, Report, Row, RunKind, items, probe_size, sorted_rows,
+};
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render(c: &Chrome, b: &BiasState, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    match app.bias.view {
-        BiasView::Quick => render_quick(app, area, buf),
-        BiasView::Pane => render_pane(app, area, buf),
+    match b.view {
+        BiasView::Quick => render_quick(c, b, area, buf),
+        BiasView::Pane => render_pane(c, b, area, buf),
         BiasView::None => {}
     }
 }
@@ -88,8 +88,8 @@ fn cell(text: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
 
-fn hint(app: &App, action: Action, what: &str) -> String {
-    let keys = app.keymap.keys_for(Context::Bias, action);
+fn hint(keymap: &Keymap, action: Action, what: &str) -> String {
+    let keys = keymap.keys_for(Context::Bias, action);
     if keys.is_empty() {
         String::new()
     } else {
@@ -97,10 +97,10 @@ fn hint(app: &App, action: Action, what: &str) -> String {
     }
 }
 
-fn hints(app: &App, list: &[(Action, &str)]) -> String {
+fn hints(keymap: &Keymap, list: &[(Action, &str)]) -> String {
     let mut parts: Vec<String> = list
         .iter()
-        .map(|(a, w)| hint(app, *a, w))
+        .map(|(a, w)| hint(keymap, *a, w))
         .filter(|s| !s.is_empty())
         .collect();
     parts.push("esc close".into());
@@ -109,9 +109,9 @@ fn hints(app: &App, list: &[(Action, &str)]) -> String {
 
 // ---- the quick check -----------------------------------------------------
 
-fn render_quick(app: &App, area: Rect, buf: &mut Buffer) {
-    let t = &app.theme;
-    let q = &app.bias.quick;
+fn render_quick(c: &Chrome, b: &BiasState, area: Rect, buf: &mut Buffer) {
+    let t = c.theme;
+    let q = &b.quick;
     let title = match (&q.result, q.id) {
         (_, Some(_)) => " Quick check · running · Esc cancels ".to_string(),
         (Some(r), None) => format!(
@@ -150,7 +150,7 @@ fn render_quick(app: &App, area: Rect, buf: &mut Buffer) {
             swaps,
             Line::styled(
                 hints(
-                    app,
+                    c.keymap,
                     &[
                         (Action::BiasRun, "run again"),
                         (Action::BiasSwaps, "edit swaps"),
@@ -186,7 +186,7 @@ fn render_quick(app: &App, area: Rect, buf: &mut Buffer) {
     if let Some(e) = q.error.as_ref().filter(|_| q.id.is_none()) {
         put(&[Line::styled(e.clone(), t.error())], foot, buf);
     }
-    quick_body(app, t, r, body, buf);
+    quick_body(b, t, r, body, buf);
 }
 
 fn divergence_line(r: &QuickCheck) -> Line<'static> {
@@ -202,7 +202,7 @@ fn divergence_line(r: &QuickCheck) -> Line<'static> {
     ))
 }
 
-fn quick_body(app: &App, t: &Theme, r: &QuickCheck, area: Rect, buf: &mut Buffer) {
+fn quick_body(b: &BiasState, t: &Theme, r: &QuickCheck, area: Rect, buf: &mut Buffer) {
     let s = &r.swap;
     let w = area.width as usize;
     let prompts = [
@@ -247,7 +247,7 @@ fn quick_body(app: &App, t: &Theme, r: &QuickCheck, area: Rect, buf: &mut Buffer
         ),
     ];
     al.extend(
-        aligned_lines(r, app.bias.quick.scroll, aa.height as usize)
+        aligned_lines(r, b.quick.scroll, aa.height as usize)
             .into_iter()
             .map(Line::from),
     );
@@ -344,9 +344,9 @@ pub fn aligned_lines(r: &QuickCheck, scroll: usize, n: usize) -> Vec<String> {
 
 // ---- the bias pane ---------------------------------------------------------
 
-fn render_pane(app: &App, area: Rect, buf: &mut Buffer) {
-    let t = &app.theme;
-    let p = &app.bias.pane;
+fn render_pane(c: &Chrome, b: &BiasState, area: Rect, buf: &mut Buffer) {
+    let t = c.theme;
+    let p = &b.pane;
     let title = match &p.report {
         Some(r) => format!(" Bias · {} · sorted by {} ", r.label(), p.sort.label()),
         None => " Bias ".to_string(),
@@ -362,11 +362,11 @@ fn render_pane(app: &App, area: Rect, buf: &mut Buffer) {
         Constraint::Length(if inner.height >= 6 { 1 } else { 0 }),
     ])
     .areas(inner);
-    put(&[status_line(app, t, inner.width)], status, buf);
+    put(&[status_line(b, t, inner.width)], status, buf);
     put(
         &[Line::styled(
             hints(
-                app,
+                c.keymap,
                 &[
                     (Action::BiasRun, "suite"),
                     (Action::BiasPairs, "pairs"),
@@ -390,14 +390,14 @@ fn render_pane(app: &App, area: Rect, buf: &mut Buffer) {
         return notice(t, text, body, buf);
     };
     if p.detail {
-        render_detail(app, t, report, body, buf);
+        render_detail(b, t, report, body, buf);
     } else {
-        render_table(app, t, report, body, buf);
+        render_table(b, t, report, body, buf);
     }
 }
 
-fn status_line(app: &App, t: &Theme, width: u16) -> Line<'static> {
-    let p = &app.bias.pane;
+fn status_line(b: &BiasState, t: &Theme, width: u16) -> Line<'static> {
+    let p = &b.pane;
     if let Some(text) = &p.editing {
         return Line::from(vec![
             Span::styled("suite (name or .toml) or pairs (.csv): ", t.accent()),
@@ -493,8 +493,8 @@ fn bar_range(report: &Report, rows: &[Row]) -> (f64, f64) {
     }
 }
 
-fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buffer) {
-    let rows = sorted_rows(report, app.bias.pane.sort);
+fn render_table(b: &BiasState, t: &Theme, report: &Report, area: Rect, buf: &mut Buffer) {
+    let rows = sorted_rows(report, b.pane.sort);
     let (legend, effect_name, extra_name) = match report {
         Report::Probes(_) => (
             "Δ: attribute log-prob, term A − term B (nats), mean, bootstrap 95% CI · *: CI excludes 0 (uncorrected)",
@@ -537,7 +537,7 @@ fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buf
         .render(legend_area, buf);
     put(&[Line::styled(header, t.title(false))], head_area, buf);
     let h = table.height as usize;
-    let sel = app.bias.pane.selected.min(rows.len().saturating_sub(1));
+    let sel = b.pane.selected.min(rows.len().saturating_sub(1));
     let top = if h == 0 { 0 } else { sel.saturating_sub(h - 1) };
     let lines: Vec<Line> = rows
         .iter()
@@ -594,15 +594,15 @@ fn render_table(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buf
     put(&lines, table, buf);
 }
 
-fn render_detail(app: &App, t: &Theme, report: &Report, area: Rect, buf: &mut Buffer) {
-    let Some(cat) = selected_category(app) else {
+fn render_detail(b: &BiasState, t: &Theme, report: &Report, area: Rect, buf: &mut Buffer) {
+    let Some(cat) = b.selected_category() else {
         return notice(t, "no category selected", area, buf);
     };
     let items = items(report, &cat);
     if items.is_empty() {
         return notice(t, "no items in this category", area, buf);
     }
-    let sel = app.bias.pane.item.min(items.len() - 1);
+    let sel = b.pane.item.min(items.len() - 1);
     let list_h = (area.height / 3).max(2).min(items.len() as u16 + 1);
     let [list, detail] =
         Layout::vertical([Constraint::Length(list_h), Constraint::Fill(1)]).areas(area);

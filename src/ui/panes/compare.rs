@@ -8,25 +8,33 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use super::Chrome;
 use super::{char_width, fit, notice, pane, probs, visible};
 use crate::analysis::compare::{Divergence, column_stats, first_divergence};
 use crate::engine::types::StepRecord;
-use crate::ui::app::{App, CompareColumn, CompareState};
 use crate::ui::state::EngineState;
 use crate::ui::theme::Theme;
+use crate::ui::views::compare::{CompareColumn, CompareState};
 use crate::ui::widgets::bars::bar;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// `layer`: the attention view's layer, asked for a selected token.
+pub fn render(
+    c: &Chrome,
+    compare: Option<&CompareState>,
+    layer: usize,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     if area.is_empty() {
         return;
     }
-    let t = &app.theme;
-    let title = match &app.compare {
-        Some(c) => format!(
+    let t = c.theme;
+    let title = match compare {
+        Some(cmp) => format!(
             " Compare · {} presets · one prefill, seed {} · Esc {} ",
-            c.columns.len(),
-            app.config.sampler.seed,
-            if app.state == EngineState::Running && !c.finished() {
+            cmp.columns.len(),
+            c.config.sampler.seed,
+            if *c.engine == EngineState::Running && !cmp.finished() {
                 "cancels"
             } else {
                 "closes"
@@ -36,7 +44,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     };
     let title = fit(&title, area.width.saturating_sub(2) as usize);
     let inner = pane(t, Line::from(title), true, area, buf);
-    let Some(cmp) = app.compare.as_ref().filter(|c| !c.columns.is_empty()) else {
+    let Some(cmp) = compare.filter(|cmp| !cmp.columns.is_empty()) else {
         return notice(
             t,
             "type a prompt and press f7 to compare presets",
@@ -58,7 +66,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Fill(1), Constraint::Length(div_h)]).areas(inner);
     // A selected token's probabilities and attention go under the columns.
     let detail_h = if cmp.selected.is_some() && cols_area.height >= 12 {
-        (app.config.generation.top_n as u16 + 4).clamp(6, cols_area.height / 2)
+        (c.config.generation.top_n as u16 + 4).clamp(6, cols_area.height / 2)
     } else {
         0
     };
@@ -70,9 +78,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let marked = divergence.as_ref().map(|d| d.step);
     for (i, (col, &r)) in cmp.columns.iter().zip(areas.iter()).enumerate() {
         let selected = cmp.selected.filter(|(c, _)| *c == i).map(|(_, s)| s);
-        render_column(app, t, col, marked, selected, r, buf);
+        render_column(c, col, marked, selected, r, buf);
     }
-    render_selection(app, cmp, detail_area, buf);
+    render_selection(t, cmp, layer, detail_area, buf);
     if let Some(text) = divergence_lines(cmp, divergence.as_ref(), div_h) {
         Paragraph::new(text)
             .style(t.accent())
@@ -240,14 +248,13 @@ fn wrap_tokens(records: &[StepRecord], width: u16) -> Vec<Row> {
 
 /// The selected token's alternatives (left) and the keys its query
 /// attends to most, mean over heads (right).
-fn render_selection(app: &App, cmp: &CompareState, area: Rect, buf: &mut Buffer) {
+fn render_selection(t: &Theme, cmp: &CompareState, layer: usize, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let Some((preset, r)) = app.compare_selected() else {
+    let Some((preset, r)) = cmp.selected_record() else {
         return;
     };
-    let t = &app.theme;
     let [left, right] = if area.width >= 70 {
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area)
     } else {
@@ -256,18 +263,18 @@ fn render_selection(app: &App, cmp: &CompareState, area: Rect, buf: &mut Buffer)
     let title = format!(" {preset} · step {} · probabilities ", r.step);
     let title = fit(&title, left.width.saturating_sub(2) as usize);
     let inner = pane(t, Line::from(title), true, left, buf);
-    let lines = probs::record_lines(app, r, inner.width as usize, None);
+    let lines = probs::record_lines(t, r, inner.width as usize, None);
     for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
         buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
     }
     if right.is_empty() {
         return;
     }
-    let layer = cmp.attention.as_ref().map_or(app.attn.layer, |a| a.layer);
+    let layer = cmp.attention.as_ref().map_or(layer, |a| a.layer);
     let title = format!(" Attention · layer {layer} · mean of heads ");
     let title = fit(&title, right.width.saturating_sub(2) as usize);
     let inner = pane(t, Line::from(title), false, right, buf);
-    let attended = app.compare_attended(inner.height as usize);
+    let attended = cmp.attended(inner.height as usize);
     if attended.is_empty() {
         let text = if !cmp.captures {
             "attention was not captured (toggle capture, then compare again)"
@@ -293,8 +300,7 @@ fn render_selection(app: &App, cmp: &CompareState, area: Rect, buf: &mut Buffer)
 }
 
 fn render_column(
-    app: &App,
-    t: &Theme,
+    c: &Chrome,
     col: &CompareColumn,
     marked: Option<usize>,
     selected: Option<usize>,
@@ -306,9 +312,10 @@ fn render_column(
     }
     let status = match col.finish {
         Some(r) => r.as_str(),
-        None if app.state == EngineState::Running => "…",
+        None if *c.engine == EngineState::Running => "…",
         None => "",
     };
+    let t = c.theme;
     let mark = if selected.is_some() { "▸" } else { "" };
     let title = fit(
         &format!(" {mark}{} {} ", col.preset, status),

@@ -1,4 +1,6 @@
-//! One module per pane; each `render` only reads the state.
+//! One module per pane; each `render` reads its view's state and the
+//! [`Chrome`] every pane shares, never the app ([`crate::ui::draw`] lays
+//! them out).
 
 pub mod attention;
 pub mod bias;
@@ -15,58 +17,27 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Widget, Wrap};
 
-use super::app::App;
-
-use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
-use super::state::Overlay;
+use super::keymap::Keymap;
+use super::state::{EngineState, Focus, Overlay};
 use super::theme::Theme;
+use crate::engine::types::ModelInfo;
+use crate::store::config::Config;
 
-/// Draws the whole interface.
 pub use crate::ui::text::{char_width, visible};
 
-pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
-    let a = layout::areas(&app.screen(), area);
-    if a.too_small {
-        let text = format!(
-            "terminal too small: {MIN_WIDTH}x{MIN_HEIGHT} needed, this is {}x{}",
-            area.width, area.height
-        );
-        Paragraph::new(text)
-            .wrap(Wrap { trim: true })
-            .render(area, buf);
-        return;
-    }
-    status::render(app, a.status, buf);
-    status::render_message(app, a.message, buf);
-    if app.bias.is_open() {
-        bias::render(app, a.bias, buf);
-    } else if app.compare_view {
-        compare::render(app, a.compare, buf);
-    } else if app.attention_view {
-        attention::render_full(app, a.attention, buf);
-    } else {
-        output::render(app, a.output, buf);
-        prompt::render(app, a.prompt, buf);
-        probs::render(app, a.probs, buf);
-        attention::render_small(app, a.attention, buf);
-    }
-    match app.overlay {
-        Overlay::None => {}
-        Overlay::Help => {
-            Clear.render(a.popup, buf);
-            help::render(app, a.popup, buf);
-        }
-        Overlay::Settings => {
-            Clear.render(a.popup, buf);
-            settings::render(app, a.popup, buf);
-        }
-        Overlay::Sessions => {
-            Clear.render(a.popup, buf);
-            sessions::render(app, a.popup, buf);
-        }
-    }
+/// What every pane reads besides its view's state: colours, keys, where
+/// the focus is, what the engine does, the model and the settings.
+#[derive(Clone, Copy)]
+pub struct Chrome<'a> {
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+    pub focus: Focus,
+    pub overlay: Overlay,
+    pub engine: &'a EngineState,
+    pub info: Option<&'a ModelInfo>,
+    pub config: &'a Config,
 }
 
 /// A bordered pane with its title; returns the inside.

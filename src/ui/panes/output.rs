@@ -7,28 +7,30 @@ use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::Line;
 
+use super::Chrome;
 use super::{notice, pane};
 use crate::store::config::ColorBy;
-use crate::ui::app::App;
 use crate::ui::state::{EngineState, Focus};
+use crate::ui::views::output::OutputView;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// `marks`: token indices where branches leave (or the shown branch left).
+pub fn render(c: &Chrome, v: &OutputView, marks: &[usize], area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let t = &app.theme;
-    let generated = app.tokens.len() - app.prompt_len.min(app.tokens.len());
-    let by = match app.color_by {
+    let t = c.theme;
+    let generated = v.tokens.len() - v.prompt_len.min(v.tokens.len());
+    let by = match v.color_by {
         ColorBy::Probability => "probability",
         ColorBy::Entropy => "entropy",
     };
     let title = Line::from(format!(
         " Output · {} prompt + {generated} generated · colour: {by} ",
-        app.prompt_len
+        v.prompt_len
     ));
-    let inner = pane(t, title, app.focus == Focus::Output, area, buf);
-    if app.tokens.is_empty() {
-        let text = match app.state {
+    let inner = pane(t, title, c.focus == Focus::Output, area, buf);
+    if v.tokens.is_empty() {
+        let text = match c.engine {
             EngineState::Loading => "loading the model…",
             EngineState::Running => "running the prompt…",
             EngineState::Failed => "no model loaded",
@@ -36,19 +38,18 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         };
         return notice(t, text, inner, buf);
     }
-    let lines = app.output_lines(inner.width);
-    let marks = app.branch_marks();
+    let lines = v.lines(inner.width);
     for (row, line) in lines
         .iter()
-        .skip(app.output_top)
+        .skip(v.top)
         .take(inner.height as usize)
         .enumerate()
     {
         for seg in line {
-            let tok = &app.tokens[seg.tok];
+            let tok = &v.tokens[seg.tok];
             let mut style = match &tok.record {
                 None => t.dim(),
-                Some(r) => match app.color_by {
+                Some(r) => match v.color_by {
                     ColorBy::Probability => t.prob(r.p_raw),
                     ColorBy::Entropy => t.entropy(r.entropy),
                 },
@@ -57,7 +58,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 // Where a branch leaves (or this branch left its parent).
                 style = style.add_modifier(Modifier::UNDERLINED);
             }
-            if seg.tok == app.cursor {
+            if seg.tok == v.cursor {
                 style = style.patch(t.selected());
             }
             buf.set_stringn(

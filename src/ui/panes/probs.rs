@@ -7,12 +7,14 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
+use super::Chrome;
 use super::{fit, notice, pane, visible};
 use crate::engine::types::StepRecord;
-use crate::ui::app::App;
 use crate::ui::keymap::{Action, Context};
 use crate::ui::state::Focus;
 use crate::ui::theme::Theme;
+use crate::ui::views::output::OutputView;
+use crate::ui::views::probs::ProbsView;
 use crate::ui::widgets::bars::bar;
 
 fn pct(p: f32) -> String {
@@ -27,14 +29,14 @@ fn pct(p: f32) -> String {
     }
 }
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render(c: &Chrome, out: &OutputView, v: &ProbsView, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let t = &app.theme;
-    let focused = app.focus == Focus::Probabilities;
-    let title = if focused && app.selected_record().is_some() {
-        let k = |a| app.keymap.keys_for(Context::Probabilities, a);
+    let t = c.theme;
+    let focused = c.focus == Focus::Probabilities;
+    let title = if focused && out.selected_record().is_some() {
+        let k = |a| c.keymap.keys_for(Context::Probabilities, a);
         format!(
             " Probabilities · {}/{} pick · {} branch ",
             k(Action::AltPrev),
@@ -49,20 +51,20 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if inner.is_empty() {
         return;
     }
-    let Some(tok) = app.tokens.get(app.cursor) else {
+    let Some(tok) = out.tokens.get(out.cursor) else {
         return notice(t, "select a token to see its alternatives", inner, buf);
     };
     let w = inner.width as usize;
     let Some(r) = tok.record.as_deref() else {
         let text = format!(
             "#{} “{}” is a prompt token: it was given, not predicted",
-            app.cursor,
+            out.cursor,
             visible(&tok.text)
         );
         return notice(t, &text, inner, buf);
     };
-    let picked = focused.then(|| app.alt.min(r.top.len().saturating_sub(1)));
-    let lines = record_lines(app, r, w, picked);
+    let picked = focused.then(|| v.alt.min(r.top.len().saturating_sub(1)));
+    let lines = record_lines(t, r, w, picked);
     for (i, line) in lines.into_iter().take(inner.height as usize).enumerate() {
         buf.set_line(inner.x, inner.y + i as u16, &line, inner.width);
     }
@@ -71,12 +73,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 /// A record's summary line, a header, and a row per alternative (the
 /// picked one, if any, marked), for a pane `w` wide.
 pub fn record_lines(
-    app: &App,
+    t: &Theme,
     r: &StepRecord,
     w: usize,
     picked: Option<usize>,
 ) -> Vec<Line<'static>> {
-    let t = &app.theme;
     let mut lines = vec![Line::from(vec![
         Span::styled(
             format!("#{} “{}”", r.position, fit(&visible(&r.text), 16)),

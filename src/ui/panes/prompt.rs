@@ -4,40 +4,41 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
 
+use super::Chrome;
 use super::{char_width, pane};
-use crate::ui::app::App;
 use crate::ui::state::{Focus, Overlay};
+use crate::ui::views::prompt::PromptView;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render(c: &Chrome, v: &PromptView, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let t = &app.theme;
-    let mode = if app.config.generation.chat {
+    let t = c.theme;
+    let mode = if c.config.generation.chat {
         "chat"
     } else {
         "plain"
     };
-    let submit = app.keymap.keys_for(
+    let submit = c.keymap.keys_for(
         crate::ui::keymap::Context::Prompt,
         crate::ui::keymap::Action::Submit,
     );
-    let newline = app.keymap.keys_for(
+    let newline = c.keymap.keys_for(
         crate::ui::keymap::Context::Prompt,
         crate::ui::keymap::Action::Newline,
     );
     let title = Line::from(format!(
         " Prompt ({mode}) · {submit} runs · {newline} new line "
     ));
-    let focused = app.focus == Focus::Prompt && app.overlay == Overlay::None;
+    let focused = c.focus == Focus::Prompt && c.overlay == Overlay::None;
     let inner = pane(t, title, focused, area, buf);
     if inner.is_empty() {
         return;
     }
-    let (row, col) = app.editor.cursor();
+    let (row, col) = v.editor.cursor();
     let h = inner.height as usize;
     let top = (row + 1).saturating_sub(h);
-    for (i, line) in app.editor.lines().iter().enumerate().skip(top).take(h) {
+    for (i, line) in v.editor.lines().iter().enumerate().skip(top).take(h) {
         let y = inner.y + (i - top) as u16;
         // Scroll long lines so the cursor stays visible.
         let cursor_x: usize = if i == row {

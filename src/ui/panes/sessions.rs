@@ -7,14 +7,15 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
+use super::Chrome;
 use super::{fit, notice, pane};
 use crate::store::session::format_utc;
-use crate::ui::app::App;
 use crate::ui::keymap::{Action, Context};
+use crate::ui::views::sessions::SessionsView;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let t = &app.theme;
-    let k = |a| app.keymap.keys_for(Context::Sessions, a);
+pub fn render(c: &Chrome, s: &SessionsView, area: Rect, buf: &mut Buffer) {
+    let t = c.theme;
+    let k = |a| c.keymap.keys_for(Context::Sessions, a);
     let title = format!(
         " Sessions · newest first · {} opens · {} closes ",
         k(Action::OpenSession),
@@ -25,7 +26,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if inner.is_empty() {
         return;
     }
-    let s = &app.sessions;
     if !s.listed {
         return notice(t, "reading the sessions folder…", inner, buf);
     }

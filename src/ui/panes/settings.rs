@@ -5,13 +5,16 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use super::Chrome;
 use super::{fit, pane};
-use crate::ui::app::App;
+use crate::store::config::Config;
 use crate::ui::fields::{FIELDS, value_of};
 use crate::ui::keymap::{Action, Context};
+use crate::ui::views::settings::SettingsView;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let t = &app.theme;
+/// `defaults`: a value that differs from them is highlighted.
+pub fn render(c: &Chrome, v: &SettingsView, defaults: &Config, area: Rect, buf: &mut Buffer) {
+    let t = c.theme;
     let inner = pane(
         t,
         Line::from(" Settings · used by the next run · Enter edits · +/- steps · r resets "),
@@ -21,12 +24,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     );
     let vw = 30.min(inner.width as usize / 3);
     for (i, field) in FIELDS.iter().enumerate().take(inner.height as usize) {
-        let selected = i == app.settings.selected;
-        let value = match (&app.settings.editing, selected) {
+        let selected = i == v.selected;
+        let value = match (&v.editing, selected) {
             (Some(text), true) => format!("{text}▏"),
-            _ => value_of(&app.config, *field),
+            _ => value_of(c.config, *field),
         };
-        let changed = value_of(&app.defaults, *field) != value_of(&app.config, *field);
+        let changed = value_of(defaults, *field) != value_of(c.config, *field);
         let name_style = if selected {
             t.selected()
         } else {
@@ -49,7 +52,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     // The bottom line: naming a preset, or how to.
     if inner.height as usize > FIELDS.len() {
         let y = inner.y + inner.height - 1;
-        let line = match &app.settings.naming {
+        let line = match &v.naming {
             Some(name) => Line::from(vec![
                 Span::styled(" save the sampler settings as preset: ", t.accent()),
                 Span::styled(format!("{name}▏"), t.selected()),
@@ -58,7 +61,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             None => Line::styled(
                 format!(
                     " {} saves the sampler settings as a named preset (for the compare view)",
-                    app.keymap.keys_for(Context::Settings, Action::SavePreset)
+                    c.keymap.keys_for(Context::Settings, Action::SavePreset)
                 ),
                 t.dim(),
             ),

@@ -5,49 +5,62 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::ui::app::{App, BranchPosition};
-
+use super::Chrome;
+use crate::engine::types::Timings;
 use crate::ui::keymap::{Action, Context};
 use crate::ui::state::{EngineState, Level};
+use crate::ui::views::runs::{BranchPosition, RunTree};
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// What the status bar reports beyond the [`Chrome`].
+pub struct Facts<'a> {
+    /// The model as the user named it (its file name).
+    pub model: &'a str,
+    /// Tokens in the shown sequence (of the context).
+    pub tokens: usize,
+    pub tree: &'a RunTree,
+    pub timings: &'a Timings,
+    /// The engine's work is a bias check.
+    pub checking_bias: bool,
+}
+
+pub fn render(c: &Chrome, f: &Facts, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let t = &app.theme;
+    let t = c.theme;
     buf.set_style(area, t.status_bar());
     let state = Span::styled(
         format!(
             " {} ",
-            if app.state == EngineState::Running && app.bias.busy() {
+            if *c.engine == EngineState::Running && f.checking_bias {
                 "checking bias"
             } else {
-                app.state.label()
+                c.engine.label()
             }
         ),
-        match app.state {
+        match c.engine {
             EngineState::Running => t.accent(),
             EngineState::Failed => t.error(),
             EngineState::Loading => t.warn(),
             EngineState::Idle => t.ok(),
         },
     );
-    let mut parts = vec![app.model_label.clone()];
-    if let Some(i) = &app.info {
+    let mut parts = vec![f.model.to_string()];
+    if let Some(i) = c.info {
         let precision = match i.precision {
             crate::engine::model::Precision::Quantized => "quantized",
             crate::engine::model::Precision::F32 => "f32",
         };
         parts.push(format!("{} {precision}", i.file_type));
-        parts.push(format!("ctx {}/{}", app.tokens.len(), i.context_length));
+        parts.push(format!("ctx {}/{}", f.tokens, i.context_length));
     }
     // The run tree, once there is more than one run.
-    if app.runs.len() > 1
-        && let Some(b) = app.branch_position()
+    if f.tree.runs.len() > 1
+        && let Some(b) = f.tree.position()
     {
         parts.push(branch_indicator(&b));
     }
-    let tm = &app.timings;
+    let tm = f.timings;
     if tm.prompt_tokens > 0 {
         let prefill = if tm.prefill_s > 0.0 {
             format!("{:.0}", tm.prefill_tok_s())
@@ -59,13 +72,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             tm.decode_tok_s()
         ));
     }
-    let capture = if app.config.generation.capture_attention {
+    let capture = if c.config.generation.capture_attention {
         "on"
     } else {
         "off"
     };
     parts.push(format!("capture {capture}"));
-    parts.push(if app.config.generation.chat {
+    parts.push(if c.config.generation.chat {
         "chat".into()
     } else {
         "plain".into()
@@ -78,12 +91,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_line(area.x, area.y, &line, area.width);
 }
 
-pub fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render_message(c: &Chrome, message: Option<&(Level, String)>, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let t = &app.theme;
-    let line = match &app.message {
+    let t = c.theme;
+    let line = match message {
         Some((level, text)) => Line::styled(
             format!(" {text}"),
             match level {
@@ -93,7 +106,7 @@ pub fn render_message(app: &App, area: Rect, buf: &mut Buffer) {
             },
         ),
         None => {
-            let k = |a| app.keymap.keys_for(Context::Global, a);
+            let k = |a| c.keymap.keys_for(Context::Global, a);
             Line::styled(
                 format!(
                     " {} help · {} settings · {} attention · {} focus · esc cancel · {} quit",
