@@ -1,13 +1,17 @@
 //! The workbench interface: ratatui over crossterm, the engine on its own
-//! thread ([`crate::engine::handle`]).
+//! thread ([`crate::engine::handle`]). Ranked from the bottom (checked by
+//! `tests/layering.rs`):
 //!
-//! - [`app`]: state and the one `update` (keys resolve to actions first)
-//! - [`state`]: the small types app, panes and handlers share (focus, overlay,
-//!   engine state, message level, token, effect)
-//! - [`event_loop`]: terminal events, engine events and a frame tick
-//! - [`panes`]: one render function per pane, reading state only
-//! - [`widgets`]: heatmap and bars; [`keymap`], [`theme`]: data and colours
-//! - [`terminal`]: raw mode, always restored
+//! - [`state`], [`layout`], [`text`], [`fields`], [`editor`], [`keymap`],
+//!   [`theme`], [`widgets`]: shared types, pure geometry and text layout,
+//!   keys and colours
+//! - [`views`]: one module per view, owning its state and update
+//! - [`panes`]: one render function per pane, from its view's state
+//! - [`app`]: composition and routing (which view is on screen, events to
+//!   views, what they ask carried out)
+//! - [`draw`]: the whole screen from the app
+//! - [`effects`], [`event_loop`], [`terminal`]: file work, the loop, raw
+//!   mode (always restored)
 
 pub mod app;
 pub mod draw;
