@@ -230,3 +230,28 @@ fn events_of_a_run_not_shown_go_to_its_node_only() {
     assert_eq!(a.output.tokens, before, "the shown run is untouched");
     assert_eq!(a.tree.node(b1).unwrap().tokens.len(), PROMPT.len() + 4);
 }
+
+#[test]
+fn walking_the_tree_before_any_run_says_so_and_sends_nothing() {
+    let mut a = App::new(
+        lmscope::store::config::Config::defaults(),
+        lmscope::ui::keymap::Keymap::defaults(),
+        Theme::plain(),
+        "model".into(),
+    );
+    for m in [
+        Action::BranchNext,
+        Action::BranchPrev,
+        Action::BranchParent,
+        Action::BranchChild,
+    ] {
+        a.message = None;
+        a.update(m);
+        assert!(a.outbox.is_empty(), "{m:?}");
+        assert!(
+            matches!(&a.message, Some((_, t)) if t.contains("no run yet")),
+            "{m:?}: {:?}",
+            a.message
+        );
+    }
+}

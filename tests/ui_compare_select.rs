@@ -14,6 +14,12 @@ fn selected(a: &App) -> Option<(usize, usize)> {
     a.compare.as_ref().unwrap().selected
 }
 
+/// The selected token's (preset, text).
+fn picked(a: &App) -> (String, String) {
+    let (preset, r) = a.compare.as_ref().unwrap().selected_record().unwrap();
+    (preset.to_string(), r.text.clone())
+}
+
 #[test]
 fn the_cursor_moves_within_and_between_columns() {
     let mut a = ui_common::compare_app(Theme::plain());
@@ -23,33 +29,11 @@ fn the_cursor_moves_within_and_between_columns() {
     a.update(Action::TokenNext);
     a.update(Action::TokenNext);
     assert_eq!(selected(&a), Some((0, 2)));
-    assert_eq!(
-        a.compare
-            .as_ref()
-            .unwrap()
-            .selected_record()
-            .unwrap()
-            .1
-            .text,
-        " sat"
-    );
+    assert_eq!(picked(&a).1, " sat");
     a.update(Action::ColumnNext);
     a.update(Action::ColumnNext);
     assert_eq!(selected(&a), Some((2, 2)));
-    assert_eq!(
-        a.compare.as_ref().unwrap().selected_record().unwrap().0,
-        "creative"
-    );
-    assert_eq!(
-        a.compare
-            .as_ref()
-            .unwrap()
-            .selected_record()
-            .unwrap()
-            .1
-            .text,
-        " purred"
-    );
+    assert_eq!(picked(&a), ("creative".into(), " purred".into()));
     a.update(Action::LastToken);
     assert_eq!(selected(&a), Some((2, 3)), "creative has 4 tokens");
     a.update(Action::ColumnPrev);

@@ -666,7 +666,6 @@ impl App {
                     self.select(at);
                 }
             }
-            Err("") => {}
             Err(why) => self.say(Level::Info, why),
         }
     }

@@ -243,15 +243,7 @@ impl AttentionView {
         let Some(row) = r.data.get(start..start + (q + 1).min(r.n_key)) else {
             return Vec::new();
         };
-        let mut pairs: Vec<(usize, f32)> = row
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, w)| w.is_finite())
-            .collect();
-        pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
-        pairs.truncate(n);
-        pairs
+        heaviest(row.iter().copied(), n)
     }
 
     /// Where the single-head heatmap's cells are in a pane at `area`
@@ -271,4 +263,13 @@ impl AttentionView {
     ) -> Option<usize> {
         layout::query_at(self.window(seq).0, rows_per_cell, cells, y)
     }
+}
+
+/// The `n` heaviest keys of one row of weights: (position, weight),
+/// heaviest first (weights that are not finite left out).
+pub fn heaviest(row: impl Iterator<Item = f32>, n: usize) -> Vec<(usize, f32)> {
+    let mut pairs: Vec<(usize, f32)> = row.enumerate().filter(|(_, w)| w.is_finite()).collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+    pairs.truncate(n);
+    pairs
 }

@@ -3,6 +3,7 @@
 //! probabilities and what its query attended to.
 
 use super::Out;
+use super::attention::heaviest;
 use crate::engine::Request;
 use crate::engine::handle::{EngineCommand, EngineEvent, LayerAttention, compare_column_id};
 use crate::engine::sampling::SamplerSettings;
@@ -220,14 +221,10 @@ impl CompareState {
                     .map_or_else(String::new, |r| r.text.clone())
             })
         };
-        let mut pairs: Vec<(usize, f32)> = mean
+        heaviest(mean.into_iter(), n)
             .into_iter()
-            .enumerate()
-            .filter(|(_, w)| w.is_finite())
-            .collect();
-        pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
-        pairs.truncate(n);
-        pairs.into_iter().map(|(k, w)| (k, text(k), w)).collect()
+            .map(|(k, w)| (k, text(k), w))
+            .collect()
     }
 }
 

@@ -184,12 +184,13 @@ impl RunTree {
     /// The run a move leads to, and the step where it parts from the shown
     /// run; or why there is none.
     pub fn target(&self, m: Move) -> Result<(u64, Option<usize>), &'static str> {
+        if self.shown_node().is_none() {
+            return Err("no run yet: run a prompt first");
+        }
         let target = match m {
             Move::PrevSibling | Move::NextSibling => {
                 let sib = self.siblings();
-                let Some(i) = sib.iter().position(|&i| i == self.shown) else {
-                    return Err("");
-                };
+                let i = sib.iter().position(|&i| i == self.shown).unwrap_or(0);
                 if sib.len() < 2 {
                     return Err("this run has no sibling branches");
                 }
