@@ -82,7 +82,7 @@ pub struct Divergence {
     pub step: usize,
     /// Each column's token there.
     pub tokens: Vec<u32>,
-    /// probs[c][j]: column c's raw probability of column j's token (None
+    /// `probs[c][j]`: column c's raw probability of column j's token (None
     /// when that token is outside column c's recorded alternatives).
     pub probs: Vec<Vec<Option<f32>>>,
 }

@@ -18,7 +18,7 @@ pub struct TopToken {
     pub removed_by: Option<Stage>,
 }
 
-/// Attention probabilities, [layer][head][query][key] flattened, for queries
+/// Attention probabilities, `[layer][head][query][key]` flattened, for queries
 /// `first_query..first_query + n_query` over keys `0..n_key`. A query at
 /// position p has weights only on keys 0..=p; the rest of its row is 0.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ impl AttentionRows {
         &row[..(self.first_query + query + 1).min(row.len())]
     }
 
-    /// [layer][head][key] for a single query (the per-token JSON form).
+    /// `[layer][head][key]` for a single query (the per-token JSON form).
     pub fn for_query(&self, query: usize) -> Vec<Vec<Vec<f32>>> {
         (0..self.n_layer)
             .map(|l| {
