@@ -476,7 +476,7 @@ impl Generation {
 
     /// Steps several runs together: the ones that need a forward pass (the
     /// token sampled last time fed through the model) share one
-    /// [`Llama::forward_batch`], which reads every weight once for all of
+    /// [`crate::engine::model::Model::forward_batch`], which reads every weight once for all of
     /// them; then each samples on its own, exactly as [`Generation::step`]
     /// does (forced tokens, penalties over its own history, top-N,
     /// attention). One result per run, in order; a finished run gives
