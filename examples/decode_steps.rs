@@ -7,11 +7,11 @@
 use std::time::Instant;
 
 use lmscope::engine::load::gguf::GgufFile;
-use lmscope::engine::model::{KvCache, Llama, Logits, Model, Precision};
+use lmscope::engine::model::{self, KvCache, Logits, Model, Precision};
 use lmscope::engine::sampling::argmax;
 
 /// Seconds a step of `seqs` sequences takes, over `steps` steps.
-fn run(model: &Llama, base: &KvCache, seqs: usize, steps: usize) -> anyhow::Result<f64> {
+fn run(model: &dyn Model, base: &KvCache, seqs: usize, steps: usize) -> anyhow::Result<f64> {
     let mut caches: Vec<KvCache> = (0..seqs).map(|_| base.clone()).collect();
     let mut toks: Vec<u32> = (0..seqs as u32).map(|i| 2000 + i).collect();
     let started = Instant::now();
@@ -41,19 +41,19 @@ fn main() -> anyhow::Result<()> {
     let steps: usize = args.next().map_or(Ok(128), |s| s.parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |s| s.parse())?;
     let mut gguf = GgufFile::open(std::path::Path::new(&path))?;
-    let model = Llama::load(&mut gguf, Precision::Quantized)?;
+    let model = model::load(&mut gguf, Precision::Quantized)?;
     let prompt: Vec<u32> = (0..128).map(|i| 1000 + (i * 37 % 500)).collect();
     let mut base = model.new_cache(false);
     model.forward(&prompt, &mut base, Logits::Last)?;
     if rounds == 0 {
-        let t = run(&model, &base, seqs, steps)?;
+        let t = run(model.as_ref(), &base, seqs, steps)?;
         println!("{seqs} sequence(s): {:.3} ms a step", t * 1e3);
         return Ok(());
     }
     let (mut one, mut many) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        one.push(run(&model, &base, 1, steps)?);
-        many.push(run(&model, &base, seqs, steps)?);
+        one.push(run(model.as_ref(), &base, 1, steps)?);
+        many.push(run(model.as_ref(), &base, seqs, steps)?);
     }
     let best = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
     let (one_min, many_min) = (best(&one), best(&many));

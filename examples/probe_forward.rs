@@ -5,7 +5,7 @@
 //! with `--decode`, a one-token step follows the prompt and the probes hold
 //! that step (each probe file is overwritten by the last pass).
 use lmscope::engine::load::gguf::GgufFile;
-use lmscope::engine::model::{Llama, Logits, Model, Precision};
+use lmscope::engine::model::{self, Logits, Precision};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
         Precision::Quantized
     };
     let mut gguf = GgufFile::open(std::path::Path::new(&path))?;
-    let model = Llama::load(&mut gguf, precision)?;
+    let model = model::load(&mut gguf, precision)?;
     let mut cache = model.new_cache(false);
     let logits = model.forward(&ids, &mut cache, Logits::All)?;
     eprintln!("prompt logits {:?}", logits.dims());

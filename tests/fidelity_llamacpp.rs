@@ -6,29 +6,10 @@
 mod common;
 
 use common::{engine, fixture};
-use lmscope::engine::chat::Message;
-use lmscope::engine::sampling::SamplerSettings;
-use lmscope::engine::{Prompt, Request};
 
 #[test]
 fn token_ids_match_llama_cpp_and_decode_back_exactly() {
-    let fx = fixture("llamacpp_tokenizer.json");
-    let tok = engine().tokenizer();
-    for case in fx["cases"].as_array().unwrap() {
-        let text = case["text"].as_str().unwrap();
-        let ids = |k: &str| common::ids(&case[k]);
-        assert_eq!(
-            tok.encode(text, false).unwrap(),
-            ids("ids_plain"),
-            "plain: {text:?}"
-        );
-        assert_eq!(
-            tok.encode(text, true).unwrap(),
-            ids("ids_special"),
-            "special: {text:?}"
-        );
-        assert_eq!(tok.decode(&ids("ids_plain")), text, "round trip: {text:?}");
-    }
+    common::llamacpp::check_tokenizer(engine(), &fixture("llamacpp_tokenizer.json"));
 }
 
 /// Greedy 24-token continuations identical for all 13 prompts, and
@@ -41,99 +22,16 @@ fn token_ids_match_llama_cpp_and_decode_back_exactly() {
 /// activation rounding.
 #[test]
 fn greedy_continuations_and_logprobs_match_llama_cpp() {
-    let fx = fixture("llamacpp_greedy.json");
-    let e = engine();
-    let cases = fx["cases"].as_array().unwrap();
-    let mut identical = 0;
-    let mut report = Vec::new();
-    let mut errs: Vec<f32> = Vec::new();
-    let mut gaps = Vec::new();
-    for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let prompt_text = case["prompt_text"].as_str().unwrap();
-        if case["chat"].as_bool().unwrap() {
-            let user = case["user_message"].as_str().unwrap();
-            let rendered = e
-                .prompt_text(&Prompt::Chat(vec![Message::new("user", user)]))
-                .unwrap();
-            assert_eq!(rendered, prompt_text, "{name}: chat template");
-        }
-        let want_prompt = common::ids(&case["prompt_tokens"]);
-        let want = common::ids(&case["tokens"]);
-        let request = Request {
-            sampler: SamplerSettings::greedy(),
-            max_tokens: want.len(),
-            top_n: 40,
-            ..Request::new(Prompt::Text(prompt_text.to_string()))
-        };
-        let mut g = e.start(&request).unwrap();
-        assert_eq!(
-            g.prompt_tokens(),
-            want_prompt.as_slice(),
-            "{name}: prompt tokens"
-        );
-        let mut got = Vec::new();
-        let mut max_err = 0f32;
-        let mut diverged_at = None;
-        let errs_before = errs.len();
-        while let Some(step) = g.step(e).unwrap() {
-            let i = step.step;
-            // Log-probabilities of llama.cpp's top 10 at this position.
-            for pair in case["steps"][i]["top"].as_array().unwrap() {
-                let id = pair[0].as_u64().unwrap() as u32;
-                let want_lp = pair[1].as_f64().unwrap() as f32;
-                let ours = step.top.iter().find(|t| t.token_id == id);
-                let ours =
-                    ours.unwrap_or_else(|| panic!("{name} step {i}: token {id} not in our top 40"));
-                let err = (ours.p_raw.ln() - want_lp).abs();
-                max_err = max_err.max(err);
-                errs.push(err);
-            }
-            got.push(step.token_id);
-            if step.token_id != want[i] {
-                diverged_at = Some(i);
-                break;
-            }
-        }
-        match diverged_at {
-            None => {
-                assert_eq!(got, want, "{name}");
-                identical += 1;
-            }
-            Some(i) => {
-                let gap = case["steps"][i]["gap12"].as_f64().unwrap();
-                gaps.push((name.to_string(), i, gap));
-            }
-        }
-        let mut case_errs = errs[errs_before..].to_vec();
-        case_errs.sort_by(f32::total_cmp);
-        report.push(format!(
-            "{name}: {} median |dlogprob| {:.2e} max {max_err:.2e}",
-            diverged_at.map_or("identical".into(), |i| format!("diverged at {i}")),
-            case_errs[case_errs.len() / 2]
-        ));
-    }
-    eprintln!("{}", report.join("\n"));
-    eprintln!("divergences (case, step, llama.cpp's top-2 logit gap there): {gaps:?}");
-    errs.sort_by(f32::total_cmp);
-    let within = errs.iter().filter(|&&e| e <= 0.05).count() as f64 / errs.len() as f64;
-    eprintln!(
-        "{} log-probabilities: {:.1}% within 0.05, median {:.2e}, p95 {:.2e}, max {:.2e}",
-        errs.len(),
-        within * 100.0,
-        errs[errs.len() / 2],
-        errs[errs.len() * 95 / 100],
-        errs[errs.len() - 1]
-    );
-    assert!(cases.len() >= 10);
+    let g = common::llamacpp::greedy(engine(), &fixture("llamacpp_greedy.json"));
+    assert!(g.cases >= 10);
     assert!(
-        gaps.is_empty(),
-        "diverged (case, step, llama.cpp's top-2 gap): {gaps:?}"
+        g.divergences.is_empty(),
+        "diverged (case, step, llama.cpp's top-2 gap): {:?}",
+        g.divergences
     );
-    assert_eq!(identical, cases.len());
+    assert_eq!(g.identical, g.cases);
     // Measured: median 2.4e-7, max 9.5e-7 (the fixture's rounding).
-    let max = errs[errs.len() - 1];
-    assert!(max <= 1e-3, "max |dlogprob| {max}");
+    assert!(g.max_err() <= 1e-3, "max |dlogprob| {}", g.max_err());
 }
 
 /// llama.cpp's perplexity rule at context 512 on our own 2,500-word text,

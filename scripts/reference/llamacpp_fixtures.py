@@ -8,6 +8,12 @@ Writes three JSON files under tests/fixtures/:
 
 Usage:
     .venv-ref/bin/python scripts/reference/llamacpp_fixtures.py --model PATH [--only greedy,tokenizer,perplexity]
+    .venv-ref/bin/python scripts/reference/llamacpp_fixtures.py --family gemma3 \
+        --model ~/.local/share/lmscope/models/gemma-3-270m-q4_k_m.gguf --outdir tests/fixtures/gemma3 \
+        --only greedy,tokenizer
+
+--family picks the chat format, the stop tokens, whether a BOS is prepended
+and the family's own control-token strings (smollm2, the default; gemma3).
 """
 import argparse
 import hashlib
@@ -27,8 +33,6 @@ SEED = 1234
 N_THREADS = 2
 N_PREDICT = 24
 TOP_N = 10
-EOS_ID = 2
-STOP_IDS = {0, EOS_ID}
 
 SYSTEM_DEFAULT = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, "
                   "trained by Hugging Face<|im_end|>\n")
@@ -39,6 +43,36 @@ def chatml(user_message):
     (default system message prepended) with add_generation_prompt=True."""
     return (SYSTEM_DEFAULT + "<|im_start|>user\n" + user_message + "<|im_end|>\n"
             + "<|im_start|>assistant\n")
+
+
+def gemma_turns(user_message):
+    """Gemma's turns for one user message, ready for the model's reply
+    (the BOS comes from the tokenizer)."""
+    return ("<start_of_turn>user\n" + user_message + "<end_of_turn>\n"
+            + "<start_of_turn>model\n")
+
+
+SMOLLM2_SPECIAL = [
+    "<|im_start|>user\nhi<|im_end|>",
+    "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>assistant\n",
+    "<|endoftext|> after the end",
+    "a<|im_end|>b",
+]
+GEMMA3_SPECIAL = [
+    "<start_of_turn>user\nhi<end_of_turn>",
+    "<start_of_turn>model\nSure.<end_of_turn>\n<start_of_turn>user\n",
+    "<eos> after the end",
+    "a<end_of_turn>b",
+    "<bos>twice",
+    "\n\n\t\t\t indented\n\n\n",
+]
+
+# name: (chat format, stop ids, add BOS, stop-reason names, special strings)
+FAMILIES = {
+    "smollm2": (chatml, {0: "token0", 2: "eos"}, False, SMOLLM2_SPECIAL),
+    "gemma3": (gemma_turns, {1: "eos", 106: "end_of_turn"}, True, GEMMA3_SPECIAL),
+}
+FAMILY = FAMILIES["smollm2"]
 
 
 PLAIN_PROMPTS = [
@@ -88,10 +122,6 @@ TOKENIZER_STRINGS = [
     "مرحبا بالعالم",
     "naïve café résumé Zürich",
     "Ελληνικά και Русский текст",
-    "<|im_start|>user\nhi<|im_end|>",
-    "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>assistant\n",
-    "<|endoftext|> after the end",
-    "a<|im_end|>b",
     "URL: https://example.com/path?q=1&lang=en#top",
     "CamelCaseIdentifier snake_case_name SCREAMING_CASE",
     "x = 0x1F; y = 1e-5; z = -42",
@@ -146,10 +176,11 @@ def step_record(logits):
 def greedy(args, model_sha):
     llm = load(args.model, 512)
     cases = []
+    chat, stops, add_bos, _ = FAMILY
     prompts = [(n, False, None, t) for n, t in PLAIN_PROMPTS] + \
-              [(n, True, u, chatml(u)) for n, u in CHAT_PROMPTS]
+              [(n, True, u, chat(u)) for n, u in CHAT_PROMPTS]
     for name, is_chat, user, text in prompts:
-        ptoks = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        ptoks = llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
         llm.reset()
         llm.eval(ptoks)
         logits = llm.scores[llm.n_tokens - 1]
@@ -158,12 +189,12 @@ def greedy(args, model_sha):
             tok, rec = step_record(logits)
             gen.append(tok)
             steps.append(rec)
-            if tok in STOP_IDS:
-                stop = "eos" if tok == EOS_ID else "token0"
+            if tok in stops:
+                stop = stops[tok]
                 break
             llm.eval([tok])
             logits = llm.scores[llm.n_tokens - 1]
-        text_ids = [t for t in gen if t not in STOP_IDS]
+        text_ids = [t for t in gen if t not in stops]
         out_text = llm.detokenize(text_ids, prev_tokens=ptoks).decode("utf-8", errors="replace")
         min_gap = min(s["gap12"] for s in steps)
         cases.append({"name": name, "chat": is_chat, "user_message": user, "prompt_text": text,
@@ -174,10 +205,10 @@ def greedy(args, model_sha):
     obj = header(model_sha)
     obj.update({
         "n_predict": N_PREDICT, "top_n": TOP_N,
-        "notes": ("prompt tokenised with add_bos=False, special=True; prompt evaluated as one batch, "
+        "notes": (f"prompt tokenised with add_bos={add_bos}, special=True; prompt evaluated as one batch, "
                   "then one token per eval; steps[i] is the distribution that chose tokens[i]; "
                   "top = [token_id, log_softmax over the full vocabulary] sorted by logprob desc "
-                  "(ties by id); gap12 = raw logit top1 - top2; a stop token (EOS 2 or 0) is kept as "
+                  f"(ties by id); gap12 = raw logit top1 - top2; a stop token ({sorted(stops)}) is kept as "
                   "the last entry of tokens/steps and left out of text"),
         "cases": cases,
     })
@@ -188,7 +219,7 @@ def greedy(args, model_sha):
 def tokenizer(args, model_sha):
     llm = load(args.model, 512, logits_all=False, vocab_only=True)
     cases = []
-    for s in TOKENIZER_STRINGS:
+    for s in TOKENIZER_STRINGS + FAMILY[3]:
         b = s.encode("utf-8")
         cases.append({"text": s,
                       "ids_plain": [int(t) for t in llm.tokenize(b, add_bos=False, special=False)],
@@ -253,7 +284,10 @@ def main():
     ap.add_argument("--text", default="tests/fixtures/ppl_text.txt")
     ap.add_argument("--ctx", type=int, nargs="+", default=[512, 256])
     ap.add_argument("--only", default="greedy,tokenizer,perplexity")
+    ap.add_argument("--family", default="smollm2", choices=sorted(FAMILIES))
     args = ap.parse_args()
+    global FAMILY
+    FAMILY = FAMILIES[args.family]
     model_sha = sha256_file(args.model)
     todo = args.only.split(",")
     for name, fn in (("tokenizer", tokenizer), ("greedy", greedy), ("perplexity", perplexity)):

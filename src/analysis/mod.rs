@@ -2,3 +2,4 @@
 pub mod bias;
 pub mod compare;
 pub mod perplexity;
+pub mod positions;

@@ -79,7 +79,10 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     outln!("stops on       {}", eog.join(", "));
     match &i.chat_template {
         Some(t) => outln!("chat template\n{t}"),
-        None => outln!("chat template  none in the file (ChatML is used)"),
+        None => outln!(
+            "chat template  none in the file (using {})",
+            i.chat_fallback
+        ),
     }
     Ok(())
 }

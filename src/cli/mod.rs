@@ -12,6 +12,7 @@ mod compare;
 mod generate;
 mod info;
 mod interrupt;
+mod positions;
 mod pull;
 mod score;
 mod session;
@@ -47,6 +48,8 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Describe a model: architecture, sizes, tensor types, vocabulary, template
     Info(info::InfoArgs),
+    /// How a rotary model encodes position: each frequency pair's rotation, and q.k against distance for a head
+    Positions(positions::PositionsArgs),
     /// Fetch the default model (or a named one) into the data directory
     Pull(pull::PullArgs),
     /// Measure prefill and decode speed, against llama.cpp when it is installed
@@ -115,6 +118,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Score(a) => score::run(a),
         Command::Info(a) => info::run(a),
+        Command::Positions(a) => positions::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Compare(a) => compare::run(a),

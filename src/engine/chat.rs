@@ -21,8 +21,24 @@ impl Message {
     }
 }
 
-/// Used when a model ships no template of its own.
+/// Used when a model ships no template of its own and its vocabulary
+/// has no other turn markers.
 pub const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// Gemma's turns, for a Gemma file without a template: `assistant` is
+/// `model`, and a system message opens the first user turn (the tokenizer
+/// adds the BOS).
+pub const GEMMA: &str = "{%- set system = messages[0]['content'] ~ '\n\n' if messages and messages[0]['role'] == 'system' else '' -%}{%- for message in messages if message['role'] != 'system' -%}{{ '<start_of_turn>' ~ ('model' if message['role'] == 'assistant' else message['role']) ~ '\n' ~ (system if loop.first else '') ~ (message['content'] | trim) ~ '<end_of_turn>\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}";
+
+/// The template a model without its own uses: by the turn markers its
+/// vocabulary has (`has_token`), its name and source.
+pub fn fallback(has_token: impl Fn(&str) -> bool) -> (&'static str, &'static str) {
+    if has_token("<start_of_turn>") {
+        ("Gemma turns", GEMMA)
+    } else {
+        ("ChatML", CHATML)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ChatTemplate {
@@ -34,10 +50,11 @@ pub struct ChatTemplate {
 }
 
 impl ChatTemplate {
-    pub fn new(source: Option<&str>, bos: &str, eos: &str) -> Self {
+    /// The model's template, or `fallback` (see [`fallback`]).
+    pub fn new(source: Option<&str>, fallback: &str, bos: &str, eos: &str) -> Self {
         Self {
             from_model: source.is_some(),
-            source: source.unwrap_or(CHATML).to_string(),
+            source: source.unwrap_or(fallback).to_string(),
             bos: bos.to_string(),
             eos: eos.to_string(),
         }
@@ -83,7 +100,7 @@ mod tests {
 
     #[test]
     fn renders_smollm2_chatml_with_default_system_prompt() {
-        let t = ChatTemplate::new(Some(SMOLLM2), "<|im_start|>", "<|im_end|>");
+        let t = ChatTemplate::new(Some(SMOLLM2), CHATML, "<|im_start|>", "<|im_end|>");
         let out = t.render(&[Message::new("user", "Hi")], true).unwrap();
         assert_eq!(
             out,
@@ -93,7 +110,7 @@ mod tests {
 
     #[test]
     fn python_string_methods_work() {
-        let t = ChatTemplate::new(Some("{{ messages[0].content.strip() }}"), "", "");
+        let t = ChatTemplate::new(Some("{{ messages[0].content.strip() }}"), CHATML, "", "");
         assert_eq!(
             t.render(&[Message::new("user", "  x ")], false).unwrap(),
             "x"
@@ -104,10 +121,34 @@ mod tests {
     fn raise_exception_becomes_an_error() {
         let t = ChatTemplate::new(
             Some("{{ raise_exception('roles must alternate') }}"),
+            CHATML,
             "",
             "",
         );
         let e = t.render(&[], false).unwrap_err().to_string();
         assert!(e.contains("roles must alternate"), "{e}");
+    }
+
+    #[test]
+    fn gemma_turns_fold_the_system_message_into_the_first_user_turn() {
+        let (name, src) = fallback(|t| t == "<start_of_turn>");
+        assert_eq!(name, "Gemma turns");
+        let t = ChatTemplate::new(None, src, "<bos>", "<eos>");
+        let out = t
+            .render(
+                &[
+                    Message::new("system", "Be brief."),
+                    Message::new("user", " Hi "),
+                    Message::new("assistant", "Hello."),
+                    Message::new("user", "Why?"),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nWhy?<end_of_turn>\n<start_of_turn>model\n"
+        );
+        assert_eq!(fallback(|_| false).0, "ChatML");
     }
 }

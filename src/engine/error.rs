@@ -47,6 +47,8 @@ pub enum EngineError {
     PositionOutOfRange { position: usize, len: usize },
     #[error("layer {layer} does not exist (the model has {n_layer})")]
     NoSuchLayer { layer: usize, n_layer: usize },
+    #[error("head {head} does not exist (the layer has {n_head}, 0 to {})", n_head - 1)]
+    NoSuchHead { head: usize, n_head: usize },
     #[error("generation cancelled")]
     Cancelled,
     #[error("{0}")]

@@ -64,6 +64,14 @@ pub enum EngineCommand {
         layer: usize,
         queries: Range<usize>,
     },
+    /// Query head `head` of `layer`: its queries and its key/value head's
+    /// keys over run `id`'s positions, as computed (answered with
+    /// [`EngineEvent::HeadVectors`]).
+    HeadVectors {
+        id: u64,
+        layer: usize,
+        head: usize,
+    },
     /// Runs `request`'s prompt once, then one column per preset (each a
     /// fork sharing the prefill), stepped round-robin; answered with
     /// [`EngineEvent::Prefilled`], [`EngineEvent::CompareStep`] and one
@@ -105,6 +113,19 @@ pub struct LayerAttention {
     pub rows: AttentionRows,
 }
 
+/// One head's rotated queries and keys over a run's positions (rows of
+/// head_dim, queries and keys both at positions 0..), and how its layer
+/// rotates them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadVectors {
+    pub id: u64,
+    pub layer: usize,
+    pub head: usize,
+    pub rotary: Option<crate::engine::model::Rotary>,
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+}
+
 /// What the engine thread reports.
 #[derive(Debug)]
 pub enum EngineEvent {
@@ -131,6 +152,7 @@ pub enum EngineEvent {
         timings: Timings,
     },
     Attention(LayerAttention),
+    HeadVectors(HeadVectors),
     /// Run `id` forked from `parent_id` at `step`; its steps follow (from
     /// `step` on). `cache_len` as for `Prefilled`.
     Branched {
@@ -418,6 +440,7 @@ impl<S: EventSink> Worker<S> {
                 self.branch(id, parent_id, step, token);
             }
             EngineCommand::Attention { id, layer, queries } => self.attention(id, layer, queries),
+            EngineCommand::HeadVectors { id, layer, head } => self.head_vectors(id, layer, head),
             EngineCommand::Compare {
                 id,
                 request,
@@ -772,6 +795,30 @@ impl<S: EventSink> Worker<S> {
                 });
             }
         }
+    }
+
+    fn head_vectors(&mut self, id: u64, layer: usize, head: usize) {
+        let Some(generation) = self.generation(id) else {
+            return; // A stale request for a run no longer kept.
+        };
+        let cache = generation.cache();
+        let model = self.engine.model();
+        let result = model.head_vectors(cache, layer, head, 0..cache.len());
+        let event = match result {
+            Ok((q, k)) => EngineEvent::HeadVectors(HeadVectors {
+                id,
+                layer,
+                head,
+                rotary: model.rotary(layer),
+                q,
+                k,
+            }),
+            Err(e) => EngineEvent::Error {
+                id: Some(id),
+                message: format!("queries and keys of layer {layer} head {head}: {e}"),
+            },
+        };
+        self.events.send(event);
     }
 }
 

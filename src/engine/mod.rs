@@ -111,8 +111,10 @@ impl Engine {
             .meta_str("tokenizer.chat_template")
             .ok()
             .map(str::to_string);
+        let (fallback_name, fallback) = chat::fallback(|t| tokenizer.token_id(t).is_some());
         let template = chat::ChatTemplate::new(
             template_src.as_deref(),
+            fallback,
             &name_of(tokenizer.bos).map(|b| b.1).unwrap_or_default(),
             &name_of(tokenizer.eos).map(|e| e.1).unwrap_or_default(),
         );
@@ -154,6 +156,10 @@ impl Engine {
                 .collect(),
             add_bos: tokenizer.add_bos,
             chat_template: template_src,
+            chat_fallback: fallback_name.to_string(),
+            layer_windows: (0..cfg.n_layer)
+                .map(|l| model.attention_window(l))
+                .collect(),
             precision,
         };
         Ok(Self {

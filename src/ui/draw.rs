@@ -10,7 +10,8 @@ use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::panes::attention::Shown;
 use super::panes::status::Facts;
 use super::panes::{
-    Chrome, attention, bias, compare, help, output, probs, prompt, sessions, settings, status,
+    Chrome, attention, bias, compare, help, output, positions, probs, prompt, sessions, settings,
+    status,
 };
 use super::state::Overlay;
 
@@ -58,6 +59,8 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
         bias::render(&c, &app.bias, a.bias, buf);
     } else if app.compare_view {
         compare::render(&c, app.compare.as_ref(), app.attn.layer, a.compare, buf);
+    } else if app.attention_view && app.positions.open {
+        positions::render(&c, &app.positions, a.attention, buf);
     } else if app.attention_view {
         attention::render_full(&c, &shown, a.attention, buf);
     } else {

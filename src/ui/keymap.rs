@@ -120,6 +120,7 @@ actions! {
     MeanHeads = "mean_heads": "Mean over heads on/off",
     RowScale = "row_scale": "Scale each query row by its own largest weight on/off",
     Overview = "overview": "All heads of the layer at once on/off",
+    Positions = "positions": "Positional encoding of this layer and head on/off: rotary pairs, q.k against distance",
     ZoomIn = "zoom_in": "Zoom in (fewer tokens, larger cells)",
     ZoomOut = "zoom_out": "Zoom out",
     PanKeysLeft = "pan_keys_left": "Scroll the keys axis left",

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod llamacpp;
+
 use lmscope::engine::Engine;
 use lmscope::engine::model::Precision;
 
@@ -20,6 +22,16 @@ pub fn model_path() -> &'static Path {
 pub fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| Engine::load(model_path(), Precision::Quantized).expect("model loads"))
+}
+
+/// Gemma 3 270M (the second GGUF family), fetched by `pull` when missing.
+pub fn gemma3_engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| {
+        let path = lmscope::store::models::pull(&lmscope::store::models::GEMMA3_270M, false)
+            .expect("Gemma 3 270M can be fetched");
+        Engine::load(&path, Precision::Quantized).expect("Gemma 3 loads")
+    })
 }
 
 pub fn engine_f32() -> &'static Engine {

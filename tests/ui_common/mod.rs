@@ -50,6 +50,8 @@ pub fn info() -> ModelInfo {
         end_of_generation: vec![(2, "<|im_end|>".into())],
         add_bos: false,
         chat_template: None,
+        chat_fallback: "ChatML".into(),
+        layer_windows: vec![None; 30],
         precision: Precision::Quantized,
     }
 }

@@ -118,6 +118,42 @@ pub fn silu_mul_scalar(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// GELU, tanh form, in f32: 0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2))).
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// gate = gelu(gate) * up. With `f16_table`, as ggml's CPU `geglu` does
+/// it: the input rounded to f16 and looked up in a table of f16 results
+/// (exactly 0 below -10, the identity above 10); else in f32 throughout.
+pub fn gelu_mul(gate: &mut [f32], up: &[f32], f16_table: bool) {
+    assert_eq!(gate.len(), up.len());
+    if !f16_table {
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = gelu_tanh(*g) * u;
+        }
+        return;
+    }
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|b| half::f16::from_f32(gelu_tanh(half::f16::from_bits(b).to_f32())))
+            .collect()
+    });
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * u
+        } else {
+            table[half::f16::from_f32(x).to_bits() as usize].to_f32() * u
+        };
+    }
+}
+
 /// Softmax in place over scores already scaled, as ggml's `soft_max`
 /// (exponentials of x - max with [`expf`], summed 16 at a time in f32 and
 /// those sums in f64, then multiplied by 1 / sum).

@@ -32,7 +32,8 @@ mod x86;
 pub use elem::CacheElem;
 pub use f16::{round_f16, to_f16};
 pub use float::{
-    SumOrder, dot_scalar, dots_scalar, expf, silu_mul_scalar, softmax_scalar, weighted_rows_scalar,
+    SumOrder, dot_scalar, dots_scalar, expf, gelu_mul, gelu_tanh, silu_mul_scalar, softmax_scalar,
+    weighted_rows_scalar,
 };
 pub use isa::{Isa, isa};
 pub use pool::{Pool, default_threads, pool, set_threads};

@@ -183,6 +183,24 @@ impl GgufFile {
             .collect()
     }
 
+    pub fn meta_f32s(&self, key: &str) -> Result<Vec<f32>> {
+        use gguf_file::Value::*;
+        let arr = self
+            .meta(key)?
+            .to_vec()
+            .map_err(|_| EngineError::corrupt(&self.path, format!("`{key}` is not an array")))?;
+        arr.iter()
+            .map(|v| match v {
+                F32(x) => Ok(*x),
+                F64(x) => Ok(*x as f32),
+                _ => Err(EngineError::corrupt(
+                    &self.path,
+                    format!("`{key}` holds a non-number"),
+                )),
+            })
+            .collect()
+    }
+
     /// The architecture's name (`general.architecture`); whether lmscope
     /// runs it is the model registry's to say (`engine::model::loader`).
     pub fn architecture(&self) -> Result<&str> {

@@ -19,6 +19,26 @@ pub trait Model: Send + Sync {
     fn precision(&self) -> Precision;
     /// How the model is built, in its own words (for `info`).
     fn architecture(&self) -> Architecture;
+    /// The sliding window of `layer`'s attention (keys a query sees,
+    /// itself included), for layers that have one.
+    fn attention_window(&self, _layer: usize) -> Option<usize> {
+        None
+    }
+    /// How `layer` encodes positions, when it rotates queries and keys.
+    fn rotary(&self, _layer: usize) -> Option<Rotary> {
+        None
+    }
+    /// Query head `head`'s rows at positions `queries` (rows of head_dim)
+    /// and its key/value head's keys at every position up to the last
+    /// query, as the forward pass computed them (rotated), from what a
+    /// capturing cache kept.
+    fn head_vectors(
+        &self,
+        cache: &KvCache,
+        layer: usize,
+        head: usize,
+        queries: Range<usize>,
+    ) -> Result<(Vec<f32>, Vec<f32>)>;
     /// An empty cache for one sequence; `capture_attention` keeps what the
     /// attention rows are recomputed from.
     fn new_cache(&self, capture_attention: bool) -> KvCache;
@@ -36,6 +56,14 @@ pub trait Model: Send + Sync {
         layer: usize,
         queries: Range<usize>,
     ) -> Result<Tensor>;
+}
+
+/// A layer's rotary position embedding.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Rotary {
+    pub base: f32,
+    pub style: super::layers::RopeStyle,
+    pub head_dim: usize,
 }
 
 /// Reads a model's weights from an opened GGUF file.

@@ -17,6 +17,9 @@ pub struct Config {
     pub rms_eps: f32,
     pub vocab_size: usize,
     pub context_length: usize,
+    /// Keys each query sees in the sliding-window layers (Gemma 3), when
+    /// the model has such layers.
+    pub sliding_window: Option<usize>,
 }
 
 impl Config {
@@ -37,8 +40,10 @@ impl Config {
                 .unwrap_or(n_head),
             d_model,
             d_ff: gguf.meta_usize(&key("feed_forward_length"))?,
+            // A head's width is its own (Gemma's 4 x 256 exceed its 640).
             head_dim: gguf
-                .meta_usize(&key("rope.dimension_count"))
+                .meta_usize(&key("attention.key_length"))
+                .or_else(|_| gguf.meta_usize(&key("rope.dimension_count")))
                 .unwrap_or(d_model / n_head.max(1)),
             rope_base: gguf.meta_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
             rms_eps: gguf
@@ -46,6 +51,7 @@ impl Config {
                 .unwrap_or(1e-5),
             vocab_size,
             context_length: gguf.meta_usize(&key("context_length")).unwrap_or(2048),
+            sliding_window: gguf.meta_usize(&key("attention.sliding_window")).ok(),
         };
         cfg.check_ranges(gguf.path())?;
         if !cfg.n_head.is_multiple_of(cfg.n_kv_head) {
@@ -57,13 +63,16 @@ impl Config {
                 ),
             ));
         }
-        if cfg.head_dim * cfg.n_head != cfg.d_model || !cfg.head_dim.is_multiple_of(2) {
+        if !cfg.head_dim.is_multiple_of(2) {
             return Err(EngineError::corrupt(
                 gguf.path(),
-                format!(
-                    "head_dim {} x {} heads != width {}",
-                    cfg.head_dim, cfg.n_head, cfg.d_model
-                ),
+                format!("head width {} is odd (rotary pairs)", cfg.head_dim),
+            ));
+        }
+        if cfg.sliding_window == Some(0) {
+            return Err(EngineError::corrupt(
+                gguf.path(),
+                "`attention.sliding_window` is 0",
             ));
         }
         Ok(cfg)

@@ -35,8 +35,13 @@ fn title(c: &Chrome, v: &AttentionView) -> Line<'static> {
         format!("head {}/{n_head}", v.head + 1)
     };
     let view = if v.overview { " · all heads" } else { "" };
+    // A sliding-window layer says so (its rows are zero left of it).
+    let window = c
+        .info
+        .and_then(|i| i.layer_windows.get(v.layer).copied().flatten())
+        .map_or(String::new(), |w| format!(" (sliding window {w})"));
     Line::from(format!(
-        " Attention · layer {}/{n_layer} · {head}{view} · zoom {}x ",
+        " Attention · layer {}/{n_layer}{window} · {head}{view} · zoom {}x ",
         v.layer + 1,
         v.zoom
     ))

@@ -7,6 +7,7 @@ pub mod bias;
 pub mod compare;
 pub mod help;
 pub mod output;
+pub mod positions;
 pub mod probs;
 pub mod prompt;
 pub mod sessions;

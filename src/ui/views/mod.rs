@@ -8,6 +8,7 @@ pub mod attention;
 pub mod bias;
 pub mod compare;
 pub mod output;
+pub mod positions;
 pub mod probs;
 pub mod prompt;
 pub mod runs;

@@ -4,6 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use super::linear::Linear;
+use super::norm::RmsNorm;
 use super::rope::Rope;
 use crate::engine::error::Result;
 use crate::engine::kernels::{self, ActBlock, CacheElem, RowParts, SumOrder};
@@ -19,9 +20,13 @@ pub(crate) struct Attention {
     wk: Linear,
     wv: Linear,
     wo: Linear,
+    /// RMS norms of each query and key head before the rotation (Gemma 3).
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
     n_head: usize,
     n_kv_head: usize,
     head_dim: usize,
+    window: Option<usize>,
     f16: bool,
     /// The block's index (names the debug probes).
     pub(crate) layer: usize,
@@ -37,6 +42,9 @@ pub(crate) struct Heads {
     /// (no flash attention): queries, keys and values to f16, and the
     /// probabilities to f16 before they weight the values.
     f16: bool,
+    /// A sliding-window layer's span: a query sees itself and the
+    /// window - 1 keys before it.
+    window: Option<usize>,
 }
 
 impl Heads {
@@ -57,7 +65,7 @@ impl Heads {
 
 /// One row of attention probabilities: softmax(q k_j / sqrt(d)) over the
 /// `keys` j < `visible` (the query head's key/value head's), zeros for
-/// later keys. `out` has one entry
+/// later keys and for keys before a sliding window. `out` has one entry
 /// per key. The forward pass and the on-demand attention rows both go
 /// through here, so what is shown is what was computed.
 ///
@@ -77,6 +85,11 @@ pub(crate) fn probs_row<T: CacheElem>(
     kernels::dots(order, q, keys, &mut out[..visible]);
     for o in &mut out[..visible] {
         *o *= scale;
+    }
+    // Keys left of the window masked as ggml masks them (-inf, then the
+    // softmax over the whole row, so that its sums run in the same order).
+    if let Some(w) = hs.window {
+        out[..visible.saturating_sub(w)].fill(f32::NEG_INFINITY);
     }
     kernels::softmax(&mut out[..visible]);
     out[visible..].fill(0.0);
@@ -121,7 +134,10 @@ impl<'a, T> SeqAttention<'a, T> {
 /// otherwise open one per sequence, each too small to be worth it).
 pub(crate) fn attend<T: CacheElem>(hs: Heads, seqs: &[SeqAttention<T>]) -> Vec<f32> {
     let group = hs.n_head / hs.n_kv_head;
-    if seqs.iter().all(|s| s.nq == 1) && kernels::attend_group_supported(group, hs.head_dim) {
+    if seqs.iter().all(|s| s.nq == 1)
+        && hs.window.is_none()
+        && kernels::attend_group_supported(group, hs.head_dim)
+    {
         attend_decode(hs, seqs)
     } else {
         attend_heads(hs, seqs)
@@ -331,21 +347,79 @@ impl Attention {
         )?)
     }
 
+    /// Query head `head`'s rows at positions `queries` and its key/value
+    /// head's keys up to the last query, as computed (rotated), in f32.
+    pub(crate) fn head_vectors(
+        &self,
+        lc: &LayerCache,
+        rope: &Rope,
+        queries: std::ops::Range<usize>,
+        head: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        if head >= self.n_head {
+            return Err(crate::engine::error::EngineError::NoSuchHead {
+                head,
+                n_head: self.n_head,
+            });
+        }
+        let (rows, k) = lc.captured(queries.clone())?;
+        let hs = self.heads();
+        let (nq, nk, d) = (queries.len(), queries.end, hs.head_dim);
+        let q = match rows {
+            CapturedRows::Queries(q) => q,
+            CapturedRows::Inputs(a) => self.queries_from(a, rope, queries.start, nq),
+        };
+        let qw = hs.q_width();
+        let q = (0..nq)
+            .flat_map(|i| {
+                q[i * qw + head * d..i * qw + (head + 1) * d]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        fn rows_f32<T: CacheElem>(rows: RowParts<'_, T>, n: usize, d: usize) -> Vec<f32> {
+            (0..n)
+                .flat_map(|j| rows.row(j, d).iter().map(|x| x.to_f32()))
+                .collect()
+        }
+        let kh = hs.kv_head(head);
+        let k = match k {
+            KeysValues::F32(k, _) => rows_f32(k.head(kh), nk, d),
+            KeysValues::F16(k, _) => rows_f32(k.head(kh), nk, d),
+        };
+        Ok((q, k))
+    }
+
+    /// The block's attention weights; query and key norms where the file
+    /// has them; `window` for a sliding-window layer.
     pub(crate) fn load(
         gguf: &mut GgufFile,
         prefix: &str,
         cfg: &Config,
         p: Precision,
         layer: usize,
+        window: Option<usize>,
     ) -> Result<Self> {
+        let mut norm = |name: &str| -> Result<Option<RmsNorm>> {
+            let name = format!("{prefix}.{name}.weight");
+            if gguf.has_tensor(&name) {
+                Ok(Some(RmsNorm::load(gguf, &name, cfg.rms_eps)?))
+            } else {
+                Ok(None)
+            }
+        };
+        let (q_norm, k_norm) = (norm("attn_q_norm")?, norm("attn_k_norm")?);
         Ok(Self {
             wq: Linear::load(gguf, &format!("{prefix}.attn_q.weight"), p)?,
             wk: Linear::load(gguf, &format!("{prefix}.attn_k.weight"), p)?,
             wv: Linear::load(gguf, &format!("{prefix}.attn_v.weight"), p)?,
             wo: Linear::load(gguf, &format!("{prefix}.attn_output.weight"), p)?,
+            q_norm,
+            k_norm,
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
             head_dim: cfg.head_dim,
+            window,
             // llama.cpp's numerics (its default f16 KV cache, no flash
             // attention) in quantised mode; exact f32 in f32 mode.
             f16: p == Precision::Quantized,
@@ -359,6 +433,20 @@ impl Attention {
             n_kv_head: self.n_kv_head,
             head_dim: self.head_dim,
             f16: self.f16,
+            window: self.window,
+        }
+    }
+
+    /// A sliding-window layer's span, if it is one.
+    pub(crate) fn window(&self) -> Option<usize> {
+        self.window
+    }
+
+    /// Per-head RMS norm of query or key rows, where the model has one.
+    fn norm_heads(norm: &Option<RmsNorm>, x: &mut [f32]) {
+        if let Some(n) = norm {
+            let raw = x.to_vec();
+            n.forward(&raw, x);
         }
     }
 
@@ -393,6 +481,8 @@ impl Attention {
         probe_layer("Qcur_mm", l, &mut q);
         probe_layer("Kcur_mm", l, &mut k);
         probe_layer("Vcur", l, &mut v);
+        Self::norm_heads(&self.q_norm, &mut q);
+        Self::norm_heads(&self.k_norm, &mut k);
         // Each sequence's rotation and cache append, then every sequence's
         // attention at once.
         let mut row = 0;
@@ -469,6 +559,7 @@ impl Attention {
         let qw = self.heads().q_width();
         let mut q = vec![0f32; n * qw];
         kernels::matmul_quantized(&[w], inputs, n, &mut [&mut q]);
+        Self::norm_heads(&self.q_norm, &mut q);
         rope.apply(&mut q, qw, offset);
         if self.f16 {
             kernels::round_f16(&mut q);
@@ -486,6 +577,7 @@ mod tests {
         n_kv_head: 2,
         head_dim: 8,
         f16: false,
+        window: None,
     };
 
     /// Keys or values of `hs`'s heads, positions in one slice.
@@ -623,6 +715,7 @@ mod tests {
             n_kv_head: 3,
             head_dim: 64,
             f16,
+            window: None,
         };
         let offsets = [0usize, 4, 15, 16, 40, 63, 64, 65, 127, 200, 301];
         for f16 in [false, true] {

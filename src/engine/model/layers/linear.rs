@@ -109,15 +109,71 @@ impl Linear {
     }
 }
 
-/// The weight in our kernels' layout, when they handle its type.
+/// The weight in our kernels' layout, when they handle its type. Q5_0
+/// is widened to Q8_0 (the same scale, quants q - 16): lossless, and
+/// ggml's Q5_0 x Q8_0 product is the Q8_0 one on those bytes, so ours
+/// computes what llama.cpp does (candle's would quantise the activations
+/// with other rounding).
 pub(crate) fn kernel_weight(q: &QTensor) -> Result<Option<QWeight>> {
-    let kind = match q.dtype() {
-        GgmlDType::Q4_1 => WeightKind::Q4_1,
-        GgmlDType::Q8_0 => WeightKind::Q8_0,
+    let (rows, cols) = q.shape().dims2()?;
+    let bad = |e| EngineError::corrupt(std::path::Path::new("(weights)"), e);
+    let (kind, data) = match q.dtype() {
+        GgmlDType::Q4_1 => (WeightKind::Q4_1, q.data()?.into_owned()),
+        GgmlDType::Q8_0 => (WeightKind::Q8_0, q.data()?.into_owned()),
+        GgmlDType::Q5_0 => (WeightKind::Q8_0, q5_0_as_q8_0(&q.data()?).map_err(bad)?),
         _ => return Ok(None),
     };
-    let (rows, cols) = q.shape().dims2()?;
-    let w = QWeight::new(kind, rows, cols, q.data()?.into_owned())
-        .map_err(|e| EngineError::corrupt(std::path::Path::new("(weights)"), e))?;
-    Ok(Some(w))
+    Ok(Some(QWeight::new(kind, rows, cols, data).map_err(bad)?))
+}
+
+/// Q5_0 blocks (f16 d, 32 high bits, 16 bytes of nibbles; w = d (q - 16))
+/// rewritten as Q8_0 blocks (f16 d, 32 signed bytes).
+fn q5_0_as_q8_0(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    const Q5_0_BYTES: usize = 22;
+    if !bytes.len().is_multiple_of(Q5_0_BYTES) {
+        return Err(format!(
+            "{} bytes is no whole number of Q5_0 blocks",
+            bytes.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(bytes.len() / Q5_0_BYTES * WeightKind::Q8_0.block_bytes());
+    for blk in bytes.chunks_exact(Q5_0_BYTES) {
+        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+        let qs = &blk[6..];
+        out.extend_from_slice(&blk[..2]);
+        out.extend((0..kernels::QK).map(|j| {
+            let nibble = if j < 16 {
+                qs[j] & 0x0f
+            } else {
+                qs[j - 16] >> 4
+            };
+            let q = nibble | ((((qh >> j) & 1) as u8) << 4);
+            (q as i8 - 16) as u8
+        }));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q5_0_widened_to_q8_0_dequantises_to_the_same_weights() {
+        use candle_core::quantized::QTensor;
+        let w: Vec<f32> = (0..4 * 64)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let t = Tensor::from_vec(w, (4, 64), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, GgmlDType::Q5_0).unwrap();
+        let want = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+        let want = want.to_vec1::<f32>().unwrap();
+        let widened = kernel_weight(&q).unwrap().expect("a kernel weight");
+        assert_eq!(widened.kind(), WeightKind::Q8_0);
+        let mut row = vec![0f32; 64];
+        for r in 0..4 {
+            widened.dequantize_row(r, &mut row);
+            assert_eq!(row, want[r * 64..(r + 1) * 64]);
+        }
+    }
 }

@@ -6,7 +6,7 @@ pub(crate) mod embedding;
 pub(crate) mod linear;
 pub(crate) mod mlp;
 pub(crate) mod norm;
-pub(crate) mod rope;
+pub mod rope;
 
 pub(crate) use attention::Attention;
 pub(crate) use embedding::Embedding;
@@ -14,3 +14,4 @@ pub(crate) use linear::{Linear, kernel_weight};
 pub(crate) use mlp::Mlp;
 pub(crate) use norm::RmsNorm;
 pub(crate) use rope::Rope;
+pub use rope::RopeStyle;

@@ -1,45 +1,90 @@
-//! Rotary position embeddings (RoPE), adjacent pairs rotated.
+//! Rotary position embeddings (RoPE): each pair of a head's dimensions
+//! turned by position x its frequency.
 
 use crate::engine::kernels;
-use crate::engine::model::config::Config;
+
+/// Which dimensions form a rotated pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RopeStyle {
+    /// (2i, 2i + 1): llama.cpp's form, for which GGUF stores Llama's Q
+    /// and K rows permuted.
+    Adjacent,
+    /// (i, i + d/2): GPT-NeoX's form, used as is by Gemma.
+    Halves,
+}
 
 /// Rotary tables for every position the model can see.
 #[derive(Debug, Clone)]
-pub(crate) struct Rope {
+pub struct Rope {
     cos: Vec<f32>, // (context, head_dim / 2)
     sin: Vec<f32>,
     half: usize,
+    pub style: RopeStyle,
+    pub base: f32,
 }
 
 impl Rope {
     /// Angles as ggml builds its rotary cache: theta_0 = position, each
     /// next pair's angle the previous times base^(-2 / head_dim), in f32.
-    pub(crate) fn new(cfg: &Config) -> Self {
-        let half = cfg.head_dim / 2;
-        let theta_scale = cfg.rope_base.powf(-2.0 / cfg.head_dim as f32);
-        let mut cos = Vec::with_capacity(cfg.context_length * half);
-        let mut sin = Vec::with_capacity(cfg.context_length * half);
-        for p in 0..cfg.context_length {
-            let mut theta = p as f32;
-            for _ in 0..half {
+    pub(crate) fn new(head_dim: usize, base: f32, context: usize, style: RopeStyle) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(context * half);
+        let mut sin = Vec::with_capacity(context * half);
+        for p in 0..context {
+            for theta in Self::angles(head_dim, base, p) {
                 cos.push(theta.cos());
                 sin.push(theta.sin());
-                theta *= theta_scale;
             }
         }
-        Self { cos, sin, half }
+        Self {
+            cos,
+            sin,
+            half,
+            style,
+            base,
+        }
     }
 
-    /// GGUF stores Q and K permuted for llama.cpp's interleaved rotary form,
-    /// so rotate adjacent pairs. x: rows (one per position from `offset`)
-    /// of heads x head_dim, rotated in place.
+    /// Each pair's angle at `position`, in ggml's arithmetic.
+    pub fn angles(head_dim: usize, base: f32, position: usize) -> Vec<f32> {
+        let theta_scale = base.powf(-2.0 / head_dim as f32);
+        let mut theta = position as f32;
+        (0..head_dim / 2)
+            .map(|_| {
+                let t = theta;
+                theta *= theta_scale;
+                t
+            })
+            .collect()
+    }
+
+    /// x: rows (one per position from `offset`) of heads x head_dim,
+    /// rotated in place.
     pub(crate) fn apply(&self, x: &mut [f32], width: usize, offset: usize) {
         let hd = 2 * self.half;
         for (i, row) in x.chunks_exact_mut(width).enumerate() {
             let at = (offset + i) * self.half;
             let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
             debug_assert!(row.len().is_multiple_of(hd));
-            kernels::rotate_pairs(row, cos, sin);
+            match self.style {
+                RopeStyle::Adjacent => kernels::rotate_pairs(row, cos, sin),
+                RopeStyle::Halves => rotate_halves(row, cos, sin),
+            }
+        }
+    }
+}
+
+/// Rotates dimension i with i + d/2 of each head, with the contraction
+/// ggml's NeoX rope gets from gcc (the first product of each line fused).
+fn rotate_halves(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    for head in x.chunks_exact_mut(2 * half) {
+        let (a, b) = head.split_at_mut(half);
+        for (((x0, x1), &c), &s) in a.iter_mut().zip(b.iter_mut()).zip(cos).zip(sin) {
+            let (v0, v1) = (*x0, *x1);
+            *x0 = v0.mul_add(c, -(v1 * s));
+            *x1 = v0.mul_add(s, v1 * c);
         }
     }
 }
@@ -47,27 +92,24 @@ impl Rope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::config::Config;
 
     #[test]
     fn rope_rotates_adjacent_pairs() {
-        let cfg = Config {
-            n_layer: 1,
-            n_head: 1,
-            n_kv_head: 1,
-            d_model: 4,
-            d_ff: 4,
-            head_dim: 4,
-            rope_base: 10_000.0,
-            rms_eps: 1e-5,
-            vocab_size: 1,
-            context_length: 8,
-        };
-        let rope = Rope::new(&cfg);
+        let rope = Rope::new(4, 10_000.0, 8, RopeStyle::Adjacent);
         let mut x = vec![1.0, 0.0, 1.0, 0.0];
         rope.apply(&mut x, 4, 3);
         // Pair 0 turns by 3 radians, pair 1 by 3 / 100.
         assert!((x[0] - 3f32.cos()).abs() < 1e-6 && (x[1] - 3f32.sin()).abs() < 1e-6);
         assert!((x[2] - 0.03f32.cos()).abs() < 1e-6 && (x[3] - 0.03f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_rotates_halves() {
+        let rope = Rope::new(4, 10_000.0, 8, RopeStyle::Halves);
+        // Pairs (0, 2) and (1, 3).
+        let mut x = vec![1.0, 1.0, 0.0, 0.0];
+        rope.apply(&mut x, 4, 3);
+        assert!((x[0] - 3f32.cos()).abs() < 1e-6 && (x[2] - 3f32.sin()).abs() < 1e-6);
+        assert!((x[1] - 0.03f32.cos()).abs() < 1e-6 && (x[3] - 0.03f32.sin()).abs() < 1e-6);
     }
 }

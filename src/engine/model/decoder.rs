@@ -1,0 +1,353 @@
+//! The decoder-only transformer the GGUF families share, in candle's
+//! shape: `Block`s of attention and a gated feed-forward layer between
+//! RMS norms, over one residual stream. A family's file (`llama.rs`,
+//! `gemma3.rs`) checks its tensors and says how its blocks differ
+//! ([`Layout`]): extra norms, the gate, per-layer rotary tables and
+//! sliding windows, a scaled embedding.
+//!
+//! We own this (rather than using candle-transformers) because no library
+//! model exposes the attention probabilities. Capturing them costs a copy
+//! of each layer's post-RoPE queries into the cache, nothing else; the
+//! rows themselves are recomputed on demand by [`Model::attention_rows`]
+//! with the very function the forward pass uses.
+
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+
+use super::api::{Model, Rotary};
+use super::cache::{KvCache, LayerCache};
+use super::config::Config;
+use super::layers::mlp::Gate;
+use super::layers::{Attention, Embedding, Linear, Mlp, RmsNorm, Rope, kernel_weight};
+use super::probe::{probe, probe_layer};
+use super::types::{Logits, Precision};
+use crate::engine::error::EngineError;
+use crate::engine::load::gguf::GgufFile;
+use crate::engine::types::Architecture;
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// How a family's blocks differ from the plain Llama block.
+pub(crate) struct Layout {
+    /// The embedding rows are multiplied by this (Gemma: sqrt(d_model)).
+    pub embed_scale: Option<f32>,
+    pub gate: Gate,
+    /// The rotary tables, and which one each layer uses.
+    pub ropes: Vec<Rope>,
+    pub layer_rope: Vec<usize>,
+    /// Each layer's sliding window, if it has one.
+    pub layer_window: Vec<Option<usize>>,
+    /// How the model is built, for `info`.
+    pub design: Architecture,
+}
+
+/// An RMS norm the block has only where the file has its tensor
+/// (Gemma's norms after attention and after the feed-forward layer).
+fn optional_norm(gguf: &mut GgufFile, name: &str, eps: f32) -> Result<Option<RmsNorm>> {
+    if gguf.has_tensor(name) {
+        Ok(Some(RmsNorm::load(gguf, name, eps)?))
+    } else {
+        Ok(None)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    attn_norm: RmsNorm,
+    attn: Attention,
+    post_attn_norm: Option<RmsNorm>,
+    ffn_norm: RmsNorm,
+    mlp: Mlp,
+    post_ffn_norm: Option<RmsNorm>,
+    /// Index of the rotary table this layer uses.
+    rope: usize,
+}
+
+impl Block {
+    fn load(
+        gguf: &mut GgufFile,
+        i: usize,
+        cfg: &Config,
+        p: Precision,
+        layout: &Layout,
+    ) -> Result<Self> {
+        let prefix = format!("blk.{i}");
+        let eps = cfg.rms_eps;
+        let window = layout.layer_window[i];
+        Ok(Self {
+            attn_norm: RmsNorm::load(gguf, &format!("{prefix}.attn_norm.weight"), eps)?,
+            attn: Attention::load(gguf, &prefix, cfg, p, i, window)?,
+            post_attn_norm: optional_norm(
+                gguf,
+                &format!("{prefix}.post_attention_norm.weight"),
+                eps,
+            )?,
+            ffn_norm: RmsNorm::load(gguf, &format!("{prefix}.ffn_norm.weight"), eps)?,
+            mlp: Mlp::load(gguf, &prefix, p, layout.gate)?,
+            post_ffn_norm: optional_norm(gguf, &format!("{prefix}.post_ffw_norm.weight"), eps)?,
+            rope: layout.layer_rope[i],
+        })
+    }
+
+    /// `out` = norm(`x`) where the block has that norm, else `x` unchanged.
+    fn post_norm(norm: &Option<RmsNorm>, x: Vec<f32>) -> Vec<f32> {
+        match norm {
+            Some(n) => {
+                let mut out = vec![0f32; x.len()];
+                n.forward(&x, &mut out);
+                out
+            }
+            None => x,
+        }
+    }
+
+    /// x: rows of d_model, updated in place (the residual stream).
+    fn forward(
+        &self,
+        x: &mut [f32],
+        norm: &mut [f32],
+        rope: &Rope,
+        seqs: &mut [(&mut LayerCache, usize)],
+    ) -> Result<()> {
+        let m: usize = seqs.iter().map(|s| s.1).sum();
+        let l = self.attn.layer;
+        self.attn_norm.forward(x, norm);
+        probe_layer("attn_norm", l, norm);
+        let a = Self::post_norm(&self.post_attn_norm, self.attn.forward(norm, rope, seqs)?);
+        for (x, a) in x.iter_mut().zip(a) {
+            *x += a;
+        }
+        probe_layer("ffn_inp", l, x);
+        self.ffn_norm.forward(x, norm);
+        probe_layer("ffn_norm", l, norm);
+        let f = Self::post_norm(&self.post_ffn_norm, self.mlp.forward(norm, m, l)?);
+        for (x, f) in x.iter_mut().zip(f) {
+            *x += f;
+        }
+        probe_layer("l_out", l, x);
+        Ok(())
+    }
+}
+
+/// A decoder-only transformer over GGUF weights.
+#[derive(Debug)]
+pub struct Decoder {
+    embed: Embedding,
+    embed_scale: Option<f32>,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    output: Linear,
+    ropes: Vec<Rope>,
+    design: Architecture,
+    pub cfg: Config,
+    pub precision: Precision,
+}
+
+impl Decoder {
+    /// Reads every weight (the family has checked their shapes), the
+    /// blocks built as `layout` says.
+    pub(crate) fn load(
+        gguf: &mut GgufFile,
+        cfg: Config,
+        precision: Precision,
+        layout: Layout,
+    ) -> Result<Self> {
+        // Tied embeddings: without an output.weight, the output projection
+        // is the embedding matrix itself (held once with our kernels).
+        let tied = !gguf.has_tensor("output.weight");
+        let output_name = if tied {
+            "token_embd.weight"
+        } else {
+            "output.weight"
+        };
+        let output = Linear::load(gguf, output_name, precision)?;
+        let embed = match &output {
+            Linear::Kernel(w) if tied => Embedding::Kernel(w.clone()),
+            _ => {
+                let q = gguf.tensor("token_embd.weight")?;
+                match kernel_weight(&q)? {
+                    Some(w) => Embedding::Kernel(Arc::new(w)),
+                    None => Embedding::Candle(q),
+                }
+            }
+        };
+        let blocks = (0..cfg.n_layer)
+            .map(|i| Block::load(gguf, i, &cfg, precision, &layout))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(gguf, "output_norm.weight", cfg.rms_eps)?;
+        let design = Architecture {
+            tied_embeddings: tied,
+            ..layout.design
+        };
+        Ok(Self {
+            embed,
+            embed_scale: layout.embed_scale,
+            blocks,
+            norm,
+            output,
+            ropes: layout.ropes,
+            design,
+            cfg,
+            precision,
+        })
+    }
+
+    fn check_room(&self, cache: &KvCache, seq: usize) -> Result<()> {
+        if cache.len() + seq > self.cfg.context_length {
+            return Err(EngineError::ContextOverflow {
+                tokens: cache.len() + seq,
+                limit: self.cfg.context_length,
+            });
+        }
+        Ok(())
+    }
+
+    /// Embeds `tokens` (the sequences' new positions, in order) and runs
+    /// every block, appending to the caches: the final residual rows.
+    fn run_blocks(&self, tokens: &[u32], seqs: &mut [(&mut KvCache, usize)]) -> Result<Vec<f32>> {
+        let mut x = self
+            .embed
+            .forward(tokens)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if let Some(s) = self.embed_scale {
+            x.iter_mut().for_each(|v| *v *= s);
+        }
+        let mut norm = vec![0f32; x.len()];
+        for (l, block) in self.blocks.iter().enumerate() {
+            let mut layer: Vec<(&mut LayerCache, usize)> = seqs
+                .iter_mut()
+                .map(|(c, n)| (&mut c.layers[l], *n))
+                .collect();
+            block.forward(&mut x, &mut norm, &self.ropes[block.rope], &mut layer)?;
+        }
+        let mut at = 0;
+        for (cache, n) in seqs.iter_mut() {
+            cache.extend_tokens(&tokens[at..at + *n], *n >= 2);
+            at += *n;
+        }
+        Ok(x)
+    }
+
+    /// Final norm and vocabulary projection of residual rows: (n, vocab).
+    fn logits(&self, x: &[f32]) -> Result<Tensor> {
+        let n = x.len() / self.cfg.d_model;
+        let mut normed = vec![0f32; x.len()];
+        self.norm.forward(x, &mut normed);
+        probe("result_norm", &mut normed);
+        let mut out = Linear::forward_rows(&[&self.output], &normed, n)?
+            .pop()
+            .expect("one output");
+        probe("result_output", &mut out);
+        let vocab = out.len() / n;
+        Ok(Tensor::from_vec(out, (n, vocab), &Device::Cpu)?)
+    }
+}
+
+impl Model for Decoder {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    fn architecture(&self) -> Architecture {
+        self.design.clone()
+    }
+
+    fn rotary(&self, layer: usize) -> Option<Rotary> {
+        let rope = &self.ropes[self.blocks.get(layer)?.rope];
+        Some(Rotary {
+            base: rope.base,
+            style: rope.style,
+            head_dim: self.cfg.head_dim,
+        })
+    }
+
+    fn head_vectors(
+        &self,
+        cache: &KvCache,
+        layer: usize,
+        head: usize,
+        queries: std::ops::Range<usize>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let lc = cache.layers.get(layer).ok_or(EngineError::NoSuchLayer {
+            layer,
+            n_layer: self.cfg.n_layer,
+        })?;
+        let block = &self.blocks[layer];
+        block
+            .attn
+            .head_vectors(lc, &self.ropes[block.rope], queries, head)
+    }
+
+    fn attention_window(&self, layer: usize) -> Option<usize> {
+        self.blocks.get(layer).and_then(|b| b.attn.window())
+    }
+
+    fn new_cache(&self, capture_attention: bool) -> KvCache {
+        KvCache::new(
+            self.cfg.n_layer,
+            self.cfg.n_kv_head,
+            capture_attention,
+            self.precision == Precision::Quantized,
+        )
+    }
+
+    /// Runs `tokens` after what `cache` already holds, appending to it.
+    /// Returns logits (n, vocab) as f32: n = 1 for `Logits::Last`, else the
+    /// number of tokens.
+    fn forward(&self, tokens: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Tensor> {
+        let seq = tokens.len();
+        if seq == 0 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        self.check_room(cache, seq)?;
+        let x = self.run_blocks(tokens, &mut [(cache, seq)])?;
+        let x = match logits {
+            Logits::Last => &x[(seq - 1) * self.cfg.d_model..],
+            Logits::All => &x[..],
+        };
+        self.logits(x)
+    }
+
+    /// One token for each of several sequences at once (side-by-side runs):
+    /// every weight is read once for all of them. Returns logits
+    /// (n_sequences, vocab), row i for `caches[i]`, each cache advanced by
+    /// its token.
+    fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        if tokens.is_empty() || tokens.len() != caches.len() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        for c in caches.iter() {
+            self.check_room(c, 1)?;
+        }
+        let mut seqs: Vec<(&mut KvCache, usize)> =
+            caches.iter_mut().map(|c| (&mut **c, 1)).collect();
+        let x = self.run_blocks(tokens, &mut seqs)?;
+        self.logits(&x)
+    }
+
+    /// Attention probabilities of queries `queries` (absolute positions) in
+    /// `layer`, over all keys up to the last query: (n_head, nq, nk) with
+    /// nk = queries.end, recomputed from the cached queries and keys.
+    fn attention_rows(
+        &self,
+        cache: &KvCache,
+        layer: usize,
+        queries: std::ops::Range<usize>,
+    ) -> Result<Tensor> {
+        let lc = cache.layers.get(layer).ok_or(EngineError::NoSuchLayer {
+            layer,
+            n_layer: self.cfg.n_layer,
+        })?;
+        let multi = &cache.multi()[queries.clone()];
+        let block = &self.blocks[layer];
+        block
+            .attn
+            .captured_probs(lc, multi, &self.ropes[block.rope], queries)
+    }
+}
