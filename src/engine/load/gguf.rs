@@ -164,39 +164,41 @@ impl GgufFile {
 
     pub fn meta_ints(&self, key: &str) -> Result<Vec<i64>> {
         use gguf_file::Value::*;
-        let arr = self
-            .meta(key)?
-            .to_vec()
-            .map_err(|_| EngineError::corrupt(&self.path, format!("`{key}` is not an array")))?;
-        arr.iter()
-            .map(|v| match v {
-                I32(x) => Ok(*x as i64),
-                U32(x) => Ok(*x as i64),
-                I8(x) => Ok(*x as i64),
-                U8(x) => Ok(*x as i64),
-                I64(x) => Ok(*x),
-                _ => Err(EngineError::corrupt(
-                    &self.path,
-                    format!("`{key}` holds a non-integer"),
-                )),
-            })
-            .collect()
+        self.meta_array(key, "integer", |v| match v {
+            I32(x) => Some(*x as i64),
+            U32(x) => Some(*x as i64),
+            I8(x) => Some(*x as i64),
+            U8(x) => Some(*x as i64),
+            I64(x) => Some(*x),
+            _ => None,
+        })
     }
 
     pub fn meta_f32s(&self, key: &str) -> Result<Vec<f32>> {
         use gguf_file::Value::*;
+        self.meta_array(key, "number", |v| match v {
+            F32(x) => Some(*x),
+            F64(x) => Some(*x as f32),
+            _ => None,
+        })
+    }
+
+    /// An array whose every element `item` reads (else a `what` is missing).
+    fn meta_array<T>(
+        &self,
+        key: &str,
+        what: &str,
+        item: impl Fn(&gguf_file::Value) -> Option<T>,
+    ) -> Result<Vec<T>> {
         let arr = self
             .meta(key)?
             .to_vec()
             .map_err(|_| EngineError::corrupt(&self.path, format!("`{key}` is not an array")))?;
         arr.iter()
-            .map(|v| match v {
-                F32(x) => Ok(*x),
-                F64(x) => Ok(*x as f32),
-                _ => Err(EngineError::corrupt(
-                    &self.path,
-                    format!("`{key}` holds a non-number"),
-                )),
+            .map(|v| {
+                item(v).ok_or_else(|| {
+                    EngineError::corrupt(&self.path, format!("`{key}` holds a non-{what}"))
+                })
             })
             .collect()
     }
