@@ -2,7 +2,7 @@
 //! shape: `Block`s of attention and a gated feed-forward layer between
 //! RMS norms, over one residual stream. A family's file (`llama.rs`,
 //! `gemma3.rs`) checks its tensors and says how its blocks differ
-//! ([`Layout`]): extra norms, the gate, per-layer rotary tables and
+//! (`Layout`): extra norms, the gate, per-layer rotary tables and
 //! sliding windows, a scaled embedding.
 //!
 //! We own this (rather than using candle-transformers) because no library
