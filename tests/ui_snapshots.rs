@@ -435,3 +435,44 @@ fn settings_naming_a_preset() {
     a.settings.naming = Some("warm".into());
     insta::assert_snapshot!(screen(&mut a, 100, 30));
 }
+
+/// `p` in the attention view asks for the head's vectors and, given them,
+/// shows each rotary pair and the falloff chart.
+#[test]
+fn positions_pane_from_a_heads_vectors() {
+    use lmscope::engine::handle::{EngineCommand, HeadVectors};
+    use lmscope::engine::model::Rotary;
+    use lmscope::engine::model::layers::RopeStyle;
+    let mut a = app(Theme::plain());
+    a.update(Action::AttentionView);
+    a.outbox.clear();
+    a.update(Action::Positions);
+    let Some(&EngineCommand::HeadVectors { id, layer, head }) = a
+        .outbox
+        .iter()
+        .find(|c| matches!(c, EngineCommand::HeadVectors { .. }))
+    else {
+        panic!("p asks for the head's vectors: {:?}", a.outbox);
+    };
+    assert_eq!((layer, head), (0, 0));
+    // Eight positions of one 8-wide head, the same content rotated.
+    let d = 8;
+    let row: Vec<f32> = (0..8 * d)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    a.on_engine(EngineEvent::HeadVectors(HeadVectors {
+        id,
+        layer,
+        head,
+        rotary: Some(Rotary {
+            base: 10_000.0,
+            style: RopeStyle::Adjacent,
+            head_dim: d,
+        }),
+        q: row.clone(),
+        k: row,
+    }));
+    let s = screen(&mut a, 110, 20);
+    assert!(s.contains("Positions · layer 1 · head 1"), "{s}");
+    insta::assert_snapshot!(s);
+}
