@@ -441,8 +441,8 @@ fn settings_naming_a_preset() {
 #[test]
 fn positions_pane_from_a_heads_vectors() {
     use lmscope::engine::handle::{EngineCommand, HeadVectors};
+    use lmscope::engine::model::RopeStyle;
     use lmscope::engine::model::Rotary;
-    use lmscope::engine::model::layers::RopeStyle;
     let mut a = app(Theme::plain());
     a.update(Action::AttentionView);
     a.outbox.clear();

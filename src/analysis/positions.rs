@@ -9,9 +9,8 @@
 //! content-free bound (Su et al. 2021, section 3.4.3): the mean over
 //! pairs j of |sum_{i<=j} e^{i d theta_i}|, the decay any head inherits.
 
+use crate::engine::model::RopeStyle;
 use crate::engine::model::Rotary;
-use crate::engine::model::layers::RopeStyle;
-use crate::engine::model::layers::rope::Rope;
 
 /// One frequency pair of a head's dimensions.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -78,7 +77,7 @@ fn mean_unrotated(rows: &[f32], first: usize, rot: &Rotary) -> Vec<f32> {
     let n = rows.len() / d;
     for (i, row) in rows.chunks_exact(d).enumerate() {
         let mut r = row.to_vec();
-        rotate(&mut r, rot, &Rope::angles(d, rot.base, first + i), -1.0);
+        rotate(&mut r, rot, &rot.angles(first + i), -1.0);
         for (m, v) in mean.iter_mut().zip(r) {
             *m += v / n as f32;
         }
@@ -104,8 +103,8 @@ pub fn rotary_report(
         mean_unrotated(q, first_query, &rot),
         mean_unrotated(k, 0, &rot),
     );
-    let thetas = Rope::angles(d, rot.base, 1);
-    let last = Rope::angles(d, rot.base, positions.saturating_sub(1));
+    let thetas = rot.angles(1);
+    let last = rot.angles(positions.saturating_sub(1));
     let mass: Vec<f32> = pairs(rot.style, d)
         .map(|p| qm[p[0]].hypot(qm[p[1]]) * km[p[0]].hypot(km[p[1]]))
         .collect();
@@ -125,7 +124,7 @@ pub fn rotary_report(
     let score: Vec<f32> = (0..=max_distance)
         .map(|dist| {
             let mut r = qm.clone();
-            rotate(&mut r, &rot, &Rope::angles(d, rot.base, dist), 1.0);
+            rotate(&mut r, &rot, &rot.angles(dist), 1.0);
             r.iter().zip(&km).map(|(a, b)| a * b).sum::<f32>() * scale
         })
         .collect();
@@ -180,7 +179,7 @@ mod tests {
             // The same content at every position, rotated as a model would.
             let at = |v: &[f32; 8], p: usize| {
                 let mut x = v.to_vec();
-                rotate(&mut x, &r, &Rope::angles(8, r.base, p), 1.0);
+                rotate(&mut x, &r, &r.angles(p), 1.0);
                 x
             };
             let q: Vec<f32> = (3..6).flat_map(|p| at(&qv, p)).collect();

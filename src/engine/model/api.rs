@@ -66,5 +66,12 @@ pub struct Rotary {
     pub head_dim: usize,
 }
 
+impl Rotary {
+    /// Each pair's angle at `position`, as the model computes it.
+    pub fn angles(&self, position: usize) -> Vec<f32> {
+        super::layers::Rope::angles(self.head_dim, self.base, position)
+    }
+}
+
 /// Reads a model's weights from an opened GGUF file.
 pub type Loader = fn(&mut GgufFile, Precision) -> Result<Box<dyn Model>>;

@@ -8,7 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod decoder;
 pub mod gemma3;
-pub mod layers;
+pub(crate) mod layers;
 pub mod llama;
 mod probe;
 pub mod types;
@@ -20,6 +20,7 @@ pub use api::{Loader, Model, Rotary};
 pub use cache::KvCache;
 pub use config::Config;
 pub use decoder::Decoder;
+pub use layers::RopeStyle;
 pub use types::{Logits, Precision};
 
 /// The architectures lmscope runs, by GGUF `general.architecture`.

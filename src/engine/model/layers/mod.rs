@@ -6,7 +6,7 @@ pub(crate) mod embedding;
 pub(crate) mod linear;
 pub(crate) mod mlp;
 pub(crate) mod norm;
-pub mod rope;
+pub(crate) mod rope;
 
 pub(crate) use attention::Attention;
 pub(crate) use embedding::Embedding;
