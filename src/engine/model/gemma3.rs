@@ -63,7 +63,7 @@ pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Box<dyn Model>>
         .unwrap_or(PATTERN)
         .max(1);
     let global = |l: usize| l % pattern == pattern - 1;
-    let (n, hd, ctx) = (cfg.n_layer, cfg.head_dim, cfg.context_length);
+    let (n, hd) = (cfg.n_layer, cfg.head_dim);
     let n_global = (0..n).filter(|&l| global(l)).count();
     let layout = Layout {
         embed_scale: Some((cfg.d_model as f32).sqrt()),
@@ -71,8 +71,8 @@ pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Box<dyn Model>>
             ggml_table: precision == Precision::Quantized,
         },
         ropes: vec![
-            Rope::new(hd, LOCAL_ROPE_BASE, ctx, RopeStyle::Halves),
-            Rope::new(hd, cfg.rope_base, ctx, RopeStyle::Halves),
+            Rope::new(hd, LOCAL_ROPE_BASE, RopeStyle::Halves),
+            Rope::new(hd, cfg.rope_base, RopeStyle::Halves),
         ],
         layer_rope: (0..n).map(|l| global(l) as usize).collect(),
         layer_window: (0..n).map(|l| (!global(l)).then_some(window)).collect(),

@@ -83,12 +83,7 @@ pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Box<dyn Model>>
     let layout = Layout {
         embed_scale: None,
         gate: Gate::Silu,
-        ropes: vec![Rope::new(
-            cfg.head_dim,
-            cfg.rope_base,
-            cfg.context_length,
-            RopeStyle::Adjacent,
-        )],
+        ropes: vec![Rope::new(cfg.head_dim, cfg.rope_base, RopeStyle::Adjacent)],
         layer_rope: vec![0; cfg.n_layer],
         layer_window: vec![None; cfg.n_layer],
         design: Architecture {

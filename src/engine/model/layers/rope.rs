@@ -14,39 +14,29 @@ pub enum RopeStyle {
     Halves,
 }
 
-/// Rotary tables for every position the model can see.
+/// A rotary position embedding: its angles are computed for the rows
+/// being rotated (a few hundred sines a position, nothing next to the
+/// matrix products), not tabled for the whole context (64 MB for Gemma's
+/// 32k), with the very arithmetic ggml's rope cache uses.
 #[derive(Debug, Clone)]
 pub struct Rope {
-    cos: Vec<f32>, // (context, head_dim / 2)
-    sin: Vec<f32>,
-    half: usize,
+    head_dim: usize,
     pub style: RopeStyle,
     pub base: f32,
 }
 
 impl Rope {
-    /// Angles as ggml builds its rotary cache: theta_0 = position, each
-    /// next pair's angle the previous times base^(-2 / head_dim), in f32.
-    pub(crate) fn new(head_dim: usize, base: f32, context: usize, style: RopeStyle) -> Self {
-        let half = head_dim / 2;
-        let mut cos = Vec::with_capacity(context * half);
-        let mut sin = Vec::with_capacity(context * half);
-        for p in 0..context {
-            for theta in Self::angles(head_dim, base, p) {
-                cos.push(theta.cos());
-                sin.push(theta.sin());
-            }
-        }
+    pub(crate) fn new(head_dim: usize, base: f32, style: RopeStyle) -> Self {
         Self {
-            cos,
-            sin,
-            half,
+            head_dim,
             style,
             base,
         }
     }
 
-    /// Each pair's angle at `position`, in ggml's arithmetic.
+    /// Each pair's angle at `position`, in ggml's arithmetic: theta_0 =
+    /// position, each next pair's angle the previous times
+    /// base^(-2 / head_dim), in f32.
     pub fn angles(head_dim: usize, base: f32, position: usize) -> Vec<f32> {
         let theta_scale = base.powf(-2.0 / head_dim as f32);
         let mut theta = position as f32;
@@ -62,14 +52,13 @@ impl Rope {
     /// x: rows (one per position from `offset`) of heads x head_dim,
     /// rotated in place.
     pub(crate) fn apply(&self, x: &mut [f32], width: usize, offset: usize) {
-        let hd = 2 * self.half;
+        debug_assert!(width.is_multiple_of(self.head_dim));
         for (i, row) in x.chunks_exact_mut(width).enumerate() {
-            let at = (offset + i) * self.half;
-            let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
-            debug_assert!(row.len().is_multiple_of(hd));
+            let angles = Self::angles(self.head_dim, self.base, offset + i);
+            let (sin, cos): (Vec<f32>, Vec<f32>) = angles.iter().map(|t| t.sin_cos()).unzip();
             match self.style {
-                RopeStyle::Adjacent => kernels::rotate_pairs(row, cos, sin),
-                RopeStyle::Halves => rotate_halves(row, cos, sin),
+                RopeStyle::Adjacent => kernels::rotate_pairs(row, &cos, &sin),
+                RopeStyle::Halves => rotate_halves(row, &cos, &sin),
             }
         }
     }
@@ -95,7 +84,7 @@ mod tests {
 
     #[test]
     fn rope_rotates_adjacent_pairs() {
-        let rope = Rope::new(4, 10_000.0, 8, RopeStyle::Adjacent);
+        let rope = Rope::new(4, 10_000.0, RopeStyle::Adjacent);
         let mut x = vec![1.0, 0.0, 1.0, 0.0];
         rope.apply(&mut x, 4, 3);
         // Pair 0 turns by 3 radians, pair 1 by 3 / 100.
@@ -105,7 +94,7 @@ mod tests {
 
     #[test]
     fn rope_rotates_halves() {
-        let rope = Rope::new(4, 10_000.0, 8, RopeStyle::Halves);
+        let rope = Rope::new(4, 10_000.0, RopeStyle::Halves);
         // Pairs (0, 2) and (1, 3).
         let mut x = vec![1.0, 1.0, 0.0, 0.0];
         rope.apply(&mut x, 4, 3);
