@@ -2,7 +2,7 @@
 //! shape: `Block`s of attention and a gated feed-forward layer between
 //! RMS norms, over one residual stream. A family's file (`llama.rs`,
 //! `gemma3.rs`) checks its tensors and says how its blocks differ
-//! (`Layout`): extra norms, the gate, per-layer rotary tables and
+//! (`Layout`): extra norms, the gate, per-layer rotary embeddings and
 //! sliding windows, a scaled embedding.
 //!
 //! We own this (rather than using candle-transformers) because no library
@@ -33,7 +33,7 @@ pub(crate) struct Layout {
     /// The embedding rows are multiplied by this (Gemma: sqrt(d_model)).
     pub embed_scale: Option<f32>,
     pub gate: Gate,
-    /// The rotary tables, and which one each layer uses.
+    /// The rotary embeddings, and which one each layer uses.
     pub ropes: Vec<Rope>,
     pub layer_rope: Vec<usize>,
     /// Each layer's sliding window, if it has one.
@@ -60,7 +60,7 @@ struct Block {
     ffn_norm: RmsNorm,
     mlp: Mlp,
     post_ffn_norm: Option<RmsNorm>,
-    /// Index of the rotary table this layer uses.
+    /// Index of the rotary embedding this layer uses.
     rope: usize,
 }
 
