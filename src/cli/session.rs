@@ -134,7 +134,7 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
 /// that file is still where the session says (else there is nothing to
 /// check against, and the session is shown as saved).
 fn check_against_recorded_model(s: &Session, file: &std::path::Path) -> anyhow::Result<()> {
-    if !std::path::Path::new(&s.model.path).is_file() {
+    if !std::path::Path::new(&s.model.path).exists() {
         return Ok(());
     }
     let recorded = ModelArgs {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{EngineError, Result};
 use load::gguf::GgufFile;
+use load::safetensors::HfFolder;
 use model::{KvCache, Logits, Model, Precision};
 use sampling::{Sampler, SamplerSettings};
 use tokenizer::{StreamDecoder, Tokenizer};
@@ -87,8 +88,17 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads a GGUF model: header checked, every weight read once.
+    /// Loads a model: a GGUF file (header checked) or a Hugging Face
+    /// folder, every weight read once.
     pub fn load(path: &Path, precision: Precision) -> Result<Self> {
+        if path.is_dir() {
+            Self::load_hf(path, precision)
+        } else {
+            Self::load_gguf(path, precision)
+        }
+    }
+
+    fn load_gguf(path: &Path, precision: Precision) -> Result<Self> {
         let mut gguf = GgufFile::open(path)?;
         // An architecture lmscope does not run is refused before anything
         // else is read.
@@ -96,7 +106,66 @@ impl Engine {
         gguf.check_tensor_types()?;
         let tokenizer = Tokenizer::load(&gguf)?;
         let model = load_model(&mut gguf, precision)?;
-        if tokenizer.vocab_size() != model.config().vocab_size {
+        let file = FileFacts {
+            name: gguf
+                .meta_str("general.name")
+                .unwrap_or("unnamed")
+                .to_string(),
+            architecture: gguf.architecture()?.to_string(),
+            file_bytes: gguf.file_size,
+            file_type: file_type_name(gguf.meta_usize("general.file_type").ok()),
+            parameters: gguf
+                .content
+                .tensor_infos
+                .values()
+                .map(|t| t.shape.elem_count() as u64)
+                .sum(),
+            tensor_types: gguf.tensor_type_counts(),
+            chat_template: gguf
+                .meta_str("tokenizer.chat_template")
+                .ok()
+                .map(str::to_string),
+        };
+        Self::assemble(path, model, tokenizer, file)
+    }
+
+    fn load_hf(dir: &Path, precision: Precision) -> Result<Self> {
+        let mut folder = HfFolder::open(dir)?;
+        let load_model = model::hf_loader(&folder)?;
+        let tokenizer = Tokenizer::from_hf_folder(dir, &folder.config)?;
+        let model = load_model(&mut folder, precision)?;
+        let tensor_types = folder.dtype_counts();
+        let file = FileFacts {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "unnamed".into()),
+            architecture: folder.model_type()?.to_string(),
+            file_bytes: folder.file_bytes,
+            file_type: format!(
+                "safetensors {}",
+                tensor_types
+                    .iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+            parameters: folder.parameters(),
+            tensor_types,
+            chat_template: hf_chat_template(dir),
+        };
+        Self::assemble(dir, model, tokenizer, file)
+    }
+
+    /// The engine over a loaded model and tokenizer, checked against each
+    /// other, with what `info` shows.
+    fn assemble(
+        path: &Path,
+        model: Box<dyn Model>,
+        tokenizer: Tokenizer,
+        file: FileFacts,
+    ) -> Result<Self> {
+        if tokenizer.vocab_size() > model.config().vocab_size {
             return Err(EngineError::corrupt(
                 path,
                 format!(
@@ -107,34 +176,21 @@ impl Engine {
             ));
         }
         let name_of = |id: Option<u32>| id.map(|i| (i, tokenizer.token_text(i)));
-        let template_src = gguf
-            .meta_str("tokenizer.chat_template")
-            .ok()
-            .map(str::to_string);
         let (fallback_name, fallback) = chat::fallback(|t| tokenizer.token_id(t).is_some());
         let template = chat::ChatTemplate::new(
-            template_src.as_deref(),
+            file.chat_template.as_deref(),
             fallback,
             &name_of(tokenizer.bos).map(|b| b.1).unwrap_or_default(),
             &name_of(tokenizer.eos).map(|e| e.1).unwrap_or_default(),
         );
         let cfg = model.config();
-        let parameters = gguf
-            .content
-            .tensor_infos
-            .values()
-            .map(|t| t.shape.elem_count() as u64)
-            .sum();
         let info = ModelInfo {
             path: path.display().to_string(),
-            name: gguf
-                .meta_str("general.name")
-                .unwrap_or("unnamed")
-                .to_string(),
-            architecture: gguf.architecture()?.to_string(),
-            file_bytes: gguf.file_size,
-            file_type: file_type_name(gguf.meta_usize("general.file_type").ok()),
-            parameters,
+            name: file.name,
+            architecture: file.architecture,
+            file_bytes: file.file_bytes,
+            file_type: file.file_type,
+            parameters: file.parameters,
             n_layer: cfg.n_layer,
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
@@ -146,7 +202,7 @@ impl Engine {
             rope_base: cfg.rope_base,
             rms_eps: cfg.rms_eps,
             design: model.architecture(),
-            tensor_types: gguf.tensor_type_counts(),
+            tensor_types: file.tensor_types,
             bos: name_of(tokenizer.bos),
             eos: name_of(tokenizer.eos),
             end_of_generation: tokenizer
@@ -155,12 +211,12 @@ impl Engine {
                 .map(|&i| (i, tokenizer.token_text(i)))
                 .collect(),
             add_bos: tokenizer.add_bos,
-            chat_template: template_src,
+            chat_template: file.chat_template,
             chat_fallback: fallback_name.to_string(),
             layer_windows: (0..cfg.n_layer)
                 .map(|l| model.attention_window(l))
                 .collect(),
-            precision,
+            precision: model.precision(),
         };
         Ok(Self {
             model,
@@ -747,4 +803,35 @@ impl Generation {
         self.emitted = end;
         out
     }
+}
+
+/// What `info` shows of the file a model came from.
+struct FileFacts {
+    name: String,
+    architecture: String,
+    file_bytes: u64,
+    file_type: String,
+    parameters: u64,
+    tensor_types: Vec<(String, usize)>,
+    chat_template: Option<String>,
+}
+
+/// A Hugging Face folder's chat template: `tokenizer_config.json`'s
+/// `chat_template` (a string, or named templates of which `default`), else
+/// `chat_template.jinja`.
+fn hf_chat_template(dir: &Path) -> Option<String> {
+    let config: serde_json::Value = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let from_config = match &config["chat_template"] {
+        serde_json::Value::String(t) => Some(t.clone()),
+        serde_json::Value::Array(named) => named
+            .iter()
+            .find(|t| t["name"] == "default")
+            .and_then(|t| t["template"].as_str())
+            .map(str::to_string),
+        _ => None,
+    };
+    from_config.or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok())
 }

@@ -344,6 +344,116 @@ impl Tokenizer {
         })
     }
 
+    /// From a Hugging Face folder: `tokenizer.json`, with the special
+    /// tokens named in `tokenizer_config.json` (or `config` ids) and the
+    /// end-of-generation ids of `generation_config.json`.
+    pub fn from_hf_folder(dir: &Path, config: &serde_json::Value) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(err(format!(
+                "{} has no tokenizer.json (lmscope reads the fast tokenizer's file)",
+                dir.display()
+            )));
+        }
+        let mut special = Self::read_json(&path)?;
+        let json = |name: &str| -> serde_json::Value {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        let tok_config = json("tokenizer_config.json");
+        let generation = json("generation_config.json");
+        let n = special.get_vocab_size(true);
+        let mut texts = vec![String::new(); n];
+        for (t, id) in special.get_vocab(true) {
+            if let Some(slot) = texts.get_mut(id as usize) {
+                *slot = t;
+            }
+        }
+        let mut control = vec![false; n];
+        for (id, t) in special.get_added_tokens_decoder() {
+            if t.special && (id as usize) < n {
+                control[id as usize] = true;
+            }
+        }
+        // The decoder says how token text maps to bytes.
+        let file: serde_json::Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let byte_level =
+            file["decoder"]["type"] == "ByteLevel" || file["pre_tokenizer"]["type"] == "ByteLevel";
+        let alphabet = byte_level_chars();
+        let bytes = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if control[i] {
+                    t.as_bytes().to_vec()
+                } else if byte_level {
+                    t.chars()
+                        .map(|c| alphabet.get(&c).copied())
+                        .collect::<Option<Vec<u8>>>()
+                        .unwrap_or_else(|| t.as_bytes().to_vec())
+                } else {
+                    spm_bytes(t, true)
+                }
+            })
+            .collect();
+        // A special token is named (`"<s>"` or `{"content": "<s>"}`) in
+        // tokenizer_config.json, or given by id in config.json.
+        let named = |key: &str| -> Option<u32> {
+            let v = &tok_config[key];
+            let text = v.as_str().or_else(|| v["content"].as_str())?;
+            special.token_to_id(text)
+        };
+        let id_in =
+            |v: &serde_json::Value| v.as_u64().filter(|&i| (i as usize) < n).map(|i| i as u32);
+        let bos = named("bos_token").or_else(|| id_in(&config["bos_token_id"]));
+        let eos = named("eos_token").or_else(|| id_in(&config["eos_token_id"]));
+        let mut end_of_generation: Vec<u32> = eos.into_iter().collect();
+        let listed = &generation["eos_token_id"];
+        let listed: Vec<u32> = match listed.as_array() {
+            Some(ids) => ids.iter().filter_map(id_in).collect(),
+            None => id_in(listed).into_iter().collect(),
+        };
+        for id in listed {
+            if !end_of_generation.contains(&id) {
+                end_of_generation.push(id);
+            }
+        }
+        for (i, t) in texts.iter().enumerate() {
+            let ends = matches!(
+                t.as_str(),
+                "<|im_end|>" | "<|endoftext|>" | "<|eot_id|>" | "</s>"
+            );
+            if control[i] && ends && !end_of_generation.contains(&(i as u32)) {
+                end_of_generation.push(i as u32);
+            }
+        }
+        // The BOS is ours to add (we encode without the post-processor):
+        // where the config asks for it, or the post-processor adds it.
+        let add_bos = tok_config["add_bos_token"].as_bool().unwrap_or_else(|| {
+            let with = special.encode_fast("a", true).map(|e| e.get_ids().to_vec());
+            let without = special.encode_fast("a", false).map(|e| e.get_ids().to_vec());
+            matches!((with, without, bos), (Ok(w), Ok(wo), Some(b)) if w.len() == wo.len() + 1 && w[0] == b)
+        });
+        special.set_encode_special_tokens(false);
+        let mut plain = special.clone();
+        plain.set_encode_special_tokens(true);
+        Ok(Self {
+            special,
+            plain,
+            bytes,
+            control,
+            bos,
+            eos,
+            end_of_generation,
+            add_bos,
+        })
+    }
+
     /// The id of the token written `text`, if the vocabulary has it.
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.special.token_to_id(text)

@@ -102,8 +102,14 @@ pub enum PullError {
     NotPulled(&'static str),
     #[error("model file {0} does not exist; check the path")]
     NotFound(PathBuf),
-    #[error("{0} is a directory, not a model file; pass --model PATH to a .gguf file")]
+    #[error(
+        "{0} is a directory without a config.json; pass --model PATH to a .gguf file or to a Hugging Face model folder"
+    )]
     IsDirectory(PathBuf),
+    #[error(
+        "`{repo}` is not in the Hugging Face cache (looked for {looked}); lmscope never downloads from there: fetch it with the `hf download {repo}` client, or pass --model DIR"
+    )]
+    NotInHfCache { repo: String, looked: String },
     #[error(
         "{0} is not a regular file (a device, pipe or socket); pass --model PATH to a .gguf file"
     )]
@@ -515,6 +521,9 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
         };
     };
     let as_path = PathBuf::from(arg);
+    if !as_path.exists() && is_hub_name(arg) {
+        return hf_cache_snapshot(arg);
+    }
     let looks_like_path =
         arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".gguf") || as_path.exists();
     if looks_like_path {
@@ -544,8 +553,56 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     })
 }
 
-/// `path` if it is a non-empty regular file (symbolic links followed), else
-/// what it is instead.
+/// `org/name`: a Hugging Face model id (one slash, no extension).
+fn is_hub_name(arg: &str) -> bool {
+    let mut parts = arg.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none() && !arg.ends_with(".gguf")
+}
+
+/// The Hugging Face cache: `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+fn hf_hub_dir() -> PathBuf {
+    match std::env::var_os("HF_HOME") {
+        Some(home) => PathBuf::from(home).join("hub"),
+        None => directories::BaseDirs::new()
+            .map(|b| b.home_dir().join(".cache/huggingface/hub"))
+            .unwrap_or_else(|| PathBuf::from(".cache/huggingface/hub")),
+    }
+}
+
+/// The newest snapshot of `repo` (`org/name`) already in the Hugging Face
+/// cache that holds a config.json; nothing is downloaded.
+fn hf_cache_snapshot(repo: &str) -> Result<PathBuf, PullError> {
+    let snapshots = hf_hub_dir()
+        .join(format!("models--{}", repo.replace('/', "--")))
+        .join("snapshots");
+    let newest = std::fs::read_dir(&snapshots)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("config.json").is_file())
+        .max_by_key(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH)
+        });
+    newest.ok_or_else(|| PullError::NotInHfCache {
+        repo: repo.to_string(),
+        looked: snapshots.display().to_string(),
+    })
+}
+
+/// `path` if it is a non-empty regular file (symbolic links followed) or
+/// a Hugging Face model folder, else what it is instead.
 fn check_model_file(path: PathBuf) -> Result<PathBuf, PullError> {
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
@@ -559,7 +616,9 @@ fn check_model_file(path: PathBuf) -> Result<PathBuf, PullError> {
             )));
         }
     };
-    if meta.is_dir() {
+    if meta.is_dir() && path.join("config.json").is_file() {
+        Ok(path)
+    } else if meta.is_dir() {
         Err(PullError::IsDirectory(path))
     } else if !meta.is_file() {
         Err(PullError::NotRegular(path))

@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 
 use lmscope::analysis::bias::pairs;
 use lmscope::engine::load::gguf::GgufFile;
+use lmscope::engine::load::weights::Weights;
 use lmscope::engine::tokenizer::Tokenizer;
 use lmscope::store::config;
 use lmscope::store::session::{self, Session};

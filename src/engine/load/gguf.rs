@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 
+use super::weights::Weights;
 use crate::engine::error::{EngineError, Result};
 
 /// Tensor types the engine can multiply (candle's CPU kernels).
@@ -226,11 +227,26 @@ impl GgufFile {
         Ok(())
     }
 
-    pub fn has_tensor(&self, name: &str) -> bool {
+    /// Tensor type -> count, for `lmscope info`.
+    pub fn tensor_type_counts(&self) -> Vec<(String, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for info in self.content.tensor_infos.values() {
+            *counts.entry(format!("{:?}", info.ggml_dtype)).or_insert(0) += 1;
+        }
+        counts.into_iter().collect()
+    }
+}
+
+impl Weights for GgufFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)
     }
 
-    pub fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
+    fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
         let info = self.content.tensor_infos.get(name).ok_or_else(|| {
             EngineError::corrupt(&self.path, format!("tensor `{name}` is missing"))
         })?;
@@ -238,8 +254,12 @@ impl GgufFile {
         Ok(info.shape.dims().to_vec())
     }
 
+    fn quantized(&self) -> bool {
+        true
+    }
+
     /// Reads one tensor's bytes from the file (each tensor is read once).
-    pub fn tensor(&mut self, name: &str) -> Result<QTensor> {
+    fn tensor(&mut self, name: &str) -> Result<QTensor> {
         if !self.has_tensor(name) {
             return Err(EngineError::corrupt(
                 &self.path,
@@ -249,14 +269,5 @@ impl GgufFile {
         self.content
             .tensor(&mut self.reader, name, &Device::Cpu)
             .map_err(|e| EngineError::corrupt(&self.path, format!("tensor `{name}`: {e}")))
-    }
-
-    /// Tensor type -> count, for `lmscope info`.
-    pub fn tensor_type_counts(&self) -> Vec<(String, usize)> {
-        let mut counts = std::collections::BTreeMap::new();
-        for info in self.content.tensor_infos.values() {
-            *counts.entry(format!("{:?}", info.ggml_dtype)).or_insert(0) += 1;
-        }
-        counts.into_iter().collect()
     }
 }

@@ -10,6 +10,7 @@ use super::config::Config;
 use super::types::{Logits, Precision};
 use crate::engine::error::Result;
 use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::safetensors::HfFolder;
 use crate::engine::types::Architecture;
 
 /// What the engine, its thread, `bench` and the interface use of a model.
@@ -75,3 +76,6 @@ impl Rotary {
 
 /// Reads a model's weights from an opened GGUF file.
 pub type Loader = fn(&mut GgufFile, Precision) -> Result<Box<dyn Model>>;
+
+/// Reads a model's weights from an opened Hugging Face folder.
+pub type HfLoader = fn(&mut HfFolder, Precision) -> Result<Box<dyn Model>>;

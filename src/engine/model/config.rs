@@ -1,8 +1,10 @@
-//! The hyper-parameters of a GGUF decoder, read from its metadata under
-//! the architecture's own key prefix (`llama.block_count`, ...).
+//! The hyper-parameters of a decoder, read from its GGUF metadata under
+//! the architecture's own key prefix (`llama.block_count`, ...) or from a
+//! Hugging Face `config.json`.
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::weights::Weights;
 
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -14,6 +16,7 @@ pub struct Config {
     pub d_ff: usize,
     pub head_dim: usize,
     pub rope_base: f32,
+    /// The norms' epsilon (RMS norms, or GPT-2's LayerNorms).
     pub rms_eps: f32,
     pub vocab_size: usize,
     pub context_length: usize,
@@ -73,6 +76,57 @@ impl Config {
             return Err(EngineError::corrupt(
                 gguf.path(),
                 "`attention.sliding_window` is 0",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// From a Hugging Face `config.json` (Llama-family or GPT-2 keys).
+    pub fn from_hf(json: &serde_json::Value, path: &std::path::Path) -> Result<Self> {
+        let num = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| json[*k].as_u64().map(|v| v as usize))
+        };
+        let need = |keys: &[&str]| {
+            num(keys).ok_or_else(|| {
+                EngineError::corrupt(path, format!("config.json has no `{}`", keys[0]))
+            })
+        };
+        let float = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| json[*k].as_f64().map(|v| v as f32))
+        };
+        let d_model = need(&["hidden_size", "n_embd"])?;
+        let n_head = need(&["num_attention_heads", "n_head"])?;
+        let cfg = Self {
+            n_layer: need(&["num_hidden_layers", "n_layer"])?,
+            n_head,
+            n_kv_head: num(&["num_key_value_heads"]).unwrap_or(n_head),
+            d_model,
+            d_ff: num(&["intermediate_size", "n_inner"]).unwrap_or(4 * d_model),
+            head_dim: num(&["head_dim"]).unwrap_or(d_model / n_head.max(1)),
+            rope_base: float(&["rope_theta"])
+                .or_else(|| {
+                    json["rope_parameters"]["rope_theta"]
+                        .as_f64()
+                        .map(|v| v as f32)
+                })
+                .unwrap_or(10_000.0),
+            rms_eps: float(&["rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps"])
+                .unwrap_or(1e-5),
+            vocab_size: need(&["vocab_size"])?,
+            context_length: num(&["max_position_embeddings", "n_positions", "n_ctx"])
+                .unwrap_or(2048),
+            sliding_window: None,
+        };
+        cfg.check_ranges(path)?;
+        if n_head % cfg.n_kv_head != 0 || cfg.head_dim % 2 != 0 {
+            return Err(EngineError::corrupt(
+                path,
+                format!(
+                    "{} heads over {} key/value heads of width {} do not fit together",
+                    n_head, cfg.n_kv_head, cfg.head_dim
+                ),
             ));
         }
         Ok(cfg)

@@ -1,9 +1,12 @@
-//! The decoder-only transformer the GGUF families share, in candle's
-//! shape: `Block`s of attention and a gated feed-forward layer between
-//! RMS norms, over one residual stream. A family's file (`llama.rs`,
-//! `gemma3.rs`) checks its tensors and says how its blocks differ
-//! (`Layout`): extra norms, the gate, per-layer rotary embeddings and
-//! sliding windows, a scaled embedding.
+//! The decoder-only transformer the families share, in candle's shape:
+//! `Block`s of attention and a feed-forward layer between norms, over one
+//! residual stream. A family's file (`llama.rs`, `gemma3.rs`, `gpt2.rs`)
+//! checks its tensors and says how its blocks differ (`Layout`): the
+//! gate, per-layer rotary embeddings and sliding windows, a scaled
+//! embedding. What the weights hold decides the rest: norms after
+//! attention and the feed-forward layer (Gemma), LayerNorm where norms
+//! have biases, biases on the projections and an ungated feed-forward
+//! layer, learned positions added to the embeddings (GPT-2).
 //!
 //! We own this (rather than using candle-transformers) because no library
 //! model exposes the attention probabilities. Capturing them costs a copy
@@ -13,17 +16,19 @@
 
 use std::sync::Arc;
 
+use candle_core::quantized::QMatMul;
 use candle_core::{Device, Tensor};
 
 use super::api::{Model, Rotary};
 use super::cache::{KvCache, LayerCache};
 use super::config::Config;
 use super::layers::mlp::Gate;
-use super::layers::{Attention, Embedding, Linear, Mlp, RmsNorm, Rope, kernel_weight};
+use super::layers::norm::Norm;
+use super::layers::{Attention, Embedding, Linear, Mlp, Rope, kernel_weight};
 use super::probe::{probe, probe_layer};
 use super::types::{Logits, Precision};
 use crate::engine::error::EngineError;
-use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::weights::Weights;
 use crate::engine::types::Architecture;
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -33,40 +38,27 @@ pub(crate) struct Layout {
     /// The embedding rows are multiplied by this (Gemma: sqrt(d_model)).
     pub embed_scale: Option<f32>,
     pub gate: Gate,
-    /// The rotary embeddings, and which one each layer uses.
-    pub ropes: Vec<Rope>,
-    pub layer_rope: Vec<usize>,
+    /// Each layer's rotary embedding; none where positions are learned.
+    pub layer_rope: Vec<Option<Rope>>,
     /// Each layer's sliding window, if it has one.
     pub layer_window: Vec<Option<usize>>,
     /// How the model is built, for `info`.
     pub design: Architecture,
 }
 
-/// An RMS norm the block has only where the file has its tensor
-/// (Gemma's norms after attention and after the feed-forward layer).
-fn optional_norm(gguf: &mut GgufFile, name: &str, eps: f32) -> Result<Option<RmsNorm>> {
-    if gguf.has_tensor(name) {
-        Ok(Some(RmsNorm::load(gguf, name, eps)?))
-    } else {
-        Ok(None)
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Block {
-    attn_norm: RmsNorm,
+    attn_norm: Norm,
     attn: Attention,
-    post_attn_norm: Option<RmsNorm>,
-    ffn_norm: RmsNorm,
+    post_attn_norm: Option<Norm>,
+    ffn_norm: Norm,
     mlp: Mlp,
-    post_ffn_norm: Option<RmsNorm>,
-    /// Index of the rotary embedding this layer uses.
-    rope: usize,
+    post_ffn_norm: Option<Norm>,
 }
 
 impl Block {
     fn load(
-        gguf: &mut GgufFile,
+        weights: &mut dyn Weights,
         i: usize,
         cfg: &Config,
         p: Precision,
@@ -74,24 +66,20 @@ impl Block {
     ) -> Result<Self> {
         let prefix = format!("blk.{i}");
         let eps = cfg.rms_eps;
+        let rope = layout.layer_rope[i].clone();
         let window = layout.layer_window[i];
         Ok(Self {
-            attn_norm: RmsNorm::load(gguf, &format!("{prefix}.attn_norm.weight"), eps)?,
-            attn: Attention::load(gguf, &prefix, cfg, p, i, window)?,
-            post_attn_norm: optional_norm(
-                gguf,
-                &format!("{prefix}.post_attention_norm.weight"),
-                eps,
-            )?,
-            ffn_norm: RmsNorm::load(gguf, &format!("{prefix}.ffn_norm.weight"), eps)?,
-            mlp: Mlp::load(gguf, &prefix, p, layout.gate)?,
-            post_ffn_norm: optional_norm(gguf, &format!("{prefix}.post_ffw_norm.weight"), eps)?,
-            rope: layout.layer_rope[i],
+            attn_norm: Norm::load(weights, &format!("{prefix}.attn_norm"), eps)?,
+            attn: Attention::load(weights, &prefix, cfg, p, i, rope, window)?,
+            post_attn_norm: Norm::optional(weights, &format!("{prefix}.post_attention_norm"), eps)?,
+            ffn_norm: Norm::load(weights, &format!("{prefix}.ffn_norm"), eps)?,
+            mlp: Mlp::load(weights, &prefix, p, layout.gate)?,
+            post_ffn_norm: Norm::optional(weights, &format!("{prefix}.post_ffw_norm"), eps)?,
         })
     }
 
     /// `out` = norm(`x`) where the block has that norm, else `x` unchanged.
-    fn post_norm(norm: &Option<RmsNorm>, x: Vec<f32>) -> Vec<f32> {
+    fn post_norm(norm: &Option<Norm>, x: Vec<f32>) -> Vec<f32> {
         match norm {
             Some(n) => {
                 let mut out = vec![0f32; x.len()];
@@ -107,14 +95,13 @@ impl Block {
         &self,
         x: &mut [f32],
         norm: &mut [f32],
-        rope: &Rope,
         seqs: &mut [(&mut LayerCache, usize)],
     ) -> Result<()> {
         let m: usize = seqs.iter().map(|s| s.1).sum();
         let l = self.attn.layer;
         self.attn_norm.forward(x, norm);
         probe_layer("attn_norm", l, norm);
-        let a = Self::post_norm(&self.post_attn_norm, self.attn.forward(norm, rope, seqs)?);
+        let a = Self::post_norm(&self.post_attn_norm, self.attn.forward(norm, seqs)?);
         for (x, a) in x.iter_mut().zip(a) {
             *x += a;
         }
@@ -130,15 +117,17 @@ impl Block {
     }
 }
 
-/// A decoder-only transformer over GGUF weights.
+/// A decoder-only transformer.
 #[derive(Debug)]
 pub struct Decoder {
     embed: Embedding,
     embed_scale: Option<f32>,
+    /// Learned absolute positions (context_length, d_model), added to the
+    /// token embeddings (GPT-2).
+    positions: Option<Tensor>,
     blocks: Vec<Block>,
-    norm: RmsNorm,
+    norm: Norm,
     output: Linear,
-    ropes: Vec<Rope>,
     design: Architecture,
     pub cfg: Config,
     pub precision: Precision,
@@ -148,24 +137,34 @@ impl Decoder {
     /// Reads every weight (the family has checked their shapes), the
     /// blocks built as `layout` says.
     pub(crate) fn load(
-        gguf: &mut GgufFile,
+        weights: &mut dyn Weights,
         cfg: Config,
         precision: Precision,
         layout: Layout,
     ) -> Result<Self> {
+        // Weights stored in f32 run in f32, whatever was asked.
+        let precision = if weights.quantized() {
+            precision
+        } else {
+            Precision::F32
+        };
         // Tied embeddings: without an output.weight, the output projection
         // is the embedding matrix itself (held once with our kernels).
-        let tied = !gguf.has_tensor("output.weight");
+        let tied = !weights.has_tensor("output.weight");
         let output_name = if tied {
             "token_embd.weight"
         } else {
             "output.weight"
         };
-        let output = Linear::load(gguf, output_name, precision)?;
+        let output = Linear::load(weights, output_name, precision)?;
         let embed = match &output {
             Linear::Kernel(w) if tied => Embedding::Kernel(w.clone()),
+            Linear::Candle(QMatMul::Tensor(t)) if tied && !weights.quantized() => {
+                Embedding::Dense(t.clone())
+            }
+            _ if !weights.quantized() => Embedding::Dense(weights.dense("token_embd.weight")?),
             _ => {
-                let q = gguf.tensor("token_embd.weight")?;
+                let q = weights.tensor("token_embd.weight")?;
                 match kernel_weight(&q)? {
                     Some(w) => Embedding::Kernel(Arc::new(w)),
                     None => Embedding::Candle(q),
@@ -173,9 +172,14 @@ impl Decoder {
             }
         };
         let blocks = (0..cfg.n_layer)
-            .map(|i| Block::load(gguf, i, &cfg, precision, &layout))
+            .map(|i| Block::load(weights, i, &cfg, precision, &layout))
             .collect::<Result<Vec<_>>>()?;
-        let norm = RmsNorm::load(gguf, "output_norm.weight", cfg.rms_eps)?;
+        let norm = Norm::load(weights, "output_norm", cfg.rms_eps)?;
+        let positions = if weights.has_tensor("position_embd.weight") {
+            Some(weights.dense("position_embd.weight")?)
+        } else {
+            None
+        };
         let design = Architecture {
             tied_embeddings: tied,
             ..layout.design
@@ -183,10 +187,10 @@ impl Decoder {
         Ok(Self {
             embed,
             embed_scale: layout.embed_scale,
+            positions,
             blocks,
             norm,
             output,
-            ropes: layout.ropes,
             design,
             cfg,
             precision,
@@ -214,13 +218,28 @@ impl Decoder {
         if let Some(s) = self.embed_scale {
             x.iter_mut().for_each(|v| *v *= s);
         }
+        if let Some(p) = &self.positions {
+            // Each sequence's new rows from the position its cache is at.
+            let d = self.cfg.d_model;
+            let mut row = 0;
+            for (cache, n) in seqs.iter() {
+                let at = p
+                    .narrow(0, cache.len(), *n)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                for (x, p) in x[row * d..(row + n) * d].iter_mut().zip(at) {
+                    *x += p;
+                }
+                row += n;
+            }
+        }
         let mut norm = vec![0f32; x.len()];
         for (l, block) in self.blocks.iter().enumerate() {
             let mut layer: Vec<(&mut LayerCache, usize)> = seqs
                 .iter_mut()
                 .map(|(c, n)| (&mut c.layers[l], *n))
                 .collect();
-            block.forward(&mut x, &mut norm, &self.ropes[block.rope], &mut layer)?;
+            block.forward(&mut x, &mut norm, &mut layer)?;
         }
         let mut at = 0;
         for (cache, n) in seqs.iter_mut() {
@@ -259,7 +278,7 @@ impl Model for Decoder {
     }
 
     fn rotary(&self, layer: usize) -> Option<Rotary> {
-        let rope = &self.ropes[self.blocks.get(layer)?.rope];
+        let rope = self.blocks.get(layer)?.attn.rope()?;
         Some(Rotary {
             base: rope.base,
             style: rope.style,
@@ -278,10 +297,7 @@ impl Model for Decoder {
             layer,
             n_layer: self.cfg.n_layer,
         })?;
-        let block = &self.blocks[layer];
-        block
-            .attn
-            .head_vectors(lc, &self.ropes[block.rope], queries, head)
+        self.blocks[layer].attn.head_vectors(lc, queries, head)
     }
 
     fn attention_window(&self, layer: usize) -> Option<usize> {
@@ -345,9 +361,6 @@ impl Model for Decoder {
             n_layer: self.cfg.n_layer,
         })?;
         let multi = &cache.multi()[queries.clone()];
-        let block = &self.blocks[layer];
-        block
-            .attn
-            .captured_probs(lc, multi, &self.ropes[block.rope], queries)
+        self.blocks[layer].attn.captured_probs(lc, multi, queries)
     }
 }

@@ -15,6 +15,7 @@ use super::llama::{check_tensors, heads_in_words, tensor_shapes};
 use super::types::Precision;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::weights::Weights;
 use crate::engine::types::Architecture;
 
 /// Every `PATTERN`th layer is global, the others slide (llama.cpp's
@@ -70,11 +71,16 @@ pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Box<dyn Model>>
         gate: Gate::Gelu {
             ggml_table: precision == Precision::Quantized,
         },
-        ropes: vec![
-            Rope::new(hd, LOCAL_ROPE_BASE, RopeStyle::Halves),
-            Rope::new(hd, cfg.rope_base, RopeStyle::Halves),
-        ],
-        layer_rope: (0..n).map(|l| global(l) as usize).collect(),
+        layer_rope: (0..n)
+            .map(|l| {
+                let base = if global(l) {
+                    cfg.rope_base
+                } else {
+                    LOCAL_ROPE_BASE
+                };
+                Some(Rope::new(hd, base, RopeStyle::Halves))
+            })
+            .collect(),
         layer_window: (0..n).map(|l| (!global(l)).then_some(window)).collect(),
         design: Architecture {
             family: "gemma3".into(),

@@ -1,13 +1,15 @@
 //! Model architectures behind one trait, the layers they share, and their
-//! caches. Adding a GGUF decoder family: a file beside `llama.rs` that
-//! checks its tensors and describes its blocks to [`Decoder`] (or
-//! implements [`Model`] itself), and one line in [`ARCHITECTURES`].
+//! caches. Adding a decoder family: a file beside `llama.rs` that checks
+//! its tensors and describes its blocks to [`Decoder`] (or implements
+//! [`Model`] itself), and one line in [`ARCHITECTURES`] (GGUF) or
+//! [`HF_ARCHITECTURES`] (Hugging Face folders).
 
 pub mod api;
 pub mod cache;
 pub mod config;
 pub mod decoder;
 pub mod gemma3;
+pub mod gpt2;
 pub(crate) mod layers;
 pub mod llama;
 mod probe;
@@ -15,8 +17,9 @@ pub mod types;
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::safetensors::HfFolder;
 
-pub use api::{Loader, Model, Rotary};
+pub use api::{HfLoader, Loader, Model, Rotary};
 pub use cache::KvCache;
 pub use config::Config;
 pub use decoder::Decoder;
@@ -25,6 +28,28 @@ pub use types::{Logits, Precision};
 
 /// The architectures lmscope runs, by GGUF `general.architecture`.
 pub const ARCHITECTURES: &[(&str, Loader)] = &[("llama", llama::load), ("gemma3", gemma3::load)];
+
+/// The architectures lmscope runs from Hugging Face folders, by
+/// `config.json`'s `model_type`.
+pub const HF_ARCHITECTURES: &[(&str, HfLoader)] =
+    &[("llama", llama::load_hf), ("gpt2", gpt2::load_hf)];
+
+/// The loader for a Hugging Face folder's `model_type`, or why there is none.
+pub fn hf_loader(folder: &HfFolder) -> Result<HfLoader> {
+    let arch = folder.model_type()?;
+    HF_ARCHITECTURES
+        .iter()
+        .find(|(name, _)| *name == arch)
+        .map(|&(_, load)| load)
+        .ok_or_else(|| EngineError::UnsupportedArchitecture {
+            found: arch.to_string(),
+            supported: HF_ARCHITECTURES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
 
 /// Reads the model in `gguf` with its architecture's loader.
 pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Box<dyn Model>> {

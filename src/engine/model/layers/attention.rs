@@ -4,11 +4,11 @@
 use candle_core::{Device, Tensor};
 
 use super::linear::Linear;
-use super::norm::RmsNorm;
+use super::norm::{RmsNorm, add_bias, optional_vector};
 use super::rope::Rope;
 use crate::engine::error::Result;
 use crate::engine::kernels::{self, ActBlock, CacheElem, RowParts, SumOrder};
-use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::weights::Weights;
 use crate::engine::model::cache::{Captured, CapturedRows, HeadRows, KeysValues, LayerCache};
 use crate::engine::model::config::Config;
 use crate::engine::model::probe::{self, probe_layer};
@@ -20,6 +20,14 @@ pub(crate) struct Attention {
     wk: Linear,
     wv: Linear,
     wo: Linear,
+    /// Biases of the four projections, where the model has them (GPT-2).
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
+    bo: Option<Vec<f32>>,
+    /// The rotary embedding of queries and keys; none where positions are
+    /// added to the embeddings instead (GPT-2).
+    rope: Option<Rope>,
     /// RMS norms of each query and key head before the rotation (Gemma 3).
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
@@ -326,7 +334,6 @@ impl Attention {
         &self,
         lc: &LayerCache,
         multi: &[bool],
-        rope: &Rope,
         queries: std::ops::Range<usize>,
     ) -> Result<Tensor> {
         let (rows, k) = lc.captured(queries.clone())?;
@@ -334,7 +341,7 @@ impl Attention {
         let (nq, offset) = (queries.len(), queries.start);
         let q = match rows {
             CapturedRows::Queries(q) => q,
-            CapturedRows::Inputs(a) => self.queries_from(a, rope, offset, nq),
+            CapturedRows::Inputs(a) => self.queries_from(a, offset, nq),
         };
         let probs = match k {
             KeysValues::F32(k, _) => attention_probs(hs, &q, &k, nq, offset, multi),
@@ -352,7 +359,6 @@ impl Attention {
     pub(crate) fn head_vectors(
         &self,
         lc: &LayerCache,
-        rope: &Rope,
         queries: std::ops::Range<usize>,
         head: usize,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
@@ -367,7 +373,7 @@ impl Attention {
         let (nq, nk, d) = (queries.len(), queries.end, hs.head_dim);
         let q = match rows {
             CapturedRows::Queries(q) => q,
-            CapturedRows::Inputs(a) => self.queries_from(a, rope, queries.start, nq),
+            CapturedRows::Inputs(a) => self.queries_from(a, queries.start, nq),
         };
         let qw = hs.q_width();
         let q = (0..nq)
@@ -390,30 +396,44 @@ impl Attention {
         Ok((q, k))
     }
 
-    /// The block's attention weights; query and key norms where the file
-    /// has them; `window` for a sliding-window layer.
+    /// The block's attention weights; biases and query and key norms
+    /// where the weights have them; `rope` unless positions are added to
+    /// the embeddings; `window` for a sliding-window layer.
     pub(crate) fn load(
-        gguf: &mut GgufFile,
+        weights: &mut dyn Weights,
         prefix: &str,
         cfg: &Config,
         p: Precision,
         layer: usize,
+        rope: Option<Rope>,
         window: Option<usize>,
     ) -> Result<Self> {
         let mut norm = |name: &str| -> Result<Option<RmsNorm>> {
             let name = format!("{prefix}.{name}.weight");
-            if gguf.has_tensor(&name) {
-                Ok(Some(RmsNorm::load(gguf, &name, cfg.rms_eps)?))
+            if weights.has_tensor(&name) {
+                Ok(Some(RmsNorm::load(weights, &name, cfg.rms_eps)?))
             } else {
                 Ok(None)
             }
         };
         let (q_norm, k_norm) = (norm("attn_q_norm")?, norm("attn_k_norm")?);
+        let mut bias = |name: &str| optional_vector(weights, &format!("{prefix}.{name}.bias"));
+        let (bq, bk, bv, bo) = (
+            bias("attn_q")?,
+            bias("attn_k")?,
+            bias("attn_v")?,
+            bias("attn_output")?,
+        );
         Ok(Self {
-            wq: Linear::load(gguf, &format!("{prefix}.attn_q.weight"), p)?,
-            wk: Linear::load(gguf, &format!("{prefix}.attn_k.weight"), p)?,
-            wv: Linear::load(gguf, &format!("{prefix}.attn_v.weight"), p)?,
-            wo: Linear::load(gguf, &format!("{prefix}.attn_output.weight"), p)?,
+            wq: Linear::load(weights, &format!("{prefix}.attn_q.weight"), p)?,
+            wk: Linear::load(weights, &format!("{prefix}.attn_k.weight"), p)?,
+            wv: Linear::load(weights, &format!("{prefix}.attn_v.weight"), p)?,
+            wo: Linear::load(weights, &format!("{prefix}.attn_output.weight"), p)?,
+            bq,
+            bk,
+            bv,
+            bo,
+            rope,
             q_norm,
             k_norm,
             n_head: cfg.n_head,
@@ -437,6 +457,19 @@ impl Attention {
         }
     }
 
+    /// The rotary embedding, where the layer rotates queries and keys.
+    pub(crate) fn rope(&self) -> Option<&Rope> {
+        self.rope.as_ref()
+    }
+
+    /// Rotates query or key rows of `width` from position `offset`, where
+    /// the layer has a rotary embedding.
+    fn rotate(&self, x: &mut [f32], width: usize, offset: usize) {
+        if let Some(r) = &self.rope {
+            r.apply(x, width, offset);
+        }
+    }
+
     /// A sliding-window layer's span, if it is one.
     pub(crate) fn window(&self) -> Option<usize> {
         self.window
@@ -455,7 +488,6 @@ impl Attention {
     pub(crate) fn forward(
         &self,
         x: &[f32],
-        rope: &Rope,
         seqs: &mut [(&mut LayerCache, usize)],
     ) -> Result<Vec<f32>> {
         let hs = self.heads();
@@ -465,6 +497,9 @@ impl Attention {
             Linear::forward_rows(&[&self.wq, &self.wk, &self.wv], x, m)?
                 .try_into()
                 .expect("three outputs");
+        add_bias(&mut q, &self.bq);
+        add_bias(&mut k, &self.bk);
+        add_bias(&mut v, &self.bv);
         // A capturing cache keeps the query projection's 8-bit inputs when
         // our kernels run it (smaller than the queries; see `Captured`).
         let inputs = match &self.wq {
@@ -494,8 +529,8 @@ impl Attention {
                 &mut k[row * kw..(row + n) * kw],
                 &v[row * kw..(row + n) * kw],
             );
-            rope.apply(qs, qw, offset);
-            rope.apply(ks, kw, offset);
+            self.rotate(qs, qw, offset);
+            self.rotate(ks, kw, offset);
             probe_layer("Qcur", l, qs);
             probe_layer("Kcur", l, ks);
             let mut vs = std::borrow::Cow::Borrowed(vs);
@@ -546,21 +581,23 @@ impl Attention {
         let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
             .expect("one output");
+        add_bias(&mut out, &self.bo);
         probe_layer("attn_out", l, &mut out);
         Ok(out)
     }
 
     /// The queries of `n` positions from offset on, recomputed from the
     /// query projection's cached 8-bit inputs exactly as `forward` made them.
-    fn queries_from(&self, inputs: &[ActBlock], rope: &Rope, offset: usize, n: usize) -> Vec<f32> {
+    fn queries_from(&self, inputs: &[ActBlock], offset: usize, n: usize) -> Vec<f32> {
         let Linear::Kernel(w) = &self.wq else {
             unreachable!("inputs are cached only for our kernels")
         };
         let qw = self.heads().q_width();
         let mut q = vec![0f32; n * qw];
         kernels::matmul_quantized(&[w], inputs, n, &mut [&mut q]);
+        add_bias(&mut q, &self.bq);
         Self::norm_heads(&self.q_norm, &mut q);
-        rope.apply(&mut q, qw, offset);
+        self.rotate(&mut q, qw, offset);
         if self.f16 {
             kernels::round_f16(&mut q);
         }

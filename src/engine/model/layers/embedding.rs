@@ -14,6 +14,8 @@ use crate::engine::kernels::QWeight;
 pub(crate) enum Embedding {
     Kernel(Arc<QWeight>),
     Candle(QTensor),
+    /// f32 rows (shared with a tied f32 output projection).
+    Dense(Tensor),
 }
 
 impl Embedding {
@@ -29,6 +31,7 @@ impl Embedding {
                 Ok(Tensor::from_vec(out, (tokens.len(), d), &Device::Cpu)?)
             }
             Embedding::Candle(q) => Ok(q.embedding(&Tensor::new(tokens, &Device::Cpu)?)?),
+            Embedding::Dense(t) => Ok(t.index_select(&Tensor::new(tokens, &Device::Cpu)?, 0)?),
         }
     }
 }

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kernels::{self, QWeight, WeightKind};
-use crate::engine::load::gguf::GgufFile;
+use crate::engine::load::weights::Weights;
 use crate::engine::model::types::Precision;
 
 /// A linear layer over a GGUF weight of shape (out, in): our own kernels
@@ -20,14 +20,18 @@ pub(crate) enum Linear {
 }
 
 impl Linear {
-    pub(crate) fn load(gguf: &mut GgufFile, name: &str, precision: Precision) -> Result<Self> {
-        let q = gguf.tensor(name)?;
-        Ok(match precision {
-            Precision::Quantized => match kernel_weight(&q)? {
-                Some(w) => Linear::Kernel(Arc::new(w)),
-                None => Linear::Candle(QMatMul::from_qtensor(q)?),
-            },
-            Precision::F32 => Linear::Candle(QMatMul::Tensor(q.dequantize(&Device::Cpu)?)),
+    pub(crate) fn load(
+        weights: &mut dyn Weights,
+        name: &str,
+        precision: Precision,
+    ) -> Result<Self> {
+        if precision == Precision::F32 || !weights.quantized() {
+            return Ok(Linear::Candle(QMatMul::Tensor(weights.dense(name)?)));
+        }
+        let q = weights.tensor(name)?;
+        Ok(match kernel_weight(&q)? {
+            Some(w) => Linear::Kernel(Arc::new(w)),
+            None => Linear::Candle(QMatMul::from_qtensor(q)?),
         })
     }
 

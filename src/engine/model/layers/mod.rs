@@ -12,6 +12,5 @@ pub(crate) use attention::Attention;
 pub(crate) use embedding::Embedding;
 pub(crate) use linear::{Linear, kernel_weight};
 pub(crate) use mlp::Mlp;
-pub(crate) use norm::RmsNorm;
 pub(crate) use rope::Rope;
 pub use rope::RopeStyle;

@@ -1,0 +1,118 @@
+//! Hugging Face folders against transformers: tiny random-initialised
+//! GPT-2 and Llama checkpoints (`tests/fixtures/hf/`, made with
+//! `scripts/reference/hf_tiny.py`: seeded, fp32, eager attention, CPU)
+//! give transformers' tokens, logits, attention and greedy tokens.
+
+use std::path::PathBuf;
+
+use lmscope::engine::Engine;
+use lmscope::engine::model::{Logits, Precision};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fixture {
+    tokenizer: Vec<TokenCase>,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct TokenCase {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    ids: Vec<u32>,
+    /// (position, vocab)
+    logits: Vec<Vec<f32>>,
+    /// [layer][head][query][key]
+    attention: Vec<Vec<Vec<Vec<f32>>>>,
+    greedy: Vec<u32>,
+}
+
+fn fixture(name: &str) -> (Engine, Fixture) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf");
+    let engine = Engine::load(&dir.join(name), Precision::F32).expect("the folder loads");
+    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("fixture");
+    (engine, serde_json::from_str(&text).expect("fixture parses"))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn check(name: &str) {
+    let (engine, fx) = fixture(name);
+    let tok = engine.tokenizer();
+    assert!(fx.tokenizer.len() >= 30);
+    for case in &fx.tokenizer {
+        assert_eq!(
+            tok.encode(&case.text, true).unwrap(),
+            case.ids,
+            "{name}: ids of {:?}",
+            case.text
+        );
+        assert_eq!(
+            tok.decode(&case.ids),
+            case.text,
+            "{name}: round trip of {:?}",
+            case.text
+        );
+    }
+    let model = engine.model();
+    let (mut worst_logit, mut worst_attention) = (0f32, 0f32);
+    for case in &fx.cases {
+        let mut cache = model.new_cache(true);
+        let logits = model.forward(&case.ids, &mut cache, Logits::All).unwrap();
+        let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
+        for (p, (a, b)) in ours.iter().zip(&case.logits).enumerate() {
+            let d = max_diff(a, b);
+            worst_logit = worst_logit.max(d);
+            assert!(d < 1e-4, "{name}: logits at position {p} differ by {d}");
+        }
+        let n = case.ids.len();
+        for (l, heads) in case.attention.iter().enumerate() {
+            let rows = model.attention_rows(&cache, l, 0..n).unwrap();
+            let rows: Vec<Vec<Vec<f32>>> = rows.to_vec3().unwrap();
+            for (h, (ours, theirs)) in rows.iter().zip(heads).enumerate() {
+                for (q, (a, b)) in ours.iter().zip(theirs).enumerate() {
+                    let d = max_diff(a, b);
+                    worst_attention = worst_attention.max(d);
+                    assert!(
+                        d < 1e-5,
+                        "{name}: layer {l} head {h} query {q}: attention differs by {d}"
+                    );
+                }
+            }
+        }
+        // Greedy continuation, one token at a time through the cache.
+        let mut cache = model.new_cache(false);
+        let mut next = model.forward(&case.ids, &mut cache, Logits::Last).unwrap();
+        let mut greedy = Vec::new();
+        for _ in 0..case.greedy.len() {
+            let row: Vec<f32> = next.squeeze(0).unwrap().to_vec1().unwrap();
+            let id = (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap() as u32;
+            greedy.push(id);
+            next = model.forward(&[id], &mut cache, Logits::Last).unwrap();
+        }
+        assert_eq!(greedy, case.greedy, "{name}: greedy tokens");
+    }
+    eprintln!("{name}: max |logit diff| {worst_logit:e}, max |attention diff| {worst_attention:e}");
+}
+
+#[test]
+fn tiny_llama_folder_matches_transformers() {
+    check("tiny-llama");
+}
+
+#[test]
+fn tiny_gpt2_folder_matches_transformers() {
+    check("tiny-gpt2");
+}
