@@ -199,7 +199,7 @@ fn a_model_path_that_is_no_file_says_what_it_is() {
     let d = dir.path().to_str().unwrap();
     assert_clean_error(
         &lmscope(&["info", "--model", d]),
-        "is a directory, not a model file",
+        "is a directory without a config.json",
     );
     assert_clean_error(
         &lmscope(&["info", "--model", "/dev/null"]),
@@ -495,4 +495,82 @@ fn a_pip_orphaned_by_a_killed_pull_is_stopped() {
     // a moment and exit 0, so the status itself says nothing).
     orphan.wait().unwrap();
     assert!(!folder.exists());
+}
+
+/// A Hugging Face folder that cannot be run says why in one line: an
+/// architecture we do not run (naming the ones we do), no weights, weights
+/// that are not safetensors, a model id not in the cache.
+#[test]
+fn a_bad_hugging_face_folder_is_one_line_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-llama");
+    let copy = |to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(fixture.join(f), to.join(f)).unwrap();
+        }
+    };
+    let no_weights = dir.path().join("no-weights");
+    copy(&no_weights);
+    assert_clean_error(
+        &lmscope(&["info", "--model", no_weights.to_str().unwrap()]),
+        "no model.safetensors",
+    );
+    let corrupt = dir.path().join("corrupt");
+    copy(&corrupt);
+    std::fs::write(
+        corrupt.join("model.safetensors"),
+        b"\x08\0\0\0\0\0\0\0{\"a\":1}",
+    )
+    .unwrap();
+    assert_clean_error(
+        &lmscope(&["info", "--model", corrupt.to_str().unwrap()]),
+        "unreadable safetensors",
+    );
+    let bert = dir.path().join("bert");
+    copy(&bert);
+    std::fs::copy(
+        fixture.join("model.safetensors"),
+        bert.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(bert.join("config.json")).unwrap();
+    std::fs::write(
+        bert.join("config.json"),
+        config.replace("\"llama\"", "\"bert\""),
+    )
+    .unwrap();
+    let o = lmscope(&["info", "--model", bert.to_str().unwrap()]);
+    assert_clean_error(&o, "bert");
+    assert!(stderr(&o).contains("llama, gpt2"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_lmscope"))
+        .args(["info", "--model", "nobody/no-such-model"])
+        .env("HF_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_clean_error(&o, "is not in the Hugging Face cache");
+}
+
+/// `--model org/name` opens the newest snapshot in the Hugging Face cache.
+#[test]
+fn a_model_id_opens_its_snapshot_in_the_hugging_face_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let snapshot = home.path().join("hub/models--tiny--llama/snapshots/abc123");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-llama");
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, snapshot.join(f.file_name().unwrap())).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_lmscope"))
+        .args(["info", "--model", "tiny/llama", "--json"])
+        .env("HF_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["architecture"], "llama");
+    assert_eq!(info["path"], snapshot.to_str().unwrap());
 }

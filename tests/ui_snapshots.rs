@@ -471,6 +471,7 @@ fn positions_pane_from_a_heads_vectors() {
         }),
         q: row.clone(),
         k: row,
+        learned: None,
     }));
     let s = screen(&mut a, 110, 20);
     assert!(s.contains("Positions · layer 1 · head 1"), "{s}");

@@ -1,5 +1,7 @@
-//! Positional encoding made visible, for rotary models: each frequency
-//! pair's rotation (how fast it turns, where the prompt's last position
+//! Positional encoding made visible. For learned positions (GPT-2): how
+//! alike the position embeddings are, position by position (cosine
+//! similarity), and on average at each distance. For rotary models: each
+//! frequency pair's rotation (how fast it turns, where the prompt's last position
 //! has turned it), and how a head's query . key falls off with distance.
 //!
 //! The falloff uses the head's own vectors: its queries and keys over the
@@ -156,6 +158,62 @@ pub fn rotary_report(
     }
 }
 
+/// How alike learned position embeddings are.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LearnedReport {
+    /// Always "learned" (the rotary report has `style` instead).
+    pub kind: &'static str,
+    /// Positions compared (0..positions).
+    pub positions: usize,
+    pub d_model: usize,
+    /// Cosine similarity of positions i and j: rows of `positions`.
+    pub similarity: Vec<Vec<f32>>,
+    /// Mean similarity of the pairs at each distance 0..positions.
+    pub by_distance: Vec<f32>,
+    /// Each position embedding's length.
+    pub norms: Vec<f32>,
+}
+
+/// The report over `table`'s rows (position embeddings of `d`).
+pub fn learned_report(table: &[f32], d: usize) -> LearnedReport {
+    let rows: Vec<&[f32]> = table.chunks_exact(d.max(1)).collect();
+    let n = rows.len();
+    let norms: Vec<f32> = rows
+        .iter()
+        .map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt() as f32)
+        .collect();
+    let cos = |i: usize, j: usize| -> f32 {
+        let dot: f64 = rows[i]
+            .iter()
+            .zip(rows[j])
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum();
+        let denom = norms[i] as f64 * norms[j] as f64;
+        if denom > 0.0 {
+            (dot / denom) as f32
+        } else {
+            0.0
+        }
+    };
+    let similarity: Vec<Vec<f32>> = (0..n)
+        .map(|i| (0..n).map(|j| cos(i, j)).collect())
+        .collect();
+    let by_distance = (0..n)
+        .map(|dist| {
+            let sum: f64 = (dist..n).map(|i| similarity[i][i - dist] as f64).sum();
+            (sum / (n - dist) as f64) as f32
+        })
+        .collect();
+    LearnedReport {
+        kind: "learned",
+        positions: n,
+        d_model: d,
+        similarity,
+        by_distance,
+        norms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +277,26 @@ mod tests {
             b[10],
             b[200]
         );
+    }
+
+    #[test]
+    fn learned_similarity_is_one_on_the_diagonal_and_symmetric() {
+        // Three positions: e0, e0 + e1, -e0.
+        let table = [1.0, 0.0, 1.0, 1.0, -1.0, 0.0];
+        let r = learned_report(&table, 2);
+        assert_eq!(r.positions, 3);
+        for i in 0..3 {
+            assert!((r.similarity[i][i] - 1.0).abs() < 1e-6);
+            for j in 0..3 {
+                assert_eq!(r.similarity[i][j], r.similarity[j][i]);
+            }
+        }
+        assert!((r.similarity[0][2] + 1.0).abs() < 1e-6);
+        assert!((r.similarity[0][1] - 0.5f32.sqrt()).abs() < 1e-6);
+        // Distance 1: (0,1) and (1,2); distance 2: (0,2).
+        let d1 = (0.5f32.sqrt() - 0.5f32.sqrt()) / 2.0;
+        assert!((r.by_distance[1] - d1).abs() < 1e-6);
+        assert!((r.by_distance[2] + 1.0).abs() < 1e-6);
+        assert!((r.norms[1] - 2f32.sqrt()).abs() < 1e-6);
     }
 }

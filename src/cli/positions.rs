@@ -1,10 +1,11 @@
-//! `lmscope positions`: how a rotary model encodes position, for one
-//! head over a prompt (see `analysis::positions`).
+//! `lmscope positions`: how a model encodes position: for one head over a
+//! prompt in a rotary model, the position embeddings' similarity in one
+//! with learned positions (see `analysis::positions`).
 
 use clap::Args;
 
 use super::args::ModelArgs;
-use crate::analysis::positions::rotary_report;
+use crate::analysis::positions::{learned_report, rotary_report};
 use crate::engine::Prompt;
 use crate::engine::model::Logits;
 
@@ -15,7 +16,11 @@ the rotation at the prompt's last position and its share of the head's mean |q||
 head's query . key against distance (its prompt vectors rotated back to position 0 and averaged),
 beside RoFormer's content-free bound.
 JSON (--json): {layer, head, base, style, head_dim, positions, pairs: [{index, dims, theta,
-wavelength, angle_at_last, share}], falloff: {score, bound}}"
+wavelength, angle_at_last, share}], falloff: {score, bound}}
+With learned positions (GPT-2): the cosine similarity of the position embeddings of positions
+0 to --max-distance, the mean at each distance and each embedding's length (the prompt is not
+needed for these, content-free). JSON: {kind: \"learned\", positions, d_model, similarity,
+by_distance, norms}"
 )]
 pub struct PositionsArgs {
     /// The prompt whose queries and keys are used; `-` reads stdin
@@ -50,9 +55,13 @@ pub fn run(args: PositionsArgs) -> anyhow::Result<()> {
         args.head,
         cfg.n_head - 1
     );
-    let rot = model.rotary(args.layer).ok_or_else(|| {
-        anyhow::anyhow!("layer {} does not encode positions by rotation", args.layer)
-    })?;
+    let Some(rot) = model.rotary(args.layer) else {
+        let n = (args.max_distance + 1).min(cfg.context_length);
+        let table = model.learned_positions(n).ok_or_else(|| {
+            anyhow::anyhow!("layer {} does not encode positions by rotation", args.layer)
+        })?;
+        return learned(learned_report(&table, cfg.d_model), args.json);
+    };
     let tokens = engine.prompt_tokens(&Prompt::Text(text))?;
     anyhow::ensure!(!tokens.is_empty(), "the prompt is empty");
     let mut cache = model.new_cache(true);
@@ -98,5 +107,30 @@ pub fn run(args: PositionsArgs) -> anyhow::Result<()> {
         );
         d = if d == 0 { 1 } else { d * 2 };
     }
+    Ok(())
+}
+
+fn learned(report: crate::analysis::positions::LearnedReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    outln!(
+        "learned absolute positions: {} positions of {} dims, added to the token embeddings",
+        report.positions,
+        report.d_model
+    );
+    outln!("distance   mean cosine similarity");
+    let mut d = 0;
+    while d < report.positions {
+        outln!("{d:>8}   {:>8.4}", report.by_distance[d]);
+        d = if d == 0 { 1 } else { d * 2 };
+    }
+    let norms = &report.norms;
+    let mean = norms.iter().sum::<f32>() / norms.len().max(1) as f32;
+    outln!(
+        "embedding length: position 0 {:.3}, mean {mean:.3}; --json has the full similarity matrix",
+        norms.first().copied().unwrap_or(0.0)
+    );
     Ok(())
 }

@@ -124,6 +124,9 @@ pub struct HeadVectors {
     pub rotary: Option<crate::engine::model::Rotary>,
     pub q: Vec<f32>,
     pub k: Vec<f32>,
+    /// The learned position embeddings of the run's positions (rows of
+    /// d_model), for a model that adds them to the token embeddings.
+    pub learned: Option<(usize, Vec<f32>)>,
 }
 
 /// What the engine thread reports.
@@ -812,6 +815,9 @@ impl<S: EventSink> Worker<S> {
                 rotary: model.rotary(layer),
                 q,
                 k,
+                learned: model
+                    .learned_positions(cache.len())
+                    .map(|t| (model.config().d_model, t)),
             }),
             Err(e) => EngineEvent::Error {
                 id: Some(id),

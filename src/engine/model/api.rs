@@ -25,6 +25,11 @@ pub trait Model: Send + Sync {
     fn attention_window(&self, _layer: usize) -> Option<usize> {
         None
     }
+    /// The learned position embeddings of positions 0..n (rows of
+    /// d_model), when positions are added to the token embeddings.
+    fn learned_positions(&self, _n: usize) -> Option<Vec<f32>> {
+        None
+    }
     /// How `layer` encodes positions, when it rotates queries and keys.
     fn rotary(&self, _layer: usize) -> Option<Rotary> {
         None

@@ -277,6 +277,12 @@ impl Model for Decoder {
         self.design.clone()
     }
 
+    fn learned_positions(&self, n: usize) -> Option<Vec<f32>> {
+        let p = self.positions.as_ref()?;
+        let n = n.min(p.dim(0).ok()?);
+        p.narrow(0, 0, n).ok()?.flatten_all().ok()?.to_vec1().ok()
+    }
+
     fn rotary(&self, layer: usize) -> Option<Rotary> {
         let rope = self.blocks.get(layer)?.attn.rope()?;
         Some(Rotary {

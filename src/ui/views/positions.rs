@@ -2,7 +2,7 @@
 //! open, which head's vectors were asked for, and the report made from the
 //! engine's answer (`analysis::positions`).
 
-use crate::analysis::positions::{RotaryReport, rotary_report};
+use crate::analysis::positions::{LearnedReport, RotaryReport, learned_report, rotary_report};
 use crate::engine::handle::{EngineCommand, HeadVectors};
 
 /// Distances the falloff is drawn over.
@@ -14,6 +14,8 @@ pub struct PositionsView {
     /// (run, layer, head) of the last request.
     asked: Option<(u64, usize, usize)>,
     pub report: Option<RotaryReport>,
+    /// The position embeddings' similarity, for learned positions.
+    pub learned: Option<LearnedReport>,
     /// Why there is no report (a layer that does not rotate).
     pub missing: Option<String>,
 }
@@ -46,6 +48,7 @@ impl PositionsView {
         if self.asked != Some((hv.id, hv.layer, hv.head)) {
             return; // an answer to an older request
         }
+        self.learned = None;
         match hv.rotary {
             Some(rot) if !hv.k.is_empty() => {
                 let max = MAX_DISTANCE
@@ -55,6 +58,12 @@ impl PositionsView {
                 self.missing = None;
             }
             Some(_) => self.missing = Some("no positions yet".into()),
+            None if hv.learned.as_ref().is_some_and(|(_, t)| !t.is_empty()) => {
+                let (d, table) = hv.learned.expect("checked");
+                self.report = None;
+                self.learned = Some(learned_report(&table, d));
+                self.missing = None;
+            }
             None => {
                 self.report = None;
                 self.missing = Some(format!(
