@@ -182,8 +182,13 @@ struct Reference {
 }
 
 impl Reference {
-    fn start(python: &PathBuf, model: &str, threads: usize) -> anyhow::Result<Self> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_llamacpp.py");
+    fn start(
+        python: &PathBuf,
+        kind: ReferenceKind,
+        model: &str,
+        threads: usize,
+    ) -> anyhow::Result<Self> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(kind.script());
         let mut child = Command::new(python)
             .arg(&script)
             .arg(model)
@@ -197,7 +202,7 @@ impl Reference {
         let mut line = String::new();
         stdout.read_line(&mut line)?;
         let ready: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|_| anyhow::anyhow!("llama-cpp-python did not start"))?;
+            .map_err(|_| anyhow::anyhow!("{} did not start", kind.package()))?;
         let version = ready["version"].as_str().unwrap_or("?").to_string();
         Ok(Self {
             child,
@@ -252,17 +257,72 @@ impl Drop for Reference {
     }
 }
 
-fn find_python(arg: &Option<PathBuf>) -> Option<PathBuf> {
+/// What lmscope is measured against: llama.cpp for a GGUF file, HF
+/// transformers (fp32, CPU) for a Hugging Face folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReferenceKind {
+    LlamaCpp,
+    Transformers,
+}
+
+impl ReferenceKind {
+    fn of(model: &std::path::Path) -> Self {
+        if model.is_dir() {
+            Self::Transformers
+        } else {
+            Self::LlamaCpp
+        }
+    }
+    fn script(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "scripts/bench_llamacpp.py",
+            Self::Transformers => "scripts/bench_transformers.py",
+        }
+    }
+    fn package(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "llama-cpp-python",
+            Self::Transformers => "transformers",
+        }
+    }
+    fn module(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "import llama_cpp",
+            Self::Transformers => "import transformers, torch",
+        }
+    }
+    fn venv(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => ".venv-ref/bin/python",
+            Self::Transformers => ".venv-hf/bin/python",
+        }
+    }
+    /// Its name in the report, and in the JSON keys (`llama_cpp`, ...).
+    fn name(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "llama.cpp",
+            Self::Transformers => "transformers",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Self::LlamaCpp => "llama_cpp",
+            Self::Transformers => "transformers",
+        }
+    }
+}
+
+fn find_python(arg: &Option<PathBuf>, kind: ReferenceKind) -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match arg {
         Some(p) => vec![p.clone()],
         None => vec![
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-ref/bin/python"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(kind.venv()),
             PathBuf::from("python3"),
         ],
     };
     candidates.into_iter().find(|p| {
         Command::new(p)
-            .args(["-c", "import llama_cpp"])
+            .args(["-c", kind.module()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -296,14 +356,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let tokens = bench_tokens(&engine, args.prompt_tokens)?;
+    let kind = ReferenceKind::of(std::path::Path::new(&engine.info().path));
     let mut reference = if args.no_reference {
         None
     } else {
-        match find_python(&args.python) {
-            Some(py) => Some(Reference::start(&py, &engine.info().path, threads)?),
+        match find_python(&args.python, kind) {
+            Some(py) => Some(Reference::start(&py, kind, &engine.info().path, threads)?),
             None => {
                 eprintln!(
-                    "llama-cpp-python not found (scripts/reference/setup.sh installs it): lmscope alone"
+                    "{} not found (scripts/reference/README.md says how to install it): lmscope alone",
+                    kind.package()
                 );
                 None
             }
@@ -360,6 +422,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     let (lp, ld) = (median(&llama.prefill), median(&llama.decode));
+    let (key, ratio_key) = (kind.key(), format!("ratio_vs_{}", kind.key()));
     let report = json!({
         "model": engine.info().path,
         "threads": threads,
@@ -368,8 +431,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "gen_tokens": args.gen_tokens,
         "lmscope_capture_off": {"prefill_tok_s": median(&off.prefill), "decode_tok_s": median(&off.decode)},
         "lmscope_capture_on": {"prefill_tok_s": median(&on.prefill), "decode_tok_s": median(&on.decode)},
-        "llama_cpp": reference.as_ref().map(|r| json!({"version": r.version, "prefill_tok_s": lp, "decode_tok_s": ld})),
-        "ratio_vs_llama_cpp": reference.as_ref().map(|_| json!({
+        "reference": kind.name(),
+        key: reference.as_ref().map(|r| json!({"version": r.version, "prefill_tok_s": lp, "decode_tok_s": ld})),
+        ratio_key: reference.as_ref().map(|_| json!({
             "prefill_capture_off": ratio(median(&off.prefill), lp),
             "decode_capture_off": ratio(median(&off.decode), ld),
             "prefill_capture_on": ratio(median(&on.prefill), lp),
@@ -382,7 +446,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "single_tok_s": median(&single),
             "aggregate_tok_s": median(&batched),
             "ratio": ratio(median(&batched), median(&single)),
-            "llama_cpp": reference.as_ref().map(|_| json!({
+            "reference": reference.as_ref().map(|_| json!({
                 "single_tok_s": median(&llama_single),
                 "aggregate_tok_s": median(&llama_batched),
                 "ratio": ratio(median(&llama_batched), median(&llama_single)),
@@ -419,7 +483,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     row("lmscope, capture off", &off)?;
     row("lmscope, capture on", &on)?;
     if reference.is_some() {
-        row("llama.cpp", &llama)?;
+        row(kind.name(), &llama)?;
         outln!(
             "{:<26} {:>9.2}x {:>9.2}x",
             "ratio, capture off",
@@ -443,7 +507,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         if reference.is_some() {
             outln!(
-                "  llama.cpp, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
+                "  {}, {} sequences: {:.1} tokens/s aggregate vs {:.1} for one ({:.2}x)",
+                kind.name(),
                 args.batch,
                 median(&llama_batched),
                 median(&llama_single),
