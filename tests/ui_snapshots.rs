@@ -477,3 +477,41 @@ fn positions_pane_from_a_heads_vectors() {
     assert!(s.contains("Positions · layer 1 · head 1"), "{s}");
     insta::assert_snapshot!(s);
 }
+
+/// The positions pane for a model with learned positions (GPT-2): the
+/// embeddings' similarity against distance and as a heatmap.
+#[test]
+fn positions_pane_for_learned_positions() {
+    use lmscope::engine::handle::{EngineCommand, HeadVectors};
+    let mut a = app(Theme::plain());
+    a.update(Action::AttentionView);
+    a.outbox.clear();
+    a.update(Action::Positions);
+    let Some(&EngineCommand::HeadVectors { id, layer, head }) = a
+        .outbox
+        .iter()
+        .find(|c| matches!(c, EngineCommand::HeadVectors { .. }))
+    else {
+        panic!("p asks for the head's vectors: {:?}", a.outbox);
+    };
+    // Twelve positions of 4 dims turning slowly: neighbours alike.
+    let d = 4;
+    let table: Vec<f32> = (0..12)
+        .flat_map(|p| {
+            let t = p as f32 * 0.3;
+            [t.cos(), t.sin(), 1.0, 0.5]
+        })
+        .collect();
+    a.on_engine(EngineEvent::HeadVectors(HeadVectors {
+        id,
+        layer,
+        head,
+        rotary: None,
+        q: vec![0.0; 12 * d],
+        k: vec![0.0; 12 * d],
+        learned: Some((d, table)),
+    }));
+    let s = screen(&mut a, 110, 20);
+    assert!(s.contains("learned, 12 positions of 4 dims"), "{s}");
+    insta::assert_snapshot!(s);
+}

@@ -9,7 +9,7 @@ use crate::store::launch::Launch;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ModelArgs {
-    /// A GGUF file, or the name of a model in the data directory [default: SmolLM2-135M-Instruct, fetched when missing]
+    /// A GGUF file, a Hugging Face model folder, `org/name` in the Hugging Face cache, or the name of a model in the data directory [default: SmolLM2-135M-Instruct, fetched when missing]
     #[arg(long, short = 'm', env = "LMSCOPE_MODEL")]
     pub model: Option<String>,
     /// quantized: 8-bit activations as llama.cpp; f32: dequantised weights, float activations (as HF transformers)

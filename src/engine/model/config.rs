@@ -120,7 +120,7 @@ impl Config {
             sliding_window: None,
         };
         cfg.check_ranges(path)?;
-        if n_head % cfg.n_kv_head != 0 || cfg.head_dim % 2 != 0 {
+        if !n_head.is_multiple_of(cfg.n_kv_head) || !cfg.head_dim.is_multiple_of(2) {
             return Err(EngineError::corrupt(
                 path,
                 format!(
