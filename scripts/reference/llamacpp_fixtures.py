@@ -147,6 +147,20 @@ def log_softmax(z):
     return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
 
 
+def no_repack():
+    """Weights kept as stored (no CPU_REPACK buffer): K-quants go through
+    ggml_vec_dot, the arithmetic lmscope's kernels reproduce."""
+    defaults = llama_cpp.llama_model_default_params
+
+    def params():
+        p = defaults()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama_model_default_params = params
+    llama_cpp.llama.llama_cpp.llama_model_default_params = params
+
+
 def load(model, n_ctx, logits_all=True, vocab_only=False):
     return llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
                            n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=SEED,
@@ -285,7 +299,13 @@ def main():
     ap.add_argument("--ctx", type=int, nargs="+", default=[512, 256])
     ap.add_argument("--only", default="greedy,tokenizer,perplexity")
     ap.add_argument("--family", default="smollm2", choices=sorted(FAMILIES))
+    ap.add_argument("--no-repack", action="store_true",
+                    help="keep weights as stored (use_extra_bufts off; Gemma 3's fixtures)")
     args = ap.parse_args()
+    if args.no_repack:
+        no_repack()
+        global GENERATOR
+        GENERATOR += ", weights not repacked (use_extra_bufts off)"
     global FAMILY
     FAMILY = FAMILIES[args.family]
     model_sha = sha256_file(args.model)

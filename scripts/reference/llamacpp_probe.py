@@ -31,6 +31,11 @@ PLAIN = {"attn_norm", "attn_out", "ffn_inp", "ffn_norm", "ffn_gate", "ffn_up", "
 def probe_name(name, op):
     """lmscope's probe name for a llama.cpp graph tensor, or None."""
     base = name.split("-")[0]
+    # Gemma 3's graph names the residual after attention and the GeGLU
+    # product otherwise.
+    renamed = {"sa_out": "ffn_inp", "ffn_geglu": "ffn_swiglu"}
+    if base in renamed and " " not in name:
+        return name.replace(base, renamed[base])
     if base in ("Qcur", "Kcur"):
         return {"MUL_MAT": name.replace("cur", "cur_mm"), "ROPE": name}.get(op)
     if base == "Vcur" and op == "MUL_MAT":
@@ -86,6 +91,16 @@ def dump(args):
         return True
 
     cbf = L.ggml_backend_sched_eval_callback(cb)
+    if args.no_repack:
+        defaults = llama_cpp.llama_model_default_params
+
+        def no_repack():
+            p = defaults()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama_model_default_params = no_repack
+        llama_cpp.llama.llama_cpp.llama_model_default_params = no_repack
     llm = llama_cpp.Llama(model_path=args.model, n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
                           n_threads_batch=2, seed=1234, logits_all=True, verbose=False)
     llm.context_params.cb_eval = cbf
@@ -127,6 +142,8 @@ def main():
     d.add_argument("--ids", required=True, help="comma-separated prompt token ids")
     d.add_argument("--decode", type=int, help="then one step with this token; dump only that step")
     d.add_argument("--out", required=True)
+    d.add_argument("--no-repack", action="store_true",
+                   help="keep weights as stored (no CPU_REPACK buffer): K-quants through ggml_vec_dot")
     c = sub.add_parser("compare")
     c.add_argument("ref")
     c.add_argument("ours")
