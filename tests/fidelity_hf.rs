@@ -116,3 +116,34 @@ fn tiny_llama_folder_matches_transformers() {
 fn tiny_gpt2_folder_matches_transformers() {
     check("tiny-gpt2");
 }
+
+/// A session of a folder model records the folder's hash and replays.
+#[test]
+fn a_folder_models_session_saves_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-gpt2");
+    let session = dir.path().join("run.json");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_lmscope"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (m, s) = (model.to_str().unwrap(), session.to_str().unwrap());
+    run(&[
+        "generate",
+        "-m",
+        m,
+        "Rivers carry",
+        "--max-tokens",
+        "5",
+        "--save",
+        s,
+    ]);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    assert_eq!(saved["model"]["sha256"].as_str().map(str::len), Some(64));
+    assert!(run(&["session", "replay", s]).contains("same 5 tokens"));
+}

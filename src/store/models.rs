@@ -161,6 +161,42 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// Hex SHA-256 of a model: its file, or for a Hugging Face folder every
+/// file the model is read from (config and tokenizer JSON, chat template,
+/// safetensors), by name in sorted order, each name hashed before its bytes.
+pub fn sha256_model(path: &Path) -> std::io::Result<String> {
+    if !path.is_dir() {
+        return sha256_file(path);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| {
+            !n.starts_with('.')
+                && [".json", ".safetensors", ".jinja"]
+                    .iter()
+                    .any(|ext| n.ends_with(ext))
+        })
+        .collect();
+    names.sort();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for name in names {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        let mut f = std::fs::File::open(path.join(&name))?;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(hex(&h.finalize()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -138,7 +138,7 @@ impl Session {
         Ok(ModelIdentity {
             name: info.name.clone(),
             path: info.path.clone(),
-            sha256: super::models::sha256_file(Path::new(&info.path))?,
+            sha256: super::models::sha256_model(Path::new(&info.path))?,
             file_bytes: info.file_bytes,
         })
     }
