@@ -440,20 +440,10 @@ fn settings_naming_a_preset() {
 /// shows each rotary pair and the falloff chart.
 #[test]
 fn positions_pane_from_a_heads_vectors() {
-    use lmscope::engine::handle::{EngineCommand, HeadVectors};
+    use lmscope::engine::handle::HeadVectors;
     use lmscope::engine::model::RopeStyle;
     use lmscope::engine::model::Rotary;
-    let mut a = app(Theme::plain());
-    a.update(Action::AttentionView);
-    a.outbox.clear();
-    a.update(Action::Positions);
-    let Some(&EngineCommand::HeadVectors { id, layer, head }) = a
-        .outbox
-        .iter()
-        .find(|c| matches!(c, EngineCommand::HeadVectors { .. }))
-    else {
-        panic!("p asks for the head's vectors: {:?}", a.outbox);
-    };
+    let (mut a, (id, layer, head)) = positions_pane_asking();
     assert_eq!((layer, head), (0, 0));
     // Eight positions of one 8-wide head, the same content rotated.
     let d = 8;
@@ -482,18 +472,8 @@ fn positions_pane_from_a_heads_vectors() {
 /// embeddings' similarity against distance and as a heatmap.
 #[test]
 fn positions_pane_for_learned_positions() {
-    use lmscope::engine::handle::{EngineCommand, HeadVectors};
-    let mut a = app(Theme::plain());
-    a.update(Action::AttentionView);
-    a.outbox.clear();
-    a.update(Action::Positions);
-    let Some(&EngineCommand::HeadVectors { id, layer, head }) = a
-        .outbox
-        .iter()
-        .find(|c| matches!(c, EngineCommand::HeadVectors { .. }))
-    else {
-        panic!("p asks for the head's vectors: {:?}", a.outbox);
-    };
+    use lmscope::engine::handle::HeadVectors;
+    let (mut a, (id, layer, head)) = positions_pane_asking();
     // Twelve positions of 4 dims turning slowly: neighbours alike.
     let d = 4;
     let table: Vec<f32> = (0..12)
@@ -514,4 +494,22 @@ fn positions_pane_for_learned_positions() {
     let s = screen(&mut a, 110, 20);
     assert!(s.contains("learned, 12 positions of 4 dims"), "{s}");
     insta::assert_snapshot!(s);
+}
+
+/// The app with the positions pane open (`p` in the attention view), and
+/// the (run, layer, head) whose vectors it asked the engine for.
+fn positions_pane_asking() -> (App, (u64, usize, usize)) {
+    use lmscope::engine::handle::EngineCommand;
+    let mut a = app(Theme::plain());
+    a.update(Action::AttentionView);
+    a.outbox.clear();
+    a.update(Action::Positions);
+    let Some(&EngineCommand::HeadVectors { id, layer, head }) = a
+        .outbox
+        .iter()
+        .find(|c| matches!(c, EngineCommand::HeadVectors { .. }))
+    else {
+        panic!("p asks for the head's vectors: {:?}", a.outbox);
+    };
+    (a, (id, layer, head))
 }

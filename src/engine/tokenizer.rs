@@ -212,6 +212,27 @@ fn spm_bytes(piece: &str, byte_token: bool) -> Vec<u8> {
     piece.replace(SPM_SPACE, " ").into_bytes()
 }
 
+/// The bytes a token's text stands for: a control token's text as is, a
+/// byte-level token through GPT-2's alphabet, else a SentencePiece piece.
+fn text_bytes(
+    t: &str,
+    control: bool,
+    byte_level: bool,
+    alphabet: &HashMap<char, u8>,
+    byte_token: bool,
+) -> Vec<u8> {
+    if control {
+        t.as_bytes().to_vec()
+    } else if byte_level {
+        t.chars()
+            .map(|c| alphabet.get(&c).copied())
+            .collect::<Option<Vec<u8>>>()
+            .unwrap_or_else(|| t.as_bytes().to_vec())
+    } else {
+        spm_bytes(t, byte_token)
+    }
+}
+
 impl Tokenizer {
     /// Uses `tokenizer.json` beside the model when there is one, else the
     /// GGUF metadata.
@@ -282,18 +303,7 @@ impl Tokenizer {
         let bytes = tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                if control[i] {
-                    t.as_bytes().to_vec()
-                } else if spm {
-                    spm_bytes(t, is(i, TOKEN_TYPE_BYTE))
-                } else {
-                    t.chars()
-                        .map(|c| alphabet.get(&c).copied())
-                        .collect::<Option<Vec<u8>>>()
-                        .unwrap_or_else(|| t.as_bytes().to_vec())
-                }
-            })
+            .map(|(i, t)| text_bytes(t, control[i], !spm, &alphabet, is(i, TOKEN_TYPE_BYTE)))
             .collect();
 
         // Special ids must name tokens: a corrupt one would index past the
@@ -388,18 +398,7 @@ impl Tokenizer {
         let bytes = texts
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                if control[i] {
-                    t.as_bytes().to_vec()
-                } else if byte_level {
-                    t.chars()
-                        .map(|c| alphabet.get(&c).copied())
-                        .collect::<Option<Vec<u8>>>()
-                        .unwrap_or_else(|| t.as_bytes().to_vec())
-                } else {
-                    spm_bytes(t, true)
-                }
-            })
+            .map(|(i, t)| text_bytes(t, control[i], byte_level, &alphabet, true))
             .collect();
         // A special token is named (`"<s>"` or `{"content": "<s>"}`) in
         // tokenizer_config.json, or given by id in config.json.

@@ -148,17 +148,22 @@ impl KnownModel {
 
 /// Hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
+    hash_file(&mut h, path)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// Feeds `path`'s bytes to `h`, a megabyte at a time.
+fn hash_file(h: &mut Sha256, path: &Path) -> std::io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         h.update(&buf[..n]);
     }
-    Ok(hex(&h.finalize()))
 }
 
 /// Hex SHA-256 of a model: its file, or for a Hugging Face folder every
@@ -181,18 +186,10 @@ pub fn sha256_model(path: &Path) -> std::io::Result<String> {
         .collect();
     names.sort();
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
     for name in names {
         h.update(name.as_bytes());
         h.update([0u8]);
-        let mut f = std::fs::File::open(path.join(&name))?;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        hash_file(&mut h, &path.join(&name))?;
     }
     Ok(hex(&h.finalize()))
 }

@@ -36,18 +36,18 @@ pub const HF_ARCHITECTURES: &[(&str, HfLoader)] =
 
 /// The loader for a Hugging Face folder's `model_type`, or why there is none.
 pub fn hf_loader(folder: &HfFolder) -> Result<HfLoader> {
-    let arch = folder.model_type()?;
-    HF_ARCHITECTURES
+    find(HF_ARCHITECTURES, folder.model_type()?)
+}
+
+/// `arch`'s loader in `table`, or an error naming it and the supported ones.
+fn find<L: Copy>(table: &[(&str, L)], arch: &str) -> Result<L> {
+    table
         .iter()
         .find(|(name, _)| *name == arch)
         .map(|&(_, load)| load)
         .ok_or_else(|| EngineError::UnsupportedArchitecture {
             found: arch.to_string(),
-            supported: HF_ARCHITECTURES
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
+            supported: table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
         })
 }
 
@@ -58,17 +58,5 @@ pub fn load(gguf: &mut GgufFile, precision: Precision) -> Result<Box<dyn Model>>
 
 /// The loader for `gguf`'s architecture, or why there is none.
 pub fn loader(gguf: &GgufFile) -> Result<Loader> {
-    let arch = gguf.architecture()?;
-    ARCHITECTURES
-        .iter()
-        .find(|(name, _)| *name == arch)
-        .map(|&(_, load)| load)
-        .ok_or_else(|| EngineError::UnsupportedArchitecture {
-            found: arch.to_string(),
-            supported: ARCHITECTURES
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    find(ARCHITECTURES, gguf.architecture()?)
 }
