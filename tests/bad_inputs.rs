@@ -572,5 +572,6 @@ fn a_model_id_opens_its_snapshot_in_the_hugging_face_cache() {
     assert!(o.status.success(), "{}", stderr(&o));
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(info["architecture"], "llama");
+    assert_eq!(info["name"], "tiny/llama");
     assert_eq!(info["path"], snapshot.to_str().unwrap());
 }

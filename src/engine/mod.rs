@@ -136,10 +136,7 @@ impl Engine {
         let model = load_model(&mut folder, precision)?;
         let tensor_types = folder.dtype_counts();
         let file = FileFacts {
-            name: dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "unnamed".into()),
+            name: folder_name(dir),
             architecture: folder.model_type()?.to_string(),
             file_bytes: folder.file_bytes,
             file_type: format!(
@@ -834,4 +831,23 @@ fn hf_chat_template(dir: &Path) -> Option<String> {
         _ => None,
     };
     from_config.or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok())
+}
+
+/// A folder model's name: `org/name` for a Hugging Face cache snapshot
+/// (`models--org--name/snapshots/REV`), else the folder's own name.
+fn folder_name(dir: &Path) -> String {
+    let repo = dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "snapshots"))
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("models--"));
+    match repo {
+        Some(r) => r.replacen("--", "/", 1),
+        None => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unnamed".into()),
+    }
 }
