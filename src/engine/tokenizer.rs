@@ -365,7 +365,14 @@ impl Tokenizer {
                 dir.display()
             )));
         }
-        let mut special = Self::read_json(&path)?;
+        // Read once: the tokenizer, and its decoder's type (how token text
+        // maps to bytes).
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let mut special: HfTokenizer = text
+            .parse()
+            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let json = |name: &str| -> serde_json::Value {
             std::fs::read_to_string(dir.join(name))
                 .ok()
@@ -387,11 +394,6 @@ impl Tokenizer {
                 control[id as usize] = true;
             }
         }
-        // The decoder says how token text maps to bytes.
-        let file: serde_json::Value = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
         let byte_level =
             file["decoder"]["type"] == "ByteLevel" || file["pre_tokenizer"]["type"] == "ByteLevel";
         let alphabet = byte_level_chars();
