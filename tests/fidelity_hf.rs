@@ -147,3 +147,85 @@ fn a_folder_models_session_saves_and_replays() {
     assert_eq!(saved["model"]["sha256"].as_str().map(str::len), Some(64));
     assert!(run(&["session", "replay", s]).contains("same 5 tokens"));
 }
+
+/// F16 and BF16 checkpoints are read exactly: the tiny Llama's weights
+/// stored in each half type give the very logits of the same rounded
+/// weights stored in f32.
+#[test]
+fn half_precision_weights_read_exactly() {
+    use safetensors::tensor::TensorView;
+    use safetensors::{Dtype, SafeTensors};
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-llama");
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = |name: &str, dtype: Dtype, round: &dyn Fn(f32) -> (f32, [u8; 2])| {
+        let (half, wide) = (
+            dir.path().join(name),
+            dir.path().join(format!("{name}-f32")),
+        );
+        let mut halves: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut wides: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (n, v) in st.tensors() {
+            let values = v
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let (mut h, mut w) = (Vec::new(), Vec::new());
+            for x in values {
+                let (r, b) = round(x);
+                h.extend_from_slice(&b);
+                w.extend_from_slice(&r.to_le_bytes());
+            }
+            halves.push((n.clone(), v.shape().to_vec(), h));
+            wides.push((n, v.shape().to_vec(), w));
+        }
+        for (out, list, dt) in [(&half, &halves, dtype), (&wide, &wides, Dtype::F32)] {
+            std::fs::create_dir_all(out).unwrap();
+            for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+                std::fs::copy(src.join(f), out.join(f)).unwrap();
+            }
+            let views = list
+                .iter()
+                .map(|(n, s, b)| (n.as_str(), TensorView::new(dt, s.clone(), b).unwrap()));
+            safetensors::serialize_to_file(views, None, &out.join("model.safetensors")).unwrap();
+        }
+        (half, wide)
+    };
+    let f16 = |x: f32| {
+        let h = half::f16::from_f32(x);
+        (h.to_f32(), h.to_le_bytes())
+    };
+    let bf16 = |x: f32| {
+        let h = half::bf16::from_f32(x);
+        (h.to_f32(), h.to_le_bytes())
+    };
+    let ids = [355u32, 312, 307, 67, 352, 265];
+    for (name, dtype, round) in [
+        ("f16", Dtype::F16, &f16 as &dyn Fn(f32) -> (f32, [u8; 2])),
+        ("bf16", Dtype::BF16, &bf16),
+    ] {
+        let (half, wide) = folder(name, dtype, round);
+        let logits = |dir: &std::path::Path| -> Vec<Vec<f32>> {
+            let engine = Engine::load(dir, Precision::F32).expect("the folder loads");
+            let model = engine.model();
+            let mut cache = model.new_cache(false);
+            model
+                .forward(&ids, &mut cache, Logits::All)
+                .unwrap()
+                .to_vec2()
+                .unwrap()
+        };
+        assert_eq!(
+            logits(&half),
+            logits(&wide),
+            "{name} weights read as the same f32 values"
+        );
+        let engine = Engine::load(&half, Precision::F32).unwrap();
+        assert!(
+            engine.info().file_type.contains(&format!("{dtype:?}")),
+            "{}",
+            engine.info().file_type
+        );
+    }
+}
