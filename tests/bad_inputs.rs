@@ -499,7 +499,8 @@ fn a_pip_orphaned_by_a_killed_pull_is_stopped() {
 
 /// A Hugging Face folder that cannot be run says why in one line: an
 /// architecture we do not run (naming the ones we do), no weights, weights
-/// that are not safetensors, a model id not in the cache.
+/// that are not safetensors, a tokenizer config that is not JSON, a model
+/// id not in the cache.
 #[test]
 fn a_bad_hugging_face_folder_is_one_line_saying_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -527,6 +528,22 @@ fn a_bad_hugging_face_folder_is_one_line_saying_why() {
     assert_clean_error(
         &lmscope(&["info", "--model", corrupt.to_str().unwrap()]),
         "unreadable safetensors",
+    );
+    let bad_config = dir.path().join("bad-tokenizer-config");
+    copy(&bad_config);
+    std::fs::copy(
+        fixture.join("model.safetensors"),
+        bad_config.join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(
+        bad_config.join("tokenizer_config.json"),
+        b"{\"bos_token\": ",
+    )
+    .unwrap();
+    assert_clean_error(
+        &lmscope(&["info", "--model", bad_config.to_str().unwrap()]),
+        "tokenizer_config.json",
     );
     let bert = dir.path().join("bert");
     copy(&bert);

@@ -132,7 +132,9 @@ impl Engine {
     fn load_hf(dir: &Path, precision: Precision) -> Result<Self> {
         let mut folder = HfFolder::open(dir)?;
         let load_model = model::hf_loader(&folder)?;
-        let tokenizer = Tokenizer::from_hf_folder(dir, &folder.config)?;
+        let tok_config = folder.sidecar("tokenizer_config.json")?;
+        let generation = folder.sidecar("generation_config.json")?;
+        let tokenizer = Tokenizer::from_hf_folder(dir, &folder.config, &tok_config, &generation)?;
         let model = load_model(&mut folder, precision)?;
         let tensor_types = folder.dtype_counts();
         let file = FileFacts {
@@ -149,7 +151,7 @@ impl Engine {
             ),
             parameters: folder.parameters(),
             tensor_types,
-            chat_template: hf_chat_template(dir),
+            chat_template: hf_chat_template(dir, &tok_config),
         };
         Self::assemble(dir, model, tokenizer, file)
     }
@@ -816,12 +818,8 @@ struct FileFacts {
 /// A Hugging Face folder's chat template: `tokenizer_config.json`'s
 /// `chat_template` (a string, or named templates of which `default`), else
 /// `chat_template.jinja`.
-fn hf_chat_template(dir: &Path) -> Option<String> {
-    let config: serde_json::Value = std::fs::read_to_string(dir.join("tokenizer_config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let from_config = match &config["chat_template"] {
+fn hf_chat_template(dir: &Path, tok_config: &serde_json::Value) -> Option<String> {
+    let from_config = match &tok_config["chat_template"] {
         serde_json::Value::String(t) => Some(t.clone()),
         serde_json::Value::Array(named) => named
             .iter()

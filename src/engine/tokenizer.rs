@@ -355,9 +355,15 @@ impl Tokenizer {
     }
 
     /// From a Hugging Face folder: `tokenizer.json`, with the special
-    /// tokens named in `tokenizer_config.json` (or `config` ids) and the
-    /// end-of-generation ids of `generation_config.json`.
-    pub fn from_hf_folder(dir: &Path, config: &serde_json::Value) -> Result<Self> {
+    /// tokens named in `tok_config` (its `tokenizer_config.json`; or the
+    /// ids in `config`) and the end-of-generation ids of `generation` (its
+    /// `generation_config.json`); Null for a file the folder lacks.
+    pub fn from_hf_folder(
+        dir: &Path,
+        config: &serde_json::Value,
+        tok_config: &serde_json::Value,
+        generation: &serde_json::Value,
+    ) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         if !path.is_file() {
             return Err(err(format!(
@@ -373,14 +379,6 @@ impl Tokenizer {
             .parse()
             .map_err(|e| err(format!("{}: {e}", path.display())))?;
         let file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let json = |name: &str| -> serde_json::Value {
-            std::fs::read_to_string(dir.join(name))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(serde_json::Value::Null)
-        };
-        let tok_config = json("tokenizer_config.json");
-        let generation = json("generation_config.json");
         let n = special.get_vocab_size(true);
         let mut texts = vec![String::new(); n];
         for (t, id) in special.get_vocab(true) {

@@ -90,6 +90,18 @@ impl HfFolder {
         &self.dir
     }
 
+    /// Another JSON file of the folder (`tokenizer_config.json`,
+    /// `generation_config.json`): Null when it is not there, an error when
+    /// it is there but unreadable.
+    pub fn sidecar(&self, name: &str) -> Result<serde_json::Value> {
+        let path = self.dir.join(name);
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(serde_json::Value::Null)
+        }
+    }
+
     /// `config.json`'s `model_type` (`llama`, `gpt2`, ...).
     pub fn model_type(&self) -> Result<&str> {
         self.config["model_type"]
