@@ -9,9 +9,12 @@ pub mod args;
 mod bench;
 mod bias;
 mod compare;
+mod embed;
+mod fill;
 mod generate;
 mod info;
 mod interrupt;
+mod nsp;
 mod positions;
 mod pull;
 mod score;
@@ -60,6 +63,12 @@ pub enum Command {
     Session(session::SessionArgs),
     /// Bias checks from the model's probabilities: probe suites, minimal pairs, term swaps
     Bias(bias::BiasArgs),
+    /// A masked language model's candidates for each [MASK] in a text, or the masks filled step by step
+    Fill(fill::FillArgs),
+    /// Next-sentence prediction: P(B follows A) from a BERT pre-training head
+    Nsp(nsp::NspArgs),
+    /// Sentence embeddings from an encoder, and their cosine similarities
+    Embed(embed::EmbedArgs),
 }
 
 /// What the command line asks for: the workbench (no subcommand) or a
@@ -124,6 +133,9 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Session(a) => session::run(a),
         Command::Bias(a) => bias::run(a),
+        Command::Fill(a) => fill::run(a),
+        Command::Nsp(a) => nsp::run(a),
+        Command::Embed(a) => embed::run(a),
     };
     result?;
     out::flush()?;

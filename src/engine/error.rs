@@ -49,6 +49,17 @@ pub enum EngineError {
     NoSuchLayer { layer: usize, n_layer: usize },
     #[error("head {head} does not exist (the layer has {n_head}, 0 to {})", n_head - 1)]
     NoSuchHead { head: usize, n_head: usize },
+    #[error(
+        "{path} holds a masked language model ({model_type}), which does not continue text; use `lmscope fill`, `nsp`, `embed` or `bias --pairs` on it, or the workbench's encoder mode"
+    )]
+    EncoderOnly { path: PathBuf, model_type: String },
+    #[error(
+        "{path} holds a decoder ({model_type}); `fill`, `nsp` and `embed` need a masked language model (BERT, RoBERTa, DistilBERT)"
+    )]
+    NotAnEncoder { path: PathBuf, model_type: String },
+    /// An input the model cannot take, said in full (what and what to do).
+    #[error("{0}")]
+    Input(String),
     #[error("generation cancelled")]
     Cancelled,
     #[error("{0}")]

@@ -13,6 +13,7 @@ pub mod handle;
 #[allow(unsafe_code)] // the SIMD kernels: the only unsafe code in the crate
 pub mod kernels;
 pub mod load;
+pub mod masked;
 pub mod model;
 pub mod sampling;
 pub mod tokenizer;
@@ -833,7 +834,7 @@ fn hf_chat_template(dir: &Path, tok_config: &serde_json::Value) -> Option<String
 
 /// A folder model's name: `org/name` for a Hugging Face cache snapshot
 /// (`models--org--name/snapshots/REV`), else the folder's own name.
-fn folder_name(dir: &Path) -> String {
+pub(crate) fn folder_name(dir: &Path) -> String {
     let repo = dir
         .parent()
         .filter(|p| p.file_name().is_some_and(|n| n == "snapshots"))

@@ -277,10 +277,10 @@ impl Sampler {
         &self.settings
     }
 
-    /// The uniform draw in [0, 1) for absolute position `position`.
-    fn draw(&self, position: usize) -> f64 {
+    /// The uniform draw in [0, 1) of stream `stream` (a position, for decoders).
+    fn draw(&self, stream: u64) -> f64 {
         let mut rng = ChaCha8Rng::seed_from_u64(self.settings.seed);
-        rng.set_stream(position as u64);
+        rng.set_stream(stream);
         rng.random::<f64>()
     }
 
@@ -294,6 +294,20 @@ impl Sampler {
         history: &[u32],
         top_n: usize,
         forced: Option<u32>,
+    ) -> Sampled {
+        self.sample_drawing(logits, history, top_n, forced, history.len() as u64)
+    }
+
+    /// [`Sampler::sample`] with the random draw of stream `draw` instead of
+    /// the position's: a masked model fills positions in any order and may
+    /// revisit one, so its steps number the draws.
+    pub fn sample_drawing(
+        &self,
+        logits: &[f32],
+        history: &[u32],
+        top_n: usize,
+        forced: Option<u32>,
+        draw: u64,
     ) -> Sampled {
         let s = &self.settings;
         let (p_raw, entropy) = softmax_entropy(logits.iter().copied());
@@ -437,7 +451,7 @@ impl Sampler {
         } else if alive.len() == 1 {
             alive[0]
         } else {
-            let u = self.draw(history.len());
+            let u = self.draw(draw);
             // The first survivor whose cumulative probability exceeds u.
             let n = count_to_mass(p_final_alive.iter().copied(), u.next_up());
             alive[n - 1]

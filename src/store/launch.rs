@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::engine::Engine;
+use crate::engine::masked::MaskedEngine;
 use crate::engine::model::Precision;
 use crate::store::models;
 
@@ -51,5 +52,20 @@ impl Launch {
         self.apply_threads()?;
         let path = self.model_path()?;
         Engine::load(&path, self.precision).with_context(|| format!("loading {}", path.display()))
+    }
+
+    /// Threads set, a masked language model found and loaded (`default`
+    /// names the known model used without --model, if there is one).
+    pub fn load_masked(&self, default: Option<&str>) -> anyhow::Result<MaskedEngine> {
+        self.apply_threads()?;
+        let name = match (self.model.as_deref(), default) {
+            (Some(m), _) => m,
+            (None, Some(d)) => d,
+            (None, None) => anyhow::bail!(
+                "this command needs a masked language model: pass --model DIR (a BERT, RoBERTa or DistilBERT folder with its masked-LM head)"
+            ),
+        };
+        let path = models::resolve(Some(name))?;
+        MaskedEngine::load(&path).with_context(|| format!("loading {}", path.display()))
     }
 }

