@@ -5,6 +5,7 @@
 use clap::Args;
 
 use super::args::ModelArgs;
+use crate::store::models::MINILM;
 
 #[derive(Args, Debug)]
 #[command(
@@ -34,7 +35,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         args.sentences.clone()
     };
     anyhow::ensure!(!sentences.is_empty(), "no sentences to embed");
-    let engine = args.model.launch().load_masked(Some("all-minilm-l6-v2"))?;
+    let engine = args.model.launch().load_masked(Some(MINILM.name))?;
     let embeddings = sentences
         .iter()
         .map(|s| engine.embed(s))

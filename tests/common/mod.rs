@@ -34,6 +34,17 @@ pub fn gemma3_engine() -> &'static Engine {
     })
 }
 
+/// all-MiniLM-L6-v2 (a real encoder, no MLM head), fetched by `pull` when
+/// missing.
+pub fn minilm() -> &'static lmscope::engine::masked::MaskedEngine {
+    static E: OnceLock<lmscope::engine::masked::MaskedEngine> = OnceLock::new();
+    E.get_or_init(|| {
+        let path = lmscope::store::models::pull(&lmscope::store::models::MINILM, false)
+            .expect("all-MiniLM-L6-v2 can be fetched");
+        lmscope::engine::masked::MaskedEngine::load(&path).expect("MiniLM loads")
+    })
+}
+
 pub fn engine_f32() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| Engine::load(model_path(), Precision::F32).expect("model loads"))
