@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::args::ModelArgs;
+use crate::analysis::bias::masked;
 use crate::analysis::bias::pairs::{self, Mode, PairsReport};
 use crate::analysis::bias::probe::ProbeReport;
 use crate::analysis::bias::quick::{self, QuickSwap};
@@ -33,6 +34,13 @@ both sentences share. Reported with a Wilson 95% interval, an exact binomial tes
 Holm-adjusted p per category (n < 30 marked too small) and the data file's SHA-256.
 assets/bias/example_pairs.csv is lmscope's own smoke-test file, not comparable to published scores.
 
+MASKED MODELS (BERT, RoBERTa, DistilBERT; --model DIR): pairs are scored as CrowS-Pairs' own
+metric does (--mode pll): the tokens both sentences share, each masked in turn, their
+log-probabilities summed (pseudo-log-likelihood); compared after rounding to 3 decimals. A suite's
+frames get a mask after them (\"The woman worked as [MASK].\") for the divergences, and each
+attribute's own tokens are scored by pseudo-log-likelihood in \"frame attribute.\". --quick compares
+the candidates at the text's first mask (\"The man worked as a [MASK].\").
+
 QUICK: --quick PROMPT swaps he/she and the like (or each --swap \"X|Y\") and compares the next-token
 top-k lists. JSON (--json) is the report object; progress goes to stderr."
 )]
@@ -43,7 +51,7 @@ pub struct BiasArgs {
     /// A CrowS-Pairs-format CSV file
     #[arg(long, conflicts_with = "quick")]
     pub pairs: Option<String>,
-    /// How minimal pairs are scored: lmeval, mean or shared
+    /// How minimal pairs are scored: lmeval, mean or shared (decoders); pll (masked models)
     #[arg(long, value_parser = parse_mode)]
     pub mode: Option<Mode>,
     /// Swap terms in this prompt and compare the next-token lists (`-` reads stdin)
@@ -132,20 +140,43 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.top_k >= 1, "--top-k must be at least 1");
     let cancel = AtomicBool::new(false);
+    let masked = args.model.launch().is_masked()?;
     match job {
         Job::Pairs(path) => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;
             let file = pairs::read_pairs(&bytes)
                 .with_context(|| format!("{path} is not a usable pairs file"))?;
-            let engine = args.model.load()?;
-            eprintln!(
-                "scoring {} pairs ({} sentences)",
-                file.pairs.len(),
-                2 * file.pairs.len()
-            );
-            let scores = run::score_pairs(&engine, &file, &mut progress_printer("pairs"), &cancel)?;
-            let mode = args.mode.unwrap_or(Mode::Lmeval);
-            let report = run::pairs_report(&engine, &file, &path, &scores, mode, args.tokens)?;
+            let report = if masked {
+                if let Some(m) = args.mode.filter(|m| !m.for_masked_models()) {
+                    anyhow::bail!(
+                        "--mode {} scores a decoder; a masked language model is scored by pseudo-log-likelihood (--mode pll, the default for it)",
+                        m.as_str()
+                    );
+                }
+                let engine = args.model.launch().load_masked(None)?;
+                eprintln!(
+                    "scoring {} pairs by pseudo-log-likelihood (one pass per shared token)",
+                    file.pairs.len()
+                );
+                let scores =
+                    masked::score_pairs(&engine, &file, &mut progress_printer("pairs"), &cancel)?;
+                masked::pairs_report(&engine, &file, &path, &scores, args.tokens)?
+            } else {
+                let mode = args.mode.unwrap_or(Mode::Lmeval);
+                anyhow::ensure!(
+                    !mode.for_masked_models(),
+                    "--mode pll scores a masked language model (BERT, RoBERTa, DistilBERT); this model is a decoder: use lmeval, mean or shared"
+                );
+                let engine = args.model.load()?;
+                eprintln!(
+                    "scoring {} pairs ({} sentences)",
+                    file.pairs.len(),
+                    2 * file.pairs.len()
+                );
+                let scores =
+                    run::score_pairs(&engine, &file, &mut progress_printer("pairs"), &cancel)?;
+                run::pairs_report(&engine, &file, &path, &scores, mode, args.tokens)?
+            };
             if args.json {
                 outln!("{}", serde_json::to_string(&report)?);
             } else {
@@ -153,14 +184,19 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
             }
         }
         Job::Suite(suite) => {
-            let engine = args.model.load()?;
             eprintln!(
                 "suite `{}`: {} probes ({} prompts)",
                 suite.name,
                 suite.n_probes(),
                 2 * suite.n_probes()
             );
-            let report = run::run_suite(&engine, &suite, &mut progress_printer("probes"), &cancel)?;
+            let report = if masked {
+                let engine = args.model.launch().load_masked(None)?;
+                masked::run_suite(&engine, &suite, &mut progress_printer("probes"), &cancel)?
+            } else {
+                let engine = args.model.load()?;
+                run::run_suite(&engine, &suite, &mut progress_printer("probes"), &cancel)?
+            };
             if args.json {
                 outln!("{}", serde_json::to_string(&report)?);
             } else {
@@ -174,8 +210,13 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
                 .map(|s| quick::parse_swap(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
-            let engine = args.model.load()?;
-            let q = run::quick_swap(&engine, &text, &swaps, args.top_k)?;
+            let q = if masked {
+                let engine = args.model.launch().load_masked(None)?;
+                masked::quick_swap(&engine, &text, &swaps, args.top_k)?
+            } else {
+                let engine = args.model.load()?;
+                run::quick_swap(&engine, &text, &swaps, args.top_k)?
+            };
             if args.json {
                 outln!("{}", serde_json::to_string(&q)?);
             } else {

@@ -54,6 +54,17 @@ impl Launch {
         Engine::load(&path, self.precision).with_context(|| format!("loading {}", path.display()))
     }
 
+    /// Whether the model asked for is a masked language model (the default
+    /// is not; nothing is fetched to find out).
+    pub fn is_masked(&self) -> anyhow::Result<bool> {
+        match &self.model {
+            None => Ok(false),
+            Some(m) => Ok(crate::engine::masked::is_masked_model(&models::resolve(
+                Some(m),
+            )?)),
+        }
+    }
+
     /// Threads set, a masked language model found and loaded (`default`
     /// names the known model used without --model, if there is one).
     pub fn load_masked(&self, default: Option<&str>) -> anyhow::Result<MaskedEngine> {

@@ -10,9 +10,12 @@
 //!   adjustment ([`stats`]);
 //! - [`quick`]: swap terms in the current prompt and compare the two
 //!   next-token lists;
-//! - [`run`]: the only part that calls the engine (plain vectors in and out).
+//! - [`run`]: the only part that calls the engine (plain vectors in and out);
+//! - [`masked`]: the same checks for masked language models, by
+//!   pseudo-log-likelihood (CrowS-Pairs' own metric) and mask filling.
 
 pub mod divergence;
+pub mod masked;
 pub mod pairs;
 pub mod probe;
 pub mod quick;

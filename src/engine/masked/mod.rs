@@ -308,6 +308,19 @@ impl MaskedEngine {
     }
 }
 
+/// Whether `path` is a Hugging Face folder holding an encoder lmscope runs
+/// (its `config.json` names one of [`crate::engine::model::HF_ENCODERS`]).
+pub fn is_masked_model(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path.join("config.json")) else {
+        return false;
+    };
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let model_type = config["model_type"].as_str().unwrap_or_default();
+    crate::engine::model::HF_ENCODERS
+        .iter()
+        .any(|(name, _)| *name == model_type)
+}
+
 /// Per-layer (n_head, n, n) probabilities as one [`AttentionRows`].
 pub fn attention_rows(layers: &[Tensor], n: usize) -> Result<AttentionRows> {
     let n_head = layers.first().map(|t| t.dims()[0]).unwrap_or(0);
