@@ -54,7 +54,7 @@ struct Series {
     decode: Vec<f64>,
 }
 
-fn median(xs: &[f64]) -> f64 {
+pub(super) fn median(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
     }
@@ -174,7 +174,7 @@ fn run_long_context(engine: &Engine, len: usize) -> anyhow::Result<usize> {
     Ok(cache.size_bytes())
 }
 
-struct Reference {
+pub(super) struct Reference {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -182,17 +182,19 @@ struct Reference {
 }
 
 impl Reference {
-    fn start(
+    pub(super) fn start(
         python: &PathBuf,
         kind: ReferenceKind,
         model: &str,
         threads: usize,
+        extra: &[&str],
     ) -> anyhow::Result<Self> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(kind.script());
         let mut child = Command::new(python)
             .arg(&script)
             .arg(model)
             .arg(threads.to_string())
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -226,6 +228,19 @@ impl Reference {
 }
 
 impl Reference {
+    /// One request line, one JSON line back.
+    pub(super) fn ask(&mut self, request: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        writeln!(self.stdin, "{request}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    pub(super) fn version(&self) -> &str {
+        &self.version
+    }
+
     /// One sequence's decode tokens/s and the aggregate of `batch`
     /// sequences decoded together, both on one llama.cpp context.
     fn batched(
@@ -260,9 +275,11 @@ impl Drop for Reference {
 /// What lmscope is measured against: llama.cpp for a GGUF file, HF
 /// transformers (fp32, CPU) for a Hugging Face folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ReferenceKind {
+pub(super) enum ReferenceKind {
     LlamaCpp,
     Transformers,
+    /// transformers on a masked language model.
+    TransformersEncoder,
 }
 
 impl ReferenceKind {
@@ -277,42 +294,43 @@ impl ReferenceKind {
         match self {
             Self::LlamaCpp => "scripts/bench_llamacpp.py",
             Self::Transformers => "scripts/bench_transformers.py",
+            Self::TransformersEncoder => "scripts/bench_encoder_transformers.py",
         }
     }
     fn package(self) -> &'static str {
         match self {
             Self::LlamaCpp => "llama-cpp-python",
-            Self::Transformers => "transformers",
+            Self::Transformers | Self::TransformersEncoder => "transformers",
         }
     }
     fn module(self) -> &'static str {
         match self {
             Self::LlamaCpp => "import llama_cpp",
-            Self::Transformers => "import transformers, torch",
+            Self::Transformers | Self::TransformersEncoder => "import transformers, torch",
         }
     }
     fn venv(self) -> &'static str {
         match self {
             Self::LlamaCpp => ".venv-ref/bin/python",
-            Self::Transformers => ".venv-hf/bin/python",
+            Self::Transformers | Self::TransformersEncoder => ".venv-hf/bin/python",
         }
     }
     /// Its name in the report, and in the JSON keys (`llama_cpp`, ...).
     fn name(self) -> &'static str {
         match self {
             Self::LlamaCpp => "llama.cpp",
-            Self::Transformers => "transformers",
+            Self::Transformers | Self::TransformersEncoder => "transformers",
         }
     }
     fn key(self) -> &'static str {
         match self {
             Self::LlamaCpp => "llama_cpp",
-            Self::Transformers => "transformers",
+            Self::Transformers | Self::TransformersEncoder => "transformers",
         }
     }
 }
 
-fn find_python(arg: &Option<PathBuf>, kind: ReferenceKind) -> Option<PathBuf> {
+pub(super) fn find_python(arg: &Option<PathBuf>, kind: ReferenceKind) -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match arg {
         Some(p) => vec![p.clone()],
         None => vec![
@@ -331,7 +349,7 @@ fn find_python(arg: &Option<PathBuf>, kind: ReferenceKind) -> Option<PathBuf> {
 }
 
 /// Peak resident memory of this process, in bytes (Linux).
-fn peak_rss() -> Option<u64> {
+pub(super) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -349,6 +367,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "--batch {} is too many sequences; use 0 (skip) to {MAX_BATCH}",
         args.batch
     );
+    if args.model.launch().is_masked()? {
+        return super::bench_masked::run(&args);
+    }
     let engine = args.model.load()?;
     let threads = args.model.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -361,7 +382,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         None
     } else {
         match find_python(&args.python, kind) {
-            Some(py) => Some(Reference::start(&py, kind, &engine.info().path, threads)?),
+            Some(py) => Some(Reference::start(&py, kind, &engine.info().path, threads, &[])?),
             None => {
                 eprintln!(
                     "{} not found (scripts/reference/README.md says how to install it): lmscope alone",

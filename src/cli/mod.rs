@@ -7,6 +7,7 @@
 mod out;
 pub mod args;
 mod bench;
+mod bench_masked;
 mod bias;
 mod compare;
 mod embed;
