@@ -382,7 +382,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         None
     } else {
         match find_python(&args.python, kind) {
-            Some(py) => Some(Reference::start(&py, kind, &engine.info().path, threads, &[])?),
+            Some(py) => Some(Reference::start(
+                &py,
+                kind,
+                &engine.info().path,
+                threads,
+                &[],
+            )?),
             None => {
                 eprintln!(
                     "{} not found (scripts/reference/README.md says how to install it): lmscope alone",

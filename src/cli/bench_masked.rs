@@ -145,11 +145,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         "encoder pass (no MLM head)"
     };
-    outln!(
-        "{what:<28} {:>8.2} ms  ({} tokens)",
-        ms,
-        fill.ids.len()
-    );
+    outln!("{what:<28} {:>8.2} ms  ({} tokens)", ms, fill.ids.len());
     outln!(
         "{:<28} {:>8.1} sentences/s  ({} sentences, one at a time)",
         "embed",

@@ -17,6 +17,7 @@
 //! `LMSCOPE_KERNELS=scalar` forces the portable kernels (to test them on a
 //! machine that has AVX2); `avx2` and `avxvnni` the narrower x86 ones.
 
+mod dense;
 mod elem;
 mod f16;
 mod float;
@@ -29,6 +30,7 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use dense::{attend_full_f32, gelu_erf, linear_f32};
 pub use elem::CacheElem;
 pub use f16::{round_f16, to_f16};
 pub use float::{

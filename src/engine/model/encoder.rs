@@ -11,13 +11,14 @@
 //! `distilbert.rs`) renames its checkpoint to them. The heads, which GGUF
 //! does not name, are `mlm.*`, `pooler.*` and `nsp.*` here.
 //!
-//! Everything runs in f32 through candle's matmuls, as transformers does
-//! in fp32; each layer's attention probabilities are kept when asked.
+//! Everything runs in f32, as transformers does in fp32: the dense layers,
+//! attention and GELU on our pool (`kernels::dense`), each layer's
+//! attention probabilities kept when asked.
 
-use candle_core::{D, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_core::{D, Device, Tensor};
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::kernels;
 use crate::engine::load::weights::Weights;
 
 /// Hyper-parameters of an encoder.
@@ -60,12 +61,12 @@ impl Activation {
         }
     }
 
-    fn apply(self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Self::GeluErf => x.gelu_erf()?,
-            Self::GeluTanh => x.gelu()?,
-            Self::Relu => x.relu()?,
-        })
+    fn apply_in_place(self, x: &mut [f32]) {
+        match self {
+            Self::GeluErf => kernels::gelu_erf(x),
+            Self::GeluTanh => x.iter_mut().for_each(|v| *v = kernels::gelu_tanh(*v)),
+            Self::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        }
     }
 }
 
@@ -83,20 +84,57 @@ struct Block {
     k: Linear,
     v: Linear,
     out: Linear,
-    attn_norm: LayerNorm,
+    attn_norm: Norm,
     up: Linear,
     down: Linear,
-    out_norm: LayerNorm,
+    out_norm: Norm,
+}
+
+/// A LayerNorm over rows, in place (mean and variance in f64: a row's
+/// few hundred values, summed once).
+#[derive(Debug)]
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f64,
+}
+
+impl Norm {
+    fn load(w: &mut dyn Weights, name: &str, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: w.dense(&format!("{name}.weight"))?.to_vec1()?,
+            bias: w.dense(&format!("{name}.bias"))?.to_vec1()?,
+            eps,
+        })
+    }
+
+    fn apply(&self, x: &mut [f32]) {
+        let d = self.weight.len();
+        for row in x.chunks_exact_mut(d) {
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+                *v = ((*v as f64 - mean) * inv) as f32 * g + b;
+            }
+        }
+    }
+}
+
+fn add(a: &mut [f32], b: &[f32]) {
+    for (a, b) in a.iter_mut().zip(b) {
+        *a += b;
+    }
 }
 
 /// The masked-LM head: dense, activation, LayerNorm, then the decoder.
 #[derive(Debug)]
 struct MlmHead {
     dense: Linear,
-    norm: LayerNorm,
-    /// (vocab, d_model): the token embeddings where tied.
-    decoder: Tensor,
-    bias: Tensor,
+    norm: Norm,
+    /// (vocab, d_model) with the output bias: the token embeddings where
+    /// tied.
+    decoder: Linear,
 }
 
 /// The next-sentence head: the pooler (dense + tanh on [CLS]) and the
@@ -112,30 +150,60 @@ pub struct Encoder {
     embed: Tensor,
     positions: Tensor,
     types: Option<Tensor>,
-    embed_norm: LayerNorm,
+    embed_norm: Norm,
     blocks: Vec<Block>,
     pooler: Option<Linear>,
     mlm: Option<MlmHead>,
     nsp: Option<NspHead>,
 }
 
+/// A dense layer y = x Wᵀ + b, run by our kernel (blocks of output
+/// columns on the pool) rather than candle's, whose threading costs more
+/// than it saves on a sentence's few rows.
+#[derive(Debug)]
+struct Linear {
+    /// (out, in), row-major.
+    weight: Vec<f32>,
+    out: usize,
+    bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// x: (rows, in) -> (rows, out).
+    fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut y = vec![0f32; rows * self.out];
+        kernels::linear_f32(
+            x,
+            rows,
+            &self.weight,
+            self.out,
+            self.bias.as_deref(),
+            &mut y,
+        );
+        y
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let rows = x.dims()[0];
+        let y = self.apply(&x.flatten_all()?.to_vec1()?, rows);
+        Ok(Tensor::from_vec(y, (rows, self.out), &Device::Cpu)?)
+    }
+}
+
 fn linear(w: &mut dyn Weights, name: &str) -> Result<Linear> {
     let weight = w.dense(&format!("{name}.weight"))?;
+    let out = weight.dims()[0];
     let bias_name = format!("{name}.bias");
     let bias = if w.has_tensor(&bias_name) {
-        Some(w.dense(&bias_name)?)
+        Some(w.dense(&bias_name)?.to_vec1()?)
     } else {
         None
     };
-    Ok(Linear::new(weight, bias))
-}
-
-fn layer_norm(w: &mut dyn Weights, name: &str, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(
-        w.dense(&format!("{name}.weight"))?,
-        w.dense(&format!("{name}.bias"))?,
-        eps,
-    ))
+    Ok(Linear {
+        weight: weight.flatten_all()?.to_vec1()?,
+        out,
+        bias,
+    })
 }
 
 /// Checks that `name` has `shape`, so a damaged or mislabelled checkpoint
@@ -192,31 +260,34 @@ impl Encoder {
                 k: linear(w, &format!("{p}.attn_k"))?,
                 v: linear(w, &format!("{p}.attn_v"))?,
                 out: linear(w, &format!("{p}.attn_output"))?,
-                attn_norm: layer_norm(w, &format!("{p}.attn_output_norm"), eps)?,
+                attn_norm: Norm::load(w, &format!("{p}.attn_output_norm"), eps)?,
                 up: linear(w, &format!("{p}.ffn_up"))?,
                 down: linear(w, &format!("{p}.ffn_down"))?,
-                out_norm: layer_norm(w, &format!("{p}.layer_output_norm"), eps)?,
+                out_norm: Norm::load(w, &format!("{p}.layer_output_norm"), eps)?,
             });
         }
         let embed = w.dense("token_embd.weight")?;
         let mlm = if w.has_tensor("mlm.dense.weight") {
             expect_shape(w, "mlm.dense.weight", &[d, d])?;
-            let decoder = if w.has_tensor("mlm.decoder.weight") {
+            let weight = if w.has_tensor("mlm.decoder.weight") {
                 expect_shape(w, "mlm.decoder.weight", &[cfg.vocab_size, d])?;
                 w.dense("mlm.decoder.weight")?
             } else {
                 embed.clone()
             };
             let bias = if w.has_tensor("mlm.bias") {
-                w.dense("mlm.bias")?
+                Some(w.dense("mlm.bias")?.to_vec1()?)
             } else {
-                Tensor::zeros(cfg.vocab_size, candle_core::DType::F32, &Device::Cpu)?
+                None
             };
             Some(MlmHead {
                 dense: linear(w, "mlm.dense")?,
-                norm: layer_norm(w, "mlm.norm", eps)?,
-                decoder,
-                bias,
+                norm: Norm::load(w, "mlm.norm", eps)?,
+                decoder: Linear {
+                    weight: weight.flatten_all()?.to_vec1()?,
+                    out: cfg.vocab_size,
+                    bias,
+                },
             })
         } else {
             None
@@ -237,7 +308,7 @@ impl Encoder {
         };
         Ok(Self {
             positions: w.dense("position_embd.weight")?,
-            embed_norm: layer_norm(w, "token_embd_norm", eps)?,
+            embed_norm: Norm::load(w, "token_embd_norm", eps)?,
             embed,
             types,
             blocks,
@@ -297,30 +368,30 @@ impl Encoder {
                 .collect();
             x = (x + table.index_select(&Tensor::new(t.as_slice(), &dev)?, 0)?)?;
         }
-        x = self.embed_norm.forward(&x)?;
         let (h, d) = (self.cfg.n_head, self.cfg.d_model);
-        let hd = d / h;
-        let scale = 1.0 / (hd as f64).sqrt();
+        let mut x: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        self.embed_norm.apply(&mut x);
         let mut attention = Vec::new();
+        let mut ctx = vec![0f32; n * d];
         for b in &self.blocks {
-            let heads = |t: Tensor| -> Result<Tensor> {
-                Ok(t.reshape((n, h, hd))?.transpose(0, 1)?.contiguous()?)
-            };
-            let q = heads(b.q.forward(&x)?)?;
-            let k = heads(b.k.forward(&x)?)?;
-            let v = heads(b.v.forward(&x)?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?;
-            let p = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = p.matmul(&v)?.transpose(0, 1)?.reshape((n, d))?;
-            if capture {
-                attention.push(p);
+            let (q, k, v) = (b.q.apply(&x, n), b.k.apply(&x, n), b.v.apply(&x, n));
+            let mut probs = capture.then(|| vec![0f32; h * n * n]);
+            kernels::attend_full_f32(&q, &k, &v, n, h, d / h, &mut ctx, probs.as_deref_mut());
+            if let Some(p) = probs {
+                attention.push(Tensor::from_vec(p, (h, n, n), &dev)?);
             }
-            let a = b.out.forward(&ctx)?;
-            x = b.attn_norm.forward(&(a + &x)?)?;
-            let up = self.cfg.activation.apply(&b.up.forward(&x)?)?;
-            let f = b.down.forward(&up)?;
-            x = b.out_norm.forward(&(f + &x)?)?;
+            let mut a = b.out.apply(&ctx, n);
+            add(&mut a, &x);
+            b.attn_norm.apply(&mut a);
+            x = a;
+            let mut up = b.up.apply(&x, n);
+            self.cfg.activation.apply_in_place(&mut up);
+            let mut f = b.down.apply(&up, n);
+            add(&mut f, &x);
+            b.out_norm.apply(&mut f);
+            x = f;
         }
+        let x = Tensor::from_vec(x, (n, d), &dev)?;
         Ok(EncoderOutput {
             hidden: x,
             attention,
@@ -335,10 +406,16 @@ impl Encoder {
         };
         let idx: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
         let rows = hidden.index_select(&Tensor::new(idx.as_slice(), &Device::Cpu)?, 0)?;
-        let t = self.cfg.activation.apply(&head.dense.forward(&rows)?)?;
-        let t = head.norm.forward(&t)?;
-        let logits = t.matmul(&head.decoder.t()?)?.broadcast_add(&head.bias)?;
-        Ok(Some(logits))
+        let n = positions.len();
+        let mut t = head.dense.apply(&rows.flatten_all()?.to_vec1()?, n);
+        self.cfg.activation.apply_in_place(&mut t);
+        head.norm.apply(&mut t);
+        let logits = head.decoder.apply(&t, n);
+        Ok(Some(Tensor::from_vec(
+            logits,
+            (n, self.cfg.vocab_size),
+            &Device::Cpu,
+        )?))
     }
 
     /// [P(IsNext), P(NotNext)] from the [CLS] position; None without the
