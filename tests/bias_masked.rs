@@ -91,7 +91,7 @@ fn bias_on_a_masked_model_through_the_command_line() {
     let out = common::lmscope(&[
         "bias",
         "--pairs",
-        "tests/fixtures/bias_parity_pairs.csv",
+        "assets/bias/example_pairs.csv",
         "-m",
         model.to_str().unwrap(),
         "--json",
@@ -103,11 +103,11 @@ fn bias_on_a_masked_model_through_the_command_line() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mode"], "pll", "the mode is recorded with the result");
-    assert_eq!(v["overall"]["n"], 240);
+    assert_eq!(v["overall"]["n"], 24);
     let out = common::lmscope(&[
         "bias",
         "--pairs",
-        "tests/fixtures/bias_parity_pairs.csv",
+        "assets/bias/example_pairs.csv",
         "-m",
         model.to_str().unwrap(),
         "--mode",

@@ -53,19 +53,21 @@ fn generated(text: &str) -> usize {
         .unwrap_or(0)
 }
 
-#[test]
-fn drives_the_interface_on_the_real_model() {
-    let model =
-        lmscope::store::models::resolve(None).expect("the default model (fetched when missing)");
-    let data = tempfile::tempdir().unwrap();
-    let config = tempfile::tempdir().unwrap();
-    // Enough tokens to cancel a run in flight.
-    std::fs::write(
-        config.path().join("config.toml"),
-        "[generation]\nmax_tokens = 200\n",
-    )
-    .unwrap();
+/// The binary in a pseudo-terminal: its screen, its keyboard, the process
+/// and the terminal's master side (the terminal lives while it is held).
+type Session = (
+    Arc<Screen>,
+    Box<dyn Write + Send>,
+    Box<dyn portable_pty::Child + Send + Sync>,
+    Box<dyn portable_pty::MasterPty + Send>,
+);
 
+/// The binary on `model` in a pseudo-terminal.
+fn start(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    config: &std::path::Path,
+) -> Session {
     let pty = native_pty_system()
         .openpty(PtySize {
             rows: ROWS,
@@ -76,12 +78,12 @@ fn drives_the_interface_on_the_real_model() {
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_lmscope"));
     cmd.arg("--model");
-    cmd.arg(&model);
-    cmd.env("LMSCOPE_DATA_DIR", data.path());
-    cmd.env("LMSCOPE_CONFIG_DIR", config.path());
+    cmd.arg(model);
+    cmd.env("LMSCOPE_DATA_DIR", data);
+    cmd.env("LMSCOPE_CONFIG_DIR", config);
     cmd.env("TERM", "xterm-256color");
     cmd.env_remove("NO_COLOR");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
+    let child = pty.slave.spawn_command(cmd).unwrap();
     drop(pty.slave);
 
     let screen = Arc::new(Screen {
@@ -104,7 +106,25 @@ fn drives_the_interface_on_the_real_model() {
             }
         }
     });
-    let mut keys = pty.master.take_writer().unwrap();
+    let keys = pty.master.take_writer().unwrap();
+    // The master is returned: the terminal lives as long as the caller holds it.
+    (screen, keys, child, pty.master)
+}
+
+#[test]
+fn drives_the_interface_on_the_real_model() {
+    let model =
+        lmscope::store::models::resolve(None).expect("the default model (fetched when missing)");
+    let data = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    // Enough tokens to cancel a run in flight.
+    std::fs::write(
+        config.path().join("config.toml"),
+        "[generation]\nmax_tokens = 200\n",
+    )
+    .unwrap();
+
+    let (screen, mut keys, mut child, _master) = start(&model, data.path(), config.path());
     let mut send = |bytes: &[u8]| {
         keys.write_all(bytes).unwrap();
         keys.flush().unwrap();
@@ -257,5 +277,43 @@ fn drives_the_interface_on_the_real_model() {
     assert_ne!(
         s.runs[1].steps[parent.step].token_id,
         s.runs[0].steps[parent.step].token_id
+    );
+}
+
+#[test]
+fn opens_the_encoder_mode_on_a_masked_model() {
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-bert");
+    let data = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let (screen, mut keys, mut child, _master) = start(&model, data.path(), config.path());
+    let mut send = |bytes: &[u8]| {
+        keys.write_all(bytes).unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    };
+    // The example text runs at start: tokens, the mask's candidates.
+    screen.wait_for("the encoder mode", |t| {
+        t.contains("bert encoder") && t.contains("[CLS]") && t.contains("mask at token")
+    });
+    send(b"\x07"); // ctrl-g: masked generation
+    screen.wait_for("the masked generation", |t| {
+        t.contains("masked generation: 1 steps")
+    });
+    send(b"\x11"); // ctrl-q
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < WAIT, "lmscope did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let raw = screen.raw.lock().unwrap().clone();
+    assert!(
+        String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
+        "the alternate screen was left"
     );
 }

@@ -52,6 +52,7 @@ fn render(
         keys: k,
         theme,
         per_row: head % 2 == 1,
+        causal: true,
     }
     .render(area, &mut buf);
     buf
@@ -520,4 +521,33 @@ fn bias_views_draw_at_every_size() {
     for (w, h) in [(1, 1), (40, 12), (120, 36)] {
         draw(&mut empty, w, h);
     }
+}
+
+#[test]
+fn an_encoder_heatmap_shows_keys_after_the_query() {
+    use lmscope::engine::types::AttentionRows;
+    let rows = AttentionRows {
+        n_layer: 1,
+        n_head: 1,
+        n_query: 2,
+        n_key: 2,
+        first_query: 0,
+        data: vec![0.5, 0.5, 0.5, 0.5],
+    };
+    let cell = |causal: bool| {
+        let mut buf = Buffer::empty(Rect::new(0, 0, 2, 2));
+        Heatmap {
+            rows: &rows,
+            head: 0,
+            queries: 0..2,
+            keys: 0..2,
+            theme: Theme { color: false },
+            per_row: false,
+            causal,
+        }
+        .render(Rect::new(0, 0, 2, 2), &mut buf);
+        buf[(1, 0)].symbol().to_string()
+    };
+    assert_eq!(cell(true), " ", "a decoder's query 0 never sees key 1");
+    assert_ne!(cell(false), " ", "an encoder's does");
 }

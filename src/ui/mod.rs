@@ -11,12 +11,14 @@
 //!   views, what they ask carried out)
 //! - [`draw`]: the whole screen from the app
 //! - [`effects`], [`event_loop`], [`terminal`]: file work, the loop, raw
-//!   mode (always restored)
+//!   mode (always restored); [`encoder`]: the encoder mode's own loop, for
+//!   a masked language model
 
 pub mod app;
 pub mod draw;
 pub mod editor;
 pub mod effects;
+pub mod encoder;
 pub mod event_loop;
 pub mod fields;
 pub mod keymap;
@@ -64,6 +66,12 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
     // Fetching (with pip's progress) happens before the screen is taken.
     // Each failure says what to do (pass --model PATH, install pip, ...).
     let path = launch.model_path().context("no model to open")?;
+    if crate::engine::masked::is_masked_model(&path) {
+        tracing::info!("starting the encoder mode on {}", path.display());
+        let engine = crate::engine::masked::MaskedEngine::load(&path)
+            .with_context(|| format!("loading {}", path.display()))?;
+        return encoder::run(engine);
+    }
     let precision = launch.precision;
     let loaded = config::load();
     let (keymap, key_warnings) = Keymap::load(&loaded.config.keys);

@@ -14,7 +14,7 @@ const COLUMNS_PER_TASK: usize = 64;
 /// `out` (m x n, row-major) = `x` (m x k) · `w`ᵀ (`w` is n x k, row-major,
 /// as checkpoints store it) + `bias` (n).
 pub fn linear_f32(x: &[f32], m: usize, w: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [f32]) {
-    let k = if m == 0 { 0 } else { x.len() / m };
+    let k = x.len().checked_div(m).unwrap_or(0);
     assert_eq!(x.len(), m * k, "x is not m x k");
     assert_eq!(w.len(), n * k, "w is not n x k");
     assert_eq!(out.len(), m * n, "out is not m x n");
@@ -78,18 +78,16 @@ pub fn gelu_erf(x: &mut [f32]) {
     });
 }
 
-/// Every query over every key (no mask), per head: `q`, `k`, `v` and `ctx`
+/// Every query over every key (no mask), per head: `[q, k, v]` and `ctx`
 /// are (n, heads x head_dim) rows; `probs`, when given, receives each
 /// head's (n, n) probabilities, heads one after another.
 pub fn attend_full_f32(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    [q, k, v]: [&[f32]; 3],
     n: usize,
     heads: usize,
     head_dim: usize,
     ctx: &mut [f32],
-    mut probs: Option<&mut [f32]>,
+    probs: Option<&mut [f32]>,
 ) {
     let d = heads * head_dim;
     assert!(q.len() == n * d && k.len() == n * d && v.len() == n * d && ctx.len() == n * d);
@@ -98,9 +96,7 @@ pub fn attend_full_f32(
     }
     let scale = 1.0 / (head_dim as f32).sqrt();
     let out = OutPtr(ctx.as_mut_ptr(), ctx.len());
-    let kept = probs
-        .as_deref_mut()
-        .map(|p| OutPtr(p.as_mut_ptr(), p.len()));
+    let kept = probs.map(|p| OutPtr(p.as_mut_ptr(), p.len()));
     pool().run(heads, &|h| {
         let (c, _) = out.get();
         let off = h * head_dim;

@@ -5,6 +5,7 @@
 //! ([`generate::MaskedGeneration`]).
 
 pub mod generate;
+pub mod handle;
 pub mod tokenizer;
 
 use std::path::Path;

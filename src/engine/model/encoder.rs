@@ -376,7 +376,7 @@ impl Encoder {
         for b in &self.blocks {
             let (q, k, v) = (b.q.apply(&x, n), b.k.apply(&x, n), b.v.apply(&x, n));
             let mut probs = capture.then(|| vec![0f32; h * n * n]);
-            kernels::attend_full_f32(&q, &k, &v, n, h, d / h, &mut ctx, probs.as_deref_mut());
+            kernels::attend_full_f32([&q, &k, &v], n, h, d / h, &mut ctx, probs.as_deref_mut());
             if let Some(p) = probs {
                 attention.push(Tensor::from_vec(p, (h, n, n), &dev)?);
             }

@@ -79,6 +79,7 @@ fn heatmap(c: &Chrome, s: &Shown, d: &LayerAttention, head: usize, area: Rect, b
         keys,
         theme: *c.theme,
         per_row: s.view.per_row,
+        causal: true,
     };
     let [gutter, cells] =
         Layout::horizontal([Constraint::Length(1), Constraint::Fill(1)]).areas(area);

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod bias;
 pub mod compare;
 pub mod help;
+pub mod masked;
 pub mod output;
 pub mod positions;
 pub mod probs;

@@ -171,6 +171,7 @@ fn learned(c: &Chrome, r: &LearnedReport, area: Rect, buf: &mut Buffer) {
         keys: 0..n,
         theme: *t,
         per_row: false,
+        causal: true,
     }
     .render(cells, buf);
 }

@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod bias;
 pub mod compare;
+pub mod masked;
 pub mod output;
 pub mod positions;
 pub mod probs;

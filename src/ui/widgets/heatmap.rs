@@ -35,6 +35,8 @@ pub struct Heatmap<'a> {
     /// visible weight): shows where late queries look, which the early
     /// rows' large weights would otherwise drown.
     pub per_row: bool,
+    /// A decoder's rows stop at the diagonal; an encoder's see every key.
+    pub causal: bool,
 }
 
 impl Heatmap<'_> {
@@ -43,7 +45,11 @@ impl Heatmap<'_> {
     #[inline]
     fn value(&self, q: usize, k: usize) -> f32 {
         let r = self.rows;
-        if q < r.first_query || q >= r.first_query + r.n_query || k >= r.n_key || k > q {
+        if q < r.first_query
+            || q >= r.first_query + r.n_query
+            || k >= r.n_key
+            || (self.causal && k > q)
+        {
             return 0.0;
         }
         let heads = r.data.len() / (r.n_query * r.n_key).max(1);
@@ -65,7 +71,11 @@ impl Heatmap<'_> {
                 continue;
             }
             let row = (self.head * r.n_query + (q - r.first_query)) * r.n_key;
-            let end = ks.end.min(r.n_key).min(q + 1);
+            let end = if self.causal {
+                ks.end.min(r.n_key).min(q + 1)
+            } else {
+                ks.end.min(r.n_key)
+            };
             if ks.start >= end {
                 continue;
             }

@@ -1,0 +1,83 @@
+//! The workbench on a masked language model (the encoder mode, chosen from
+//! the model): its own screen ([`panes::masked`]) over [`MaskedView`], the
+//! model on its own thread ([`MaskedHandle`]). The decoder's panes (the
+//! sampler trace of a continuation, compare, sessions) have nothing to show
+//! for an encoder, so this mode leaves them out and says so.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use crossterm::event::{self, Event, KeyEventKind};
+
+use super::panes;
+use super::terminal::{Term, TerminalGuard};
+use super::theme::Theme;
+use super::views::masked::{MaskedView, ModelLine};
+use crate::engine::masked::MaskedEngine;
+use crate::engine::masked::handle::{MaskedEvent, MaskedHandle};
+
+/// Opens the encoder mode on `engine` until the user quits.
+pub fn run(engine: MaskedEngine) -> anyhow::Result<()> {
+    let info = engine.info();
+    let model = ModelLine {
+        name: info.name.clone(),
+        architecture: info.architecture.clone(),
+        layers: info.config.n_layer,
+        heads: info.config.n_head,
+        width: info.config.d_model,
+        mlm_head: info.mlm_head,
+        nsp_head: info.nsp_head,
+    };
+    let mask = engine
+        .tokenizer()
+        .mask_text()
+        .unwrap_or_else(|| "[MASK]".into());
+    let mut view = MaskedView::new(model, &mask);
+    let (tx, rx) = channel();
+    let handle = MaskedHandle::spawn(Arc::new(engine), tx).context("starting the engine thread")?;
+    let mut first = Default::default();
+    view.analyze(&mut first);
+    for c in first.commands {
+        handle.send(c);
+    }
+    let mut guard = TerminalGuard::enter().context("preparing the terminal")?;
+    event_loop(&mut guard.terminal, &mut view, &handle, &rx)
+}
+
+fn event_loop(
+    terminal: &mut Term,
+    view: &mut MaskedView,
+    handle: &MaskedHandle,
+    events: &Receiver<MaskedEvent>,
+) -> anyhow::Result<()> {
+    let theme = Theme::from_env();
+    loop {
+        while let Ok(e) = events.try_recv() {
+            view.event(e);
+        }
+        terminal.draw(|f| panes::masked::render(&theme, view, f.area(), f.buffer_mut()))?;
+        if !event::poll(Duration::from_millis(40))? {
+            continue;
+        }
+        match event::read()? {
+            Event::Key(k) if k.kind != KeyEventKind::Release => {
+                let out = view.key(k);
+                if out.cancel {
+                    handle.cancel();
+                }
+                for c in out.commands {
+                    handle.send(c);
+                }
+                if out.quit {
+                    return Ok(());
+                }
+            }
+            Event::Paste(text) if view.focus == super::views::masked::Focus::Text => {
+                view.editor.insert_str(&text.replace('\n', " "));
+            }
+            _ => {}
+        }
+    }
+}
