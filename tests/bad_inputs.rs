@@ -558,9 +558,53 @@ fn a_bad_hugging_face_folder_is_one_line_saying_why() {
         config.replace("\"llama\"", "\"bert\""),
     )
     .unwrap();
+    // A folder that says it is a BERT but holds a Llama's tensors.
     let o = lmscope(&["info", "--model", bert.to_str().unwrap()]);
-    assert_clean_error(&o, "bert");
-    assert!(stderr(&o).contains("llama, gpt2"), "{}", stderr(&o));
+    assert_clean_error(&o, "is missing");
+    let t5 = dir.path().join("t5");
+    copy(&t5);
+    std::fs::copy(
+        fixture.join("model.safetensors"),
+        t5.join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(
+        t5.join("config.json"),
+        config.replace("\"llama\"", "\"t5\""),
+    )
+    .unwrap();
+    let o = lmscope(&["info", "--model", t5.to_str().unwrap()]);
+    assert_clean_error(&o, "t5");
+    assert!(
+        stderr(&o).contains("llama, gpt2 (decoders); bert, roberta, distilbert (encoders)"),
+        "{}",
+        stderr(&o)
+    );
+    // A decoder command on an encoder says what to use instead.
+    let tiny_bert =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-bert");
+    let o = lmscope(&["generate", "hi", "--model", tiny_bert.to_str().unwrap()]);
+    assert_clean_error(&o, "masked language model");
+    assert!(stderr(&o).contains("lmscope fill"), "{}", stderr(&o));
+    let tiny_llama =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/tiny-llama");
+    let o = lmscope(&["fill", "a [MASK]", "--model", tiny_llama.to_str().unwrap()]);
+    assert_clean_error(&o, "holds a decoder");
+    let o = lmscope(&[
+        "fill",
+        "no mask here",
+        "--model",
+        tiny_bert.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "has no mask");
+    let long = "word ".repeat(300);
+    let o = lmscope(&[
+        "fill",
+        &format!("{long}[MASK]"),
+        "--model",
+        tiny_bert.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "reads at most 128");
     let o = Command::new(env!("CARGO_BIN_EXE_lmscope"))
         .args(["info", "--model", "nobody/no-such-model"])
         .env("HF_HOME", dir.path())

@@ -153,8 +153,7 @@ fn the_heads_are_found_where_the_checkpoint_has_them() {
     assert!(roberta.info().mlm_head && !roberta.info().nsp_head);
     let err = roberta
         .next_sentence("a", "b")
-        .err()
-        .expect("no NSP head")
+        .expect_err("no NSP head")
         .to_string();
     assert!(err.contains("no next-sentence head"), "{err}");
 }

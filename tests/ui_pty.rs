@@ -63,11 +63,7 @@ type Session = (
 );
 
 /// The binary on `model` in a pseudo-terminal.
-fn start(
-    model: &std::path::Path,
-    data: &std::path::Path,
-    config: &std::path::Path,
-) -> Session {
+fn start(model: &std::path::Path, data: &std::path::Path, config: &std::path::Path) -> Session {
     let pty = native_pty_system()
         .openpty(PtySize {
             rows: ROWS,

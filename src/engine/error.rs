@@ -15,9 +15,7 @@ pub enum EngineError {
         "{path} is truncated or corrupt ({detail}); download it again (`lmscope pull --force` for the default model)"
     )]
     Corrupt { path: PathBuf, detail: String },
-    #[error(
-        "unsupported model architecture `{found}`: lmscope runs GGUF models of these architectures: {supported}"
-    )]
+    #[error("unsupported model architecture `{found}`: lmscope runs these: {supported}")]
     UnsupportedArchitecture { found: String, supported: String },
     #[error(
         "tensor `{name}` has type {dtype}, which lmscope cannot run; supported types: {supported}"

@@ -61,6 +61,14 @@ impl Activation {
         }
     }
 
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::GeluErf => "GELU (exact, erf)",
+            Self::GeluTanh => "GELU (tanh approximation)",
+            Self::Relu => "ReLU",
+        }
+    }
+
     fn apply_in_place(self, x: &mut [f32]) {
         match self {
             Self::GeluErf => kernels::gelu_erf(x),

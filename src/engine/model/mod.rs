@@ -57,7 +57,21 @@ pub fn hf_loader(folder: &HfFolder) -> Result<HfLoader> {
             model_type: model_type.to_string(),
         });
     }
-    find(HF_ARCHITECTURES, model_type)
+    find(HF_ARCHITECTURES, model_type).map_err(|_| unsupported_folder(model_type))
+}
+
+/// A folder's `model_type` that is neither a decoder nor an encoder we run.
+fn unsupported_folder(model_type: &str) -> EngineError {
+    let decoders: Vec<&str> = HF_ARCHITECTURES.iter().map(|(n, _)| *n).collect();
+    let encoders: Vec<&str> = HF_ENCODERS.iter().map(|(n, _)| *n).collect();
+    EngineError::UnsupportedArchitecture {
+        found: model_type.to_string(),
+        supported: format!(
+            "{} (decoders); {} (encoders)",
+            decoders.join(", "),
+            encoders.join(", ")
+        ),
+    }
 }
 
 /// The encoder loader for a Hugging Face folder's `model_type`, or why
@@ -70,7 +84,7 @@ pub fn hf_encoder_loader(folder: &HfFolder) -> Result<EncoderLoader> {
             model_type: model_type.to_string(),
         });
     }
-    find(HF_ENCODERS, model_type)
+    find(HF_ENCODERS, model_type).map_err(|_| unsupported_folder(model_type))
 }
 
 /// `arch`'s loader in `table`, or an error naming it and the supported ones.
