@@ -558,9 +558,9 @@ fn a_bad_hugging_face_folder_is_one_line_saying_why() {
         config.replace("\"llama\"", "\"bert\""),
     )
     .unwrap();
-    // A folder that says it is a BERT but holds a Llama's tensors.
+    // A folder that says it is a BERT but holds a Llama (its config names SiLU).
     let o = lmscope(&["info", "--model", bert.to_str().unwrap()]);
-    assert_clean_error(&o, "is missing");
+    assert_clean_error(&o, "activation `silu` is not one lmscope runs");
     let t5 = dir.path().join("t5");
     copy(&t5);
     std::fs::copy(
