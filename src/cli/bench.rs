@@ -367,9 +367,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "--batch {} is too many sequences; use 0 (skip) to {MAX_BATCH}",
         args.batch
     );
-    if args.model.launch().is_masked()? {
-        return super::bench_masked::run(&args);
-    }
     let engine = args.model.load()?;
     let threads = args.model.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()

@@ -140,7 +140,7 @@ pub fn run(args: BiasArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.top_k >= 1, "--top-k must be at least 1");
     let cancel = AtomicBool::new(false);
-    let masked = args.model.launch().is_masked()?;
+    let masked = args.model.launch().is_masked();
     match job {
         Job::Pairs(path) => {
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;

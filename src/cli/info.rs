@@ -88,7 +88,7 @@ fn masked(args: &InfoArgs) -> anyhow::Result<()> {
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
-    if args.model.launch().is_masked()? {
+    if args.model.launch().is_masked() {
         return masked(&args);
     }
     let engine = args.model.load()?;

@@ -130,6 +130,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Positions(a) => positions::run(a),
         Command::Pull(a) => pull::run(a),
+        Command::Bench(a) if a.model.launch().is_masked() => bench_masked::run(&a),
         Command::Bench(a) => bench::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Session(a) => session::run(a),

@@ -55,14 +55,13 @@ impl Launch {
     }
 
     /// Whether the model asked for is a masked language model (the default
-    /// is not; nothing is fetched to find out).
-    pub fn is_masked(&self) -> anyhow::Result<bool> {
-        match &self.model {
-            None => Ok(false),
-            Some(m) => Ok(crate::engine::masked::is_masked_model(&models::resolve(
-                Some(m),
-            )?)),
-        }
+    /// is not; nothing is fetched to find out). A model that cannot be
+    /// found is not one: loading it then says why, in the command's order.
+    pub fn is_masked(&self) -> bool {
+        self.model
+            .as_deref()
+            .and_then(|m| models::resolve(Some(m)).ok())
+            .is_some_and(|p| crate::engine::masked::is_masked_model(&p))
     }
 
     /// Threads set, a masked language model found and loaded (`default`

@@ -5,7 +5,24 @@
 //! sentence's few rows to gemm's rayon parallelism costs more than it
 //! saves, and its threads then compete with ours.
 
-use super::{OutPtr, par_chunks_mut, pool};
+use super::pool::pool;
+
+/// A pointer to an output that tasks write in disjoint places.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: shared between the pool's tasks, each of which writes elements
+// no other task writes, and `Pool::run` returns only after every task is
+// done (the callers below say which elements each task owns).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// Taken through a method so that closures capture the whole (`Sync`)
+    /// wrapper rather than its raw pointer field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Columns per task: a multiple of gemm's register tile, and enough work
 /// per task to outweigh handing it out.
@@ -27,9 +44,9 @@ pub fn linear_f32(x: &[f32], m: usize, w: &[f32], n: usize, bias: Option<&[f32]>
         .max(1);
     let per = n.div_ceil(tasks).next_multiple_of(16).min(n);
     let tasks = n.div_ceil(per);
-    let dst = OutPtr(out.as_mut_ptr(), out.len());
+    let dst = OutPtr(out.as_mut_ptr());
     pool().run(tasks, &|t| {
-        let (p, _) = dst.get();
+        let p = dst.get();
         let c0 = t * per;
         let cols = per.min(n - c0);
         // SAFETY: task t writes only columns c0..c0 + cols of `out` (rows
@@ -71,7 +88,15 @@ pub fn linear_f32(x: &[f32], m: usize, w: &[f32], n: usize, bias: Option<&[f32]>
 
 /// The exact GELU, x Φ(x) = x (1 + erf(x / √2)) / 2, in place.
 pub fn gelu_erf(x: &mut [f32]) {
-    par_chunks_mut(x, 4096, &|_, chunk| {
+    const CHUNK: usize = 4096;
+    let len = x.len();
+    let base = OutPtr(x.as_mut_ptr());
+    pool().run(len.div_ceil(CHUNK), &|i| {
+        let start = i * CHUNK;
+        let end = (start + CHUNK).min(len);
+        // SAFETY: task i owns x[start..end], inside `x` (exclusively
+        // borrowed for the call); tasks' ranges do not overlap.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
         for v in chunk {
             *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
         }
@@ -95,10 +120,10 @@ pub fn attend_full_f32(
         assert_eq!(p.len(), heads * n * n);
     }
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let out = OutPtr(ctx.as_mut_ptr(), ctx.len());
-    let kept = probs.map(|p| OutPtr(p.as_mut_ptr(), p.len()));
+    let out = OutPtr(ctx.as_mut_ptr());
+    let kept = probs.map(|p| OutPtr(p.as_mut_ptr()));
     pool().run(heads, &|h| {
-        let (c, _) = out.get();
+        let c = out.get();
         let off = h * head_dim;
         let mut row = vec![0f32; n];
         for i in 0..n {
@@ -127,7 +152,7 @@ pub fn attend_full_f32(
                 }
             }
             if let Some(kp) = kept {
-                let (pp, _) = kp.get();
+                let pp = kp.get();
                 // SAFETY: as above; row i of head h's block.
                 let dst = unsafe { std::slice::from_raw_parts_mut(pp.add((h * n + i) * n), n) };
                 dst.copy_from_slice(&row);
