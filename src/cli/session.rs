@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::args::ModelArgs;
 use crate::engine::Engine;
 use crate::engine::types::FinishReason;
+use crate::store::masked_session::{MaskedSession, is_masked_session};
 use crate::store::session::{self, Run, Session};
 
 #[derive(Args, Debug)]
@@ -52,8 +53,110 @@ fn pick(session: &Session, run: usize) -> anyhow::Result<&Run> {
     })
 }
 
+/// The file's runs again on the encoder, each forced where its branch was.
+fn masked_replay(file: &std::path::Path, model: ModelArgs) -> anyhow::Result<()> {
+    use crate::engine::masked::generate::MaskedGeneration;
+    use crate::engine::sampling::Sampler;
+    let s = MaskedSession::load(file)?;
+    let model = ModelArgs {
+        model: Some(model.model.unwrap_or_else(|| s.model.path.clone())),
+        ..model
+    };
+    let engine = model.launch().load_masked(None)?;
+    let now = crate::store::models::sha256_model(std::path::Path::new(&engine.info().path))?;
+    if now != s.model.sha256 {
+        outln!(
+            "note: the model differs from the session's (sha256 {now} vs {}); tokens may differ",
+            s.model.sha256
+        );
+    }
+    let mut all_same = true;
+    for (i, r) in s.runs.iter().enumerate() {
+        let mut g = MaskedGeneration::new(
+            &engine,
+            &s.text,
+            r.order,
+            Sampler::new(r.settings.clone())?,
+            r.steps.first().map_or(0, |x| x.top.len()),
+        )?;
+        if let Some(p) = r.parent {
+            for x in &r.steps[..=p.step] {
+                g.force(x.step, x.token_id);
+            }
+        }
+        let limit = if r.finished {
+            usize::MAX
+        } else {
+            r.steps.len()
+        };
+        while g.steps().len() < limit && g.step(&engine)?.is_some() {}
+        let key = |x: &crate::engine::types::StepRecord| (x.position, x.token_id);
+        let want: Vec<_> = r.steps.iter().map(key).collect();
+        let got: Vec<_> = g.steps().iter().map(key).collect();
+        match want
+            .iter()
+            .zip(&got)
+            .position(|(a, b)| a != b)
+            .or((want.len() != got.len()).then(|| want.len().min(got.len())))
+        {
+            None => outln!("run {i} `{}`: same {} steps", r.label, want.len()),
+            Some(at) => {
+                all_same = false;
+                outln!("run {i} `{}`: DIFFERENT from step {at} on", r.label);
+            }
+        }
+    }
+    anyhow::ensure!(all_same, "the replay differs from the saved session");
+    Ok(())
+}
+
+fn masked_show(file: &std::path::Path) -> anyhow::Result<()> {
+    let s = MaskedSession::load(file)?;
+    outln!(
+        "masked session v{} of {} ({}), sha256 {}",
+        s.version,
+        s.model.name,
+        s.model.path,
+        s.model.sha256
+    );
+    outln!("text: {:?} ({} tokens)", s.text, s.token_ids.len());
+    for (i, r) in s.runs.iter().enumerate() {
+        let branch = r
+            .parent
+            .map(|p| format!(", branch of run {} at step {}", p.run, p.step))
+            .unwrap_or_default();
+        outln!(
+            "run {i} `{}`: {} steps, {}{branch}: {:?}",
+            r.label,
+            r.steps.len(),
+            r.order.describe(),
+            r.text
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: SessionArgs) -> anyhow::Result<()> {
     match args.command {
+        SessionCommand::Show { file } if is_masked_session(&file) => masked_show(&file),
+        SessionCommand::Replay { file, model } if is_masked_session(&file) => {
+            masked_replay(&file, model)
+        }
+        SessionCommand::Export { file, format, run } if is_masked_session(&file) => {
+            let s = MaskedSession::load(&file)?;
+            anyhow::ensure!(
+                matches!(format, ExportFormat::Json),
+                "a masked session exports as JSON (--format json)"
+            );
+            let r = s.runs.get(run).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the session has {} runs; --run {run} does not exist",
+                    s.runs.len()
+                )
+            })?;
+            out!("{}", serde_json::to_string_pretty(r)? + "\n");
+            Ok(())
+        }
         SessionCommand::Show { file } => {
             let s = Session::load(&file)?;
             check_against_recorded_model(&s, &file)?;

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod config;
 pub mod launch;
+pub mod masked_session;
 pub mod models;
 pub mod paths;
 pub mod presets;

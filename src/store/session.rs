@@ -362,7 +362,7 @@ pub fn format_utc(unix: u64) -> String {
 
 /// A session file's JSON, refused when it is not JSON, has no format
 /// version or is newer than this build reads.
-fn read_versioned(path: &Path) -> Result<serde_json::Value, SessionError> {
+pub(super) fn read_versioned(path: &Path) -> Result<serde_json::Value, SessionError> {
     let corrupt = |detail: String| SessionError::Corrupt {
         path: path.to_path_buf(),
         detail,

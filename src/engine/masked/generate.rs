@@ -27,6 +27,16 @@ pub enum FillOrder {
     },
 }
 
+impl FillOrder {
+    pub fn describe(self) -> String {
+        match self {
+            Self::Confident => "confident first".into(),
+            Self::LeftToRight => "left to right".into(),
+            Self::Gibbs { sweeps } => format!("Gibbs, {sweeps} sweeps"),
+        }
+    }
+}
+
 pub struct MaskedGeneration {
     ids: Vec<u32>,
     types: Vec<u32>,
@@ -39,6 +49,8 @@ pub struct MaskedGeneration {
     top_n: usize,
     /// Gibbs: the re-draws still to do, next first.
     redraws: std::collections::VecDeque<usize>,
+    /// Tokens taken instead of a draw, by step (a branch, a replay).
+    forced: std::collections::BTreeMap<usize, u32>,
     steps: Vec<StepRecord>,
 }
 
@@ -75,8 +87,16 @@ impl MaskedGeneration {
             sampler,
             top_n,
             redraws,
+            forced: Default::default(),
             steps: Vec::new(),
         })
+    }
+
+    /// Takes `token` at `step` instead of a draw (traced like any other):
+    /// a branch forces its parent's tokens up to where it parts, then its
+    /// own. The same seed and forced tokens give the same run.
+    pub fn force(&mut self, step: usize, token: u32) {
+        self.forced.insert(step, token);
     }
 
     pub fn ids(&self) -> &[u32] {
@@ -144,9 +164,13 @@ impl MaskedGeneration {
             .map(|(_, &id)| id)
             .collect();
         let step = self.steps.len();
-        let s = self
-            .sampler
-            .sample_drawing(logits, &history, self.top_n, None, step as u64);
+        let s = self.sampler.sample_drawing(
+            logits,
+            &history,
+            self.top_n,
+            self.forced.get(&step).copied(),
+            step as u64,
+        );
         self.ids[position] = s.token_id;
         let tok = engine.tokenizer();
         let record = StepRecord {

@@ -302,9 +302,5 @@ impl MaskedView {
 }
 
 pub fn order_name(order: FillOrder) -> String {
-    match order {
-        FillOrder::Confident => "confident first".into(),
-        FillOrder::LeftToRight => "left to right".into(),
-        FillOrder::Gibbs { sweeps } => format!("Gibbs, {sweeps} sweeps"),
-    }
+    order.describe()
 }
