@@ -184,3 +184,41 @@ fn fill_mask_gives_the_softmax_of_the_logits_at_each_mask() {
         }
     }
 }
+
+#[test]
+fn positions_of_an_encoder_are_its_learned_table_from_the_padding_offset_on() {
+    // RoBERTa numbers positions from padding id + 1: row 2 is position 0.
+    let path = dir().join("tiny-roberta");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lmscope"))
+        .args([
+            "positions",
+            "-",
+            "-m",
+            path.to_str().unwrap(),
+            "--max-distance",
+            "9",
+            "--json",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "learned");
+    assert_eq!(v["positions"], 10);
+    let folder = lmscope::engine::load::safetensors::HfFolder::open(&path).unwrap();
+    let (shape, table) = folder
+        .read("roberta.embeddings.position_embeddings.weight")
+        .unwrap();
+    let d = shape[1];
+    for p in 0..10 {
+        let row = &table[(p + 2) * d..(p + 3) * d];
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let got = v["norms"][p].as_f64().unwrap() as f32;
+        assert!((got - norm).abs() < 1e-4, "position {p}: {got} vs {norm}");
+    }
+}

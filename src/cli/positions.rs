@@ -17,7 +17,7 @@ head's query . key against distance (its prompt vectors rotated back to position
 beside RoFormer's content-free bound.
 JSON (--json): {layer, head, base, style, head_dim, positions, pairs: [{index, dims, theta,
 wavelength, angle_at_last, share}], falloff: {score, bound}}
-With learned positions (GPT-2): the cosine similarity of the position embeddings of positions
+With learned positions (GPT-2, and every BERT-style encoder): the cosine similarity of the position embeddings of positions
 0 to --max-distance, the mean at each distance and each embedding's length (the prompt is not
 needed for these, content-free). JSON: {kind: \"learned\", positions, d_model, similarity,
 by_distance, norms}"
@@ -39,6 +39,15 @@ pub struct PositionsArgs {
 }
 
 pub fn run(args: PositionsArgs) -> anyhow::Result<()> {
+    if args.model.launch().is_masked() {
+        // Encoders (BERT and kin) learn their positions: the table's
+        // similarity, as for GPT-2 (content-free, the prompt is not needed).
+        let engine = args.model.launch().load_masked(None)?;
+        let cfg = &engine.info().config;
+        let n = (args.max_distance + 1).min(cfg.max_positions);
+        let table = engine.encoder().learned_positions(n)?;
+        return learned(learned_report(&table, cfg.d_model), args.json);
+    }
     let text = super::read_input(&args.prompt)?;
     let engine = args.model.load()?;
     let model = engine.model();
