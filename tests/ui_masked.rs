@@ -123,6 +123,13 @@ fn masked_generation_streams_one_step_per_mask() {
     );
     // Greedy: every step took the most probable token.
     assert!(view.steps.iter().all(|s| s.rank == 1));
+    // The tokens are the filled sequence, the last drawn one selected with
+    // its trace (raw and final probabilities, what removed the others).
+    let last = view.steps.last().unwrap();
+    assert_eq!(view.selected, last.position);
+    assert_eq!(view.tokens[last.position].token_id, last.token_id);
+    assert!(view.selected_step().is_some());
+    insta::assert_snapshot!(screen(&view, 110, 34));
 }
 
 #[test]

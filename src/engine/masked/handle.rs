@@ -48,7 +48,7 @@ pub enum MaskedEvent {
         id: u64,
         record: Box<StepRecord>,
         /// The sequence after this step (special tokens included).
-        ids: Vec<u32>,
+        tokens: Vec<TokenView>,
         text: String,
     },
     Finished {
@@ -143,7 +143,7 @@ fn serve(
                         let _ = events.send(MaskedEvent::Step {
                             id,
                             record: Box::new(record),
-                            ids: run.ids().to_vec(),
+                            tokens: engine.tokens(run.ids()),
                             text: run.text(engine),
                         });
                     }

@@ -172,24 +172,66 @@ fn candidates(theme: &Theme, v: &MaskedView, area: Rect, buf: &mut Buffer) {
     );
     let inner = pane(theme, Line::from(title), false, area, buf);
     let mut lines: Vec<Line> = Vec::new();
-    match (&v.fills, v.selected_fill()) {
-        (Err(why), _) => lines.push(Line::styled(why.clone(), theme.dim())),
-        (Ok(_), None) => lines.push(Line::styled(
-            "the selected token is not a mask (m jumps to the next)",
+    if let Some(s) = v.selected_step() {
+        // A generated token: its draw, traced like a decoder's.
+        lines.push(Line::styled(
+            format!(
+                "step {} at token {}: {} (p {:.3}, raw {:.3}, rank {})",
+                s.step,
+                s.position,
+                crate::ui::text::visible(&s.text),
+                s.p_final,
+                s.p_raw,
+                s.rank
+            ),
+            theme.accent(),
+        ));
+        lines.push(Line::styled(
+            format!(
+                "{:<14} {:>6} {:>6}  removed by",
+                "candidate", "raw", "final"
+            ),
             theme.dim(),
-        )),
-        (Ok(_), Some(f)) => {
+        ));
+        for c in &s.top {
+            let removed = c.removed_by.map(|st| st.name()).unwrap_or("");
+            let style = if c.token_id == s.token_id {
+                theme.selected()
+            } else if c.removed_by.is_some() {
+                theme.dim()
+            } else {
+                Style::default()
+            };
             lines.push(Line::styled(
-                format!("mask at token {}", f.position),
-                theme.accent(),
+                format!(
+                    "{:<14} {:>6.3} {:>6.3}  {removed}",
+                    crate::ui::text::visible(&c.text),
+                    c.p_raw,
+                    c.p_final
+                ),
+                style,
             ));
-            let width = (inner.width as usize).saturating_sub(28).clamp(4, 20);
-            for c in &f.top {
-                lines.push(Line::from(vec![
-                    Span::raw(format!("{:<14} ", crate::ui::text::visible(&c.text))),
-                    Span::styled(bar(c.p, width), theme.prob(c.p)),
-                    Span::raw(format!(" {:5.1}%", 100.0 * c.p)),
-                ]));
+        }
+    } else {
+        match (&v.fills, v.selected_fill()) {
+            (Err(why), _) => lines.push(Line::styled(why.clone(), theme.dim())),
+            (Ok(_), None) => lines.push(Line::styled(
+                "the selected token is not a mask (m jumps to the next)",
+                theme.dim(),
+            )),
+            (Ok(_), Some(f)) => {
+                lines.push(Line::styled(
+                    format!("mask at token {}", f.position),
+                    theme.accent(),
+                ));
+                let width = (inner.width as usize).saturating_sub(28).clamp(4, 20);
+                for c in &f.top {
+                    lines.push(Line::from(vec![
+                        Span::raw(format!("{:<14} ", crate::ui::text::visible(&c.text))),
+                        Span::styled(bar(c.p, width), theme.prob(c.p)),
+                        Span::raw(format!(" {:5.1}%", 100.0 * c.p)),
+                    ]));
+                }
             }
         }
     }

@@ -257,10 +257,14 @@ impl MaskedView {
             MaskedEvent::Step {
                 id,
                 record,
-                ids: _,
+                tokens,
                 text,
             } if id == self.current => {
+                // Follow the generation: the token just drawn is selected,
+                // its step's trace shown.
+                self.selected = record.position;
                 self.steps.push(*record);
+                self.tokens = tokens;
                 self.generated = Some(text);
             }
             MaskedEvent::Finished { id, cancelled } if id == self.current => {
@@ -289,6 +293,15 @@ impl MaskedView {
             }
             _ => {}
         }
+    }
+
+    /// The latest step of the masked generation that drew the selected
+    /// token.
+    pub fn selected_step(&self) -> Option<&StepRecord> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.position == self.selected)
     }
 
     /// The candidates of the selected token, when it is a mask.
