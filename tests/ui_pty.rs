@@ -296,6 +296,25 @@ fn opens_the_encoder_mode_on_a_masked_model() {
     screen.wait_for("the masked generation", |t| {
         t.contains("masked generation: 1 steps")
     });
+    send(b"\x13"); // ctrl-s
+    screen.wait_for("the session saved", |t| t.contains("saved "));
+    let saved: Vec<_> = std::fs::read_dir(data.path().join("sessions/masked"))
+        .expect("the masked sessions folder")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(saved.len(), 1);
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_lmscope"))
+        .args(["session", "replay"])
+        .arg(saved[0].path())
+        .env("LMSCOPE_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).contains("same 1 steps"),
+        "{}{}",
+        String::from_utf8_lossy(&replay.stdout),
+        String::from_utf8_lossy(&replay.stderr)
+    );
     send(b"\x11"); // ctrl-q
     let start = Instant::now();
     let status = loop {

@@ -12,11 +12,14 @@ use anyhow::Context as _;
 use crossterm::event::{self, Event, KeyEventKind};
 
 use super::panes;
+use super::state::Level;
 use super::terminal::{Term, TerminalGuard};
 use super::theme::Theme;
 use super::views::masked::{MaskedView, ModelLine};
 use crate::engine::masked::MaskedEngine;
 use crate::engine::masked::handle::{MaskedEvent, MaskedHandle};
+use crate::store::masked_session::{MaskedRun, MaskedSession};
+use crate::store::paths;
 
 /// Opens the encoder mode on `engine` until the user quits.
 pub fn run(engine: MaskedEngine) -> anyhow::Result<()> {
@@ -36,14 +39,27 @@ pub fn run(engine: MaskedEngine) -> anyhow::Result<()> {
         .unwrap_or_else(|| "[MASK]".into());
     let mut view = MaskedView::new(model, &mask);
     let (tx, rx) = channel();
-    let handle = MaskedHandle::spawn(Arc::new(engine), tx).context("starting the engine thread")?;
+    let engine = Arc::new(engine);
+    let handle = MaskedHandle::spawn(engine.clone(), tx).context("starting the engine thread")?;
     let mut first = Default::default();
     view.analyze(&mut first);
     for c in first.commands {
         handle.send(c);
     }
     let mut guard = TerminalGuard::enter().context("preparing the terminal")?;
-    event_loop(&mut guard.terminal, &mut view, &handle, &rx)
+    event_loop(&mut guard.terminal, &mut view, &handle, &rx, &engine)
+}
+
+/// Writes the run as a masked session in the sessions folder's `masked/`
+/// (apart from the decoder sessions the session list reads), atomically.
+fn save(engine: &MaskedEngine, text: &str, run: MaskedRun) -> anyhow::Result<std::path::PathBuf> {
+    let ids = engine.encode(text, None)?.ids;
+    let mut session = MaskedSession::new(engine.info(), text, ids)?;
+    session.runs.push(run);
+    let dir = paths::sessions_dir().join("masked");
+    let path = dir.join(format!("{}.json", session.created_unix));
+    session.save(&path)?;
+    Ok(path)
 }
 
 fn event_loop(
@@ -51,6 +67,7 @@ fn event_loop(
     view: &mut MaskedView,
     handle: &MaskedHandle,
     events: &Receiver<MaskedEvent>,
+    engine: &MaskedEngine,
 ) -> anyhow::Result<()> {
     let theme = Theme::from_env();
     loop {
@@ -69,6 +86,18 @@ fn event_loop(
                 }
                 for c in out.commands {
                     handle.send(c);
+                }
+                if let Some((text, run)) = out.save {
+                    view.message = Some(match save(engine, &text, run) {
+                        Ok(p) => (
+                            Level::Info,
+                            format!(
+                                "saved {}; `lmscope session replay` runs it again",
+                                p.display()
+                            ),
+                        ),
+                        Err(e) => (Level::Error, format!("could not save the session: {e:#}")),
+                    });
                 }
                 if out.quit {
                     return Ok(());

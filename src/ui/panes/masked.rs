@@ -153,7 +153,7 @@ pub fn render(theme: &Theme, v: &MaskedView, area: Rect, buf: &mut Buffer) {
     attention(theme, v, right, buf);
     heads_overview(theme, v, overview, buf);
 
-    let help = " Ctrl-O fill order · Ctrl-T greedy/sampled · Esc stops · Ctrl-Q quits · (compare and sessions: decoders only)";
+    let help = " Ctrl-O fill order · Ctrl-T greedy/sampled · Esc stops · Ctrl-S saves · Ctrl-Q quits · compare: decoders only";
     let (style, text) = match &v.message {
         Some((Level::Error, m)) => (theme.error(), format!(" {m}")),
         Some((Level::Warn, m)) => (theme.warn(), format!(" {m}")),

@@ -11,6 +11,7 @@ use crate::engine::masked::handle::{Analysis, MaskedCommand, MaskedEvent};
 use crate::engine::masked::{MaskFill, TokenView};
 use crate::engine::sampling::SamplerSettings;
 use crate::engine::types::{AttentionRows, StepRecord};
+use crate::store::masked_session::MaskedRun;
 use crate::ui::editor::Editor;
 use crate::ui::state::Level;
 
@@ -40,6 +41,8 @@ pub struct MaskedOut {
     pub commands: Vec<MaskedCommand>,
     pub cancel: bool,
     pub quit: bool,
+    /// Save the masked generation on screen as a session.
+    pub save: Option<(String, MaskedRun)>,
 }
 
 pub struct MaskedView {
@@ -63,6 +66,10 @@ pub struct MaskedView {
     pub steps: Vec<StepRecord>,
     pub generated: Option<String>,
     pub generating: bool,
+    /// The last masked generation was stopped before its end.
+    pub cancelled: bool,
+    /// The text the masked generation started from.
+    pub generation_text: String,
     pub busy: bool,
     pub message: Option<(Level, String)>,
     next_id: u64,
@@ -89,6 +96,8 @@ impl MaskedView {
             steps: Vec::new(),
             generated: None,
             generating: false,
+            cancelled: false,
+            generation_text: String::new(),
             busy: false,
             message: None,
             next_id: 1,
@@ -136,6 +145,7 @@ impl MaskedView {
         self.steps.clear();
         self.generated = None;
         self.generating = true;
+        self.generation_text = self.text();
         self.busy = true;
         out.commands.push(MaskedCommand::Generate {
             id,
@@ -180,6 +190,21 @@ impl MaskedView {
                 ));
             }
             KeyCode::Esc if self.generating => out.cancel = true,
+            KeyCode::Char('s') if ctrl => match self.run_record() {
+                Some(r) if !self.generating => out.save = Some((self.generation_text.clone(), r)),
+                Some(_) => {
+                    self.message = Some((
+                        Level::Warn,
+                        "wait for the generation to end (or Esc)".into(),
+                    ))
+                }
+                None => {
+                    self.message = Some((
+                        Level::Warn,
+                        "nothing to save yet: Ctrl-G fills the masks first".into(),
+                    ))
+                }
+            },
             KeyCode::Tab | KeyCode::BackTab => {
                 self.focus = match self.focus {
                     Focus::Text if !self.tokens.is_empty() => Focus::Tokens,
@@ -270,6 +295,7 @@ impl MaskedView {
             MaskedEvent::Finished { id, cancelled } if id == self.current => {
                 self.busy = false;
                 self.generating = false;
+                self.cancelled = cancelled;
                 self.message = Some((
                     Level::Info,
                     if cancelled {
@@ -279,7 +305,7 @@ impl MaskedView {
                         )
                     } else {
                         format!(
-                            "masked generation: {} steps ({}); Enter runs the text again",
+                            "masked generation: {} steps ({}); Ctrl-S saves it, Enter runs the text again",
                             self.steps.len(),
                             order_name(self.order)
                         )
@@ -293,6 +319,23 @@ impl MaskedView {
             }
             _ => {}
         }
+    }
+
+    /// The masked generation on screen, as a session's run.
+    pub fn run_record(&self) -> Option<MaskedRun> {
+        if self.steps.is_empty() {
+            return None;
+        }
+        Some(MaskedRun {
+            label: "run 0".into(),
+            order: self.order,
+            settings: self.settings.clone(),
+            parent: None,
+            steps: self.steps.clone(),
+            text: self.generated.clone().unwrap_or_default(),
+            token_ids: self.tokens.iter().map(|t| t.token_id).collect(),
+            finished: !self.cancelled,
+        })
     }
 
     /// The latest step of the masked generation that drew the selected
