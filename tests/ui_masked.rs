@@ -20,16 +20,7 @@ use ratatui::backend::TestBackend;
 fn start(dir: &str) -> (MaskedView, MaskedHandle, Receiver<MaskedEvent>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
     let engine = MaskedEngine::load(&path).unwrap();
-    let i = engine.info();
-    let model = ModelLine {
-        name: i.name.clone(),
-        architecture: i.architecture.clone(),
-        layers: i.config.n_layer,
-        heads: i.config.n_head,
-        width: i.config.d_model,
-        mlm_head: i.mlm_head,
-        nsp_head: i.nsp_head,
-    };
+    let model = ModelLine::of(engine.info());
     let view = MaskedView::new(model, &engine.tokenizer().mask_text().unwrap());
     let (tx, rx) = channel();
     let handle = MaskedHandle::spawn(Arc::new(engine), tx).unwrap();

@@ -12,6 +12,13 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
+/// A special token as `text (id)`, or none.
+fn tok(t: &Option<(u32, String)>) -> String {
+    t.as_ref()
+        .map(|(id, s)| format!("{s} ({id})"))
+        .unwrap_or("none".into())
+}
+
 /// An encoder's facts: its own fields (heads it has, mask token, segments).
 fn masked(args: &InfoArgs) -> anyhow::Result<()> {
     let engine = args.model.launch().load_masked(None)?;
@@ -20,11 +27,6 @@ fn masked(args: &InfoArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(i)?);
         return Ok(());
     }
-    let tok = |t: &Option<(u32, String)>| {
-        t.as_ref()
-            .map(|(id, s)| format!("{s} ({id})"))
-            .unwrap_or("none".into())
-    };
     let c = &i.config;
     outln!("{}  ({})", i.name, i.path);
     outln!(
@@ -97,11 +99,6 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(i)?);
         return Ok(());
     }
-    let tok = |t: &Option<(u32, String)>| {
-        t.as_ref()
-            .map(|(id, s)| format!("{s} ({id})"))
-            .unwrap_or("none".into())
-    };
     outln!("{}  ({})", i.name, i.path);
     outln!(
         "architecture   {}  {:.1} M parameters  {} ({:.1} MB)",

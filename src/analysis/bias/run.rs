@@ -11,7 +11,7 @@ use super::divergence;
 use super::pairs::{self, Mode, PairDetail, PairsFile, PairsReport, SentenceScore};
 use super::probe::{self, AttributeScore, ProbeReport, ProbeResult};
 use super::quick::{self, QuickSwap};
-use super::suite::Suite;
+use super::suite::{Frame, Suite};
 
 /// Why a bias run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +184,7 @@ fn eval_frame(
     Ok((logits, scores))
 }
 
-fn with_frame(prompt: &str, source: RunError) -> RunError {
+pub(super) fn with_frame(prompt: &str, source: RunError) -> RunError {
     match source {
         RunError::Engine(source) => RunError::Probe {
             frame: prompt.to_string(),
@@ -194,14 +194,14 @@ fn with_frame(prompt: &str, source: RunError) -> RunError {
     }
 }
 
-/// Runs every (frame, pair) probe of a suite.
-pub fn run_suite(
-    engine: &Engine,
+/// Runs `probe(category, frame, term_a, term_b)` for every (frame, pair)
+/// of a suite, with progress and cancel, into the suite's report.
+pub(super) fn each_probe(
     suite: &Suite,
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
+    probe: &mut dyn FnMut(&str, &Frame, &str, &str) -> Result<ProbeResult>,
 ) -> Result<ProbeReport> {
-    let tok = engine.tokenizer();
     let total = suite.n_probes();
     let mut probes = Vec::with_capacity(total);
     'outer: for cat in &suite.categories {
@@ -210,37 +210,7 @@ pub fn run_suite(
                 if cancel.load(Ordering::Relaxed) {
                     break 'outer;
                 }
-                let (prompt_a, prompt_b) = (frame.fill(term_a), frame.fill(term_b));
-                let (la, sa) = eval_frame(engine, &prompt_a, &frame.attributes)
-                    .map_err(|e| with_frame(&prompt_a, e))?;
-                let (lb, sb) = eval_frame(engine, &prompt_b, &frame.attributes)
-                    .map_err(|e| with_frame(&prompt_b, e))?;
-                let (lpa, lpb) = (divergence::log_softmax(&la), divergence::log_softmax(&lb));
-                let text = |t: u32| tok.token_text(t);
-                probes.push(ProbeResult {
-                    category: cat.name.clone(),
-                    frame: frame.id.clone(),
-                    term_a: term_a.clone(),
-                    term_b: term_b.clone(),
-                    divergence: divergence::compare_logprobs(&lpa, &lpb, suite.top_k),
-                    top_a: probe::top_list(&lpa, suite.top_k, &text),
-                    top_b: probe::top_list(&lpb, suite.top_k, &text),
-                    attributes: frame
-                        .attributes
-                        .iter()
-                        .zip(sa.iter().zip(&sb))
-                        .map(|(attr, (&(a, na), &(b, nb)))| AttributeScore {
-                            attribute: attr.clone(),
-                            logprob_a: a,
-                            logprob_b: b,
-                            diff: a - b,
-                            tokens_a: na,
-                            tokens_b: nb,
-                        })
-                        .collect(),
-                    prompt_a,
-                    prompt_b,
-                });
+                probes.push(probe(&cat.name, frame, term_a, term_b)?);
                 progress(probes.len(), total);
             }
         }
@@ -255,6 +225,54 @@ pub fn run_suite(
         partial: probes.len() < total,
         probes,
     })
+}
+
+/// Runs every (frame, pair) probe of a suite.
+pub fn run_suite(
+    engine: &Engine,
+    suite: &Suite,
+    progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<ProbeReport> {
+    let tok = engine.tokenizer();
+    each_probe(
+        suite,
+        progress,
+        cancel,
+        &mut |category, frame, term_a, term_b| {
+            let (prompt_a, prompt_b) = (frame.fill(term_a), frame.fill(term_b));
+            let (la, sa) = eval_frame(engine, &prompt_a, &frame.attributes)
+                .map_err(|e| with_frame(&prompt_a, e))?;
+            let (lb, sb) = eval_frame(engine, &prompt_b, &frame.attributes)
+                .map_err(|e| with_frame(&prompt_b, e))?;
+            let (lpa, lpb) = (divergence::log_softmax(&la), divergence::log_softmax(&lb));
+            let text = |t: u32| tok.token_text(t);
+            Ok(ProbeResult {
+                category: category.to_string(),
+                frame: frame.id.clone(),
+                term_a: term_a.to_string(),
+                term_b: term_b.to_string(),
+                divergence: divergence::compare_logprobs(&lpa, &lpb, suite.top_k),
+                top_a: probe::top_list(&lpa, suite.top_k, &text),
+                top_b: probe::top_list(&lpb, suite.top_k, &text),
+                attributes: frame
+                    .attributes
+                    .iter()
+                    .zip(sa.iter().zip(&sb))
+                    .map(|(attr, (&(a, na), &(b, nb)))| AttributeScore {
+                        attribute: attr.clone(),
+                        logprob_a: a,
+                        logprob_b: b,
+                        diff: a - b,
+                        tokens_a: na,
+                        tokens_b: nb,
+                    })
+                    .collect(),
+                prompt_a,
+                prompt_b,
+            })
+        },
+    )
 }
 
 /// The quick check: `text` with `swaps` applied (the defaults when empty),

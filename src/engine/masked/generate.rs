@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{MaskedEngine, softmax};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::sampling::Sampler;
-use crate::engine::types::{StepRecord, TopToken};
+use crate::engine::types::StepRecord;
 
 /// Which mask is filled next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,29 +173,7 @@ impl MaskedGeneration {
         );
         self.ids[position] = s.token_id;
         let tok = engine.tokenizer();
-        let record = StepRecord {
-            step,
-            position,
-            token_id: s.token_id,
-            text: tok.token_text(s.token_id),
-            p_raw: s.p_raw,
-            p_final: s.p_final,
-            logprob: s.logprob,
-            rank: s.rank,
-            entropy: s.entropy,
-            top: s
-                .top
-                .iter()
-                .map(|c| TopToken {
-                    token_id: c.token_id,
-                    text: tok.token_text(c.token_id),
-                    p_raw: c.p_raw,
-                    p_final: c.p_final,
-                    removed_by: c.removed_by,
-                })
-                .collect(),
-            attention: None,
-        };
+        let record = StepRecord::from_sampled(&s, step, position, &|t| tok.token_text(t), None);
         self.steps.push(record.clone());
         Ok(Some(record))
     }

@@ -36,6 +36,20 @@ pub struct ModelLine {
     pub nsp_head: bool,
 }
 
+impl ModelLine {
+    pub fn of(i: &crate::engine::masked::EncoderInfo) -> Self {
+        Self {
+            name: i.name.clone(),
+            architecture: i.architecture.clone(),
+            layers: i.config.n_layer,
+            heads: i.config.n_head,
+            width: i.config.d_model,
+            mlm_head: i.mlm_head,
+            nsp_head: i.nsp_head,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MaskedOut {
     pub commands: Vec<MaskedCommand>,
