@@ -35,12 +35,19 @@ fn key(view: &mut MaskedView, handle: &MaskedHandle, code: KeyCode, mods: KeyMod
 }
 
 /// Feeds events to the view until `done` says so.
-fn pump(view: &mut MaskedView, rx: &Receiver<MaskedEvent>, done: impl Fn(&MaskedView) -> bool) {
+fn pump(
+    view: &mut MaskedView,
+    handle: &MaskedHandle,
+    rx: &Receiver<MaskedEvent>,
+    done: impl Fn(&MaskedView) -> bool,
+) {
     while !done(view) {
         let e = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the engine answers");
-        view.event(e);
+        for c in view.event(e).commands {
+            handle.send(c);
+        }
     }
 }
 
@@ -59,7 +66,7 @@ fn encoder_mode_shows_tokens_candidates_and_attention() {
     view.editor
         .set_text("the model reads the [MASK] and writes");
     key(&mut view, &handle, KeyCode::Enter, KeyModifiers::NONE);
-    pump(&mut view, &rx, |v| !v.busy);
+    pump(&mut view, &handle, &rx, |v| !v.busy);
     assert_eq!(view.tokens.first().unwrap().text, "[CLS]");
     assert!(view.tokens.first().unwrap().special);
     assert_eq!(view.selected, 7, "the first mask is selected");
@@ -102,7 +109,11 @@ fn masked_generation_streams_one_step_per_mask() {
         KeyCode::Char('g'),
         KeyModifiers::CONTROL,
     );
-    pump(&mut view, &rx, |v| !v.generating);
+    pump(&mut view, &handle, &rx, |v| !v.generating);
+    // Then the filled text's attention arrives, the steps kept.
+    pump(&mut view, &handle, &rx, |v| {
+        v.attention.is_some() && !v.busy
+    });
     assert_eq!(view.steps.len(), 3);
     let positions: std::collections::BTreeSet<usize> =
         view.steps.iter().map(|s| s.position).collect();
@@ -120,6 +131,19 @@ fn masked_generation_streams_one_step_per_mask() {
     assert_eq!(view.selected, last.position);
     assert_eq!(view.tokens[last.position].token_id, last.token_id);
     assert!(view.selected_step().is_some());
+    let a = view.attention.as_ref().unwrap();
+    assert_eq!(
+        a.n_query,
+        view.tokens.len(),
+        "attention over the filled text"
+    );
+    assert!(
+        view.message
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("masked generation: 3 steps")
+    );
     insta::assert_snapshot!(screen(&view, 110, 34));
 }
 

@@ -72,7 +72,9 @@ fn event_loop(
     let theme = Theme::from_env();
     loop {
         while let Ok(e) = events.try_recv() {
-            view.event(e);
+            for c in view.event(e).commands {
+                handle.send(c);
+            }
         }
         terminal.draw(|f| panes::masked::render(&theme, view, f.area(), f.buffer_mut()))?;
         if !event::poll(Duration::from_millis(40))? {

@@ -63,8 +63,6 @@ pub struct MaskedView {
     pub model: ModelLine,
     pub editor: Editor,
     pub focus: Focus,
-    /// The last text analysed, and what the model made of it.
-    pub analysed: Option<String>,
     pub tokens: Vec<TokenView>,
     pub fills: Result<Vec<MaskFill>, String>,
     pub attention: Option<AttentionRows>,
@@ -86,6 +84,9 @@ pub struct MaskedView {
     pub generation_text: String,
     pub busy: bool,
     pub message: Option<(Level, String)>,
+    /// The analysis in flight refreshes a generation's attention: keep its
+    /// message and the masked text's candidates.
+    keep_message: bool,
     next_id: u64,
     current: u64,
 }
@@ -98,7 +99,6 @@ impl MaskedView {
             model,
             editor,
             focus: Focus::Text,
-            analysed: None,
             tokens: Vec::new(),
             fills: Err("press Enter to run the text".into()),
             attention: None,
@@ -114,6 +114,7 @@ impl MaskedView {
             generation_text: String::new(),
             busy: false,
             message: None,
+            keep_message: false,
             next_id: 1,
             current: 0,
         }
@@ -273,8 +274,9 @@ impl MaskedView {
     }
 
     /// Applies what the engine answered (events of older commands are
-    /// dropped).
-    pub fn event(&mut self, e: MaskedEvent) {
+    /// dropped); a finished generation asks for the filled text's attention.
+    pub fn event(&mut self, e: MaskedEvent) -> MaskedOut {
+        let mut out = MaskedOut::default();
         match e {
             MaskedEvent::Analyzed { id, analysis } if id == self.current => {
                 let Analysis {
@@ -287,11 +289,15 @@ impl MaskedView {
                     Ok(f) if !f.is_empty() => f[0].position,
                     _ => self.selected.min(tokens.len().saturating_sub(1)),
                 };
+                // After a generation the filled text has no masks: the
+                // candidates stay those of the masked text.
+                if !self.keep_message {
+                    self.fills = fills;
+                    self.message = None;
+                }
+                self.keep_message = false;
                 self.tokens = tokens;
-                self.fills = fills;
                 self.attention = Some(attention);
-                self.analysed = Some(self.text());
-                self.message = None;
             }
             MaskedEvent::Step {
                 id,
@@ -310,6 +316,11 @@ impl MaskedView {
                 self.busy = false;
                 self.generating = false;
                 self.cancelled = cancelled;
+                // The filled text's attention (and its tokens), under the
+                // same id: the steps stay, the trace of each drawn token too.
+                if let Some(text) = self.generated.clone() {
+                    self.analysis_keeping_steps(text, &mut out);
+                }
                 self.message = Some((
                     Level::Info,
                     if cancelled {
@@ -333,6 +344,21 @@ impl MaskedView {
             }
             _ => {}
         }
+        out
+    }
+
+    /// Asks for `text`'s tokens and attention without touching the
+    /// generation's steps or message (the candidates of its masks are gone:
+    /// it has none).
+    fn analysis_keeping_steps(&mut self, text: String, out: &mut MaskedOut) {
+        let id = self.next();
+        self.keep_message = true;
+        self.busy = true;
+        out.commands.push(MaskedCommand::Analyze {
+            id,
+            text,
+            top_k: TOP_K,
+        });
     }
 
     /// The masked generation on screen, as a session's run.
