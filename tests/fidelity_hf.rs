@@ -29,6 +29,9 @@ struct Case {
     /// [layer][head][query][key]
     attention: Vec<Vec<Vec<Vec<f32>>>>,
     greedy: Vec<u32>,
+    /// transformers' hidden_states at the last position: [0] the
+    /// embedding, [l] after block l - 1, the last after the final norm.
+    hidden_last: Vec<Vec<f32>>,
 }
 
 fn fixture(name: &str) -> (Engine, Fixture) {
@@ -228,4 +231,40 @@ fn half_precision_weights_read_exactly() {
             engine.info().file_type
         );
     }
+}
+
+/// The logit lens reads the residual stream: after the embedding and each
+/// block it is transformers' hidden state, and through the final norm and
+/// head the last one gives the logits.
+fn check_residual_stream(name: &str) {
+    let (engine, fx) = fixture(name);
+    let model = engine.model();
+    let (d, n_layer) = (model.config().d_model, model.config().n_layer);
+    let mut worst = 0f32;
+    for case in &fx.cases {
+        let stream = model.residual_stream(&case.ids).unwrap();
+        assert_eq!(stream.len(), n_layer + 1);
+        let last = case.ids.len() - 1;
+        for (l, want) in case.hidden_last.iter().enumerate().take(n_layer) {
+            worst = worst.max(max_diff(&stream[l][last * d..(last + 1) * d], want));
+        }
+        let logits: Vec<Vec<f32>> = model
+            .lens_logits(&stream[n_layer][last * d..(last + 1) * d])
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        worst = worst.max(max_diff(&logits[0], &case.logits[last]));
+    }
+    eprintln!("{name}: residual stream and lens logits max |diff| {worst:.2e}");
+    assert!(worst < 1e-4, "{name}: {worst}");
+}
+
+#[test]
+fn tiny_gpt2_residual_stream_matches_transformers_hidden_states() {
+    check_residual_stream("tiny-gpt2");
+}
+
+#[test]
+fn tiny_llama_residual_stream_matches_transformers_hidden_states() {
+    check_residual_stream("tiny-llama");
 }

@@ -1,5 +1,6 @@
 //! Pure functions over the engine's plain data: no tensors, no I/O.
 pub mod bias;
 pub mod compare;
+pub mod lens;
 pub mod perplexity;
 pub mod positions;

@@ -15,6 +15,7 @@ mod fill;
 mod generate;
 mod info;
 mod interrupt;
+mod lens;
 mod nsp;
 mod positions;
 mod pull;
@@ -64,6 +65,8 @@ pub enum Command {
     Session(session::SessionArgs),
     /// Bias checks from the model's probabilities: probe suites, minimal pairs, term swaps
     Bias(bias::BiasArgs),
+    /// The logit lens: what each layer's residual stream predicts at a position
+    Lens(lens::LensArgs),
     /// A masked language model's candidates for each [MASK] in a text, or the masks filled step by step
     Fill(fill::FillArgs),
     /// Next-sentence prediction: P(B follows A) from a BERT pre-training head
@@ -135,6 +138,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Session(a) => session::run(a),
         Command::Bias(a) => bias::run(a),
+        Command::Lens(a) => lens::run(a),
         Command::Fill(a) => fill::run(a),
         Command::Nsp(a) => nsp::run(a),
         Command::Embed(a) => embed::run(a),

@@ -54,6 +54,14 @@ pub trait Model: Send + Sync {
     /// One token for each of several sequences at once, every weight read
     /// once for all: logits (n_sequences, vocab), row i for `caches[i]`.
     fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor>;
+    /// The residual stream of a fresh sequence `tokens`: the rows (n x
+    /// d_model) after the embedding, then after each block, as the
+    /// forward pass computes them (the logit lens reads these).
+    fn residual_stream(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>>;
+    /// The model's own final norm and vocabulary projection applied to
+    /// residual rows: (rows, vocab). On the last block's rows it gives the
+    /// model's logits; on an earlier block's, the logit lens.
+    fn lens_logits(&self, rows: &[f32]) -> Result<Tensor>;
     /// Attention probabilities (n_head, queries, keys up to the last query)
     /// of `layer`, from what a capturing cache kept.
     fn attention_rows(

@@ -210,6 +210,17 @@ impl Decoder {
     /// Embeds `tokens` (the sequences' new positions, in order) and runs
     /// every block, appending to the caches: the final residual rows.
     fn run_blocks(&self, tokens: &[u32], seqs: &mut [(&mut KvCache, usize)]) -> Result<Vec<f32>> {
+        self.run_blocks_keeping(tokens, seqs, None)
+    }
+
+    /// [`Decoder::run_blocks`], with the residual rows after the embedding
+    /// and after each block copied into `kept` when given.
+    fn run_blocks_keeping(
+        &self,
+        tokens: &[u32],
+        seqs: &mut [(&mut KvCache, usize)],
+        mut kept: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<f32>> {
         let mut x = self
             .embed
             .forward(tokens)?
@@ -234,12 +245,18 @@ impl Decoder {
             }
         }
         let mut norm = vec![0f32; x.len()];
+        if let Some(k) = kept.as_deref_mut() {
+            k.push(x.clone());
+        }
         for (l, block) in self.blocks.iter().enumerate() {
             let mut layer: Vec<(&mut LayerCache, usize)> = seqs
                 .iter_mut()
                 .map(|(c, n)| (&mut c.layers[l], *n))
                 .collect();
             block.forward(&mut x, &mut norm, &mut layer)?;
+            if let Some(k) = kept.as_deref_mut() {
+                k.push(x.clone());
+            }
         }
         let mut at = 0;
         for (cache, n) in seqs.iter_mut() {
@@ -334,6 +351,21 @@ impl Model for Decoder {
             Logits::All => &x[..],
         };
         self.logits(x)
+    }
+
+    fn residual_stream(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let mut cache = self.new_cache(false);
+        self.check_room(&cache, tokens.len())?;
+        let mut kept = Vec::with_capacity(self.cfg.n_layer + 1);
+        self.run_blocks_keeping(tokens, &mut [(&mut cache, tokens.len())], Some(&mut kept))?;
+        Ok(kept)
+    }
+
+    fn lens_logits(&self, rows: &[f32]) -> Result<Tensor> {
+        self.logits(rows)
     }
 
     /// One token for each of several sequences at once (side-by-side runs):
