@@ -1,4 +1,5 @@
 //! Pure functions over the engine's plain data: no tensors, no I/O.
+pub mod ablation;
 pub mod bias;
 pub mod compare;
 pub mod lens;

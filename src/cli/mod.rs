@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod out;
+mod ablate;
 pub mod args;
 mod bench;
 mod bench_masked;
@@ -67,6 +68,8 @@ pub enum Command {
     Bias(bias::BiasArgs),
     /// The logit lens: what each layer's residual stream predicts at a position
     Lens(lens::LensArgs),
+    /// Switch attention heads off and measure what the next-token distribution loses
+    Ablate(ablate::AblateArgs),
     /// A masked language model's candidates for each [MASK] in a text, or the masks filled step by step
     Fill(fill::FillArgs),
     /// Next-sentence prediction: P(B follows A) from a BERT pre-training head
@@ -139,6 +142,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Session(a) => session::run(a),
         Command::Bias(a) => bias::run(a),
         Command::Lens(a) => lens::run(a),
+        Command::Ablate(a) => ablate::run(a),
         Command::Fill(a) => fill::run(a),
         Command::Nsp(a) => nsp::run(a),
         Command::Embed(a) => embed::run(a),

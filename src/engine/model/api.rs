@@ -62,6 +62,10 @@ pub trait Model: Send + Sync {
     /// residual rows: (rows, vocab). On the last block's rows it gives the
     /// model's logits; on an earlier block's, the logit lens.
     fn lens_logits(&self, rows: &[f32]) -> Result<Tensor>;
+    /// The next-token logits (1, vocab) of a fresh sequence `tokens` with
+    /// the (layer, head) pairs of `ablated` switched off: their outputs
+    /// zeroed before the output projection.
+    fn forward_ablated(&self, tokens: &[u32], ablated: &[(usize, usize)]) -> Result<Tensor>;
     /// Attention probabilities (n_head, queries, keys up to the last query)
     /// of `layer`, from what a capturing cache kept.
     fn attention_rows(

@@ -96,12 +96,16 @@ impl Block {
         x: &mut [f32],
         norm: &mut [f32],
         seqs: &mut [(&mut LayerCache, usize)],
+        ablated: &[usize],
     ) -> Result<()> {
         let m: usize = seqs.iter().map(|s| s.1).sum();
         let l = self.attn.layer;
         self.attn_norm.forward(x, norm);
         probe_layer("attn_norm", l, norm);
-        let a = Self::post_norm(&self.post_attn_norm, self.attn.forward(norm, seqs)?);
+        let a = Self::post_norm(
+            &self.post_attn_norm,
+            self.attn.forward(norm, seqs, ablated)?,
+        );
         for (x, a) in x.iter_mut().zip(a) {
             *x += a;
         }
@@ -210,16 +214,18 @@ impl Decoder {
     /// Embeds `tokens` (the sequences' new positions, in order) and runs
     /// every block, appending to the caches: the final residual rows.
     fn run_blocks(&self, tokens: &[u32], seqs: &mut [(&mut KvCache, usize)]) -> Result<Vec<f32>> {
-        self.run_blocks_keeping(tokens, seqs, None)
+        self.run_blocks_keeping(tokens, seqs, None, &[])
     }
 
     /// [`Decoder::run_blocks`], with the residual rows after the embedding
-    /// and after each block copied into `kept` when given.
+    /// and after each block copied into `kept` when given, and the
+    /// (layer, head) pairs of `ablated` contributing nothing.
     fn run_blocks_keeping(
         &self,
         tokens: &[u32],
         seqs: &mut [(&mut KvCache, usize)],
         mut kept: Option<&mut Vec<Vec<f32>>>,
+        ablated: &[(usize, usize)],
     ) -> Result<Vec<f32>> {
         let mut x = self
             .embed
@@ -253,7 +259,12 @@ impl Decoder {
                 .iter_mut()
                 .map(|(c, n)| (&mut c.layers[l], *n))
                 .collect();
-            block.forward(&mut x, &mut norm, &mut layer)?;
+            let heads: Vec<usize> = ablated
+                .iter()
+                .filter(|(al, _)| *al == l)
+                .map(|&(_, h)| h)
+                .collect();
+            block.forward(&mut x, &mut norm, &mut layer, &heads)?;
             if let Some(k) = kept.as_deref_mut() {
                 k.push(x.clone());
             }
@@ -360,8 +371,38 @@ impl Model for Decoder {
         let mut cache = self.new_cache(false);
         self.check_room(&cache, tokens.len())?;
         let mut kept = Vec::with_capacity(self.cfg.n_layer + 1);
-        self.run_blocks_keeping(tokens, &mut [(&mut cache, tokens.len())], Some(&mut kept))?;
+        self.run_blocks_keeping(
+            tokens,
+            &mut [(&mut cache, tokens.len())],
+            Some(&mut kept),
+            &[],
+        )?;
         Ok(kept)
+    }
+
+    fn forward_ablated(&self, tokens: &[u32], ablated: &[(usize, usize)]) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        for &(layer, head) in ablated {
+            if layer >= self.cfg.n_layer {
+                return Err(EngineError::NoSuchLayer {
+                    layer,
+                    n_layer: self.cfg.n_layer,
+                });
+            }
+            if head >= self.cfg.n_head {
+                return Err(EngineError::NoSuchHead {
+                    head,
+                    n_head: self.cfg.n_head,
+                });
+            }
+        }
+        let mut cache = self.new_cache(false);
+        self.check_room(&cache, tokens.len())?;
+        let x =
+            self.run_blocks_keeping(tokens, &mut [(&mut cache, tokens.len())], None, ablated)?;
+        self.logits(&x[(tokens.len() - 1) * self.cfg.d_model..])
     }
 
     fn lens_logits(&self, rows: &[f32]) -> Result<Tensor> {

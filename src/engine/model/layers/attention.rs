@@ -484,11 +484,14 @@ impl Attention {
     }
 
     /// x: rows of d_model for `seqs`, each (cache, rows): a sequence's
-    /// positions after what its cache holds. Returns rows of d_model.
+    /// positions after what its cache holds. Returns rows of d_model. The
+    /// heads in `ablated` contribute nothing (their outputs are zeroed
+    /// before the output projection).
     pub(crate) fn forward(
         &self,
         x: &[f32],
         seqs: &mut [(&mut LayerCache, usize)],
+        ablated: &[usize],
     ) -> Result<Vec<f32>> {
         let hs = self.heads();
         let (qw, kw) = (hs.q_width(), hs.kv_width());
@@ -578,6 +581,11 @@ impl Attention {
             attend(hs, &f16s)
         };
         probe_layer("kqv_out", l, &mut y);
+        for &h in ablated {
+            for row in y.chunks_exact_mut(qw) {
+                row[h * hs.head_dim..(h + 1) * hs.head_dim].fill(0.0);
+            }
+        }
         let mut out = Linear::forward_rows(&[&self.wo], &y, m)?
             .pop()
             .expect("one output");
