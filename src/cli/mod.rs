@@ -7,6 +7,7 @@
 mod out;
 mod ablate;
 pub mod args;
+mod attribute;
 mod bench;
 mod bench_masked;
 mod bias;
@@ -70,6 +71,8 @@ pub enum Command {
     Lens(lens::LensArgs),
     /// Switch attention heads off and measure what the next-token distribution loses
     Ablate(ablate::AblateArgs),
+    /// Which input tokens made the model choose a token (occlusion)
+    Attribute(attribute::AttributeArgs),
     /// A masked language model's candidates for each [MASK] in a text, or the masks filled step by step
     Fill(fill::FillArgs),
     /// Next-sentence prediction: P(B follows A) from a BERT pre-training head
@@ -143,6 +146,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Bias(a) => bias::run(a),
         Command::Lens(a) => lens::run(a),
         Command::Ablate(a) => ablate::run(a),
+        Command::Attribute(a) => attribute::run(a),
         Command::Fill(a) => fill::run(a),
         Command::Nsp(a) => nsp::run(a),
         Command::Embed(a) => embed::run(a),
