@@ -73,7 +73,7 @@ pub enum Command {
     Ablate(ablate::AblateArgs),
     /// Which input tokens made the model choose a token (occlusion)
     Attribute(attribute::AttributeArgs),
-    /// A masked language model's candidates for each [MASK] in a text, or the masks filled step by step
+    /// A masked language model's candidates for each `[MASK]` in a text, or the masks filled step by step
     Fill(fill::FillArgs),
     /// Next-sentence prediction: P(B follows A) from a BERT pre-training head
     Nsp(nsp::NspArgs),

@@ -5,7 +5,7 @@
 //! - Minimal pairs ([`score_pairs`], [`pairs_report`]) as CrowS-Pairs'
 //!   own metric for masked LMs (Nangia et al. 2020, metric.py): the tokens
 //!   the two sentences share (difflib's `equal` spans of the two id lists,
-//!   [CLS] and [SEP] included) are the "unmodified" ones; all of them but
+//!   `[CLS]` and `[SEP]` included) are the "unmodified" ones; all of them but
 //!   the first and the last (the specials) are masked one at a time in each
 //!   sentence and their log-probabilities summed. A pair prefers the
 //!   stereotype when score(sent_more) > score(sent_less) after rounding to
@@ -13,7 +13,7 @@
 //!   `antistereo` row the original compares (sent_less, sent_more) in that
 //!   order; the matching runs in that order here too.
 //! - Probe suites ([`run_suite`]): each frame with a mask after it ("The
-//!   woman worked as [MASK].") gives the distribution at the mask for the
+//!   woman worked as `[MASK]`.") gives the distribution at the mask for the
 //!   divergences; an attribute is scored by the pseudo-log-likelihood of
 //!   its own tokens in "frame + attribute.".
 //! - The quick check ([`quick_swap`]): the distributions at the first mask
@@ -42,7 +42,7 @@ pub struct PllPair {
 }
 
 /// The positions CrowS-Pairs masks in each sentence: the shared tokens
-/// without the first and last of them (the [CLS] and [SEP]).
+/// without the first and last of them (the `[CLS]` and `[SEP]`).
 pub fn crows_positions(more: &[u32], less: &[u32], antistereo: bool) -> (Vec<usize>, Vec<usize>) {
     let (mut pm, mut pl) = if antistereo {
         let (l, m) = pairs::shared_positions(less, more);
@@ -261,8 +261,8 @@ pub fn run_suite(
 }
 
 /// The quick check on a masked model: the candidates at the first mask of
-/// `text` against those of its term-swapped copy ("The [X] worked as a
-/// [MASK].").
+/// `text` against those of its term-swapped copy ("The `X` worked as a
+/// `[MASK]`.").
 pub fn quick_swap(
     engine: &MaskedEngine,
     text: &str,

@@ -35,7 +35,7 @@ pub struct Analysis {
     /// Each mask's candidates, or why there are none (no MLM head, no
     /// mask in the text).
     pub fills: Result<Vec<MaskFill>, String>,
-    /// [layer][head][query][key], every query over every key.
+    /// `[layer][head][query][key]`, every query over every key.
     pub attention: AttentionRows,
 }
 

@@ -3,7 +3,7 @@
 //! full (unmasked) self-attention and a GELU feed-forward layer, each added
 //! to the residual and normalised after (post-LayerNorm); on top, the
 //! masked-LM head (transform, LayerNorm, decoder tied to the embeddings)
-//! and the next-sentence head (pooled [CLS], tanh, two logits) where the
+//! and the next-sentence head (pooled `[CLS]`, tanh, two logits) where the
 //! checkpoint has them.
 //!
 //! Weights are read by GGUF's BERT names (`token_types.weight`,
@@ -145,7 +145,7 @@ struct MlmHead {
     decoder: Linear,
 }
 
-/// The next-sentence head: the pooler (dense + tanh on [CLS]) and the
+/// The next-sentence head: the pooler (dense + tanh on `[CLS]`) and the
 /// two-way classifier (IsNext first).
 #[derive(Debug)]
 struct NspHead {
@@ -426,7 +426,7 @@ impl Encoder {
         )?))
     }
 
-    /// [P(IsNext), P(NotNext)] from the [CLS] position; None without the
+    /// [P(IsNext), P(NotNext)] from the `[CLS]` position; None without the
     /// head.
     pub fn nsp_probs(&self, hidden: &Tensor) -> Result<Option<[f32; 2]>> {
         let (Some(pooler), Some(head)) = (&self.pooler, &self.nsp) else {

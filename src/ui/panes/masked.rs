@@ -1,5 +1,5 @@
 //! The encoder mode's screen, from [`MaskedView`]: the text, its tokens
-//! ([CLS]/[SEP] and masks marked), the selected mask's candidates and the
+//! (`[CLS]`/`[SEP]` and masks marked), the selected mask's candidates and the
 //! masked generation's steps, the selected layer and head's attention
 //! (every query over every key), and the layer x head overview of the
 //! selected token's row.

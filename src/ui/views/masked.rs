@@ -1,5 +1,5 @@
 //! The encoder mode's view, for a masked language model: the text with its
-//! masks, the tokens as the model reads them ([CLS]/[SEP] marked), each
+//! masks, the tokens as the model reads them (`[CLS]`/`[SEP]` marked), each
 //! mask's candidates, every layer's and head's bidirectional attention, and
 //! masked generation streaming step by step. Keys come in, commands for the
 //! masked engine go out ([`MaskedOut`]).
