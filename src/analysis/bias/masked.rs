@@ -19,13 +19,13 @@
 //! - The quick check ([`quick_swap`]): the distributions at the first mask
 //!   of a text and of its term-swapped copy.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use super::divergence;
 use super::pairs::{self, Mode, PairDetail, PairsFile, PairsReport, SentenceDetail, SentenceScore};
 use super::probe::{self, AttributeScore, ProbeReport, ProbeResult};
 use super::quick::{self, QuickSwap};
-use super::run::{Result, RunError, each_probe, with_frame};
+use super::run::{Result, RunError, each_pair, each_probe, with_frame};
 use super::suite::Suite;
 use crate::engine::EngineError;
 use crate::engine::masked::{Encoded, MaskedEngine};
@@ -87,34 +87,17 @@ pub fn score_pairs(
     if let Some(why) = engine.mlm_missing() {
         return Err(EngineError::Input(why).into());
     }
-    let total = file.pairs.len();
-    let mut out = Vec::with_capacity(total);
-    for p in &file.pairs {
-        if cancel.load(Ordering::Relaxed) {
-            break;
-        }
-        let with_line = |source: RunError| match source {
-            RunError::Engine(source) => RunError::Pair {
-                line: p.line,
-                source,
-            },
-            other => other,
-        };
-        let score = || -> Result<PllPair> {
-            let more = engine.encode(&p.sent_more, None)?.ids;
-            let less = engine.encode(&p.sent_less, None)?.ids;
-            let (pm, pl) = crows_positions(&more, &less, p.stereo_antistereo == "antistereo");
-            Ok(PllPair {
-                more: sentence(engine, &p.sent_more, &pm)?,
-                less: sentence(engine, &p.sent_less, &pl)?,
-                scored_more: pm,
-                scored_less: pl,
-            })
-        };
-        out.push(score().map_err(with_line)?);
-        progress(out.len(), total);
-    }
-    Ok(out)
+    each_pair(file, progress, cancel, &mut |p| {
+        let more = engine.encode(&p.sent_more, None)?.ids;
+        let less = engine.encode(&p.sent_less, None)?.ids;
+        let (pm, pl) = crows_positions(&more, &less, p.stereo_antistereo == "antistereo");
+        Ok(PllPair {
+            more: sentence(engine, &p.sent_more, &pm)?,
+            less: sentence(engine, &p.sent_less, &pl)?,
+            scored_more: pm,
+            scored_less: pl,
+        })
+    })
 }
 
 /// The report of a pseudo-log-likelihood pairs run (mode `pll`).

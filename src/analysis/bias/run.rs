@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::engine::{Engine, EngineError};
 
 use super::divergence;
-use super::pairs::{self, Mode, PairDetail, PairsFile, PairsReport, SentenceScore};
+use super::pairs::{self, Mode, Pair, PairDetail, PairsFile, PairsReport, SentenceScore};
 use super::probe::{self, AttributeScore, ProbeReport, ProbeResult};
 use super::quick::{self, QuickSwap};
 use super::suite::{Frame, Suite};
@@ -61,22 +61,36 @@ pub fn score_pairs(
     cancel: &AtomicBool,
 ) -> Result<Vec<(SentenceScore, SentenceScore)>> {
     let prefix = prefix_token(engine)?;
+    each_pair(file, progress, cancel, &mut |p| {
+        Ok((
+            score_sentence(engine, prefix, &p.sent_more)?,
+            score_sentence(engine, prefix, &p.sent_less)?,
+        ))
+    })
+}
+
+/// Runs `score` on every pair of `file` (an engine error names the pair's
+/// line), with progress and cancel: what was scored before a cancel.
+pub(super) fn each_pair<T>(
+    file: &PairsFile,
+    progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+    score: &mut dyn FnMut(&Pair) -> Result<T>,
+) -> Result<Vec<T>> {
     let total = file.pairs.len();
     let mut out = Vec::with_capacity(total);
     for p in &file.pairs {
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let with_line = |source: RunError| match source {
+        let scored = score(p).map_err(|source| match source {
             RunError::Engine(source) => RunError::Pair {
                 line: p.line,
                 source,
             },
             other => other,
-        };
-        let more = score_sentence(engine, prefix, &p.sent_more).map_err(with_line)?;
-        let less = score_sentence(engine, prefix, &p.sent_less).map_err(with_line)?;
-        out.push((more, less));
+        })?;
+        out.push(scored);
         progress(out.len(), total);
     }
     Ok(out)
