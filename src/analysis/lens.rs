@@ -34,6 +34,10 @@ pub struct LensReport {
     /// The last layer's top token (the model's prediction).
     pub prediction: LensToken,
     pub layers: Vec<LensLayer>,
+    /// With every position read: `grid[layer][position]`, each layer's top
+    /// token at each position (the layer x position view).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grid: Vec<Vec<LensToken>>,
 }
 
 /// Softmax in f64 and its entropy.
@@ -97,7 +101,25 @@ pub fn lens_report(
             p: last[best] as f32,
         },
         layers,
+        grid: Vec::new(),
     }
+}
+
+/// Each row's top token: one row per position of one layer.
+pub fn top_tokens(rows: &[Vec<f32>], text: &dyn Fn(u32) -> String) -> Vec<LensToken> {
+    rows.iter()
+        .map(|row| {
+            let p = probs(row).0;
+            let best = (0..p.len())
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
+                .unwrap_or(0);
+            LensToken {
+                token_id: best as u32,
+                text: text(best as u32),
+                p: p[best] as f32,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

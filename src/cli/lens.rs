@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::args::ModelArgs;
-use crate::analysis::lens::lens_report;
+use crate::analysis::lens::{lens_report, top_tokens};
 use crate::engine::Prompt;
 
 #[derive(Args, Debug)]
@@ -13,7 +13,8 @@ use crate::engine::Prompt;
 output. For each: the top --top-k tokens, the final prediction's probability and rank there,
 and the entropy (nats).
 JSON (--json): {position, token, prediction: {token_id, text, p}, layers: [{layer, top:
-[{token_id, text, p}], final_p, final_rank, entropy}]}"
+[{token_id, text, p}], final_p, final_rank, entropy}]}; with --grid also grid: [layer][position]
+{token_id, text, p}"
 )]
 pub struct LensArgs {
     /// The prompt; `-` reads stdin
@@ -25,6 +26,9 @@ pub struct LensArgs {
     pub position: Option<usize>,
     #[arg(long, default_value_t = 5, value_parser = crate::cli::args::whole_number::<usize>)]
     pub top_k: usize,
+    /// Also read every position: each layer's top token at each (the layer x position view)
+    #[arg(long)]
+    pub grid: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -49,13 +53,19 @@ pub fn run(args: LensArgs) -> anyhow::Result<()> {
         .collect();
     let logits: Vec<Vec<f32>> = model.lens_logits(&rows)?.to_vec2()?;
     let tok = engine.tokenizer();
-    let report = lens_report(
+    let mut report = lens_report(
         &logits,
         position,
         tok.token_text(tokens[position]),
         args.top_k,
         &|t| tok.token_text(t),
     );
+    if args.grid {
+        for layer in &stream {
+            let rows: Vec<Vec<f32>> = model.lens_logits(layer)?.to_vec2()?;
+            report.grid.push(top_tokens(&rows, &|t| tok.token_text(t)));
+        }
+    }
     if args.json {
         outln!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -81,6 +91,21 @@ pub fn run(args: LensArgs) -> anyhow::Result<()> {
             l.entropy,
             top.join(", ")
         );
+    }
+    if !report.grid.is_empty() {
+        outln!("top token by layer (rows) and position (columns):");
+        let header: Vec<String> = tokens
+            .iter()
+            .map(|&t| format!("{:<10.10}", format!("{:?}", tok.token_text(t))))
+            .collect();
+        outln!("layer  {}", header.join(" "));
+        for (l, row) in report.grid.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|t| format!("{:<10.10}", format!("{:?}", t.text)))
+                .collect();
+            outln!("{l:>5}  {}", cells.join(" "));
+        }
     }
     Ok(())
 }
