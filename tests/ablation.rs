@@ -75,7 +75,7 @@ fn ablating_a_head_equals_cutting_it_from_the_output_projection() {
         let cut = Engine::load(dir.path(), Precision::F32).unwrap();
         let want: Vec<f32> = cut
             .model()
-            .forward_ablated(&tokens, &[])
+            .forward_ablated(&tokens, &[], None)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -83,7 +83,7 @@ fn ablating_a_head_equals_cutting_it_from_the_output_projection() {
             .unwrap();
         let got: Vec<f32> = intact
             .model()
-            .forward_ablated(&tokens, &[(layer, head)])
+            .forward_ablated(&tokens, &[(layer, head)], None)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -91,7 +91,7 @@ fn ablating_a_head_equals_cutting_it_from_the_output_projection() {
             .unwrap();
         let base: Vec<f32> = intact
             .model()
-            .forward_ablated(&tokens, &[])
+            .forward_ablated(&tokens, &[], None)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -104,6 +104,17 @@ fn ablating_a_head_equals_cutting_it_from_the_output_projection() {
                 .fold(0f32, f32::max)
         };
         assert!(d(&base, &got) > 1e-3, "the ablation changes the logits");
+        // Resuming from the intact stream computes the same.
+        let stream = intact.model().residual_stream(&tokens).unwrap();
+        let resumed: Vec<f32> = intact
+            .model()
+            .forward_ablated(&tokens, &[(layer, head)], Some(&stream))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(resumed, got, "resumed from the intact stream: bit for bit");
         worst = worst.max(d(&want, &got));
     }
     assert!(worst < 1e-5, "ablated vs cut weights differ by {worst}");

@@ -59,9 +59,12 @@ pub fn run(args: AblateArgs) -> anyhow::Result<()> {
             cfg.n_head - 1
         );
     }
+    // The intact residual stream: each ablation runs only the blocks from
+    // its first ablated layer on.
+    let stream = model.residual_stream(&tokens)?;
     let row = |ablated: &[(usize, usize)]| -> anyhow::Result<Vec<f32>> {
         Ok(model
-            .forward_ablated(&tokens, ablated)?
+            .forward_ablated(&tokens, ablated, Some(&stream))?
             .flatten_all()?
             .to_vec1()?)
     };

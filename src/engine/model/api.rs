@@ -64,8 +64,15 @@ pub trait Model: Send + Sync {
     fn lens_logits(&self, rows: &[f32]) -> Result<Tensor>;
     /// The next-token logits (1, vocab) of a fresh sequence `tokens` with
     /// the (layer, head) pairs of `ablated` switched off: their outputs
-    /// zeroed before the output projection.
-    fn forward_ablated(&self, tokens: &[u32], ablated: &[(usize, usize)]) -> Result<Tensor>;
+    /// zeroed before the output projection. With the intact run's
+    /// `residual_stream`, the blocks before the first ablated layer are not
+    /// run again (a scan of every head costs half as much).
+    fn forward_ablated(
+        &self,
+        tokens: &[u32],
+        ablated: &[(usize, usize)],
+        intact: Option<&[Vec<f32>]>,
+    ) -> Result<Tensor>;
     /// Attention probabilities (n_head, queries, keys up to the last query)
     /// of `layer`, from what a capturing cache kept.
     fn attention_rows(

@@ -224,9 +224,15 @@ impl Decoder {
         &self,
         tokens: &[u32],
         seqs: &mut [(&mut KvCache, usize)],
-        mut kept: Option<&mut Vec<Vec<f32>>>,
+        kept: Option<&mut Vec<Vec<f32>>>,
         ablated: &[(usize, usize)],
     ) -> Result<Vec<f32>> {
+        let x = self.embedded(tokens, seqs)?;
+        self.blocks_from(0, x, tokens, seqs, kept, ablated)
+    }
+
+    /// The embedding rows of `tokens` (scaled, positions added).
+    fn embedded(&self, tokens: &[u32], seqs: &mut [(&mut KvCache, usize)]) -> Result<Vec<f32>> {
         let mut x = self
             .embed
             .forward(tokens)?
@@ -250,11 +256,25 @@ impl Decoder {
                 row += n;
             }
         }
+        Ok(x)
+    }
+
+    /// Runs blocks `first..` on the residual rows `x` (what block `first`
+    /// reads), appending to the caches' layers from `first` on.
+    fn blocks_from(
+        &self,
+        first: usize,
+        mut x: Vec<f32>,
+        tokens: &[u32],
+        seqs: &mut [(&mut KvCache, usize)],
+        mut kept: Option<&mut Vec<Vec<f32>>>,
+        ablated: &[(usize, usize)],
+    ) -> Result<Vec<f32>> {
         let mut norm = vec![0f32; x.len()];
         if let Some(k) = kept.as_deref_mut() {
             k.push(x.clone());
         }
-        for (l, block) in self.blocks.iter().enumerate() {
+        for (l, block) in self.blocks.iter().enumerate().skip(first) {
             let mut layer: Vec<(&mut LayerCache, usize)> = seqs
                 .iter_mut()
                 .map(|(c, n)| (&mut c.layers[l], *n))
@@ -380,7 +400,12 @@ impl Model for Decoder {
         Ok(kept)
     }
 
-    fn forward_ablated(&self, tokens: &[u32], ablated: &[(usize, usize)]) -> Result<Tensor> {
+    fn forward_ablated(
+        &self,
+        tokens: &[u32],
+        ablated: &[(usize, usize)],
+        intact: Option<&[Vec<f32>]>,
+    ) -> Result<Tensor> {
         if tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -400,8 +425,16 @@ impl Model for Decoder {
         }
         let mut cache = self.new_cache(false);
         self.check_room(&cache, tokens.len())?;
-        let x =
-            self.run_blocks_keeping(tokens, &mut [(&mut cache, tokens.len())], None, ablated)?;
+        let seqs = &mut [(&mut cache, tokens.len())];
+        // Blocks before the first ablated one compute what the intact run
+        // did: start from its residual stream there when it is given.
+        let first = ablated.iter().map(|&(l, _)| l).min().unwrap_or(0);
+        let x = match intact {
+            Some(stream) if stream.len() > first => {
+                self.blocks_from(first, stream[first].clone(), tokens, seqs, None, ablated)?
+            }
+            _ => self.run_blocks_keeping(tokens, seqs, None, ablated)?,
+        };
         self.logits(&x[(tokens.len() - 1) * self.cfg.d_model..])
     }
 
