@@ -25,7 +25,7 @@ use super::divergence;
 use super::pairs::{self, Mode, PairDetail, PairsFile, PairsReport, SentenceDetail, SentenceScore};
 use super::probe::{self, AttributeScore, ProbeReport, ProbeResult};
 use super::quick::{self, QuickSwap};
-use super::run::{Result, RunError, each_pair, each_probe, with_frame};
+use super::run::{Result, each_pair, each_probe, swapped_text, with_frame};
 use super::suite::Suite;
 use crate::engine::EngineError;
 use crate::engine::masked::{Encoded, MaskedEngine};
@@ -255,16 +255,7 @@ pub fn quick_swap(
     if let Some(why) = engine.mlm_missing() {
         return Err(EngineError::Input(why).into());
     }
-    let defaults = quick::default_swaps();
-    let swaps = if swaps.is_empty() {
-        &defaults[..]
-    } else {
-        swaps
-    };
-    let (swapped, n) = quick::swap_terms(text, swaps);
-    if n == 0 {
-        return Err(RunError::NothingToSwap);
-    }
+    let (swapped, n) = swapped_text(text, swaps)?;
     let la = logits_at_mask(engine, text)?;
     let lb = logits_at_mask(engine, &swapped)?;
     let tok = engine.tokenizer();

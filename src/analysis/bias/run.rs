@@ -289,15 +289,9 @@ pub fn run_suite(
     )
 }
 
-/// The quick check: `text` with `swaps` applied (the defaults when empty),
-/// both prompts run (control tokens in the text are parsed, as for a
-/// generation prompt), and the two top-k lists compared.
-pub fn quick_swap(
-    engine: &Engine,
-    text: &str,
-    swaps: &[(String, String)],
-    k: usize,
-) -> Result<QuickSwap> {
+/// `text` with `swaps` applied (the default swaps when none are given)
+/// and how many replacements that made; none at all is an error.
+pub(super) fn swapped_text(text: &str, swaps: &[(String, String)]) -> Result<(String, usize)> {
     let defaults = quick::default_swaps();
     let swaps = if swaps.is_empty() {
         &defaults[..]
@@ -308,6 +302,19 @@ pub fn quick_swap(
     if n == 0 {
         return Err(RunError::NothingToSwap);
     }
+    Ok((swapped, n))
+}
+
+/// The quick check: `text` with `swaps` applied (the defaults when empty),
+/// both prompts run (control tokens in the text are parsed, as for a
+/// generation prompt), and the two top-k lists compared.
+pub fn quick_swap(
+    engine: &Engine,
+    text: &str,
+    swaps: &[(String, String)],
+    k: usize,
+) -> Result<QuickSwap> {
+    let (swapped, n) = swapped_text(text, swaps)?;
     let ta = engine.tokenizer().encode(text, true)?;
     let tb = engine.tokenizer().encode(&swapped, true)?;
     if ta.is_empty() || tb.is_empty() {

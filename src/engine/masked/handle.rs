@@ -67,20 +67,23 @@ pub struct MaskedHandle {
 }
 
 fn analyze(engine: &MaskedEngine, text: &str, top_k: usize) -> crate::engine::Result<Analysis> {
+    // One pass gives the attention and, where there are masks, their
+    // candidates.
     let e = engine.encode(text, None)?;
-    let attention = engine.attention(&e)?;
+    let out = engine.forward(&e, true)?;
+    let masks = engine.mask_positions(&e.ids);
     let fills = match engine.mlm_missing() {
         Some(why) => Err(why),
-        None if engine.mask_positions(&e.ids).is_empty() => Err(format!(
+        None if masks.is_empty() => Err(format!(
             "no mask in the text: write {} where the model should fill in a token",
             engine.tokenizer().mask_text().unwrap_or_default()
         )),
-        None => Ok(engine.fill(text, top_k)?.masks),
+        None => Ok(engine.fills_at(&out.hidden, &masks, top_k)?),
     };
     Ok(Analysis {
         tokens: engine.tokens(&e.ids),
         fills,
-        attention,
+        attention: super::attention_rows(&out.attention, e.ids.len())?,
     })
 }
 

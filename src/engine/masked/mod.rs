@@ -227,19 +227,29 @@ impl MaskedEngine {
             )));
         }
         let out = self.forward(&e, false)?;
-        let rows = self.logits_at(&out.hidden, &positions)?;
-        let masks = positions
+        Ok(FillResult {
+            masks: self.fills_at(&out.hidden, &positions, top_k)?,
+            tokens: self.tokens(&e.ids),
+        })
+    }
+
+    /// The `top_k` candidates at each of `positions` from a pass's hidden
+    /// states.
+    pub fn fills_at(
+        &self,
+        hidden: &Tensor,
+        positions: &[usize],
+        top_k: usize,
+    ) -> Result<Vec<MaskFill>> {
+        let rows = self.logits_at(hidden, positions)?;
+        Ok(positions
             .iter()
             .zip(rows)
             .map(|(&position, row)| MaskFill {
                 position,
                 top: self.top(&softmax(&row), top_k),
             })
-            .collect();
-        Ok(FillResult {
-            masks,
-            tokens: self.tokens(&e.ids),
-        })
+            .collect())
     }
 
     /// The `k` most probable tokens of a distribution.
