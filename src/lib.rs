@@ -14,4 +14,5 @@ pub mod analysis;
 pub mod cli;
 pub mod engine;
 pub mod store;
+pub mod train;
 pub mod ui;

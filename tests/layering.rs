@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 
 /// Layer rank of each top-level module; a file may name only files of a
 /// lower rank or its own top-level module.
-const LAYERS: [(&str, u8); 5] = [
+const LAYERS: [(&str, u8); 6] = [
     ("engine", 0),
     ("analysis", 1),
     ("store", 2),
-    ("ui", 3),
-    ("cli", 3),
+    ("train", 3),
+    ("ui", 4),
+    ("cli", 4),
 ];
 
 /// A module path (`["engine", "model", "llama"]`) and the file it lives in.

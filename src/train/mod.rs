@@ -1,0 +1,8 @@
+//! Training: nets on candle's autograd, their data, optimiser and
+//! checkpoints. Sits above the engine (it reads folders the way the
+//! engine does) and the store (atomic writes), below the interfaces.
+
+pub mod nets;
+pub mod ops;
+pub mod optim;
+pub mod params;

@@ -1,0 +1,118 @@
+//! The trainer's numbers against PyTorch's: one step on the tiny fixture
+//! models (same weights, same batch, dropout off), and gradients against
+//! finite differences. Reference: scripts/reference/train_step_reference.py
+//! (transformers fp32, eager attention) wrote tests/fixtures/train/*.json.
+
+use std::path::PathBuf;
+
+use candle_nn::Optimizer;
+use lmscope::train::nets::{self, Batch, NetConfig};
+use lmscope::train::ops::Dropout;
+use lmscope::train::optim::{AdamW, ParamsAdamW, clip_grad_norm};
+use lmscope::train::params::Params;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> Value {
+    let path = root().join(format!("tests/fixtures/train/{name}-step.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn rows<T: serde::de::DeserializeOwned>(v: &Value) -> Vec<Vec<T>> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn batch(fx: &Value) -> Batch {
+    let b = &fx["batch"];
+    let ids: Vec<Vec<u32>> = rows(&b["input_ids"]);
+    let types = if b["token_type_ids"].is_null() {
+        ids.iter().map(|r| vec![0; r.len()]).collect()
+    } else {
+        rows(&b["token_type_ids"])
+    };
+    Batch {
+        mask: rows(&b["attention_mask"]),
+        labels: rows(&b["labels"]),
+        next: serde_json::from_value(b["next_sentence_label"].clone()).ok(),
+        types,
+        ids,
+    }
+}
+
+fn load(name: &str) -> (Params, Box<dyn nets::Net>) {
+    let dir = root().join("tests/fixtures/hf").join(name);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let mut cfg = NetConfig::from_hf(&config).unwrap();
+    cfg.dropout = 0.0;
+    let params = Params::from_safetensors(&dir.join("model.safetensors"), 0).unwrap();
+    let net = nets::build(&cfg, &params).unwrap();
+    assert!(params.fresh().is_empty(), "{name}: missing {:?}", params.fresh());
+    (params, net)
+}
+
+fn one_step_matches_pytorch(name: &str) {
+    let fx = fixture(name);
+    let (params, net) = load(name);
+    let b = batch(&fx);
+    let loss = net.loss(&b, &mut Dropout::off()).unwrap();
+    let value = loss.total.to_scalar::<f32>().unwrap() as f64;
+    let want = fx["loss"].as_f64().unwrap();
+    assert!((value - want).abs() < 1e-4, "{name}: loss {value} vs PyTorch {want}");
+
+    let mut grads = loss.total.backward().unwrap();
+    let named = params.vars();
+    let want_norms = fx["grad_norms"].as_object().unwrap();
+    assert_eq!(named.len(), want_norms.len(), "{name}: parameter count");
+    let mut worst = 0.0f64;
+    for (n, var) in &named {
+        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient for {n}"));
+        let norm = (g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64).sqrt();
+        let want = want_norms[n].as_f64().unwrap_or_else(|| panic!("{name}: PyTorch has no {n}"));
+        worst = worst.max((norm - want).abs());
+        assert!((norm - want).abs() < 1e-4, "{name}: |grad {n}| {norm} vs PyTorch {want}");
+    }
+    eprintln!("{name}: loss {value:.6} (PyTorch {want:.6}), worst gradient-norm difference {worst:.2e}");
+
+    let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
+    let total = clip_grad_norm(&mut grads, &vars, fx["max_norm"].as_f64().unwrap()).unwrap();
+    let want_total = fx["clipped_norm"].as_f64().unwrap();
+    assert!((total - want_total).abs() < 1e-4, "{name}: total norm {total} vs {want_total}");
+    let o = &fx["optimizer"];
+    let mut opt = AdamW::named(
+        named,
+        ParamsAdamW {
+            lr: o["lr"].as_f64().unwrap(),
+            beta1: o["beta1"].as_f64().unwrap(),
+            beta2: o["beta2"].as_f64().unwrap(),
+            eps: o["eps"].as_f64().unwrap(),
+            weight_decay: o["weight_decay"].as_f64().unwrap(),
+        },
+    )
+    .unwrap();
+    opt.step(&grads).unwrap();
+    let after = net.loss(&b, &mut Dropout::off()).unwrap().total.to_scalar::<f32>().unwrap() as f64;
+    let want_after = fx["after_step"].as_f64().unwrap();
+    assert!(
+        (after - want_after).abs() < 1e-4,
+        "{name}: after one AdamW step {after} vs PyTorch {want_after}"
+    );
+}
+
+#[test]
+fn bert_step_matches_pytorch() {
+    one_step_matches_pytorch("tiny-bert");
+}
+
+#[test]
+fn gpt2_step_matches_pytorch() {
+    one_step_matches_pytorch("tiny-gpt2");
+}
+
+#[test]
+fn llama_step_matches_pytorch() {
+    one_step_matches_pytorch("tiny-llama");
+}
