@@ -50,7 +50,11 @@ fn load(name: &str) -> (Params, Box<dyn nets::Net>) {
     cfg.dropout = 0.0;
     let params = Params::from_safetensors(&dir.join("model.safetensors"), 0).unwrap();
     let net = nets::build(&cfg, &params).unwrap();
-    assert!(params.fresh().is_empty(), "{name}: missing {:?}", params.fresh());
+    assert!(
+        params.fresh().is_empty(),
+        "{name}: missing {:?}",
+        params.fresh()
+    );
     (params, net)
 }
 
@@ -61,7 +65,10 @@ fn one_step_matches_pytorch(name: &str) {
     let loss = net.loss(&b, &mut Dropout::off()).unwrap();
     let value = loss.total.to_scalar::<f32>().unwrap() as f64;
     let want = fx["loss"].as_f64().unwrap();
-    assert!((value - want).abs() < 1e-4, "{name}: loss {value} vs PyTorch {want}");
+    assert!(
+        (value - want).abs() < 1e-4,
+        "{name}: loss {value} vs PyTorch {want}"
+    );
 
     let mut grads = loss.total.backward().unwrap();
     let named = params.vars();
@@ -69,18 +76,37 @@ fn one_step_matches_pytorch(name: &str) {
     assert_eq!(named.len(), want_norms.len(), "{name}: parameter count");
     let mut worst = 0.0f64;
     for (n, var) in &named {
-        let g = grads.get(var).unwrap_or_else(|| panic!("{name}: no gradient for {n}"));
-        let norm = (g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64).sqrt();
-        let want = want_norms[n].as_f64().unwrap_or_else(|| panic!("{name}: PyTorch has no {n}"));
+        let g = grads
+            .get(var)
+            .unwrap_or_else(|| panic!("{name}: no gradient for {n}"));
+        let norm = (g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64)
+            .sqrt();
+        let want = want_norms[n]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name}: PyTorch has no {n}"));
         worst = worst.max((norm - want).abs());
-        assert!((norm - want).abs() < 1e-4, "{name}: |grad {n}| {norm} vs PyTorch {want}");
+        assert!(
+            (norm - want).abs() < 1e-4,
+            "{name}: |grad {n}| {norm} vs PyTorch {want}"
+        );
     }
-    eprintln!("{name}: loss {value:.6} (PyTorch {want:.6}), worst gradient-norm difference {worst:.2e}");
+    eprintln!(
+        "{name}: loss {value:.6} (PyTorch {want:.6}), worst gradient-norm difference {worst:.2e}"
+    );
 
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
     let total = clip_grad_norm(&mut grads, &vars, fx["max_norm"].as_f64().unwrap()).unwrap();
     let want_total = fx["clipped_norm"].as_f64().unwrap();
-    assert!((total - want_total).abs() < 1e-4, "{name}: total norm {total} vs {want_total}");
+    assert!(
+        (total - want_total).abs() < 1e-4,
+        "{name}: total norm {total} vs {want_total}"
+    );
     let o = &fx["optimizer"];
     let mut opt = AdamW::named(
         named,
@@ -94,7 +120,12 @@ fn one_step_matches_pytorch(name: &str) {
     )
     .unwrap();
     opt.step(&grads).unwrap();
-    let after = net.loss(&b, &mut Dropout::off()).unwrap().total.to_scalar::<f32>().unwrap() as f64;
+    let after = net
+        .loss(&b, &mut Dropout::off())
+        .unwrap()
+        .total
+        .to_scalar::<f32>()
+        .unwrap() as f64;
     let want_after = fx["after_step"].as_f64().unwrap();
     assert!(
         (after - want_after).abs() < 1e-4,

@@ -14,6 +14,11 @@ impl Flag {
     pub fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// The flag itself, for a loop below this layer to read.
+    pub fn as_atomic(&self) -> &AtomicBool {
+        &self.0
+    }
 }
 
 /// From now on SIGINT and SIGTERM set the returned flag instead of ending

@@ -23,6 +23,7 @@ mod positions;
 mod pull;
 mod score;
 mod session;
+mod train;
 
 use std::process::ExitCode;
 
@@ -73,6 +74,8 @@ pub enum Command {
     Ablate(ablate::AblateArgs),
     /// Which input tokens made the model choose a token (occlusion)
     Attribute(attribute::AttributeArgs),
+    /// Train a model: pre-train one from scratch on a corpus (masked LM + next sentence, or causal)
+    Train(Box<train::TrainArgs>),
     /// A masked language model's candidates for each `[MASK]` in a text, or the masks filled step by step
     Fill(fill::FillArgs),
     /// Next-sentence prediction: P(B follows A) from a BERT pre-training head
@@ -147,6 +150,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Lens(a) => lens::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Attribute(a) => attribute::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Fill(a) => fill::run(a),
         Command::Nsp(a) => nsp::run(a),
         Command::Embed(a) => embed::run(a),

@@ -42,3 +42,8 @@ pub fn logs_dir() -> PathBuf {
 pub fn sessions_dir() -> PathBuf {
     data_dir().join("sessions")
 }
+
+/// Where training runs write their checkpoints unless told otherwise.
+pub fn runs_dir() -> PathBuf {
+    data_dir().join("runs")
+}

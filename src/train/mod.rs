@@ -2,7 +2,12 @@
 //! checkpoints. Sits above the engine (it reads folders the way the
 //! engine does) and the store (atomic writes), below the interfaces.
 
+pub mod checkpoint;
+pub mod data;
 pub mod nets;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod probe;
+pub mod run;
+pub mod tokenizer;

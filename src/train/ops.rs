@@ -59,7 +59,14 @@ pub fn linear(d_in: usize, d_out: usize, bias: bool, vb: candle_nn::VarBuilder) 
 }
 
 pub fn embedding(n: usize, d: usize, vb: candle_nn::VarBuilder) -> Result<Embedding> {
-    let table = vb.get_with_hints((n, d), "weight", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
+    let table = vb.get_with_hints(
+        (n, d),
+        "weight",
+        candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        },
+    )?;
     Ok(Embedding::new(table, d))
 }
 
@@ -78,7 +85,9 @@ pub struct Dropout {
 impl Dropout {
     /// Dropout for one training step: `seed` and `step` fix its masks.
     pub fn train(p: f32, seed: u64, step: u64) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6472_6f70 ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let rng = ChaCha8Rng::seed_from_u64(
+            seed ^ 0x6472_6f70 ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         Self { p, rng: Some(rng) }
     }
 
@@ -93,7 +102,13 @@ impl Dropout {
         };
         let keep = 1.0 - self.p;
         let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 })
+            .map(|_| {
+                if rng.random::<f32>() < keep {
+                    1.0 / keep
+                } else {
+                    0.0
+                }
+            })
             .collect();
         x * Tensor::from_vec(mask, x.shape(), x.device())?
     }

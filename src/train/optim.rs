@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
-pub use candle_nn::ParamsAdamW;
 use candle_nn::Optimizer;
+pub use candle_nn::ParamsAdamW;
 use serde::{Deserialize, Serialize};
 
 pub struct AdamW {
@@ -64,7 +64,10 @@ impl AdamW {
     /// Puts back the moments `state` wrote, after `steps` updates.
     pub fn restore(&mut self, state: &HashMap<String, Tensor>, steps: usize) -> Result<()> {
         for s in &self.vars {
-            for (key, var) in [(format!("m.{}", s.name), &s.m), (format!("v.{}", s.name), &s.v)] {
+            for (key, var) in [
+                (format!("m.{}", s.name), &s.m),
+                (format!("v.{}", s.name), &s.v),
+            ] {
                 match state.get(&key) {
                     Some(t) => var.set(t)?,
                     None => candle_core::bail!("the optimiser state has no `{key}`"),

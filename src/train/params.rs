@@ -74,7 +74,11 @@ impl Params {
     /// Every trainable tensor, in name order.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let inner = self.inner.lock().unwrap();
-        inner.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        inner
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The names the net needed and the checkpoint did not have.
@@ -127,7 +131,9 @@ fn init(shape: &Shape, hint: Init, seed: u64, name: &str) -> Result<Tensor> {
             };
             let normal = Normal::new(0.0f32, std).map_err(candle_core::Error::wrap)?;
             let mut rng = rng_for(seed, name);
-            let v: Vec<f32> = (0..shape.elem_count()).map(|_| normal.sample(&mut rng)).collect();
+            let v: Vec<f32> = (0..shape.elem_count())
+                .map(|_| normal.sample(&mut rng))
+                .collect();
             Tensor::from_vec(v, shape, &Device::Cpu)
         }
     }

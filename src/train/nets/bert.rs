@@ -125,8 +125,11 @@ impl Bert {
 
     /// Masked-LM logits for hidden rows `(n, d)`.
     fn mlm_logits(&self, rows: &Tensor) -> Result<Tensor> {
-        let y = self.mlm_norm.forward(&self.mlm_dense.forward(rows)?.gelu_erf()?)?;
-        y.matmul(&self.words.embeddings().t()?)?.broadcast_add(&self.mlm_bias)
+        let y = self
+            .mlm_norm
+            .forward(&self.mlm_dense.forward(rows)?.gelu_erf()?)?;
+        y.matmul(&self.words.embeddings().t()?)?
+            .broadcast_add(&self.mlm_bias)
     }
 }
 

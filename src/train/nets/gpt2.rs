@@ -19,7 +19,10 @@ struct Conv1D {
 
 impl Conv1D {
     fn new(d_in: usize, d_out: usize, std: f32, vb: VarBuilder) -> Result<Self> {
-        let init = candle_nn::Init::Randn { mean: 0.0, stdev: std as f64 };
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: std as f64,
+        };
         Ok(Self {
             w: vb.get_with_hints((d_in, d_out), "weight", init)?,
             b: vb.get_with_hints(d_out, "bias", candle_nn::Init::Const(0.0))?,
@@ -104,7 +107,8 @@ impl Gpt2 {
                     .transpose(1, 2)?
                     .contiguous()
             };
-            let (ctx, probs) = ops::attend(&heads(0)?, &heads(1)?, &heads(2)?, Some(&bias), dropout)?;
+            let (ctx, probs) =
+                ops::attend(&heads(0)?, &heads(1)?, &heads(2)?, Some(&bias), dropout)?;
             attention.push(probs);
             let ctx = ctx.transpose(1, 2)?.reshape((b, t, d))?;
             x = (&x + dropout.apply(&blk.attn_proj.forward(&ctx)?)?)?;
@@ -132,7 +136,10 @@ impl Net for Gpt2 {
     fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
         let (x, attention) = self.hidden(&[ids.to_vec()], &mut Dropout::off())?;
         let logits = self.logits(&x.squeeze(0)?)?;
-        let attention = attention.into_iter().map(|a| a.squeeze(0)).collect::<Result<_>>()?;
+        let attention = attention
+            .into_iter()
+            .map(|a| a.squeeze(0))
+            .collect::<Result<_>>()?;
         Ok((attention, candle_nn::ops::log_softmax(&logits, D::Minus1)?))
     }
 }

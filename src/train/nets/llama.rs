@@ -154,7 +154,10 @@ impl Net for Llama {
     fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
         let (x, attention) = self.hidden(&[ids.to_vec()], &mut Dropout::off())?;
         let logits = self.logits(&x.squeeze(0)?)?;
-        let attention = attention.into_iter().map(|a| a.squeeze(0)).collect::<Result<_>>()?;
+        let attention = attention
+            .into_iter()
+            .map(|a| a.squeeze(0))
+            .collect::<Result<_>>()?;
         Ok((attention, candle_nn::ops::log_softmax(&logits, D::Minus1)?))
     }
 }

@@ -137,13 +137,13 @@ impl NetConfig {
         if let Some((k, _)) = zero.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{k} must be above 0"));
         }
-        if self.d_model % self.n_head != 0 {
+        if !self.d_model.is_multiple_of(self.n_head) {
             return Err(format!(
                 "d_model {} is not a multiple of n_head {}",
                 self.d_model, self.n_head
             ));
         }
-        if self.n_head % self.kv_heads() != 0 {
+        if !self.n_head.is_multiple_of(self.kv_heads()) {
             return Err(format!(
                 "n_head {} is not a multiple of n_kv_head {}",
                 self.n_head,
@@ -205,7 +205,10 @@ impl NetConfig {
                 n_layer: n("n_layer")?,
                 n_head: n("n_head")?,
                 n_kv_head: None,
-                d_ff: config["n_inner"].as_u64().map(|v| v as usize).unwrap_or(4 * n("n_embd")?),
+                d_ff: config["n_inner"]
+                    .as_u64()
+                    .map(|v| v as usize)
+                    .unwrap_or(4 * n("n_embd")?),
                 max_positions: n("n_positions")?,
                 dropout: config["resid_pdrop"].as_f64().unwrap_or(0.1) as f32,
                 norm_eps: config["layer_norm_epsilon"].as_f64().unwrap_or(1e-5),

@@ -1,0 +1,241 @@
+//! `lmscope train pretrain`: a net trained from scratch on a corpus, its
+//! progress on stderr (or, with --json, every event as a JSON line on
+//! stdout), checkpoints written as it goes; Ctrl-C stops after the step
+//! in progress, saved, and `--resume` carries on from there.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use super::interrupt;
+use crate::store::paths;
+use crate::train::nets::{Arch, NetConfig};
+use crate::train::run::{Event, TrainConfig, Trainer};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(subcommand)]
+    pub what: TrainCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrainCommand {
+    /// Train a new model from scratch on CORPUS (one sentence per line, a blank line between documents)
+    Pretrain(PretrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// The text to learn from: one sentence per line, a blank line between documents
+    #[arg(required_unless_present = "resume")]
+    pub corpus: Option<PathBuf>,
+    /// The family: bert (masked LM + next sentence), gpt2 or llama (next token)
+    #[arg(long, value_enum, default_value = "bert")]
+    pub arch: Arch,
+    /// tiny (2 layers of 128), small (4 layers of 256) or a TOML file of NetConfig fields
+    #[arg(long, default_value = "tiny")]
+    pub size: String,
+    /// Where checkpoints go (`last/` to resume from, `best/` by validation loss); default: the data directory's runs/ARCH-SIZE
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this output folder exactly where it stopped
+    #[arg(long, conflicts_with_all = ["corpus", "tokenizer"])]
+    pub resume: Option<PathBuf>,
+    /// Use this tokenizer.json instead of learning one from the corpus
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// The size of the learned tokenizer's vocabulary
+    #[arg(long, default_value_t = 4096)]
+    pub vocab_size: usize,
+    /// Updates to make (with --resume: the new total)
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Sequences per update
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Tokens per sequence, at most
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Peak learning rate (AdamW)
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Warm-up steps (linear, then cosine decay); default: 5% of the steps
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// AdamW's decoupled weight decay
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// The most the joint gradient norm may be
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    /// Seeds the initial weights, the validation split, the batches and dropout
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate on the validation split and save every this many steps
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: usize,
+    /// The share of documents held out for validation
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// A text whose predictions and attention each evaluation reports (BERT: put [MASK] in it)
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// Every event as one JSON line on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The default number of updates.
+const STEPS: usize = 1000;
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    match args.what {
+        TrainCommand::Pretrain(a) => pretrain(a),
+    }
+}
+
+fn net_config(arch: Arch, size: &str) -> anyhow::Result<NetConfig> {
+    if let Some(cfg) = NetConfig::preset(arch, size) {
+        return Ok(cfg);
+    }
+    let path = PathBuf::from(size);
+    if !path.is_file() {
+        bail!("--size {size}: neither tiny, small nor a TOML file");
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {size}"))?;
+    let mut cfg: NetConfig =
+        toml::from_str(&text).with_context(|| format!("{size} is not a net configuration"))?;
+    cfg.arch = arch;
+    Ok(cfg)
+}
+
+fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
+    let stop = interrupt::watch()?;
+    let mut trainer = match &a.resume {
+        Some(dir) => Trainer::resume(dir, a.steps)?,
+        None => {
+            let corpus = a
+                .corpus
+                .clone()
+                .expect("clap requires a corpus without --resume");
+            let steps = a.steps.unwrap_or(STEPS);
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| paths::runs_dir().join(format!("{}-{}", a.arch.name(), a.size)));
+            let train = TrainConfig {
+                corpus,
+                out,
+                steps,
+                batch: a.batch,
+                seq_len: a.seq_len,
+                lr: a.lr,
+                warmup: a.warmup.unwrap_or(steps / 20),
+                min_lr_ratio: 0.1,
+                weight_decay: a.weight_decay,
+                clip: a.clip,
+                seed: a.seed,
+                eval_every: a.eval_every,
+                val_fraction: a.val_fraction,
+                vocab_size: a.vocab_size,
+                probe: a.probe.clone(),
+            };
+            Trainer::pretrain(train, net_config(a.arch, &a.size)?, a.tokenizer.as_deref())?
+        }
+    };
+    let json = a.json;
+    let mut failed: Option<super::out::OutputError> = None;
+    let mut report = |e: &Event| {
+        if json {
+            let line = serde_json::to_string(e).expect("events serialise");
+            if let Err(err) = super::out::write(format_args!("{line}\n")) {
+                failed.get_or_insert(err);
+            }
+        } else {
+            human(e);
+        }
+    };
+    trainer.run(&mut report, stop.as_atomic())?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if stop.is_set() {
+        return Err(interrupt::Interrupted.into());
+    }
+    Ok(())
+}
+
+/// Progress for a person: a line per evaluation and every tenth of one.
+fn human(e: &Event) {
+    match e {
+        Event::Started {
+            arch,
+            parameters,
+            vocab_size,
+            train_examples,
+            steps,
+            from_step,
+            out,
+            ..
+        } => {
+            eprintln!(
+                "training {} ({:.2}M parameters, vocabulary {vocab_size}) on {train_examples} examples per epoch, steps {}..{steps}; checkpoints in {}",
+                arch.name(),
+                *parameters as f64 / 1e6,
+                from_step + 1,
+                out.display()
+            );
+        }
+        Event::Step {
+            step,
+            loss,
+            parts,
+            lr,
+            tokens_per_s,
+            eta_s,
+            ..
+        } if step % 10 == 0 => {
+            let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+            eprintln!(
+                "step {step:>6}  loss {loss:.4} ({})  lr {lr:.2e}  {tokens_per_s:.0} tok/s  {:.0}s left",
+                parts.join(", "),
+                eta_s
+            );
+        }
+        Event::Step { .. } => {}
+        Event::Eval {
+            step,
+            val_loss,
+            best,
+            probe,
+            ..
+        } => {
+            eprintln!(
+                "eval {step:>6}  validation loss {val_loss:.4}{}",
+                if *best { "  (best)" } else { "" }
+            );
+            if let Some(p) = probe {
+                for (at, top) in &p.predictions {
+                    let top: Vec<String> = top.iter().map(|(t, q)| format!("{t} {q:.2}")).collect();
+                    eprintln!("  probe @{at}: {}", top.join("  "));
+                }
+            }
+        }
+        Event::Saved { dir, .. } => eprintln!("  saved {}", dir.display()),
+        Event::Finished {
+            step,
+            best,
+            stopped,
+        } => {
+            let how = if *stopped { "stopped" } else { "finished" };
+            match best {
+                Some(b) => eprintln!(
+                    "{how} at step {step}; best validation loss {:.4} at step {}",
+                    b.val_loss, b.step
+                ),
+                None => eprintln!("{how} at step {step}"),
+            }
+        }
+    }
+}

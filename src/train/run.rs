@@ -1,0 +1,541 @@
+//! A training run: the net, its optimiser and schedule, the data, and the
+//! loop that steps, evaluates, reports and saves. Interfaces drive it
+//! through [`Trainer::run`] and the [`Event`]s it reports.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle_core::Var;
+use candle_nn::Optimizer;
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use super::checkpoint::{self, Best, History, TrainerState};
+use super::data::{CausalData, Corpus, MaskedData};
+use super::nets::{self, Arch, Batch, Net, NetConfig};
+use super::ops::Dropout;
+use super::optim::{AdamW, ParamsAdamW, Schedule, clip_grad_norm};
+use super::params::Params;
+use super::probe::{self, Probe};
+use super::tokenizer;
+
+/// A run's settings (what `trainer.json` keeps with the net's config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub corpus: PathBuf,
+    pub out: PathBuf,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    /// The rate at the last step, as a fraction of the peak.
+    pub min_lr_ratio: f64,
+    pub weight_decay: f64,
+    /// Gradient clipping: the most the joint gradient norm may be.
+    pub clip: f64,
+    pub seed: u64,
+    pub eval_every: usize,
+    pub val_fraction: f64,
+    /// Learned tokenizer's size (ignored with an existing tokenizer).
+    pub vocab_size: usize,
+    /// The text whose predictions and attention each evaluation reports.
+    pub probe: Option<String>,
+}
+
+impl TrainConfig {
+    pub fn check(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("steps", self.steps),
+            ("batch", self.batch),
+            ("eval-every", self.eval_every),
+        ];
+        if let Some((k, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            bail!("--{k} must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("--lr must be a positive number");
+        }
+        if self.clip.is_nan() || self.clip <= 0.0 {
+            bail!("--clip must be above 0");
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            bail!("the final rate ratio must be in [0, 1]");
+        }
+        Ok(())
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            peak: self.lr,
+            warmup: self.warmup,
+            total: self.steps,
+            min_ratio: self.min_lr_ratio,
+        }
+    }
+}
+
+enum Data {
+    Masked(MaskedData),
+    Causal(CausalData),
+}
+
+impl Data {
+    fn train_batch(&mut self, step: usize) -> Batch {
+        match self {
+            Data::Masked(d) => d.train_batch(step),
+            Data::Causal(d) => d.train_batch(step),
+        }
+    }
+
+    fn val_batches(&self) -> Vec<Batch> {
+        match self {
+            Data::Masked(d) => d.val_batches(),
+            Data::Causal(d) => d.val_batches(),
+        }
+    }
+
+    fn examples_per_epoch(&self) -> usize {
+        match self {
+            Data::Masked(d) => d.examples_per_epoch(),
+            Data::Causal(d) => d.examples_per_epoch(),
+        }
+    }
+}
+
+/// What a run reports as it goes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        arch: Arch,
+        parameters: usize,
+        vocab_size: usize,
+        train_examples: usize,
+        val_batches: usize,
+        steps: usize,
+        from_step: usize,
+        out: PathBuf,
+    },
+    Step {
+        step: usize,
+        loss: f32,
+        parts: Vec<(String, f32)>,
+        lr: f64,
+        grad_norm: f64,
+        tokens: usize,
+        tokens_per_s: f64,
+        elapsed_s: f64,
+        eta_s: f64,
+        peak_rss_mib: Option<f64>,
+    },
+    Eval {
+        step: usize,
+        val_loss: f64,
+        parts: Vec<(String, f64)>,
+        best: bool,
+        probe: Option<Probe>,
+    },
+    Saved {
+        step: usize,
+        dir: PathBuf,
+    },
+    Finished {
+        step: usize,
+        best: Option<Best>,
+        stopped: bool,
+    },
+}
+
+/// What one update did.
+pub struct StepReport {
+    pub loss: f32,
+    pub parts: Vec<(String, f32)>,
+    pub lr: f64,
+    /// The joint gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens in the batch (padding not counted).
+    pub tokens: usize,
+}
+
+pub struct Trainer {
+    pub train: TrainConfig,
+    pub net_cfg: NetConfig,
+    params: Params,
+    net: Box<dyn Net>,
+    opt: AdamW,
+    vars: Vec<Var>,
+    data: Data,
+    val: Vec<Batch>,
+    tokenizer: Tokenizer,
+    step: usize,
+    best: Option<Best>,
+    corpus_sha256: String,
+    pub history: History,
+}
+
+fn optimiser(params: &Params, cfg: &TrainConfig) -> anyhow::Result<AdamW> {
+    Ok(AdamW::named(
+        params.vars(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?)
+}
+
+fn data_for(
+    arch: Arch,
+    corpus: &Corpus,
+    tok: &Tokenizer,
+    cfg: &TrainConfig,
+) -> anyhow::Result<Data> {
+    Ok(if arch.is_masked() {
+        Data::Masked(MaskedData::new(
+            corpus,
+            tok,
+            cfg.seq_len,
+            cfg.batch,
+            cfg.seed,
+        )?)
+    } else {
+        let end = tok
+            .token_to_id(tokenizer::END_OF_TEXT)
+            .or_else(|| tok.token_to_id("</s>"))
+            .or_else(|| tok.token_to_id("<|im_end|>"))
+            .context("the tokenizer has no end-of-text token (<|endoftext|> or </s>)")?;
+        Data::Causal(CausalData::new(
+            corpus,
+            tok,
+            end,
+            cfg.seq_len,
+            cfg.batch,
+            cfg.seed,
+        )?)
+    })
+}
+
+impl Trainer {
+    /// A run from scratch: the corpus read and split, a tokenizer learned
+    /// from it (or `tokenizer` read), the net initialised from the seed.
+    pub fn pretrain(
+        train: TrainConfig,
+        mut net_cfg: NetConfig,
+        tokenizer_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        train.check()?;
+        let corpus = Corpus::read(&train.corpus, train.val_fraction, train.seed)?;
+        let tok = match tokenizer_file {
+            Some(p) => Tokenizer::from_file(p)
+                .map_err(|e| anyhow::anyhow!("reading the tokenizer {}: {e}", p.display()))?,
+            None if net_cfg.arch.is_masked() => {
+                tokenizer::train_wordpiece(&corpus.train_sentences(), train.vocab_size)?
+            }
+            None => tokenizer::train_bpe(&corpus.train_sentences(), train.vocab_size)?,
+        };
+        net_cfg.vocab_size = tok.get_vocab_size(true);
+        if train.seq_len > net_cfg.max_positions {
+            bail!(
+                "--seq-len {} is more than the model's {} positions",
+                train.seq_len,
+                net_cfg.max_positions
+            );
+        }
+        let end = tok.token_to_id(tokenizer::END_OF_TEXT);
+        net_cfg.special = nets::Special {
+            pad: tok.token_to_id("[PAD]").or(end),
+            bos: end,
+            eos: end,
+        };
+        net_cfg.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let data = data_for(net_cfg.arch, &corpus, &tok, &train)?;
+        let params = Params::seeded(train.seed);
+        let net = nets::build(&net_cfg, &params)?;
+        let opt = optimiser(&params, &train)?;
+        Ok(Self::assemble(
+            train,
+            net_cfg,
+            params,
+            net,
+            opt,
+            data,
+            tok,
+            corpus.sha256,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        train: TrainConfig,
+        net_cfg: NetConfig,
+        params: Params,
+        net: Box<dyn Net>,
+        opt: AdamW,
+        data: Data,
+        tokenizer: Tokenizer,
+        corpus_sha256: String,
+    ) -> Self {
+        let vars = params.vars().into_iter().map(|(_, v)| v).collect();
+        let val = data.val_batches();
+        Self {
+            train,
+            net_cfg,
+            params,
+            net,
+            opt,
+            vars,
+            data,
+            val,
+            tokenizer,
+            step: 0,
+            best: None,
+            corpus_sha256,
+            history: History::default(),
+        }
+    }
+
+    /// Carries on the run whose output folder is `out`, exactly where its
+    /// last checkpoint stopped; `steps` raises its total.
+    pub fn resume(out: &Path, steps: Option<usize>) -> anyhow::Result<Self> {
+        let r = checkpoint::read_resumable(out)?;
+        let mut train = r.state.train.clone();
+        if let Some(s) = steps {
+            train.steps = s;
+        }
+        let corpus = Corpus::read(&train.corpus, train.val_fraction, train.seed)?;
+        if corpus.sha256 != r.state.corpus_sha256 {
+            bail!(
+                "{} changed since the run began (its SHA-256 differs); a resumed run needs the same corpus",
+                train.corpus.display()
+            );
+        }
+        let data = data_for(r.state.net.arch, &corpus, &r.tokenizer, &train)?;
+        let params = Params::from_tensors(r.tensors, train.seed);
+        let net = nets::build(&r.state.net, &params)?;
+        if !params.fresh().is_empty() {
+            bail!("the checkpoint lacks {}", params.fresh().join(", "));
+        }
+        let mut opt = optimiser(&params, &train)?;
+        opt.restore(&r.moments, r.state.step)?;
+        let mut t = Self::assemble(
+            train,
+            r.state.net,
+            params,
+            net,
+            opt,
+            data,
+            r.tokenizer,
+            corpus.sha256,
+        );
+        t.step = r.state.step;
+        t.best = r.state.best;
+        t.history = r.state.history;
+        Ok(t)
+    }
+
+    pub fn step_index(&self) -> usize {
+        self.step
+    }
+
+    pub fn parameters(&self) -> usize {
+        self.params.count()
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// One update: the batch's loss, its gradients clipped, AdamW at the
+    /// schedule's rate.
+    pub fn step(&mut self) -> anyhow::Result<StepReport> {
+        let batch = self.data.train_batch(self.step);
+        let mut dropout = Dropout::train(self.net_cfg.dropout, self.train.seed, self.step as u64);
+        let losses = self.net.loss(&batch, &mut dropout)?;
+        let loss = losses.total.to_scalar::<f32>()?;
+        if !loss.is_finite() {
+            bail!(
+                "the loss is {loss} at step {}: lower --lr or raise --warmup",
+                self.step + 1
+            );
+        }
+        let mut grads = losses.total.backward()?;
+        let norm = clip_grad_norm(&mut grads, &self.vars, self.train.clip)?;
+        let lr = self.train.schedule().rate(self.step);
+        self.opt.set_learning_rate(lr);
+        self.opt.step(&grads)?;
+        self.step += 1;
+        self.history.train_loss.push(loss);
+        self.history.rate.push(lr);
+        Ok(StepReport {
+            loss,
+            parts: losses
+                .parts
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            lr,
+            grad_norm: norm,
+            tokens: batch.tokens(),
+        })
+    }
+
+    /// The mean loss (and parts) over the validation batches, dropout off.
+    pub fn evaluate(&self) -> anyhow::Result<(f64, Vec<(String, f64)>)> {
+        if self.val.is_empty() {
+            bail!("there is no validation split (--val-fraction 0)");
+        }
+        let mut total = 0.0;
+        let mut parts: Vec<(String, f64)> = Vec::new();
+        for b in &self.val {
+            let l = self.net.loss(b, &mut Dropout::off())?;
+            total += l.total.to_scalar::<f32>()? as f64;
+            for (i, (k, v)) in l.parts.into_iter().enumerate() {
+                match parts.get_mut(i) {
+                    Some(p) => p.1 += v as f64,
+                    None => parts.push((k.to_string(), v as f64)),
+                }
+            }
+        }
+        let n = self.val.len() as f64;
+        Ok((
+            total / n,
+            parts.into_iter().map(|(k, v)| (k, v / n)).collect(),
+        ))
+    }
+
+    fn state(&self) -> TrainerState {
+        TrainerState {
+            step: self.step,
+            train: self.train.clone(),
+            net: self.net_cfg.clone(),
+            corpus_sha256: self.corpus_sha256.clone(),
+            best: self.best,
+            history: self.history.clone(),
+        }
+    }
+
+    /// Writes the resumable checkpoint (`OUT/last`), and `OUT/best` too
+    /// when `best`.
+    pub fn save(&self, best: bool) -> anyhow::Result<Vec<PathBuf>> {
+        let out = &self.train.out;
+        let tensors = self.params.tensors();
+        let last = checkpoint::last_dir(out);
+        checkpoint::write(
+            &last,
+            &self.net_cfg,
+            &tensors,
+            &self.tokenizer,
+            Some((&self.opt.state(), &self.state())),
+        )?;
+        let mut dirs = vec![last];
+        if best {
+            let dir = checkpoint::best_dir(out);
+            checkpoint::write(&dir, &self.net_cfg, &tensors, &self.tokenizer, None)?;
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// Trains to the last step, evaluating (and saving) every
+    /// `eval_every` steps and at the end; `stop` ends the run early after
+    /// the current step, saved.
+    pub fn run(&mut self, on: &mut dyn FnMut(&Event), stop: &AtomicBool) -> anyhow::Result<()> {
+        on(&Event::Started {
+            arch: self.net_cfg.arch,
+            parameters: self.parameters(),
+            vocab_size: self.net_cfg.vocab_size,
+            train_examples: self.data.examples_per_epoch(),
+            val_batches: self.val.len(),
+            steps: self.train.steps,
+            from_step: self.step,
+            out: self.train.out.clone(),
+        });
+        let started = Instant::now();
+        let first = self.step;
+        let mut tokens_seen = 0usize;
+        let mut stopped = false;
+        while self.step < self.train.steps {
+            let StepReport {
+                loss,
+                parts,
+                lr,
+                grad_norm,
+                tokens,
+            } = self.step()?;
+            tokens_seen += tokens;
+            let elapsed = started.elapsed().as_secs_f64();
+            let done = (self.step - first) as f64;
+            on(&Event::Step {
+                step: self.step,
+                loss,
+                parts,
+                lr,
+                grad_norm,
+                tokens,
+                tokens_per_s: tokens_seen as f64 / elapsed.max(1e-9),
+                elapsed_s: elapsed,
+                eta_s: elapsed / done * (self.train.steps - self.step) as f64,
+                peak_rss_mib: peak_rss_mib(),
+            });
+            stopped = stop.load(Ordering::Relaxed);
+            let last = self.step == self.train.steps;
+            if self.step.is_multiple_of(self.train.eval_every) || last || stopped {
+                self.checkpoint(on)?;
+            }
+            if stopped {
+                break;
+            }
+        }
+        on(&Event::Finished {
+            step: self.step,
+            best: self.best,
+            stopped,
+        });
+        Ok(())
+    }
+
+    /// Evaluates (when there is a validation split), probes, and saves.
+    fn checkpoint(&mut self, on: &mut dyn FnMut(&Event)) -> anyhow::Result<()> {
+        let mut is_best = false;
+        if !self.val.is_empty() {
+            let (val_loss, parts) = self.evaluate()?;
+            is_best = self.best.is_none_or(|b| val_loss < b.val_loss);
+            if is_best {
+                self.best = Some(Best {
+                    step: self.step,
+                    val_loss,
+                });
+            }
+            self.history.val_loss.push((self.step, val_loss));
+            let probe = match &self.train.probe {
+                Some(text) => Some(probe::probe(self.net.as_ref(), &self.tokenizer, text)?),
+                None => None,
+            };
+            on(&Event::Eval {
+                step: self.step,
+                val_loss,
+                parts,
+                best: is_best,
+                probe,
+            });
+        }
+        for dir in self.save(is_best)? {
+            on(&Event::Saved {
+                step: self.step,
+                dir,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The process's peak resident memory, where the system reports it.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
