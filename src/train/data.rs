@@ -24,7 +24,7 @@ pub struct Corpus {
     pub sha256: String,
 }
 
-/// Fewer documents than this and the corpus is cut into pieces of
+/// Fewer documents than this and the corpus is cut into pieces of at most
 /// `PIECE` sentences, so that a validation split can exist.
 const MIN_DOCUMENTS: usize = 10;
 const PIECE: usize = 8;
@@ -69,9 +69,10 @@ impl Corpus {
             );
         }
         if docs.len() < MIN_DOCUMENTS {
+            let piece = (sentences / MIN_DOCUMENTS).clamp(1, PIECE);
             docs = docs
                 .iter()
-                .flat_map(|d| d.chunks(PIECE).map(<[String]>::to_vec))
+                .flat_map(|d| d.chunks(piece).map(<[String]>::to_vec))
                 .collect();
         }
         if !(0.0..1.0).contains(&val_fraction) {

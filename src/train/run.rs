@@ -237,13 +237,6 @@ impl Trainer {
             None => tokenizer::train_bpe(&corpus.train_sentences(), train.vocab_size)?,
         };
         net_cfg.vocab_size = tok.get_vocab_size(true);
-        if train.seq_len > net_cfg.max_positions {
-            bail!(
-                "--seq-len {} is more than the model's {} positions",
-                train.seq_len,
-                net_cfg.max_positions
-            );
-        }
         let end = tok.token_to_id(tokenizer::END_OF_TEXT);
         net_cfg.special = nets::Special {
             pad: tok.token_to_id("[PAD]").or(end),
@@ -251,6 +244,13 @@ impl Trainer {
             eos: end,
         };
         net_cfg.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if train.seq_len > net_cfg.max_positions {
+            bail!(
+                "--seq-len {} is more than the model's {} positions",
+                train.seq_len,
+                net_cfg.max_positions
+            );
+        }
         let data = data_for(net_cfg.arch, &corpus, &tok, &train)?;
         let params = Params::seeded(train.seed);
         let net = nets::build(&net_cfg, &params)?;
@@ -342,6 +342,10 @@ impl Trainer {
 
     pub fn parameters(&self) -> usize {
         self.params.count()
+    }
+
+    pub fn net(&self) -> &dyn Net {
+        self.net.as_ref()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -482,8 +486,14 @@ impl Trainer {
             });
             stopped = stop.load(Ordering::Relaxed);
             let last = self.step == self.train.steps;
-            if self.step.is_multiple_of(self.train.eval_every) || last || stopped {
+            if self.step.is_multiple_of(self.train.eval_every) || last {
                 self.checkpoint(on)?;
+            } else if stopped {
+                // Saved to resume from, not evaluated: the run's record
+                // stays the one an uninterrupted run keeps.
+                for dir in self.save(false)? {
+                    on(&Event::Saved { step: self.step, dir });
+                }
             }
             if stopped {
                 break;
