@@ -147,3 +147,76 @@ fn gpt2_step_matches_pytorch() {
 fn llama_step_matches_pytorch() {
     one_step_matches_pytorch("tiny-llama");
 }
+
+/// Each net's analytic gradient against central finite differences, at
+/// the element of largest gradient in several tensors of every kind.
+fn gradients_match_finite_differences(name: &str) {
+    let fx = fixture(name);
+    let (params, net) = load(name);
+    let b = batch(&fx);
+    let loss_of = || {
+        net.loss(&b, &mut Dropout::off())
+            .unwrap()
+            .total
+            .to_scalar::<f32>()
+            .unwrap() as f64
+    };
+    let grads = net
+        .loss(&b, &mut Dropout::off())
+        .unwrap()
+        .total
+        .backward()
+        .unwrap();
+    let named = params.vars();
+    let mut checked = 0;
+    for (n, var) in named.iter().step_by(3) {
+        let g: Vec<f32> = grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let (at, &want) = g
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .unwrap();
+        if want.abs() < 1e-3 {
+            continue;
+        }
+        let orig = var.as_tensor().flatten_all().unwrap();
+        let h = 1e-2f32;
+        let nudge = |d: f32| {
+            let mut v: Vec<f32> = orig.to_vec1().unwrap();
+            v[at] += d;
+            var.set(&candle_core::Tensor::from_vec(v, var.shape(), var.device()).unwrap())
+                .unwrap();
+            loss_of()
+        };
+        let fd = (nudge(h) - nudge(-h)) / (2.0 * h as f64);
+        var.set(&orig.reshape(var.shape()).unwrap()).unwrap();
+        let err = (fd - want as f64).abs();
+        assert!(
+            err < 2e-3 + 0.03 * (want as f64).abs(),
+            "{name}: d loss / d {n}[{at}] analytic {want} vs finite difference {fd}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{name}: only {checked} tensors checked");
+}
+
+#[test]
+fn bert_gradients_match_finite_differences() {
+    gradients_match_finite_differences("tiny-bert");
+}
+
+#[test]
+fn gpt2_gradients_match_finite_differences() {
+    gradients_match_finite_differences("tiny-gpt2");
+}
+
+#[test]
+fn llama_gradients_match_finite_differences() {
+    gradients_match_finite_differences("tiny-llama");
+}

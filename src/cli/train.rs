@@ -23,6 +23,29 @@ pub struct TrainArgs {
 pub enum TrainCommand {
     /// Train a new model from scratch on CORPUS (one sentence per line, a blank line between documents)
     Pretrain(PretrainArgs),
+    /// Training speed: updates on random full-length batches, tokens/s and peak memory (scripts/bench_train_pytorch.py runs PyTorch on the same shapes)
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "bert")]
+    pub arch: Arch,
+    /// tiny, small or a TOML file of NetConfig fields
+    #[arg(long, default_value = "tiny")]
+    pub size: String,
+    #[arg(long, default_value_t = 4096)]
+    pub vocab_size: usize,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Timed updates (after two untimed ones)
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Print {tokens_per_s, step_ms, peak_rss_mib, ...} as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -92,7 +115,31 @@ const STEPS: usize = 1000;
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     match args.what {
         TrainCommand::Pretrain(a) => pretrain(a),
+        TrainCommand::Bench(a) => bench(a),
     }
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let mut cfg = net_config(a.arch, &a.size)?;
+    cfg.vocab_size = a.vocab_size;
+    cfg.dropout = 0.0;
+    let r = crate::train::run::bench(&cfg, a.batch, a.seq_len, a.steps)?;
+    if a.json {
+        outln!("{}", serde_json::to_string(&r)?);
+    } else {
+        outln!(
+            "{} {} ({:.2}M parameters), batch {} x {} tokens: {:.1} ms per update, {:.0} tokens/s, peak memory {:.0} MiB",
+            a.arch.name(),
+            a.size,
+            r.parameters as f64 / 1e6,
+            a.batch,
+            a.seq_len,
+            r.step_ms,
+            r.tokens_per_s,
+            r.peak_rss_mib.unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
 }
 
 fn net_config(arch: Arch, size: &str) -> anyhow::Result<NetConfig> {

@@ -440,3 +440,45 @@ pub fn causal_batch(rows: &[&Vec<u32>]) -> Batch {
     }
     batch
 }
+
+/// A batch of random tokens of full length, for measuring speed: every
+/// seventh position labelled for masked LM (about BERT's 15%) with random
+/// next-sentence labels, or every position for next-token.
+pub fn synthetic_batch(
+    masked: bool,
+    vocab: usize,
+    batch: usize,
+    seq_len: usize,
+    seed: u64,
+) -> Batch {
+    let mut r = rng(seed, 0, 0);
+    let ids: Vec<Vec<u32>> = (0..batch)
+        .map(|_| {
+            (0..seq_len)
+                .map(|_| r.random_range(5..vocab as u32))
+                .collect()
+        })
+        .collect();
+    let labels = ids
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(i, &t)| {
+                    if !masked || i % 7 == 3 {
+                        t as i64
+                    } else {
+                        -100
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Batch {
+        mask: vec![vec![1; seq_len]; batch],
+        types: vec![vec![0; seq_len]; batch],
+        next: masked.then(|| (0..batch).map(|_| r.random_range(0..2)).collect()),
+        labels,
+        ids,
+    }
+}

@@ -492,7 +492,10 @@ impl Trainer {
                 // Saved to resume from, not evaluated: the run's record
                 // stays the one an uninterrupted run keeps.
                 for dir in self.save(false)? {
-                    on(&Event::Saved { step: self.step, dir });
+                    on(&Event::Saved {
+                        step: self.step,
+                        dir,
+                    });
                 }
             }
             if stopped {
@@ -540,6 +543,55 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// What [`bench`] measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub parameters: usize,
+    pub step_ms: f64,
+    pub tokens_per_s: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Updates (loss, backward, clipping, AdamW) on one random batch: two
+/// untimed, then `steps` timed.
+pub fn bench(
+    cfg: &NetConfig,
+    batch: usize,
+    seq_len: usize,
+    steps: usize,
+) -> anyhow::Result<BenchReport> {
+    if seq_len > cfg.max_positions {
+        bail!(
+            "--seq-len {seq_len} is more than the model's {} positions",
+            cfg.max_positions
+        );
+    }
+    let params = Params::seeded(0);
+    let net = nets::build(cfg, &params)?;
+    let mut opt = AdamW::named(params.vars(), ParamsAdamW::default())?;
+    let vars: Vec<Var> = params.vars().into_iter().map(|(_, v)| v).collect();
+    let b = super::data::synthetic_batch(cfg.arch.is_masked(), cfg.vocab_size, batch, seq_len, 0);
+    let mut update = || -> anyhow::Result<()> {
+        let mut grads = net.loss(&b, &mut Dropout::off())?.total.backward()?;
+        clip_grad_norm(&mut grads, &vars, 1.0)?;
+        opt.step(&grads)?;
+        Ok(())
+    };
+    update()?;
+    update()?;
+    let t = Instant::now();
+    for _ in 0..steps.max(1) {
+        update()?;
+    }
+    let s = t.elapsed().as_secs_f64() / steps.max(1) as f64;
+    Ok(BenchReport {
+        parameters: params.count(),
+        step_ms: s * 1e3,
+        tokens_per_s: (batch * seq_len) as f64 / s,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// The process's peak resident memory, where the system reports it.
