@@ -185,17 +185,18 @@ fn gradients_match_finite_differences(name: &str) {
         if want.abs() < 1e-3 {
             continue;
         }
-        let orig = var.as_tensor().flatten_all().unwrap();
+        let orig: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
         let h = 1e-2f32;
         let nudge = |d: f32| {
-            let mut v: Vec<f32> = orig.to_vec1().unwrap();
+            let mut v = orig.clone();
             v[at] += d;
             var.set(&candle_core::Tensor::from_vec(v, var.shape(), var.device()).unwrap())
                 .unwrap();
             loss_of()
         };
         let fd = (nudge(h) - nudge(-h)) / (2.0 * h as f64);
-        var.set(&orig.reshape(var.shape()).unwrap()).unwrap();
+        var.set(&candle_core::Tensor::from_vec(orig, var.shape(), var.device()).unwrap())
+            .unwrap();
         let err = (fd - want as f64).abs();
         assert!(
             err < 2e-3 + 0.03 * (want as f64).abs(),
@@ -219,4 +220,66 @@ fn gpt2_gradients_match_finite_differences() {
 #[test]
 fn llama_gradients_match_finite_differences() {
     gradients_match_finite_differences("tiny-llama");
+}
+
+/// 300 steps of the tiny GPT-2 on fixed blocks in order, with PyTorch's
+/// optimiser, schedule and clipping settings: the losses along the way and
+/// at the end against PyTorch's (scripts/reference/train_run_reference.py).
+#[test]
+fn a_300_step_run_ends_within_2_percent_of_pytorch() {
+    use lmscope::train::data::CausalData;
+    use lmscope::train::optim::Schedule;
+
+    let path = root().join("tests/fixtures/train/tiny-gpt2-300.json");
+    let fx: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (params, net) = load("tiny-gpt2");
+    let blocks: Vec<Vec<u32>> = rows(&fx["blocks"]);
+    let data = CausalData::from_blocks(blocks, vec![], fx["batch"].as_u64().unwrap() as usize, 0);
+    let s = &fx["schedule"];
+    let schedule = Schedule {
+        peak: s["peak"].as_f64().unwrap(),
+        warmup: s["warmup"].as_u64().unwrap() as usize,
+        total: s["total"].as_u64().unwrap() as usize,
+        min_ratio: s["min_ratio"].as_f64().unwrap(),
+    };
+    let named = params.vars();
+    let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
+    let mut opt = AdamW::named(
+        named,
+        ParamsAdamW {
+            lr: schedule.peak,
+            ..ParamsAdamW::default()
+        },
+    )
+    .unwrap();
+    let want: Vec<f64> = serde_json::from_value(fx["losses"].clone()).unwrap();
+    let mut ours = Vec::new();
+    for step in 0..want.len() {
+        let loss = net
+            .loss(&data.train_batch(step), &mut Dropout::off())
+            .unwrap()
+            .total;
+        ours.push(loss.to_scalar::<f32>().unwrap() as f64);
+        let mut grads = loss.backward().unwrap();
+        clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
+        opt.set_learning_rate(schedule.rate(step));
+        opt.step(&grads).unwrap();
+    }
+    let tail = |v: &[f64]| v[v.len() - 10..].iter().sum::<f64>() / 10.0;
+    let (a, b) = (tail(&ours), tail(&want));
+    eprintln!(
+        "last 10 steps' mean loss: lmscope {a:.6}, PyTorch {b:.6} (first {:.6} vs {:.6})",
+        ours[0], want[0]
+    );
+    assert!(
+        (a - b).abs() <= 0.02 * b,
+        "the run ends at {a} vs PyTorch's {b}"
+    );
+    for step in [0, 50, 100, 200] {
+        let (x, y) = (ours[step], want[step]);
+        assert!(
+            (x - y).abs() <= 0.02 * y,
+            "step {step}: {x} vs PyTorch's {y}"
+        );
+    }
 }

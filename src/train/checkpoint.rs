@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::nets::NetConfig;
-use super::run::TrainConfig;
+use super::settings::TrainConfig;
 use crate::store::atomic;
 
 /// What `trainer.json` records: enough to carry on exactly.

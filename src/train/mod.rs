@@ -10,4 +10,5 @@ pub mod optim;
 pub mod params;
 pub mod probe;
 pub mod run;
+pub mod settings;
 pub mod tokenizer;
