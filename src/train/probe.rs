@@ -17,7 +17,7 @@ use super::nets::Net;
 pub struct Probe {
     pub text: String,
     pub tokens: Vec<String>,
-    /// The position predicted (a [MASK], or the last token for a decoder)
+    /// The position predicted (a `[MASK]`, or the last token for a decoder)
     /// and its five most probable tokens.
     pub predictions: Vec<(usize, Vec<(String, f32)>)>,
     /// Per layer, per head `(time, time)` attention over the probe text.

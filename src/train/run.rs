@@ -490,7 +490,7 @@ impl Trainer {
     }
 }
 
-/// What [`bench`] measured.
+/// What [`bench()`] measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub parameters: usize,
