@@ -9,6 +9,9 @@ use lmscope::cli::{self, Parsed};
 fn main() -> ExitCode {
     match cli::parse() {
         Parsed::Workbench(launch) => cli::finish(lmscope::ui::run(&launch)),
+        Parsed::Command(cli::Command::Train(t)) if t.watched() => {
+            cli::finish(cli::train::prepare(*t).and_then(lmscope::ui::training::run))
+        }
         Parsed::Command(command) => cli::finish(cli::run_command(command)),
         Parsed::Exit(code) => code,
     }

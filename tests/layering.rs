@@ -499,7 +499,7 @@ fn ui_rank(m: &[String]) -> Option<u8> {
         Some("panes") => 2,
         Some("app") => 3,
         Some("draw") => 4,
-        Some("effects" | "event_loop" | "terminal" | "encoder") => 5,
+        Some("effects" | "event_loop" | "terminal" | "encoder" | "training") => 5,
         Some(_) => 0,
     })
 }

@@ -64,6 +64,11 @@ type Session = (
 
 /// The binary on `model` in a pseudo-terminal.
 fn start(model: &std::path::Path, data: &std::path::Path, config: &std::path::Path) -> Session {
+    spawn(&["--model".as_ref(), model.as_os_str()], data, config)
+}
+
+/// The binary with `args` in a pseudo-terminal.
+fn spawn(args: &[&std::ffi::OsStr], data: &std::path::Path, config: &std::path::Path) -> Session {
     let pty = native_pty_system()
         .openpty(PtySize {
             rows: ROWS,
@@ -73,8 +78,7 @@ fn start(model: &std::path::Path, data: &std::path::Path, config: &std::path::Pa
         })
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_lmscope"));
-    cmd.arg("--model");
-    cmd.arg(model);
+    cmd.args(args);
     cmd.env("LMSCOPE_DATA_DIR", data);
     cmd.env("LMSCOPE_CONFIG_DIR", config);
     cmd.env("TERM", "xterm-256color");
@@ -330,5 +334,82 @@ fn opens_the_encoder_mode_on_a_masked_model() {
     assert!(
         String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
         "the alternate screen was left"
+    );
+}
+
+#[test]
+fn watches_a_training_run_pauses_stops_it_saved() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let size = data.path().join("mini.toml");
+    std::fs::write(
+        &size,
+        "d_model = 32\nn_layer = 2\nn_head = 2\nd_ff = 64\nmax_positions = 64\n",
+    )
+    .unwrap();
+    let out = data.path().join("run");
+    let corpus = root.join("assets/corpus/primer.txt");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "train".as_ref(),
+        "pretrain".as_ref(),
+        corpus.as_os_str(),
+        "--size".as_ref(),
+        size.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--steps".as_ref(),
+        "100000".as_ref(),
+        "--eval-every".as_ref(),
+        "20".as_ref(),
+        "--batch".as_ref(),
+        "4".as_ref(),
+        "--seq-len".as_ref(),
+        "32".as_ref(),
+        "--vocab-size".as_ref(),
+        "300".as_ref(),
+        "--probe".as_ref(),
+        "the [MASK] sat on the mat .".as_ref(),
+        "--watch".as_ref(),
+    ];
+    let (screen, mut keys, mut child, _master) = spawn(&args, data.path(), config.path());
+    let mut send = |bytes: &[u8]| {
+        keys.write_all(bytes).unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    };
+    screen.wait_for("the training view with an evaluation", |t| {
+        t.contains("lmscope train bert") && t.contains("learning rate") && t.contains("L1 H1")
+    });
+    send(b"p");
+    screen.wait_for("paused", |t| t.contains("paused"));
+    send(b"p");
+    screen.wait_for("running again", |t| t.contains("running"));
+    send(b"q");
+    screen.wait_for("the run stopped and saved", |t| {
+        t.contains("stopped at step") && t.contains("saved")
+    });
+    send(b"q");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < WAIT, "lmscope did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let raw = screen.raw.lock().unwrap().clone();
+    assert!(
+        String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
+        "the alternate screen was left"
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("last/trainer.json")).unwrap()).unwrap();
+    let step = state["step"].as_u64().unwrap();
+    assert!(
+        (20..100000).contains(&step),
+        "stopped and saved at step {step}"
     );
 }

@@ -23,7 +23,7 @@ mod positions;
 mod pull;
 mod score;
 mod session;
-mod train;
+pub mod train;
 
 use std::process::ExitCode;
 

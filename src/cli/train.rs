@@ -105,8 +105,11 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub probe: Option<String>,
     /// Every event as one JSON line on stdout
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub json: bool,
+    /// Watch the run in the terminal: loss and rate charts, progress, the probe's heads (p pause, q stop and save)
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// The default number of updates.
@@ -157,9 +160,24 @@ fn net_config(arch: Arch, size: &str) -> anyhow::Result<NetConfig> {
     Ok(cfg)
 }
 
-fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
-    let stop = interrupt::watch()?;
-    let mut trainer = match &a.resume {
+impl TrainArgs {
+    /// Whether the run is to be watched in the terminal (the training view).
+    pub fn watched(&self) -> bool {
+        matches!(&self.what, TrainCommand::Pretrain(p) if p.watch)
+    }
+}
+
+/// The run `train pretrain` asks for, built (or read back) and not started:
+/// what the training view drives.
+pub fn prepare(args: TrainArgs) -> anyhow::Result<Trainer> {
+    match args.what {
+        TrainCommand::Pretrain(a) => trainer_for(&a),
+        TrainCommand::Bench(_) => bail!("train bench has no run to watch"),
+    }
+}
+
+fn trainer_for(a: &PretrainArgs) -> anyhow::Result<Trainer> {
+    Ok(match &a.resume {
         Some(dir) => Trainer::resume(dir, a.steps)?,
         None => {
             let corpus = a
@@ -190,7 +208,12 @@ fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
             };
             Trainer::pretrain(train, net_config(a.arch, &a.size)?, a.tokenizer.as_deref())?
         }
-    };
+    })
+}
+
+fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
+    let stop = interrupt::watch()?;
+    let mut trainer = trainer_for(&a)?;
     let json = a.json;
     let mut failed: Option<super::out::OutputError> = None;
     let mut report = |e: &Event| {

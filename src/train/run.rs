@@ -392,6 +392,17 @@ impl Trainer {
     /// `eval_every` steps and at the end; `stop` ends the run early after
     /// the current step, saved.
     pub fn run(&mut self, on: &mut dyn FnMut(&Event), stop: &AtomicBool) -> anyhow::Result<()> {
+        self.run_pausable(on, stop, &AtomicBool::new(false))
+    }
+
+    /// [`Trainer::run`] that waits between steps while `pause` is set (the
+    /// paused time left out of the speed and the time left).
+    pub fn run_pausable(
+        &mut self,
+        on: &mut dyn FnMut(&Event),
+        stop: &AtomicBool,
+        pause: &AtomicBool,
+    ) -> anyhow::Result<()> {
         on(&Event::Started {
             arch: self.net_cfg.arch,
             parameters: self.parameters(),
@@ -403,10 +414,18 @@ impl Trainer {
             out: self.train.out.clone(),
         });
         let started = Instant::now();
+        let mut paused = std::time::Duration::ZERO;
         let first = self.step;
         let mut tokens_seen = 0usize;
         let mut stopped = false;
         while self.step < self.train.steps {
+            if pause.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                while pause.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+                paused += t.elapsed();
+            }
             let StepReport {
                 loss,
                 parts,
@@ -415,7 +434,7 @@ impl Trainer {
                 tokens,
             } = self.step()?;
             tokens_seen += tokens;
-            let elapsed = started.elapsed().as_secs_f64();
+            let elapsed = (started.elapsed() - paused).as_secs_f64();
             let done = (self.step - first) as f64;
             on(&Event::Step {
                 step: self.step,

@@ -28,6 +28,7 @@ pub mod state;
 pub mod terminal;
 pub mod text;
 pub mod theme;
+pub mod training;
 pub mod views;
 pub mod widgets;
 

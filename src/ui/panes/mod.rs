@@ -14,6 +14,7 @@ pub mod prompt;
 pub mod sessions;
 pub mod settings;
 pub mod status;
+pub mod training;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod runs;
 pub mod sessions;
 pub mod settings;
+pub mod training;
 
 use super::state::{Effect, EngineState, Level};
 use crate::engine::handle::EngineCommand;
