@@ -111,6 +111,25 @@ fn spawn(args: &[&std::ffi::OsStr], data: &std::path::Path, config: &std::path::
     (screen, keys, child, pty.master)
 }
 
+/// Waits for a clean exit and checks the alternate screen was left.
+fn exits_restored(child: &mut Box<dyn portable_pty::Child + Send + Sync>, screen: &Screen) {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < WAIT, "lmscope did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let raw = screen.raw.lock().unwrap().clone();
+    assert!(
+        String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
+        "the alternate screen was left"
+    );
+}
+
 #[test]
 fn drives_the_interface_on_the_real_model() {
     let model =
@@ -320,21 +339,7 @@ fn opens_the_encoder_mode_on_a_masked_model() {
         String::from_utf8_lossy(&replay.stderr)
     );
     send(b"\x11"); // ctrl-q
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < WAIT, "lmscope did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "exit status {status:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    let raw = screen.raw.lock().unwrap().clone();
-    assert!(
-        String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
-        "the alternate screen was left"
-    );
+    exits_restored(&mut child, &screen);
 }
 
 #[test]
@@ -390,21 +395,7 @@ fn watches_a_training_run_pauses_stops_it_saved() {
         t.contains("stopped at step") && t.contains("saved")
     });
     send(b"q");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < WAIT, "lmscope did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "exit status {status:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    let raw = screen.raw.lock().unwrap().clone();
-    assert!(
-        String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
-        "the alternate screen was left"
-    );
+    exits_restored(&mut child, &screen);
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("last/trainer.json")).unwrap()).unwrap();
     let step = state["step"].as_u64().unwrap();

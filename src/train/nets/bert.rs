@@ -3,11 +3,11 @@
 //! next-sentence head. Loss = masked-LM mean + next-sentence mean, as
 //! transformers computes it.
 
-use candle_core::{D, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Embedding, Linear, Module, VarBuilder};
 use serde_json::{Value, json};
 
-use super::{Batch, Losses, Net, NetConfig, labelled};
+use super::{Batch, Losses, Net, NetConfig, check_length, labelled, one_sequence};
 use crate::train::ops::{self, Dropout, LayerNorm};
 
 struct Layer {
@@ -89,12 +89,7 @@ impl Bert {
     ) -> Result<(Tensor, Vec<Tensor>)> {
         let dev = self.mlm_bias.device();
         let (b, t) = (ids.len(), ids.first().map_or(0, Vec::len));
-        if t > self.cfg.max_positions {
-            candle_core::bail!(
-                "{t} tokens is more than this model's {} positions",
-                self.cfg.max_positions
-            )
-        }
+        check_length(t, &self.cfg)?;
         let pos = Tensor::arange(0u32, t as u32, dev)?;
         let x = self
             .words
@@ -166,18 +161,10 @@ impl Net for Bert {
 
     fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
         let n = ids.len();
-        let (x, attention) = self.encode(
-            &[ids.to_vec()],
-            &[vec![0; n]],
-            &[vec![1; n]],
-            &mut Dropout::off(),
-        )?;
-        let logits = self.mlm_logits(&x.squeeze(0)?)?;
-        let attention = attention
-            .into_iter()
-            .map(|a| a.squeeze(0))
-            .collect::<Result<_>>()?;
-        Ok((attention, candle_nn::ops::log_softmax(&logits, D::Minus1)?))
+        let one = [ids.to_vec()];
+        let (x, attention) =
+            self.encode(&one, &[vec![0; n]], &[vec![1; n]], &mut Dropout::off())?;
+        one_sequence(&x, attention, |rows| self.mlm_logits(rows))
     }
 }
 

@@ -7,7 +7,7 @@ use candle_core::{D, Result, Tensor};
 use candle_nn::{Embedding, Module, VarBuilder};
 use serde_json::{Value, json};
 
-use super::{Batch, Losses, Net, NetConfig, labelled};
+use super::{Decoder, NetConfig, check_length};
 use crate::train::ops::{self, Dropout, LayerNorm};
 use crate::train::params::INIT_STD;
 
@@ -82,12 +82,7 @@ impl Gpt2 {
     fn hidden(&self, ids: &[Vec<u32>], dropout: &mut Dropout) -> Result<(Tensor, Vec<Tensor>)> {
         let dev = self.ln_f.weight.device();
         let (b, t) = (ids.len(), ids.first().map_or(0, Vec::len));
-        if t > self.cfg.max_positions {
-            candle_core::bail!(
-                "{t} tokens is more than this model's {} positions",
-                self.cfg.max_positions
-            )
-        }
+        check_length(t, &self.cfg)?;
         let pos = Tensor::arange(0u32, t as u32, dev)?;
         let x = self
             .wte
@@ -117,50 +112,20 @@ impl Gpt2 {
         }
         Ok((self.ln_f.forward(&x)?, attention))
     }
+}
+
+impl Decoder for Gpt2 {
+    fn cfg(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    fn hidden(&self, ids: &[Vec<u32>], dropout: &mut Dropout) -> Result<(Tensor, Vec<Tensor>)> {
+        Gpt2::hidden(self, ids, dropout)
+    }
 
     fn logits(&self, rows: &Tensor) -> Result<Tensor> {
         rows.matmul(&self.wte.embeddings().t()?)
     }
-}
-
-impl Net for Gpt2 {
-    fn config(&self) -> &NetConfig {
-        &self.cfg
-    }
-
-    fn loss(&self, batch: &Batch, dropout: &mut Dropout) -> Result<Losses> {
-        let (x, _) = self.hidden(&batch.ids, dropout)?;
-        causal_loss(&x, batch, |rows| self.logits(rows))
-    }
-
-    fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
-        let (x, attention) = self.hidden(&[ids.to_vec()], &mut Dropout::off())?;
-        let logits = self.logits(&x.squeeze(0)?)?;
-        let attention = attention
-            .into_iter()
-            .map(|a| a.squeeze(0))
-            .collect::<Result<_>>()?;
-        Ok((attention, candle_nn::ops::log_softmax(&logits, D::Minus1)?))
-    }
-}
-
-/// The mean next-token loss over the labelled positions (the head run on
-/// those rows only).
-pub(crate) fn causal_loss(
-    x: &Tensor,
-    batch: &Batch,
-    head: impl Fn(&Tensor) -> Result<Tensor>,
-) -> Result<Losses> {
-    let (at, targets) = labelled(&batch.labels, true);
-    if at.is_empty() {
-        candle_core::bail!("the batch has no token to predict")
-    }
-    let lm = ops::cross_entropy(&head(&ops::rows_at(x, &at)?)?, &targets)?;
-    let value = ops::scalar(&lm)?;
-    Ok(Losses {
-        total: lm,
-        parts: vec![("lm", value)],
-    })
 }
 
 pub fn hf_config(cfg: &NetConfig) -> Value {

@@ -7,8 +7,7 @@ use candle_core::{D, Result, Tensor};
 use candle_nn::{Embedding, Linear, Module, VarBuilder};
 use serde_json::{Value, json};
 
-use super::gpt2::causal_loss;
-use super::{Batch, Losses, Net, NetConfig};
+use super::{Decoder, NetConfig, check_length};
 use crate::train::ops::{self, Dropout, RmsNorm};
 
 struct Block {
@@ -88,12 +87,7 @@ impl Llama {
     fn hidden(&self, ids: &[Vec<u32>], dropout: &mut Dropout) -> Result<(Tensor, Vec<Tensor>)> {
         let dev = self.norm.weight.device();
         let (b, t) = (ids.len(), ids.first().map_or(0, Vec::len));
-        if t > self.cfg.max_positions {
-            candle_core::bail!(
-                "{t} tokens is more than this model's {} positions",
-                self.cfg.max_positions
-            )
-        }
+        check_length(t, &self.cfg)?;
         let (h, kvh, hd) = (self.cfg.n_head, self.cfg.kv_heads(), self.cfg.head_dim());
         let (cos, sin) = self.rotation(t)?;
         let rotate = |x: Tensor| -> Result<Tensor> {
@@ -134,31 +128,20 @@ impl Llama {
         }
         Ok((self.norm.forward(&x)?, attention))
     }
+}
+
+impl Decoder for Llama {
+    fn cfg(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    fn hidden(&self, ids: &[Vec<u32>], dropout: &mut Dropout) -> Result<(Tensor, Vec<Tensor>)> {
+        Llama::hidden(self, ids, dropout)
+    }
 
     fn logits(&self, rows: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(self.embed.embeddings());
         rows.matmul(&head.t()?)
-    }
-}
-
-impl Net for Llama {
-    fn config(&self) -> &NetConfig {
-        &self.cfg
-    }
-
-    fn loss(&self, batch: &Batch, dropout: &mut Dropout) -> Result<Losses> {
-        let (x, _) = self.hidden(&batch.ids, dropout)?;
-        causal_loss(&x, batch, |rows| self.logits(rows))
-    }
-
-    fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
-        let (x, attention) = self.hidden(&[ids.to_vec()], &mut Dropout::off())?;
-        let logits = self.logits(&x.squeeze(0)?)?;
-        let attention = attention
-            .into_iter()
-            .map(|a| a.squeeze(0))
-            .collect::<Result<_>>()?;
-        Ok((attention, candle_nn::ops::log_softmax(&logits, D::Minus1)?))
     }
 }
 

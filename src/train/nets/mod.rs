@@ -12,7 +12,7 @@ use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ops::Dropout;
+use super::ops::{self, Dropout};
 use super::params::Params;
 
 /// The families the trainer builds.
@@ -291,6 +291,78 @@ pub trait Net: Send {
     /// next-token (causal) or per-position (masked) log-probabilities
     /// `(time, vocab)`, without dropout.
     fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)>;
+}
+
+/// A next-token net (GPT-2, Llama): its final hidden states and attention,
+/// and its head; the loss and the probe follow from those.
+pub(crate) trait Decoder: Send {
+    fn cfg(&self) -> &NetConfig;
+    fn hidden(&self, ids: &[Vec<u32>], dropout: &mut Dropout) -> Result<(Tensor, Vec<Tensor>)>;
+    fn logits(&self, rows: &Tensor) -> Result<Tensor>;
+}
+
+impl<T: Decoder> Net for T {
+    fn config(&self) -> &NetConfig {
+        self.cfg()
+    }
+
+    fn loss(&self, batch: &Batch, dropout: &mut Dropout) -> Result<Losses> {
+        let (x, _) = self.hidden(&batch.ids, dropout)?;
+        causal_loss(&x, batch, |rows| self.logits(rows))
+    }
+
+    fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
+        let (x, attention) = self.hidden(&[ids.to_vec()], &mut Dropout::off())?;
+        one_sequence(&x, attention, |rows| self.logits(rows))
+    }
+}
+
+/// The mean next-token loss over the labelled positions (the head run on
+/// those rows only).
+fn causal_loss(
+    x: &Tensor,
+    batch: &Batch,
+    head: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Losses> {
+    let (at, targets) = labelled(&batch.labels, true);
+    if at.is_empty() {
+        candle_core::bail!("the batch has no token to predict")
+    }
+    let lm = ops::cross_entropy(&head(&ops::rows_at(x, &at)?)?, &targets)?;
+    let value = ops::scalar(&lm)?;
+    Ok(Losses {
+        total: lm,
+        parts: vec![("lm", value)],
+    })
+}
+
+/// A one-sequence pass's attention `(heads, time, time)` per layer and
+/// log-probabilities `(time, vocab)`, from its `(1, time, d)` states.
+pub(crate) fn one_sequence(
+    x: &Tensor,
+    attention: Vec<Tensor>,
+    head: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(Vec<Tensor>, Tensor)> {
+    let logits = head(&x.squeeze(0)?)?;
+    let attention = attention
+        .into_iter()
+        .map(|a| a.squeeze(0))
+        .collect::<Result<_>>()?;
+    Ok((
+        attention,
+        candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?,
+    ))
+}
+
+/// Refuses a sequence longer than the net's position table.
+pub(crate) fn check_length(t: usize, cfg: &NetConfig) -> Result<()> {
+    if t > cfg.max_positions {
+        candle_core::bail!(
+            "{t} tokens is more than this model's {} positions",
+            cfg.max_positions
+        )
+    }
+    Ok(())
 }
 
 /// The net `cfg` describes, on `params` (read or freshly initialised).
