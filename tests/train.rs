@@ -382,3 +382,46 @@ fn a_changed_corpus_is_not_resumed() {
         "{err}"
     );
 }
+
+#[test]
+fn train_bench_reports_speed_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = dir.path().join("mini.toml");
+    std::fs::write(
+        &size,
+        "d_model = 32\nn_layer = 1\nn_head = 2\nd_ff = 64\nmax_positions = 32\n",
+    )
+    .unwrap();
+    let o = lmscope(&[
+        "train",
+        "bench",
+        "--arch",
+        "gpt2",
+        "--size",
+        size.to_str().unwrap(),
+        "--vocab-size",
+        "100",
+        "--batch",
+        "2",
+        "--seq-len",
+        "16",
+        "--steps",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(r["parameters"].as_u64().unwrap() > 0);
+    assert_refused(
+        &lmscope(&[
+            "train",
+            "bench",
+            "--size",
+            size.to_str().unwrap(),
+            "--seq-len",
+            "64",
+        ]),
+        "positions",
+    );
+}

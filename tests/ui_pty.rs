@@ -111,8 +111,12 @@ fn spawn(args: &[&std::ffi::OsStr], data: &std::path::Path, config: &std::path::
     (screen, keys, child, pty.master)
 }
 
-/// Waits for a clean exit and checks the alternate screen was left.
-fn exits_restored(child: &mut Box<dyn portable_pty::Child + Send + Sync>, screen: &Screen) {
+/// Waits for a clean exit, checks the alternate screen was left, and
+/// returns all the program wrote.
+fn exits_restored(
+    child: &mut Box<dyn portable_pty::Child + Send + Sync>,
+    screen: &Screen,
+) -> String {
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -128,6 +132,7 @@ fn exits_restored(child: &mut Box<dyn portable_pty::Child + Send + Sync>, screen
         String::from_utf8_lossy(&raw).contains("\x1b[?1049l"),
         "the alternate screen was left"
     );
+    String::from_utf8_lossy(&raw).into_owned()
 }
 
 #[test]
@@ -242,18 +247,7 @@ fn drives_the_interface_on_the_real_model() {
     send(b"\x1b"); // closes the list
 
     send(b"\x11"); // ctrl-q
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < WAIT, "lmscope did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "exit status {status:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    let raw = screen.raw.lock().unwrap().clone();
-    let raw = String::from_utf8_lossy(&raw);
+    let raw = exits_restored(&mut child, &screen);
     let left = raw
         .rfind("\x1b[?1049l")
         .expect("the alternate screen was left");
@@ -339,7 +333,7 @@ fn opens_the_encoder_mode_on_a_masked_model() {
         String::from_utf8_lossy(&replay.stderr)
     );
     send(b"\x11"); // ctrl-q
-    exits_restored(&mut child, &screen);
+    let _ = exits_restored(&mut child, &screen);
 }
 
 #[test]
@@ -395,7 +389,7 @@ fn watches_a_training_run_pauses_stops_it_saved() {
         t.contains("stopped at step") && t.contains("saved")
     });
     send(b"q");
-    exits_restored(&mut child, &screen);
+    let _ = exits_restored(&mut child, &screen);
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("last/trainer.json")).unwrap()).unwrap();
     let step = state["step"].as_u64().unwrap();

@@ -101,7 +101,7 @@ pub struct PretrainArgs {
     /// The share of documents held out for validation
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
-    /// A text whose predictions and attention each evaluation reports (BERT: put [MASK] in it)
+    /// A text whose predictions and attention each evaluation reports (BERT: put `[MASK]` in it)
     #[arg(long)]
     pub probe: Option<String>,
     /// Every event as one JSON line on stdout
