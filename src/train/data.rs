@@ -367,8 +367,12 @@ impl CausalData {
                 .map(<[u32]>::to_vec)
                 .collect())
         };
+        let train = blocks(&corpus.train)?;
+        if train.is_empty() {
+            bail!("the training split has too few tokens for one sequence of 2");
+        }
         Ok(Self {
-            train: blocks(&corpus.train)?,
+            train,
             val: blocks(&corpus.val)?,
             batch,
             seed,
