@@ -137,3 +137,63 @@ fn diagonal_mean(block: &Tensor) -> anyhow::Result<Vec<f32>> {
     debug_assert_eq!(v.len(), h);
     Ok(v.into_iter().map(|s| s / k as f32).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Result, Tensor};
+
+    use super::{REPEAT, head_scores};
+    use crate::train::nets::{Arch, Batch, Losses, Net, NetConfig};
+    use crate::train::ops::Dropout;
+
+    /// A net whose head 0 attends exactly to the previous token and head 1
+    /// exactly to the token after the current one's first occurrence.
+    struct Pattern(NetConfig);
+
+    impl Net for Pattern {
+        fn config(&self) -> &NetConfig {
+            &self.0
+        }
+
+        fn loss(&self, _: &Batch, _: &mut Dropout) -> Result<Losses> {
+            unreachable!()
+        }
+
+        fn probe(&self, ids: &[u32]) -> Result<(Vec<Tensor>, Tensor)> {
+            let (t, n) = (ids.len(), ids.len() / 2);
+            let mut a = vec![0f32; 2 * t * t];
+            for q in 0..t {
+                a[q * t + q.saturating_sub(1)] = 1.0;
+                let k = if q >= n { q - n + 1 } else { q };
+                a[t * t + q * t + k] = 1.0;
+            }
+            let att = Tensor::from_vec(a, (2, t, t), &Device::Cpu)?;
+            Ok((
+                vec![att],
+                Tensor::zeros((t, 4), candle_core::DType::F32, &Device::Cpu)?,
+            ))
+        }
+    }
+
+    #[test]
+    fn previous_token_and_induction_heads_score_one() {
+        let cfg = NetConfig {
+            vocab_size: 50,
+            ..NetConfig::preset(Arch::Gpt2, "tiny").unwrap()
+        };
+        let tok = tokenizers::Tokenizer::new(tokenizers::models::wordlevel::WordLevel::default());
+        let s = head_scores(&Pattern(cfg), &tok).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(
+            (s[0].previous_token - 1.0).abs() < 1e-6 && s[0].induction < 0.2,
+            "{:?}",
+            s[0]
+        );
+        assert!((s[1].induction - 1.0).abs() < 1e-6, "{:?}", s[1]);
+        assert!(
+            s[1].previous_token < 1.0 / REPEAT as f32 + 0.6,
+            "{:?}",
+            s[1]
+        );
+    }
+}
