@@ -49,6 +49,7 @@ fn settings(corpus: &Path, out: &Path, steps: usize) -> TrainConfig {
         val_fraction: 0.1,
         vocab_size: 300,
         probe: None,
+        finetune: None,
     }
 }
 

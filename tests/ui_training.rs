@@ -59,6 +59,7 @@ fn a_run_is_drawn_as_it_learns() {
         val_fraction: 0.1,
         vocab_size: 300,
         probe: Some("the model reads the [MASK] one token at a time .".into()),
+        finetune: None,
     };
     let net = NetConfig {
         d_model: 32,

@@ -10,8 +10,9 @@ use clap::{Args, Subcommand};
 
 use super::interrupt;
 use crate::store::paths;
+use crate::train::lora::LoraConfig;
 use crate::train::nets::{Arch, NetConfig};
-use crate::train::run::{Event, TrainConfig, Trainer};
+use crate::train::run::{Event, Finetune, TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -23,6 +24,8 @@ pub struct TrainArgs {
 pub enum TrainCommand {
     /// Train a new model from scratch on CORPUS (one sentence per line, a blank line between documents)
     Pretrain(PretrainArgs),
+    /// Fine-tune a model (a Hugging Face folder, or a GGUF dequantised to f32) on question-answer data, in full or with LoRA
+    Finetune(FinetuneArgs),
     /// Training speed: updates on random full-length batches, tokens/s and peak memory (scripts/bench_train_pytorch.py runs PyTorch on the same shapes)
     Bench(BenchArgs),
 }
@@ -112,12 +115,91 @@ pub struct PretrainArgs {
     pub watch: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// The base model: a Hugging Face folder (llama, gpt2, bert) or a llama GGUF file, or a model name in the data directory [default: SmolLM2-135M-Instruct]
+    #[arg(long, short = 'm', conflicts_with = "resume")]
+    pub model: Option<String>,
+    /// Task data, one JSON object per line: {"question": ..., "answer": ...} (or prompt/completion, with an optional system) or {"messages": [...]} ending with the assistant's answer
+    #[arg(long, required_unless_present = "resume")]
+    pub data: Option<PathBuf>,
+    /// Train LoRA adapters (the base frozen; merged into the saved model) instead of every weight
+    #[arg(long)]
+    pub lora: bool,
+    /// The adapters' rank
+    #[arg(long, default_value_t = 8, requires = "lora")]
+    pub lora_rank: usize,
+    /// The adapters' scale is alpha / rank
+    #[arg(long, default_value_t = 16.0, requires = "lora")]
+    pub lora_alpha: f64,
+    /// The layers that get adapters, comma-separated (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "q_proj,v_proj",
+        requires = "lora"
+    )]
+    pub lora_targets: Vec<String>,
+    /// Where checkpoints go (`last/` to resume from, `best/` by validation loss); default: the data directory's runs/finetune-MODEL
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this output folder exactly where it stopped
+    #[arg(long, conflicts_with_all = ["data", "lora"])]
+    pub resume: Option<PathBuf>,
+    /// Passes over the training examples (when --steps is not given)
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Updates to make (with --resume: the new total)
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Examples per update
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// The most tokens an example may have (prompt, template and answer)
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    /// Peak learning rate (AdamW) [default: 5e-5, or 1e-3 with --lora]
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Warm-up steps (linear, then cosine decay); default: 5% of the steps
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// AdamW's decoupled weight decay
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// The most the joint gradient norm may be
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    /// Seeds the validation split, the order of examples and new adapters
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate (validation loss, exact match) and save every this many steps [default: once an epoch]
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// The share of examples held out for validation
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Stop after this many evaluations without a better validation loss
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// A text whose next-token predictions and attention each evaluation reports
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// Every event as one JSON line on stdout
+    #[arg(long, conflicts_with = "watch")]
+    pub json: bool,
+    /// Watch the run in the terminal: loss and rate charts, progress, exact match (p pause, q stop and save)
+    #[arg(long)]
+    pub watch: bool,
+}
+
 /// The default number of updates.
 const STEPS: usize = 1000;
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     match args.what {
-        TrainCommand::Pretrain(a) => pretrain(a),
+        TrainCommand::Pretrain(a) => drive(trainer_for(&a)?, a.json),
+        TrainCommand::Finetune(a) => drive(finetuner_for(&a)?, a.json),
         TrainCommand::Bench(a) => bench(a),
     }
 }
@@ -163,15 +245,20 @@ fn net_config(arch: Arch, size: &str) -> anyhow::Result<NetConfig> {
 impl TrainArgs {
     /// Whether the run is to be watched in the terminal (the training view).
     pub fn watched(&self) -> bool {
-        matches!(&self.what, TrainCommand::Pretrain(p) if p.watch)
+        match &self.what {
+            TrainCommand::Pretrain(p) => p.watch,
+            TrainCommand::Finetune(f) => f.watch,
+            TrainCommand::Bench(_) => false,
+        }
     }
 }
 
-/// The run `train pretrain` asks for, built (or read back) and not started:
-/// what the training view drives.
+/// The run `train pretrain` or `train finetune` asks for, built (or read
+/// back) and not started: what the training view drives.
 pub fn prepare(args: TrainArgs) -> anyhow::Result<Trainer> {
     match args.what {
         TrainCommand::Pretrain(a) => trainer_for(&a),
+        TrainCommand::Finetune(a) => finetuner_for(&a),
         TrainCommand::Bench(_) => bail!("train bench has no run to watch"),
     }
 }
@@ -205,16 +292,77 @@ fn trainer_for(a: &PretrainArgs) -> anyhow::Result<Trainer> {
                 val_fraction: a.val_fraction,
                 vocab_size: a.vocab_size,
                 probe: a.probe.clone(),
+                finetune: None,
             };
             Trainer::pretrain(train, net_config(a.arch, &a.size)?, a.tokenizer.as_deref())?
         }
     })
 }
 
-fn pretrain(a: PretrainArgs) -> anyhow::Result<()> {
+fn finetuner_for(a: &FinetuneArgs) -> anyhow::Result<Trainer> {
+    if let Some(dir) = &a.resume {
+        return Trainer::resume(dir, a.steps);
+    }
+    let data = a
+        .data
+        .clone()
+        .expect("clap requires --data without --resume");
+    let launch = crate::store::launch::Launch {
+        model: a.model.clone(),
+        ..Default::default()
+    };
+    let model = launch.model_path()?;
+    let train_examples = training_examples(&data, a.val_fraction)?;
+    let per_epoch = train_examples.div_ceil(a.batch.max(1)).max(1);
+    let steps = a.steps.unwrap_or(a.epochs.max(1) * per_epoch);
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| paths::runs_dir().join(format!("finetune-{stem}")));
+    let lora = a.lora.then(|| LoraConfig {
+        rank: a.lora_rank,
+        alpha: a.lora_alpha,
+        targets: a.lora_targets.clone(),
+    });
+    let train = TrainConfig {
+        corpus: data,
+        out,
+        steps,
+        batch: a.batch,
+        seq_len: a.seq_len,
+        lr: a.lr.unwrap_or(if a.lora { 1e-3 } else { 5e-5 }),
+        warmup: a.warmup.unwrap_or(steps / 20),
+        min_lr_ratio: 0.1,
+        weight_decay: a.weight_decay,
+        clip: a.clip,
+        seed: a.seed,
+        eval_every: a.eval_every.unwrap_or(per_epoch),
+        val_fraction: a.val_fraction,
+        vocab_size: 0,
+        probe: a.probe.clone(),
+        finetune: Some(Finetune {
+            model,
+            patience: a.patience,
+        }),
+    };
+    Trainer::finetune(train, lora)
+}
+
+/// How many examples of a task file train (the rest validate), to count
+/// an epoch's steps before the file is rendered.
+fn training_examples(data: &std::path::Path, val_fraction: f64) -> anyhow::Result<usize> {
+    let text =
+        std::fs::read_to_string(data).with_context(|| format!("reading {}", data.display()))?;
+    let n = text.lines().filter(|l| !l.trim().is_empty()).count();
+    Ok(crate::train::instruct::split(n, val_fraction).1)
+}
+
+fn drive(mut trainer: Trainer, json: bool) -> anyhow::Result<()> {
     let stop = interrupt::watch()?;
-    let mut trainer = trainer_for(&a)?;
-    let json = a.json;
     let mut failed: Option<super::out::OutputError> = None;
     let mut report = |e: &Event| {
         if json {
@@ -242,6 +390,7 @@ fn human(e: &Event) {
         Event::Started {
             arch,
             parameters,
+            frozen_parameters,
             vocab_size,
             train_examples,
             steps,
@@ -249,8 +398,12 @@ fn human(e: &Event) {
             out,
             ..
         } => {
+            let frozen = match frozen_parameters {
+                0 => String::new(),
+                f => format!(", {:.2}M frozen", *f as f64 / 1e6),
+            };
             eprintln!(
-                "training {} ({:.2}M parameters, vocabulary {vocab_size}) on {train_examples} examples per epoch, steps {}..{steps}; checkpoints in {}",
+                "training {} ({:.2}M parameters{frozen}, vocabulary {vocab_size}) on {train_examples} examples per epoch, steps {}..{steps}; checkpoints in {}",
                 arch.name(),
                 *parameters as f64 / 1e6,
                 from_step + 1,
@@ -277,12 +430,17 @@ fn human(e: &Event) {
         Event::Eval {
             step,
             val_loss,
+            metrics,
             best,
             probe,
             ..
         } => {
+            let metrics: String = metrics
+                .iter()
+                .map(|(k, v)| format!("  {} {:.1}%", k.replace('_', " "), v * 100.0))
+                .collect();
             eprintln!(
-                "eval {step:>6}  validation loss {val_loss:.4}{}",
+                "eval {step:>6}  validation loss {val_loss:.4}{metrics}{}",
                 if *best { "  (best)" } else { "" }
             );
             if let Some(p) = probe {
@@ -297,8 +455,13 @@ fn human(e: &Event) {
             step,
             best,
             stopped,
+            early_stopped,
         } => {
-            let how = if *stopped { "stopped" } else { "finished" };
+            let how = match (early_stopped, stopped) {
+                (true, _) => "stopped early (no better validation loss)",
+                (false, true) => "stopped",
+                (false, false) => "finished",
+            };
             match best {
                 Some(b) => eprintln!(
                     "{how} at step {step}; best validation loss {:.4} at step {}",

@@ -803,7 +803,7 @@ struct FileFacts {
 /// A Hugging Face folder's chat template: `tokenizer_config.json`'s
 /// `chat_template` (a string, or named templates of which `default`), else
 /// `chat_template.jinja`.
-fn hf_chat_template(dir: &Path, tok_config: &serde_json::Value) -> Option<String> {
+pub fn hf_chat_template(dir: &Path, tok_config: &serde_json::Value) -> Option<String> {
     let from_config = match &tok_config["chat_template"] {
         serde_json::Value::String(t) => Some(t.clone()),
         serde_json::Value::Array(named) => named

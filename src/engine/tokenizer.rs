@@ -453,6 +453,12 @@ impl Tokenizer {
         })
     }
 
+    /// The `tokenizers` tokenizer behind this one (special tokens parsed),
+    /// what a `tokenizer.json` saves.
+    pub fn hf(&self) -> &HfTokenizer {
+        &self.special
+    }
+
     /// The id of the token written `text`, if the vocabulary has it.
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.special.token_to_id(text)

@@ -52,14 +52,27 @@ pub fn best_dir(out: &Path) -> PathBuf {
     out.join("best")
 }
 
-/// The model as a Hugging Face folder at `dir`, with the optimiser's
-/// state and the run's when `resumable` is given.
+/// What a resumable checkpoint keeps beyond the model.
+pub struct ResumeParts<'a> {
+    pub moments: &'a HashMap<String, Tensor>,
+    pub state: &'a TrainerState,
+    /// A LoRA run's adapters (the model file has them merged in).
+    pub adapters: Option<&'a HashMap<String, Tensor>>,
+}
+
+/// The adapters' file in a LoRA run's resumable checkpoint (PEFT's name).
+pub const ADAPTERS: &str = "adapter_model.safetensors";
+
+/// The model as a Hugging Face folder at `dir` (its `tokenizer_config.json`
+/// `tok_config`, or the trainer's own), with the optimiser's state and the
+/// run's when `resumable` is given.
 pub fn write(
     dir: &Path,
     net: &NetConfig,
     tensors: &HashMap<String, Tensor>,
     tokenizer: &Tokenizer,
-    resumable: Option<(&HashMap<String, Tensor>, &TrainerState)>,
+    tok_config: Option<&serde_json::Value>,
+    resumable: Option<ResumeParts>,
 ) -> anyhow::Result<()> {
     atomic::write_dir(dir, |tmp| {
         let json =
@@ -70,11 +83,19 @@ pub fn write(
             .to_string(true)
             .map_err(|e| anyhow::anyhow!("saving the tokenizer: {e}"))?;
         std::fs::write(tmp.join("tokenizer.json"), tok)?;
-        let tok_config = super::tokenizer::tokenizer_config(net.arch.is_masked());
+        let tok_config = tok_config
+            .cloned()
+            .unwrap_or_else(|| super::tokenizer::tokenizer_config(net.arch.is_masked()));
         std::fs::write(tmp.join("tokenizer_config.json"), json(&tok_config))?;
-        if let Some((moments, state)) = resumable {
-            candle_core::safetensors::save(moments, tmp.join("optimizer.safetensors"))?;
-            std::fs::write(tmp.join("trainer.json"), serde_json::to_vec_pretty(state)?)?;
+        if let Some(r) = resumable {
+            candle_core::safetensors::save(r.moments, tmp.join("optimizer.safetensors"))?;
+            std::fs::write(
+                tmp.join("trainer.json"),
+                serde_json::to_vec_pretty(r.state)?,
+            )?;
+            if let Some(a) = r.adapters {
+                candle_core::safetensors::save(a, tmp.join(ADAPTERS))?;
+            }
         }
         Ok(())
     })
@@ -86,6 +107,7 @@ pub struct Resumable {
     pub state: TrainerState,
     pub tensors: HashMap<String, Tensor>,
     pub moments: HashMap<String, Tensor>,
+    pub adapters: Option<HashMap<String, Tensor>>,
     pub tokenizer: Tokenizer,
 }
 
@@ -115,6 +137,10 @@ pub fn read_resumable(dir: &Path) -> anyhow::Result<Resumable> {
     Ok(Resumable {
         tensors: load("model.safetensors")?,
         moments: load("optimizer.safetensors")?,
+        adapters: match last.join(ADAPTERS).is_file() {
+            true => Some(load(ADAPTERS)?),
+            false => None,
+        },
         state,
         tokenizer,
     })

@@ -29,15 +29,15 @@ pub struct Corpus {
 const MIN_DOCUMENTS: usize = 10;
 const PIECE: usize = 8;
 
-fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
+pub(crate) fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(
         seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.rotate_left(32) ^ index,
     )
 }
 
 /// Streams of randomness, so that no two uses share a generator.
-const SPLIT: u64 = 1;
-const ORDER: u64 = 2;
+pub(crate) const SPLIT: u64 = 1;
+pub(crate) const ORDER: u64 = 2;
 const PAIRS: u64 = 3;
 const MASKS: u64 = 4;
 const VALIDATION: u64 = 5;

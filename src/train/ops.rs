@@ -3,9 +3,11 @@
 //! fused layer-norm and RMS-norm kernels have no backward pass).
 
 use candle_core::{D, DType, Device, Result, Tensor};
-use candle_nn::{Embedding, Linear, Module};
+use candle_nn::{Embedding, Init, Linear, Module};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use super::lora::{self, LoraConfig};
 
 /// A LayerNorm whose gradient flows (mean and variance over the last axis).
 #[derive(Clone, Debug)]
@@ -55,6 +57,49 @@ pub fn linear(d_in: usize, d_out: usize, bias: bool, vb: candle_nn::VarBuilder) 
         candle_nn::linear(d_in, d_out, vb)
     } else {
         candle_nn::linear_no_bias(d_in, d_out, vb)
+    }
+}
+
+/// A linear layer, with a LoRA adapter when `lora` targets it: the
+/// adapter's path runs beside the frozen weight, `x W^T + scale * x A^T B^T`.
+pub struct Proj {
+    base: Linear,
+    adapter: Option<(Linear, Linear, f64)>,
+}
+
+impl Proj {
+    pub fn new(
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        lora: Option<&LoraConfig>,
+        vb: candle_nn::VarBuilder,
+    ) -> Result<Self> {
+        let adapter = match lora {
+            Some(l) if l.targets(&vb.prefix()) => {
+                // PEFT's kaiming-uniform draw for A has this deviation.
+                let stdev = 1.0 / (3.0 * d_in as f64).sqrt();
+                let a =
+                    vb.get_with_hints((l.rank, d_in), lora::A, Init::Randn { mean: 0.0, stdev })?;
+                let b = vb.get_with_hints((d_out, l.rank), lora::B, Init::Const(0.0))?;
+                Some((Linear::new(a, None), Linear::new(b, None), l.scale()))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            base: linear(d_in, d_out, bias, vb)?,
+            adapter,
+        })
+    }
+}
+
+impl Module for Proj {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.base.forward(x)?;
+        match &self.adapter {
+            Some((a, b, scale)) => y + (b.forward(&a.forward(x)?)? * *scale)?,
+            None => Ok(y),
+        }
     }
 }
 

@@ -37,6 +37,10 @@ struct Inner {
     from_checkpoint: bool,
     /// Names the net asked for that the checkpoint did not have.
     fresh: Vec<String>,
+    /// Which names train (all when None); the others are held as
+    /// constants, so no gradient is computed for them.
+    trainable: Option<fn(&str) -> bool>,
+    frozen: BTreeMap<String, Tensor>,
 }
 
 impl Params {
@@ -66,12 +70,19 @@ impl Params {
         p
     }
 
+    /// Only the names `trainable` accepts will train (LoRA trains its
+    /// adapters alone).
+    pub fn train_only(self, trainable: fn(&str) -> bool) -> Self {
+        self.inner.lock().unwrap().trainable = Some(trainable);
+        self
+    }
+
     /// A `VarBuilder` that builds a net on these parameters.
     pub fn builder(&self) -> VarBuilder<'static> {
         VarBuilder::from_backend(Box::new(self.clone()), DType::F32, Device::Cpu)
     }
 
-    /// Every trainable tensor, in name order.
+    /// Every trainable tensor, in name order (frozen ones are not).
     pub fn vars(&self) -> Vec<(String, Var)> {
         let inner = self.inner.lock().unwrap();
         inner
@@ -91,12 +102,23 @@ impl Params {
         self.vars().iter().map(|(_, v)| v.elem_count()).sum()
     }
 
-    /// The current values, by name (what a checkpoint saves).
+    /// How many numbers the net holds fixed.
+    pub fn frozen_count(&self) -> usize {
+        let inner = self.inner.lock().unwrap();
+        inner.frozen.values().map(Tensor::elem_count).sum()
+    }
+
+    /// The current values, trained and frozen, by name (what a checkpoint
+    /// saves).
     pub fn tensors(&self) -> HashMap<String, Tensor> {
-        self.vars()
+        let mut all: HashMap<String, Tensor> = self
+            .vars()
             .into_iter()
             .map(|(k, v)| (k, v.as_tensor().clone()))
-            .collect()
+            .collect();
+        let inner = self.inner.lock().unwrap();
+        all.extend(inner.frozen.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all
     }
 
     /// Overwrites every parameter with the tensor of the same name.
@@ -145,6 +167,9 @@ impl SimpleBackend for Params {
         if let Some(v) = inner.vars.get(name) {
             return Ok(v.as_tensor().clone());
         }
+        if let Some(t) = inner.frozen.get(name) {
+            return Ok(t.clone());
+        }
         let value = match inner.loaded.remove(name) {
             Some(t) if t.shape() == &s => t,
             Some(t) => candle_core::bail!(
@@ -159,6 +184,10 @@ impl SimpleBackend for Params {
                 init(&s, h, inner.seed, name)?
             }
         };
+        if inner.trainable.is_some_and(|trains| !trains(name)) {
+            inner.frozen.insert(name.to_string(), value.clone());
+            return Ok(value);
+        }
         let var = Var::from_tensor(&value)?;
         let t = var.as_tensor().clone();
         inner.vars.insert(name.to_string(), var);
@@ -167,14 +196,17 @@ impl SimpleBackend for Params {
 
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
         let inner = self.inner.lock().unwrap();
-        match inner.vars.get(name) {
-            Some(v) => Ok(v.as_tensor().clone()),
-            None => candle_core::bail!("no parameter `{name}`"),
+        match (inner.vars.get(name), inner.frozen.get(name)) {
+            (Some(v), _) => Ok(v.as_tensor().clone()),
+            (None, Some(t)) => Ok(t.clone()),
+            (None, None) => candle_core::bail!("no parameter `{name}`"),
         }
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
         let inner = self.inner.lock().unwrap();
-        inner.vars.contains_key(name) || inner.loaded.contains_key(name)
+        inner.vars.contains_key(name)
+            || inner.frozen.contains_key(name)
+            || inner.loaded.contains_key(name)
     }
 }

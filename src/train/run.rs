@@ -12,19 +12,23 @@ use candle_nn::Optimizer;
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
+use super::base;
 use super::checkpoint::{self, Best, History, TrainerState};
 use super::data::{CausalData, Corpus, MaskedData};
+use super::instruct::{self, InstructData};
+use super::lora::{self, LoraConfig};
 use super::nets::{self, Arch, Batch, Net, NetConfig};
 use super::ops::Dropout;
 use super::optim::{AdamW, ParamsAdamW, clip_grad_norm};
 use super::params::Params;
 use super::probe::{self, Probe};
-pub use super::settings::TrainConfig;
+pub use super::settings::{Finetune, TrainConfig};
 use super::tokenizer;
 
 enum Data {
     Masked(MaskedData),
     Causal(CausalData),
+    Instruct(InstructData),
 }
 
 impl Data {
@@ -32,6 +36,7 @@ impl Data {
         match self {
             Data::Masked(d) => d.train_batch(step),
             Data::Causal(d) => d.train_batch(step),
+            Data::Instruct(d) => d.train_batch(step),
         }
     }
 
@@ -39,6 +44,7 @@ impl Data {
         match self {
             Data::Masked(d) => d.val_batches(),
             Data::Causal(d) => d.val_batches(),
+            Data::Instruct(d) => d.val_batches(),
         }
     }
 
@@ -46,6 +52,7 @@ impl Data {
         match self {
             Data::Masked(d) => d.examples_per_epoch(),
             Data::Causal(d) => d.examples_per_epoch(),
+            Data::Instruct(d) => d.examples_per_epoch(),
         }
     }
 }
@@ -56,7 +63,10 @@ impl Data {
 pub enum Event {
     Started {
         arch: Arch,
+        /// The numbers that train (a LoRA run's adapters alone).
         parameters: usize,
+        /// The numbers held fixed (a LoRA run's base weights).
+        frozen_parameters: usize,
         vocab_size: usize,
         train_examples: usize,
         val_batches: usize,
@@ -80,6 +90,8 @@ pub enum Event {
         step: usize,
         val_loss: f64,
         parts: Vec<(String, f64)>,
+        /// The task's measures (fine-tuning: `exact_match`, a fraction).
+        metrics: Vec<(String, f64)>,
         best: bool,
         probe: Option<Probe>,
     },
@@ -91,7 +103,17 @@ pub enum Event {
         step: usize,
         best: Option<Best>,
         stopped: bool,
+        /// Stopped because the validation loss stopped improving.
+        early_stopped: bool,
     },
+}
+
+/// One pass over the validation split.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub parts: Vec<(String, f64)>,
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// What one update did.
@@ -118,6 +140,9 @@ pub struct Trainer {
     step: usize,
     best: Option<Best>,
     corpus_sha256: String,
+    /// A fine-tuned model's `tokenizer_config.json` (its chat template);
+    /// None for the trainer's own tokenizers.
+    tok_config: Option<serde_json::Value>,
     pub history: History,
 }
 
@@ -161,6 +186,45 @@ fn data_for(
             cfg.seed,
         )?)
     })
+}
+
+/// The task data, rendered and encoded the way the base model's
+/// inference will see it.
+fn instruct_data(base: &base::Base, train: &TrainConfig) -> anyhow::Result<InstructData> {
+    let pad = base.cfg.special.pad.or(base.cfg.special.eos).unwrap_or(0);
+    InstructData::read(
+        &train.corpus,
+        &base.tokenizer,
+        &base.template,
+        train.seq_len,
+        train.batch,
+        train.val_fraction,
+        train.seed,
+        pad,
+    )
+}
+
+/// The net on a base model's weights: all of them trained, or (LoRA)
+/// only the adapters, which start fresh.
+fn tuned(
+    cfg: &NetConfig,
+    tensors: std::collections::HashMap<String, candle_core::Tensor>,
+    seed: u64,
+) -> anyhow::Result<(Params, Box<dyn Net>)> {
+    let mut params = Params::from_tensors(tensors, seed);
+    if cfg.lora.is_some() {
+        params = params.train_only(lora::is_adapter);
+    }
+    let net = nets::build(cfg, &params)?;
+    let missing: Vec<String> = params
+        .fresh()
+        .into_iter()
+        .filter(|n| !lora::is_adapter(n))
+        .collect();
+    if !missing.is_empty() {
+        bail!("the base model lacks {}", missing.join(", "));
+    }
+    Ok((params, net))
 }
 
 impl Trainer {
@@ -212,6 +276,42 @@ impl Trainer {
         ))
     }
 
+    /// A fine-tuning run: the base model `train.finetune` names (every
+    /// weight, or LoRA adapters on `lora`'s layers with the rest frozen),
+    /// on the task data `train.corpus` rendered through its chat template.
+    pub fn finetune(train: TrainConfig, lora: Option<LoraConfig>) -> anyhow::Result<Self> {
+        train.check()?;
+        let Some(ft) = &train.finetune else {
+            bail!("a fine-tuning run names its base model")
+        };
+        let base = base::load(&ft.model)?;
+        let mut net_cfg = base.cfg.clone();
+        net_cfg.lora = lora;
+        if train.seq_len > net_cfg.max_positions {
+            bail!(
+                "--seq-len {} is more than the model's {} positions",
+                train.seq_len,
+                net_cfg.max_positions
+            );
+        }
+        let data = instruct_data(&base, &train)?;
+        let (params, net) = tuned(&net_cfg, base.tensors, train.seed)?;
+        let opt = optimiser(&params, &train)?;
+        let sha256 = data.sha256.clone();
+        let mut t = Self::assemble(
+            train,
+            net_cfg,
+            params,
+            net,
+            opt,
+            Data::Instruct(data),
+            base.tokenizer.hf().clone(),
+            sha256,
+        );
+        t.tok_config = Some(base.tok_config);
+        Ok(t)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn assemble(
         train: TrainConfig,
@@ -238,6 +338,7 @@ impl Trainer {
             step: 0,
             best: None,
             corpus_sha256,
+            tok_config: None,
             history: History::default(),
         }
     }
@@ -250,19 +351,45 @@ impl Trainer {
         if let Some(s) = steps {
             train.steps = s;
         }
-        let corpus = Corpus::read(&train.corpus, train.val_fraction, train.seed)?;
-        if corpus.sha256 != r.state.corpus_sha256 {
-            bail!(
-                "{} changed since the run began (its SHA-256 differs); a resumed run needs the same corpus",
-                train.corpus.display()
-            );
-        }
-        let data = data_for(r.state.net.arch, &corpus, &r.tokenizer, &train)?;
-        let params = Params::from_tensors(r.tensors, train.seed);
-        let net = nets::build(&r.state.net, &params)?;
-        if !params.fresh().is_empty() {
-            bail!("the checkpoint lacks {}", params.fresh().join(", "));
-        }
+        let changed = |path: &Path| {
+            anyhow::anyhow!(
+                "{} changed since the run began (its SHA-256 differs); a resumed run needs the same data",
+                path.display()
+            )
+        };
+        let mut tok_config = None;
+        let (data, sha256, params, net) = match &train.finetune {
+            Some(ft) => {
+                let base = base::load(&ft.model)?;
+                let data = instruct_data(&base, &train)?;
+                if data.sha256 != r.state.corpus_sha256 {
+                    return Err(changed(&train.corpus));
+                }
+                // LoRA: the frozen base again, and the adapters as trained.
+                let tensors = match (&r.state.net.lora, r.adapters) {
+                    (Some(_), Some(a)) => base.tensors.into_iter().chain(a).collect(),
+                    (Some(_), None) => bail!("the checkpoint has no {}", checkpoint::ADAPTERS),
+                    (None, _) => r.tensors,
+                };
+                let (params, net) = tuned(&r.state.net, tensors, train.seed)?;
+                tok_config = Some(base.tok_config);
+                let sha = data.sha256.clone();
+                (Data::Instruct(data), sha, params, net)
+            }
+            None => {
+                let corpus = Corpus::read(&train.corpus, train.val_fraction, train.seed)?;
+                if corpus.sha256 != r.state.corpus_sha256 {
+                    return Err(changed(&train.corpus));
+                }
+                let data = data_for(r.state.net.arch, &corpus, &r.tokenizer, &train)?;
+                let params = Params::from_tensors(r.tensors, train.seed);
+                let net = nets::build(&r.state.net, &params)?;
+                if !params.fresh().is_empty() {
+                    bail!("the checkpoint lacks {}", params.fresh().join(", "));
+                }
+                (data, corpus.sha256, params, net)
+            }
+        };
         let mut opt = optimiser(&params, &train)?;
         opt.restore(&r.moments, r.state.step)?;
         let mut t = Self::assemble(
@@ -273,8 +400,9 @@ impl Trainer {
             opt,
             data,
             r.tokenizer,
-            corpus.sha256,
+            sha256,
         );
+        t.tok_config = tok_config;
         t.step = r.state.step;
         t.best = r.state.best;
         t.history = r.state.history;
@@ -331,16 +459,24 @@ impl Trainer {
         })
     }
 
-    /// The mean loss (and parts) over the validation batches, dropout off.
-    pub fn evaluate(&self) -> anyhow::Result<(f64, Vec<(String, f64)>)> {
+    /// The mean loss (and parts) over the validation batches, dropout
+    /// off, and for task data the share of exact answers.
+    pub fn evaluate(&self) -> anyhow::Result<Evaluation> {
         if self.val.is_empty() {
             bail!("there is no validation split (--val-fraction 0)");
         }
+        let task = matches!(self.data, Data::Instruct(_));
         let mut total = 0.0;
+        let (mut exact, mut answers) = (0, 0);
         let mut parts: Vec<(String, f64)> = Vec::new();
         for b in &self.val {
             let l = self.net.loss(b, &mut Dropout::off())?;
             total += l.total.to_scalar::<f32>()? as f64;
+            if let (true, Some(logits)) = (task, &l.logits) {
+                let (m, n) = instruct::exact_matches(b, logits)?;
+                exact += m;
+                answers += n;
+            }
             for (i, (k, v)) in l.parts.into_iter().enumerate() {
                 match parts.get_mut(i) {
                     Some(p) => p.1 += v as f64,
@@ -349,10 +485,18 @@ impl Trainer {
             }
         }
         let n = self.val.len() as f64;
-        Ok((
-            total / n,
-            parts.into_iter().map(|(k, v)| (k, v / n)).collect(),
-        ))
+        let mut metrics = Vec::new();
+        if task {
+            metrics.push((
+                "exact_match".to_string(),
+                exact as f64 / answers.max(1) as f64,
+            ));
+        }
+        Ok(Evaluation {
+            loss: total / n,
+            parts: parts.into_iter().map(|(k, v)| (k, v / n)).collect(),
+            metrics,
+        })
     }
 
     fn state(&self) -> TrainerState {
@@ -371,18 +515,37 @@ impl Trainer {
     pub fn save(&self, best: bool) -> anyhow::Result<Vec<PathBuf>> {
         let out = &self.train.out;
         let tensors = self.params.tensors();
+        // A LoRA run's model files have the adapters merged in; its
+        // resumable checkpoint keeps them apart too.
+        let (model, adapters) = match &self.net_cfg.lora {
+            Some(l) => (lora::merged(&tensors, l)?, Some(lora::adapters(&tensors))),
+            None => (tensors, None),
+        };
         let last = checkpoint::last_dir(out);
+        let tok_config = self.tok_config.as_ref();
         checkpoint::write(
             &last,
             &self.net_cfg,
-            &tensors,
+            &model,
             &self.tokenizer,
-            Some((&self.opt.state(), &self.state())),
+            tok_config,
+            Some(checkpoint::ResumeParts {
+                moments: &self.opt.state(),
+                state: &self.state(),
+                adapters: adapters.as_ref(),
+            }),
         )?;
         let mut dirs = vec![last];
         if best {
             let dir = checkpoint::best_dir(out);
-            checkpoint::write(&dir, &self.net_cfg, &tensors, &self.tokenizer, None)?;
+            checkpoint::write(
+                &dir,
+                &self.net_cfg,
+                &model,
+                &self.tokenizer,
+                tok_config,
+                None,
+            )?;
             dirs.push(dir);
         }
         Ok(dirs)
@@ -406,6 +569,7 @@ impl Trainer {
         on(&Event::Started {
             arch: self.net_cfg.arch,
             parameters: self.parameters(),
+            frozen_parameters: self.params.frozen_count(),
             vocab_size: self.net_cfg.vocab_size,
             train_examples: self.data.examples_per_epoch(),
             val_batches: self.val.len(),
@@ -413,11 +577,17 @@ impl Trainer {
             from_step: self.step,
             out: self.train.out.clone(),
         });
+        // A fine-tuning run measures the base model first: the figures to
+        // beat, and the best checkpoint should no step improve on it.
+        if self.step == 0 && self.train.finetune.is_some() {
+            self.checkpoint(on)?;
+        }
         let started = Instant::now();
         let mut paused = std::time::Duration::ZERO;
         let first = self.step;
         let mut tokens_seen = 0usize;
         let mut stopped = false;
+        let mut early_stopped = false;
         while self.step < self.train.steps {
             if pause.load(Ordering::Relaxed) {
                 let t = Instant::now();
@@ -452,6 +622,8 @@ impl Trainer {
             let last = self.step == self.train.steps;
             if self.step.is_multiple_of(self.train.eval_every) || last {
                 self.checkpoint(on)?;
+                early_stopped = self.out_of_patience();
+                stopped |= early_stopped;
             } else if stopped {
                 // Saved to resume from, not evaluated: the run's record
                 // stays the one an uninterrupted run keeps.
@@ -470,15 +642,32 @@ impl Trainer {
             step: self.step,
             best: self.best,
             stopped,
+            early_stopped,
         });
         Ok(())
+    }
+
+    /// Whether `patience` evaluations have passed since the best one.
+    fn out_of_patience(&self) -> bool {
+        let patience = self.train.finetune.as_ref().and_then(|f| f.patience);
+        match (patience, self.best) {
+            (Some(p), Some(best)) => {
+                let since = self.history.val_loss.iter().filter(|(s, _)| *s > best.step);
+                since.count() >= p
+            }
+            _ => false,
+        }
     }
 
     /// Evaluates (when there is a validation split), probes, and saves.
     fn checkpoint(&mut self, on: &mut dyn FnMut(&Event)) -> anyhow::Result<()> {
         let mut is_best = false;
         if !self.val.is_empty() {
-            let (val_loss, parts) = self.evaluate()?;
+            let Evaluation {
+                loss: val_loss,
+                parts,
+                metrics,
+            } = self.evaluate()?;
             is_best = self.best.is_none_or(|b| val_loss < b.val_loss);
             if is_best {
                 self.best = Some(Best {
@@ -495,6 +684,7 @@ impl Trainer {
                 step: self.step,
                 val_loss,
                 parts,
+                metrics,
                 best: is_best,
                 probe,
             });

@@ -29,6 +29,18 @@ pub struct TrainConfig {
     pub vocab_size: usize,
     /// The text whose predictions and attention each evaluation reports.
     pub probe: Option<String>,
+    /// Set for a fine-tuning run (then `corpus` is its JSONL task data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<Finetune>,
+}
+
+/// What a fine-tuning run adds to the settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finetune {
+    /// The base model: a Hugging Face folder or a GGUF file.
+    pub model: PathBuf,
+    /// Stop after this many evaluations without a better validation loss.
+    pub patience: Option<usize>,
 }
 
 impl TrainConfig {
@@ -46,6 +58,13 @@ impl TrainConfig {
         }
         if self.clip.is_nan() || self.clip <= 0.0 {
             bail!("--clip must be above 0");
+        }
+        if self
+            .finetune
+            .as_ref()
+            .is_some_and(|f| f.patience == Some(0))
+        {
+            bail!("--patience must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
             bail!("the final rate ratio must be in [0, 1]");

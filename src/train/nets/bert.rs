@@ -138,8 +138,11 @@ impl Net for Bert {
         let (at, targets) = labelled(&batch.labels, false);
         let mut parts = Vec::new();
         let mut total: Option<Tensor> = None;
+        let mut logits = None;
         if !at.is_empty() {
-            let mlm = ops::cross_entropy(&self.mlm_logits(&ops::rows_at(&x, &at)?)?, &targets)?;
+            let l = self.mlm_logits(&ops::rows_at(&x, &at)?)?;
+            let mlm = ops::cross_entropy(&l, &targets)?;
+            logits = Some(l);
             parts.push(("mlm", ops::scalar(&mlm)?));
             total = Some(mlm);
         }
@@ -154,7 +157,11 @@ impl Net for Bert {
             });
         }
         match total {
-            Some(total) => Ok(Losses { total, parts }),
+            Some(total) => Ok(Losses {
+                total,
+                parts,
+                logits,
+            }),
             None => candle_core::bail!("the batch has no masked token and no sentence pair"),
         }
     }

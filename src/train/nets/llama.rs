@@ -4,22 +4,22 @@
 //! checkpoint has its own `lm_head.weight`.
 
 use candle_core::{D, Result, Tensor};
-use candle_nn::{Embedding, Linear, Module, VarBuilder};
+use candle_nn::{Embedding, Module, VarBuilder};
 use serde_json::{Value, json};
 
 use super::{Decoder, NetConfig, check_length};
-use crate::train::ops::{self, Dropout, RmsNorm};
+use crate::train::ops::{self, Dropout, Proj, RmsNorm};
 
 struct Block {
     attn_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: Proj,
+    k: Proj,
+    v: Proj,
+    o: Proj,
     mlp_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
 }
 
 pub struct Llama {
@@ -36,23 +36,25 @@ impl Llama {
         let (d, eps, hd) = (cfg.d_model, cfg.norm_eps, cfg.head_dim());
         let kv = cfg.kv_heads() * hd;
         let m = vb.pp("model");
+        let lora = cfg.lora.as_ref();
+        let proj = |i: usize, o: usize, vb: VarBuilder| Proj::new(i, o, false, lora, vb);
         let blocks = (0..cfg.n_layer)
             .map(|i| {
                 let l = m.pp("layers").pp(i);
                 Ok(Block {
                     attn_norm: RmsNorm::new(d, eps, l.pp("input_layernorm"))?,
-                    q: ops::linear(d, cfg.n_head * hd, false, l.pp("self_attn.q_proj"))?,
-                    k: ops::linear(d, kv, false, l.pp("self_attn.k_proj"))?,
-                    v: ops::linear(d, kv, false, l.pp("self_attn.v_proj"))?,
-                    o: ops::linear(cfg.n_head * hd, d, false, l.pp("self_attn.o_proj"))?,
+                    q: proj(d, cfg.n_head * hd, l.pp("self_attn.q_proj"))?,
+                    k: proj(d, kv, l.pp("self_attn.k_proj"))?,
+                    v: proj(d, kv, l.pp("self_attn.v_proj"))?,
+                    o: proj(cfg.n_head * hd, d, l.pp("self_attn.o_proj"))?,
                     mlp_norm: RmsNorm::new(d, eps, l.pp("post_attention_layernorm"))?,
-                    gate: ops::linear(d, cfg.d_ff, false, l.pp("mlp.gate_proj"))?,
-                    up: ops::linear(d, cfg.d_ff, false, l.pp("mlp.up_proj"))?,
-                    down: ops::linear(cfg.d_ff, d, false, l.pp("mlp.down_proj"))?,
+                    gate: proj(d, cfg.d_ff, l.pp("mlp.gate_proj"))?,
+                    up: proj(d, cfg.d_ff, l.pp("mlp.up_proj"))?,
+                    down: proj(cfg.d_ff, d, l.pp("mlp.down_proj"))?,
                 })
             })
             .collect::<Result<_>>()?;
-        let lm_head = if vb.contains_tensor("lm_head.weight") {
+        let lm_head = if cfg.untied_head || vb.contains_tensor("lm_head.weight") {
             Some(vb.get((cfg.vocab_size, d), "lm_head.weight")?)
         } else {
             None
@@ -168,7 +170,7 @@ pub fn hf_config(cfg: &NetConfig) -> Value {
         "initializer_range": crate::train::params::INIT_STD,
         "bos_token_id": cfg.special.bos.unwrap_or(eos),
         "eos_token_id": eos,
-        "tie_word_embeddings": true,
+        "tie_word_embeddings": !cfg.untied_head,
         "dtype": "float32",
     })
 }

@@ -12,6 +12,7 @@ use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::lora::LoraConfig;
 use super::ops::{self, Dropout};
 use super::params::Params;
 
@@ -68,6 +69,13 @@ pub struct NetConfig {
     /// Special token ids, from the tokenizer.
     #[serde(default)]
     pub special: Special,
+    /// LoRA adapters on these layers (fine-tuning); the rest frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
+    /// Llama with its own output matrix (`lm_head.weight`) rather than the
+    /// embeddings'.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untied_head: bool,
 }
 
 /// The token ids a config names.
@@ -113,6 +121,8 @@ impl NetConfig {
             norm_eps: if arch == Arch::Bert { 1e-12 } else { 1e-5 },
             rope_theta: default_theta(),
             special: Special::default(),
+            lora: None,
+            untied_head: false,
         })
     }
 
@@ -152,6 +162,15 @@ impl NetConfig {
         }
         if self.arch == Arch::Llama && self.head_dim() % 2 == 1 {
             return Err("rotary positions need an even head size".into());
+        }
+        if let Some(l) = &self.lora {
+            if self.arch != Arch::Llama {
+                return Err(format!(
+                    "LoRA is built for Llama's layers; fine-tune {} in full",
+                    self.arch.name()
+                ));
+            }
+            l.check()?;
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout {} is not in [0, 1)", self.dropout));
@@ -196,7 +215,9 @@ impl NetConfig {
                 dropout: config["hidden_dropout_prob"].as_f64().unwrap_or(0.1) as f32,
                 norm_eps: config["layer_norm_eps"].as_f64().unwrap_or(1e-12),
                 rope_theta: default_theta(),
-                special,
+                special: special.clone(),
+                lora: None,
+                untied_head: false,
             },
             "gpt2" => Self {
                 arch: Arch::Gpt2,
@@ -213,7 +234,9 @@ impl NetConfig {
                 dropout: config["resid_pdrop"].as_f64().unwrap_or(0.1) as f32,
                 norm_eps: config["layer_norm_epsilon"].as_f64().unwrap_or(1e-5),
                 rope_theta: default_theta(),
-                special,
+                special: special.clone(),
+                lora: None,
+                untied_head: false,
             },
             "llama" => Self {
                 arch: Arch::Llama,
@@ -230,7 +253,9 @@ impl NetConfig {
                     .as_f64()
                     .or(config["rope_theta"].as_f64())
                     .unwrap_or(default_theta()),
-                special,
+                special: special.clone(),
+                lora: None,
+                untied_head: config["tie_word_embeddings"] == false,
             },
             other => {
                 return Err(format!(
@@ -278,6 +303,9 @@ impl Batch {
 pub struct Losses {
     pub total: Tensor,
     pub parts: Vec<(&'static str, f32)>,
+    /// The token logits at the labelled positions, in [`labelled`]'s
+    /// order (what a task metric reads the model's guesses from).
+    pub logits: Option<Tensor>,
 }
 
 /// A trainable net.
@@ -328,11 +356,13 @@ fn causal_loss(
     if at.is_empty() {
         candle_core::bail!("the batch has no token to predict")
     }
-    let lm = ops::cross_entropy(&head(&ops::rows_at(x, &at)?)?, &targets)?;
+    let logits = head(&ops::rows_at(x, &at)?)?;
+    let lm = ops::cross_entropy(&logits, &targets)?;
     let value = ops::scalar(&lm)?;
     Ok(Losses {
         total: lm,
         parts: vec![("lm", value)],
+        logits: Some(logits),
     })
 }
 
@@ -380,7 +410,7 @@ pub fn build(cfg: &NetConfig, params: &Params) -> Result<Box<dyn Net>> {
 
 /// The flat positions (row * width + col) whose label is a token, and
 /// those tokens.
-pub(crate) fn labelled(labels: &[Vec<i64>], shift: bool) -> (Vec<u32>, Vec<u32>) {
+pub fn labelled(labels: &[Vec<i64>], shift: bool) -> (Vec<u32>, Vec<u32>) {
     let width = labels.first().map_or(0, Vec::len);
     let mut at = Vec::new();
     let mut targets = Vec::new();
