@@ -52,10 +52,20 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-fn template(tokenizer: &Tokenizer, source: Option<&str>) -> ChatTemplate {
+/// The model's template, or the fallback the workbench would use; the
+/// source is what checkpoints record, so the tuned model is prompted in
+/// the form it was trained on.
+fn template(tokenizer: &Tokenizer, source: Option<String>) -> (ChatTemplate, String) {
     let (_, fallback) = chat::fallback(|t| tokenizer.token_id(t).is_some());
+    let source = source.unwrap_or_else(|| fallback.to_string());
     let text = |id: Option<u32>| id.map(|i| tokenizer.token_text(i)).unwrap_or_default();
-    ChatTemplate::new(source, fallback, &text(tokenizer.bos), &text(tokenizer.eos))
+    let t = ChatTemplate::new(
+        Some(&source),
+        fallback,
+        &text(tokenizer.bos),
+        &text(tokenizer.eos),
+    );
+    (t, source)
 }
 
 fn special(tokenizer: &Tokenizer, pad: Option<u32>) -> Special {
@@ -89,17 +99,18 @@ fn from_folder(dir: &Path) -> anyhow::Result<Base> {
     let generation = read_json(&dir.join("generation_config.json"))?;
     let tokenizer = Tokenizer::from_hf_folder(dir, &config, &tok_config, &generation)?;
     cfg.special = special(&tokenizer, cfg.special.pad);
-    let source = crate::engine::hf_chat_template(dir, &tok_config);
+    let (template, source) = template(
+        &tokenizer,
+        crate::engine::hf_chat_template(dir, &tok_config),
+    );
     let mut tok_config = if tok_config.is_object() {
         tok_config
     } else {
         json!({})
     };
-    if let Some(t) = &source {
-        tok_config["chat_template"] = json!(t);
-    }
+    tok_config["chat_template"] = json!(source);
     Ok(Base {
-        template: template(&tokenizer, source.as_deref()),
+        template,
         cfg,
         tensors,
         tokenizer,
@@ -204,6 +215,7 @@ fn from_gguf(path: &Path) -> anyhow::Result<Base> {
         .meta_str("tokenizer.chat_template")
         .ok()
         .map(str::to_string);
+    let (template, source) = template(&tokenizer, source);
     let text = |id: Option<u32>| id.map(|i| tokenizer.token_text(i));
     let tok_config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -214,7 +226,7 @@ fn from_gguf(path: &Path) -> anyhow::Result<Base> {
         "chat_template": source,
     });
     Ok(Base {
-        template: template(&tokenizer, source.as_deref()),
+        template,
         cfg,
         tensors,
         tokenizer,
