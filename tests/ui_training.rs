@@ -132,3 +132,60 @@ fn a_tiny_terminal_is_told_the_size_needed() {
     let view = TrainingView::default();
     assert!(screen(&view, 40, 10).contains("needs 60x20"));
 }
+
+#[test]
+fn a_finetuning_run_shows_its_exact_match_and_why_it_stopped() {
+    use lmscope::train::checkpoint::Best;
+    use lmscope::train::run::Event;
+    let mut view = TrainingView::default();
+    let events = [
+        Event::Started {
+            arch: Arch::Llama,
+            parameters: 460_800,
+            frozen_parameters: 134_515_008,
+            vocab_size: 49152,
+            train_examples: 227,
+            val_batches: 4,
+            steps: 87,
+            from_step: 0,
+            out: "runs/finetune".into(),
+        },
+        Event::Eval {
+            step: 0,
+            val_loss: 7.44,
+            parts: vec![],
+            metrics: vec![("exact_match".into(), 0.0)],
+            best: true,
+            probe: None,
+        },
+        Event::Eval {
+            step: 29,
+            val_loss: 1.32,
+            parts: vec![],
+            metrics: vec![("exact_match".into(), 0.423)],
+            best: true,
+            probe: None,
+        },
+        Event::Finished {
+            step: 29,
+            best: Some(Best {
+                step: 29,
+                val_loss: 1.32,
+            }),
+            stopped: true,
+            early_stopped: true,
+        },
+    ];
+    for e in &events {
+        view.event(e);
+    }
+    let s = screen(&view, 140, 36);
+    for want in [
+        "0.46M parameters (134.52M frozen)",
+        "exact match 42.3%",
+        "best 1.320 @29",
+        "stopped early",
+    ] {
+        assert!(s.contains(want), "`{want}` on screen:\n{s}");
+    }
+}

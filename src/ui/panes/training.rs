@@ -145,10 +145,18 @@ fn loss_chart(theme: &Theme, v: &TrainingView, area: Rect, buf: &mut Buffer) {
         .last()
         .map(|(_, l)| format!(" · • val {l:.3}"))
         .unwrap_or_default();
+    let metrics: String = v
+        .metrics
+        .iter()
+        .map(|(k, x)| format!(" · {} {:.1}%", k.replace('_', " "), x * 100.0))
+        .collect();
+    let parts = match parts.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", parts.join(", ")),
+    };
     let title = format!(
-        "loss · ─ train {:.3} ({}){val}{best}",
-        v.latest.loss,
-        parts.join(", ")
+        "loss · ─ train {:.3}{parts}{val}{metrics}{best}",
+        v.latest.loss
     );
     let datasets = vec![
         Dataset::default()

@@ -35,6 +35,8 @@ pub struct TrainingView {
     pub rate: Vec<(f64, f64)>,
     pub latest: Latest,
     pub best: Option<(usize, f64)>,
+    /// The last evaluation's task measures (fine-tuning's exact match).
+    pub metrics: Vec<(String, f64)>,
     pub probe: Option<Probe>,
     pub layer: usize,
     pub head: usize,
@@ -61,14 +63,19 @@ impl TrainingView {
             Event::Started {
                 arch,
                 parameters,
+                frozen_parameters,
                 vocab_size,
                 steps,
                 from_step,
                 out,
                 ..
             } => {
+                let frozen = match frozen_parameters {
+                    0 => String::new(),
+                    f => format!(" ({:.2}M frozen)", *f as f64 / 1e6),
+                };
                 self.title = format!(
-                    "{} · {:.2}M parameters · vocabulary {vocab_size} · {}",
+                    "{} · {:.2}M parameters{frozen} · vocabulary {vocab_size} · {}",
                     arch.name(),
                     *parameters as f64 / 1e6,
                     out.display()
@@ -105,11 +112,13 @@ impl TrainingView {
             Event::Eval {
                 step,
                 val_loss,
+                metrics,
                 best,
                 probe,
                 ..
             } => {
                 self.val_loss.push((*step as f64, *val_loss));
+                self.metrics = metrics.clone();
                 if *best {
                     self.best = Some((*step, *val_loss));
                 }
@@ -119,9 +128,17 @@ impl TrainingView {
                 }
             }
             Event::Saved { dir, .. } => self.saved = Some(dir.clone()),
-            Event::Finished { stopped, .. } => {
+            Event::Finished {
+                stopped,
+                early_stopped,
+                ..
+            } => {
                 self.finished = true;
-                let how = if *stopped { "stopped" } else { "finished" };
+                let how = match (early_stopped, stopped) {
+                    (true, _) => "stopped early (no better validation loss)",
+                    (false, true) => "stopped",
+                    (false, false) => "finished",
+                };
                 let saved = self
                     .saved
                     .as_ref()
