@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::data::{ORDER, SPLIT, rng};
+use super::data::{ORDER, SPLIT, causal_batch, rng};
 use super::nets::{Batch, labelled};
 use crate::engine::chat::{ChatTemplate, Message};
 use crate::engine::tokenizer::Tokenizer;
@@ -209,31 +209,10 @@ impl InstructData {
 
     /// Padded to the longest; labels on the answers alone.
     fn assemble(&self, rows: &[&Example]) -> Batch {
-        let width = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
-        let mut b = Batch {
-            ids: vec![],
-            mask: vec![],
-            types: vec![],
-            labels: vec![],
-            next: None,
-        };
-        for r in rows {
-            let n = r.ids.len();
-            let mut ids = r.ids.clone();
-            ids.resize(width, self.pad);
-            let labels = (0..width)
-                .map(|i| {
-                    if i >= r.answer_from && i < n {
-                        r.ids[i] as i64
-                    } else {
-                        -100
-                    }
-                })
-                .collect();
-            b.mask.push((0..width).map(|i| (i < n) as u32).collect());
-            b.types.push(vec![0; width]);
-            b.ids.push(ids);
-            b.labels.push(labels);
+        let mut b = causal_batch(&rows.iter().map(|r| &r.ids).collect::<Vec<_>>());
+        for (r, (labels, ids)) in rows.iter().zip(b.labels.iter_mut().zip(&mut b.ids)) {
+            labels[..r.answer_from].fill(-100);
+            ids[r.ids.len()..].fill(self.pad);
         }
         b
     }
