@@ -457,11 +457,7 @@ fn human(e: &Event) {
             stopped,
             early_stopped,
         } => {
-            let how = match (early_stopped, stopped) {
-                (true, _) => "stopped early (no better validation loss)",
-                (false, true) => "stopped",
-                (false, false) => "finished",
-            };
+            let how = crate::train::run::ending(*stopped, *early_stopped);
             match best {
                 Some(b) => eprintln!(
                     "{how} at step {step}; best validation loss {:.4} at step {}",

@@ -108,6 +108,15 @@ pub enum Event {
     },
 }
 
+/// How a run ended, in words (the CLI's last line, the view's message).
+pub fn ending(stopped: bool, early_stopped: bool) -> &'static str {
+    match (early_stopped, stopped) {
+        (true, _) => "stopped early (no better validation loss)",
+        (false, true) => "stopped",
+        (false, false) => "finished",
+    }
+}
+
 /// One pass over the validation split.
 #[derive(Clone, Debug)]
 pub struct Evaluation {

@@ -134,11 +134,7 @@ impl TrainingView {
                 ..
             } => {
                 self.finished = true;
-                let how = match (early_stopped, stopped) {
-                    (true, _) => "stopped early (no better validation loss)",
-                    (false, true) => "stopped",
-                    (false, false) => "finished",
-                };
+                let how = crate::train::run::ending(*stopped, *early_stopped);
                 let saved = self
                     .saved
                     .as_ref()
