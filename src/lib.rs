@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod engine;
+pub mod remote;
 pub mod store;
 pub mod train;
 pub mod ui;

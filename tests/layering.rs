@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 /// Layer rank of each top-level module; a file may name only files of a
 /// lower rank or its own top-level module.
-const LAYERS: [(&str, u8); 6] = [
+const LAYERS: [(&str, u8); 7] = [
     ("engine", 0),
     ("analysis", 1),
+    ("remote", 1),
     ("store", 2),
     ("train", 3),
     ("ui", 4),
