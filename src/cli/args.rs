@@ -117,3 +117,67 @@ pub fn whole_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
         .parse()
         .map_err(|_| "is too large for this option".into())
 }
+
+/// Where the model runs when it is not loaded here: an OpenAI-compatible
+/// server.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// An OpenAI-compatible server's address (llama.cpp's llama-server, vLLM, llama-cpp-python's server), with or without its /v1: the model runs there
+    #[arg(long, value_name = "URL")]
+    pub backend: Option<String>,
+    /// The environment variable that holds the server's API key (sent as a bearer token)
+    #[arg(long, value_name = "VAR", requires = "backend")]
+    pub api_key_env: Option<String>,
+    /// The server's model to use [default: the first it lists]
+    #[arg(long, value_name = "NAME", requires = "backend")]
+    pub remote_model: Option<String>,
+    /// Seconds to wait for the connection
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for any one read: the first token, or the next
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    pub read_timeout: f64,
+    /// Seconds a whole request may take
+    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Times a request answered 429 or 5xx is sent again (with a growing pause)
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<u32>)]
+    pub retries: u32,
+}
+
+impl RemoteArgs {
+    /// The server to use, when `--backend` is given.
+    pub fn options(&self) -> anyhow::Result<Option<crate::remote::RemoteOptions>> {
+        use crate::remote::client::{Retry, Timeouts};
+        let Some(url) = &self.backend else {
+            return Ok(None);
+        };
+        let seconds = |name: &str, s: f64| -> anyhow::Result<std::time::Duration> {
+            anyhow::ensure!(
+                s.is_finite() && s > 0.0 && s <= 86_400.0,
+                "--{name} {s} is out of range: give seconds above 0 (at most a day)"
+            );
+            Ok(std::time::Duration::from_secs_f64(s))
+        };
+        let api_key = match &self.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("--api-key-env {var}: the variable {var} is not set (or not UTF-8); export the key in it")
+            })?),
+            None => None,
+        };
+        Ok(Some(crate::remote::RemoteOptions {
+            url: url.clone(),
+            api_key,
+            model: self.remote_model.clone(),
+            timeouts: Timeouts {
+                connect: seconds("connect-timeout", self.connect_timeout)?,
+                read: seconds("read-timeout", self.read_timeout)?,
+                total: seconds("timeout", self.timeout)?,
+            },
+            retry: Retry {
+                retries: self.retries,
+                ..Retry::default()
+            },
+        }))
+    }
+}

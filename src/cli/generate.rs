@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::args::{ModelArgs, SamplerArgs};
+use super::args::{ModelArgs, RemoteArgs, SamplerArgs};
 use crate::engine::chat::Message;
 use crate::engine::types::{AttentionRows, StepRecord};
 use crate::engine::{Prompt, Request};
@@ -20,6 +20,8 @@ pub struct GenerateArgs {
     pub prompt: String,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(flatten)]
     pub sampler: SamplerArgs,
     /// Most tokens to generate
@@ -62,6 +64,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         "--stop '' is empty and would stop at once; give a non-empty string to stop at"
     );
     let sampler = args.sampler.settings()?;
+    if let Some(options) = args.remote.options()? {
+        return run_remote(&args, &options, text, sampler);
+    }
     let engine = args.model.load()?;
     let prompt = if args.chat {
         let mut messages = Vec::new();
@@ -164,6 +169,54 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         return Err(super::interrupt::Interrupted.into());
     }
     Ok(())
+}
+
+/// The same run on a server: what it cannot give is refused by name.
+fn run_remote(
+    args: &GenerateArgs,
+    options: &crate::remote::RemoteOptions,
+    text: String,
+    sampler: crate::engine::sampling::SamplerSettings,
+) -> anyhow::Result<()> {
+    use crate::remote::{RemotePrompt, RemoteRequest};
+    let refuse =
+        |flag: &str, why: &str| anyhow::anyhow!("{flag} is not available with --backend: {why}");
+    if args.attention {
+        return Err(refuse(
+            "--attention",
+            "a server returns no attention weights",
+        ));
+    }
+    if args.ignore_eos {
+        return Err(refuse(
+            "--ignore-eos",
+            "OpenAI-compatible servers take no such setting",
+        ));
+    }
+    if args.save.is_some() {
+        return Err(refuse(
+            "--save",
+            "a session keeps token ids, and a server returns only their text",
+        ));
+    }
+    let prompt = if args.chat {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(Message::new("system", system.clone()));
+        }
+        messages.push(Message::new("user", text));
+        RemotePrompt::Chat(messages)
+    } else {
+        RemotePrompt::Text(text)
+    };
+    let request = RemoteRequest {
+        prompt,
+        sampler,
+        max_tokens: args.max_tokens,
+        stop: args.stop.clone(),
+        top_n: args.top_n,
+    };
+    super::remote::generate(options, &request, args.json)
 }
 
 fn round(x: f64, digits: i32) -> f64 {

@@ -21,6 +21,7 @@ mod lens;
 mod nsp;
 mod positions;
 mod pull;
+mod remote;
 mod score;
 mod session;
 pub mod train;
@@ -58,6 +59,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// How a rotary model encodes position: each frequency pair's rotation, and q.k against distance for a head
     Positions(positions::PositionsArgs),
+    /// The models an OpenAI-compatible server (--backend URL) serves, and what kind of server it is
+    Models(remote::ModelsArgs),
     /// Fetch the default model (or a named one) into the data directory
     Pull(pull::PullArgs),
     /// Measure prefill and decode speed, against llama.cpp when it is installed
@@ -142,6 +145,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Positions(a) => positions::run(a),
         Command::Pull(a) => pull::run(a),
+        Command::Models(a) => remote::models(a),
         Command::Bench(a) if a.model.launch().is_masked() => bench_masked::run(&a),
         Command::Bench(a) => bench::run(a),
         Command::Compare(a) => compare::run(a),

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::args::ModelArgs;
+use super::args::{ModelArgs, RemoteArgs};
 use crate::analysis::perplexity::{self, ScoreMode};
 
 #[derive(Args, Debug)]
@@ -11,6 +11,7 @@ use crate::analysis::perplexity::{self, ScoreMode};
     after_help = "Windows: by default llama.cpp's perplexity rule (consecutive windows of --ctx tokens,
 each scoring its second half), so figures compare with llama-perplexity. --stride S slides
 windows of --ctx tokens by S and scores each token once. A text shorter than --ctx is one window.
+With --backend URL the whole text goes to the server in one request (echo), mode \"remote\".
 JSON (--json): {tokens, scored, ppl, nll_mean, ctx, mode, per_token: [{position, token_id, text, logprob}]}"
 )]
 pub struct ScoreArgs {
@@ -18,6 +19,8 @@ pub struct ScoreArgs {
     pub file: String,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Tokens per window
     #[arg(long, default_value_t = 512, allow_negative_numbers = true, value_parser = crate::cli::args::whole_number::<usize>)]
     pub ctx: usize,
@@ -38,6 +41,14 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file))?
     };
+    if let Some(options) = args.remote.options()? {
+        // The server sees the whole text at once, within its own context.
+        anyhow::ensure!(
+            args.stride.is_none(),
+            "--stride is for local models; with --backend the text is scored in one request"
+        );
+        return super::remote::score(&options, &text, args.json);
+    }
     // A chunk scores its second half after the first token of that half,
     // so windows under 4 tokens score little or nothing (a NaN perplexity).
     anyhow::ensure!(

@@ -389,6 +389,19 @@ fn read_json(url: &str, response: ureq::http::Response<ureq::Body>) -> Result<Va
     })
 }
 
+/// The phase of a timeout that reached the reader as an I/O error
+/// (`Global`, `PerRead`, ...).
+fn io_timeout(e: &std::io::Error) -> Option<String> {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        Some(ureq::Error::Timeout(t)) => Some(format!("{t:?}")),
+        _ if e.kind() == ErrorKind::TimedOut => Some("Read".into()),
+        _ => None,
+    }
+}
+
 /// A server-sent event stream being read on its own thread.
 pub struct EventStream {
     url: String,
@@ -454,13 +467,9 @@ impl EventStream {
                     self.ended = true;
                     return Ok(None);
                 }
-                Ok(Err(e)) if e.kind() == ErrorKind::TimedOut => {
-                    let phase = if self.started.elapsed() >= self.timeouts.total {
-                        "Global"
-                    } else {
-                        "Read"
-                    };
-                    return Err(timeout_error(&self.url, phase, &self.timeouts));
+                Ok(Err(e)) if io_timeout(&e).is_some() => {
+                    let phase = io_timeout(&e).unwrap_or_default();
+                    return Err(timeout_error(&self.url, &phase, &self.timeouts));
                 }
                 Ok(Err(e)) => {
                     return Err(RemoteError::Truncated {

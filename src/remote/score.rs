@@ -1,8 +1,8 @@
 //! The log-probability of a given text under the remote model, from the
 //! prompt log-probabilities a server returns for `echo: true`: what
 //! `score` and the CrowS-Pairs `lmeval` mode need. Servers that do not
-//! return them (llama.cpp's llama-server, OpenAI's chat models) are
-//! refused with that reason, not scored some other way.
+//! return them, or return them wrong, are refused with that reason, not
+//! scored some other way.
 
 use std::sync::atomic::AtomicBool;
 
@@ -45,9 +45,27 @@ impl Remote {
         let refused = |why: &str| RemoteError::Unsupported {
             what: "the prompt's log-probabilities (echo)".into(),
             why: format!(
-                "{why}; vLLM and llama-cpp-python's server return them, llama.cpp's llama-server does not"
+                "{why}; vLLM's server returns them (`lmscope score` runs locally on a GGUF file)"
             ),
         };
+        use super::server::Flavour;
+        match self.flavour() {
+            Flavour::LlamaServer => {
+                return Err(refused(
+                    "llama.cpp's llama-server does not echo the prompt with log-probabilities",
+                ));
+            }
+            // Checked on 0.3.36: the entry for prompt token i holds the
+            // distribution over token i + 1 (its top list shows it), so
+            // every score would be another token's.
+            Flavour::LlamaCppPython => {
+                return Err(refused(
+                    "llama-cpp-python's server puts each prompt token's log-probability one position off \
+                     (token i gets the distribution over token i + 1), so its echo is not used",
+                ));
+            }
+            Flavour::Vllm | Flavour::OpenAi => {}
+        }
         let answer = match self.client().post_json("completions", &body, cancel) {
             Err(RemoteError::Status {
                 status: 400 | 422 | 501,
