@@ -348,3 +348,43 @@ fn cli_keeps_a_cut_off_answer_and_says_why() {
         "{err}"
     );
 }
+
+/// `compare --backend`: a column per request, sent together (vLLM), each
+/// with its own settings; a failed column is reported, not fatal.
+#[test]
+fn cli_compare_sends_one_request_per_column() {
+    let ok = || Answer::Stream(vec![token("A", -0.1), finish("length")], Ending::Done);
+    let server = serve(vec![models("vllm"), ok(), status(400, "bad top_k")]);
+    let out = Command::new(env!("CARGO_BIN_EXE_lmscope"))
+        .args([
+            "compare", "Hi", "--preset", "greedy", "--preset", "creative", "--json",
+        ])
+        .args(["--backend", &server.url, "--retries", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["parallel"], true);
+    let finishes: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["finish"].as_str().unwrap())
+        .collect();
+    let mut sorted = finishes.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["failed", "length"], "{v}");
+    let seen = server.seen.lock().unwrap();
+    let temps: Vec<f64> = seen[1..]
+        .iter()
+        .map(|s| s.json()["temperature"].as_f64().unwrap())
+        .collect();
+    assert!(
+        temps.contains(&0.0) && temps.iter().any(|&t| t > 0.5),
+        "{temps:?}"
+    );
+}

@@ -22,7 +22,9 @@ use lmscope::remote::{Remote, RemoteOptions, RemotePrompt, RemoteRequest, Remote
 fn server_python() -> Option<PathBuf> {
     let p = std::env::var_os("LMSCOPE_SERVER_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-server/bin/python"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-server/bin/python")
+        });
     p.exists().then_some(p)
 }
 
@@ -40,12 +42,30 @@ impl Drop for Server {
 }
 
 fn start_server(python: &PathBuf) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(python)
-        .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "-m",
+            "llama_cpp.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .arg("--model")
         .arg(common::model_path())
-        .args(["--n_ctx", "2048", "--n_threads", "2", "--flash_attn", "false"])
+        .args([
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+            "--flash_attn",
+            "false",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -59,7 +79,10 @@ fn start_server(python: &PathBuf) -> Server {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return server;
         }
-        assert!(Instant::now() < deadline, "the server did not listen within 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not listen within 120 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -97,7 +120,8 @@ fn compare(label: &str, local: &[StepRecord], remote: &[RemoteToken]) -> f32 {
                 continue;
             }
             let mine = l.top.iter().find(|t| t.text == a.text);
-            let mine = mine.unwrap_or_else(|| panic!("{label}: {:?} not in the local top 20", a.text));
+            let mine =
+                mine.unwrap_or_else(|| panic!("{label}: {:?} not in the local top 20", a.text));
             worst = worst.max((mine.p_raw.ln() - a.logprob).abs());
         }
     }
@@ -108,7 +132,10 @@ fn compare(label: &str, local: &[StepRecord], remote: &[RemoteToken]) -> f32 {
 fn remote_probabilities_equal_the_local_engine() {
     let Some(python) = server_python() else {
         let msg = "llama-cpp-python's server is not installed: run scripts/remote/setup.sh";
-        assert!(std::env::var_os("LMSCOPE_REQUIRE_SERVER").is_none(), "{msg}");
+        assert!(
+            std::env::var_os("LMSCOPE_REQUIRE_SERVER").is_none(),
+            "{msg}"
+        );
         eprintln!("SKIPPED remote_probabilities_equal_the_local_engine: {msg}");
         return;
     };
@@ -119,7 +146,10 @@ fn remote_probabilities_equal_the_local_engine() {
         ..RemoteOptions::default()
     };
     let remote = Remote::connect(&options, &never).expect("connects");
-    assert_eq!(remote.flavour(), lmscope::remote::server::Flavour::LlamaCppPython);
+    assert_eq!(
+        remote.flavour(),
+        lmscope::remote::server::Flavour::LlamaCppPython
+    );
 
     let texts = [
         "The capital of France is",
@@ -128,15 +158,28 @@ fn remote_probabilities_equal_the_local_engine() {
         "Translate to French: The cat sleeps.",
         "Once upon a time, in a small village,",
     ];
-    let chats = ["What is 2+2?", "Summarise: the sun is a star at the centre of our solar system."];
+    let chats = [
+        "What is 2+2?",
+        "Summarise: the sun is a star at the centre of our solar system.",
+    ];
     let mut worst = 0f32;
     let mut cases: Vec<(String, Prompt, RemotePrompt)> = texts
         .iter()
-        .map(|t| (t.to_string(), Prompt::Text(t.to_string()), RemotePrompt::Text(t.to_string())))
+        .map(|t| {
+            (
+                t.to_string(),
+                Prompt::Text(t.to_string()),
+                RemotePrompt::Text(t.to_string()),
+            )
+        })
         .collect();
     for c in chats {
         let m = vec![Message::new("user", c)];
-        cases.push((format!("chat: {c}"), Prompt::Chat(m.clone()), RemotePrompt::Chat(m)));
+        cases.push((
+            format!("chat: {c}"),
+            Prompt::Chat(m.clone()),
+            RemotePrompt::Chat(m),
+        ));
     }
     for (label, local_prompt, remote_prompt) in cases {
         let request = RemoteRequest {
@@ -146,25 +189,49 @@ fn remote_probabilities_equal_the_local_engine() {
             stop: vec![],
             top_n: 5,
         };
-        let out = remote.generate(&request, &never, &mut |_, _| {}).expect("generates");
+        let out = remote
+            .generate(&request, &never, &mut |_, _| {})
+            .expect("generates");
         let local = local_steps(local_prompt, out.tokens.len());
         let w = compare(&label, &local, &out.tokens);
-        eprintln!("{label}: {} tokens, max |d log p| = {w:.2e}", out.tokens.len());
+        eprintln!(
+            "{label}: {} tokens, max |d log p| = {w:.2e}",
+            out.tokens.len()
+        );
         worst = worst.max(w);
     }
-    assert!(worst < 1e-3, "remote and local log-probabilities differ by {worst}");
+    assert!(
+        worst < 1e-3,
+        "remote and local log-probabilities differ by {worst}"
+    );
 
     // Its echo is off by one position, so prompt scores are refused, by name.
-    let err = remote.score("The cat sat.", &never).err().unwrap().to_string();
+    let err = remote
+        .score("The cat sat.", &never)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("one position off"), "{err}");
 
     // And the CLI: the same numbers as one JSON line per token.
     let out = Command::new(env!("CARGO_BIN_EXE_lmscope"))
-        .args(["generate", "The capital of France is", "-n", "3", "--temperature", "0", "--json"])
+        .args([
+            "generate",
+            "The capital of France is",
+            "-n",
+            "3",
+            "--temperature",
+            "0",
+            "--json",
+        ])
         .args(["--backend", &server.url])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

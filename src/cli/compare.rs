@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::args::ModelArgs;
+use super::args::{ModelArgs, RemoteArgs};
 use crate::analysis::compare::{self, ColumnStats};
 use crate::engine::chat::Message;
 use crate::engine::{Generation, Prompt, Request};
@@ -23,13 +23,20 @@ time. --no-batch steps them round-robin instead (same tokens, for measuring the 
 
 JSON (--json): {prompt_tokens, seed, batched, aggregate_tok_s, columns: [{preset, settings, text,
 token_ids, finish, stats: {tokens, tok_s, mean_logprob, perplexity, mean_entropy, distinct_1,
-distinct_2, repetition_rate}}], divergence: {step, tokens, probs} | null}"
+distinct_2, repetition_rate}}], divergence: {step, tokens, probs} | null}
+
+With --backend URL each column is its own request, all sent at once (one after another to
+llama-cpp-python's server, which interrupts a request when another comes): {url, server, model,
+wall_s, parallel, columns: [{preset, settings, ignored, text, finish, error, stats: {tokens, tok_s,
+mean_logprob, perplexity}}], divergence: {step, texts} | null}"
 )]
 pub struct CompareArgs {
     /// The prompt; `-` reads stdin
     pub prompt: String,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// A sampler preset per column (2 to 4)
     #[arg(long = "preset", required = true, num_args = 1)]
     pub presets: Vec<String>,
@@ -84,6 +91,34 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         !text.trim().is_empty(),
         "the prompt is empty; give some text to continue"
     );
+    if let Some(options) = args.remote.options()? {
+        anyhow::ensure!(
+            !args.no_batch && args.save.is_none(),
+            "--no-batch and --save are for local models: with --backend the columns are parallel requests"
+        );
+        let prompt = if args.chat {
+            crate::remote::RemotePrompt::Chat(vec![Message::new("user", text)])
+        } else {
+            crate::remote::RemotePrompt::Text(text)
+        };
+        let columns: Vec<_> = args
+            .presets
+            .iter()
+            .cloned()
+            .zip(settings)
+            .map(|(name, sampler)| {
+                let request = crate::remote::RemoteRequest {
+                    prompt: prompt.clone(),
+                    sampler,
+                    max_tokens: args.max_tokens,
+                    stop: Vec::new(),
+                    top_n: args.top_n,
+                };
+                (name, request)
+            })
+            .collect();
+        return super::remote::compare(&options, &columns, args.json);
+    }
     let engine = args.model.load()?;
     let prompt = if args.chat {
         Prompt::Chat(vec![Message::new("user", text)])

@@ -215,3 +215,168 @@ pub fn score(options: &RemoteOptions, text: &str, json_out: bool) -> anyhow::Res
     }
     Ok(())
 }
+
+/// `lmscope compare --backend URL`: one request per column, all at once.
+pub fn compare(
+    options: &RemoteOptions,
+    columns: &[(String, RemoteRequest)],
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let remote = connect(options)?;
+    let interrupted = super::interrupt::watch()?;
+    let started = std::time::Instant::now();
+    // llama-cpp-python's server ends the request in flight when another
+    // arrives (its `interrupt_requests`, on by default), as if it had
+    // stopped: there the columns go one after another.
+    let parallel = remote.flavour() != crate::remote::server::Flavour::LlamaCppPython;
+    let cancel = interrupted.as_atomic();
+    let outcomes: Vec<_> = if parallel {
+        std::thread::scope(|s| {
+            let running: Vec<_> = columns
+                .iter()
+                .map(|(_, request)| {
+                    let remote = &remote;
+                    s.spawn(move || remote.generate(request, cancel, &mut |_, _| {}))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(crate::remote::RemoteError::Server(
+                            "a column's thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        })
+    } else {
+        columns
+            .iter()
+            .map(|(_, request)| remote.generate(request, cancel, &mut |_, _| {}))
+            .collect()
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    // One failed column fails the comparison only when every column failed.
+    if outcomes.iter().all(Result::is_err) {
+        if let Some(Err(e)) = outcomes.into_iter().next() {
+            return Err(e.into());
+        }
+        anyhow::bail!("no column to compare");
+    }
+    let divergence = first_divergence(&outcomes);
+    let mut cols = Vec::new();
+    for ((name, request), outcome) in columns.iter().zip(&outcomes) {
+        let sent = remote.request_body(request);
+        let (text, finish, error, stats) = match outcome {
+            Ok(o) => (o.text.clone(), o.finish.as_str(), o.error.clone(), stats(o)),
+            Err(e) => (
+                String::new(),
+                "failed",
+                Some(e.to_string()),
+                serde_json::Value::Null,
+            ),
+        };
+        cols.push(
+            json!({"preset": name, "settings": request.sampler, "ignored": sent.ignored,
+            "text": text, "finish": finish, "error": error, "stats": stats}),
+        );
+    }
+    if json_out {
+        outln!(
+            "{}",
+            json!({"url": remote.client().base(), "server": remote.flavour(), "model": remote.model(),
+                "wall_s": wall_s, "parallel": parallel, "columns": cols, "divergence": divergence})
+        );
+    } else {
+        for c in &cols {
+            outln!(
+                "== {} ==\n{}\n",
+                c["preset"].as_str().unwrap_or(""),
+                c["text"].as_str().unwrap_or("").trim_end()
+            );
+            if let Some(e) = c["error"].as_str() {
+                outln!("   {}: {e}", c["finish"].as_str().unwrap_or(""));
+            }
+            let st = &c["stats"];
+            if !st.is_null() {
+                outln!(
+                    "   {} tokens, {:.1} tok/s, mean logprob {:.3}, perplexity {:.2}\n",
+                    st["tokens"],
+                    st["tok_s"].as_f64().unwrap_or(0.0),
+                    st["mean_logprob"].as_f64().unwrap_or(f64::NAN),
+                    st["perplexity"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+            for i in c["ignored"].as_array().into_iter().flatten() {
+                outln!(
+                    "   not sent: {} ({})",
+                    i["setting"].as_str().unwrap_or(""),
+                    i["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let how = if parallel {
+            "parallel requests"
+        } else {
+            "requests one after another (llama-cpp-python's server interrupts a request when another comes)"
+        };
+        outln!(
+            "{} columns as {how} to {} in {wall_s:.1} s",
+            cols.len(),
+            remote.model()
+        );
+        match &divergence {
+            Some(d) => outln!("first divergence at step {}: {}", d["step"], d["texts"]),
+            None => outln!("the columns never diverge"),
+        }
+    }
+    if interrupted.is_set() {
+        return Err(super::interrupt::Interrupted.into());
+    }
+    Ok(())
+}
+
+/// What a server lets us measure of a column: its tokens' own
+/// log-probabilities (entropy and distinct-n need the whole distribution
+/// or the token ids).
+fn stats(o: &crate::remote::Outcome) -> serde_json::Value {
+    let lps: Vec<f64> = o
+        .tokens
+        .iter()
+        .filter_map(|t| t.logprob.map(f64::from))
+        .collect();
+    let mean = if lps.is_empty() {
+        f64::NAN
+    } else {
+        lps.iter().sum::<f64>() / lps.len() as f64
+    };
+    let tok_s = if o.total_s > 0.0 {
+        o.tokens.len() as f64 / o.total_s
+    } else {
+        0.0
+    };
+    json!({"tokens": o.tokens.len(), "tok_s": tok_s, "mean_logprob": mean, "perplexity": (-mean).exp()})
+}
+
+/// The first step where the columns' tokens differ, and each column's token there.
+fn first_divergence(
+    outcomes: &[Result<crate::remote::Outcome, crate::remote::RemoteError>],
+) -> Option<serde_json::Value> {
+    let tokens: Vec<&[RemoteToken]> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .map(|o| o.tokens.as_slice())
+        .collect();
+    let longest = tokens.iter().map(|t| t.len()).max()?;
+    (0..longest).find_map(|step| {
+        let texts: Vec<Option<&str>> = tokens
+            .iter()
+            .map(|t| t.get(step).map(|x| x.text.as_str()))
+            .collect();
+        texts
+            .iter()
+            .any(|t| *t != texts[0])
+            .then(|| json!({"step": step, "texts": texts}))
+    })
+}
