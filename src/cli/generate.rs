@@ -89,33 +89,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         ignore_eos: args.ignore_eos,
     };
     let json = args.json || args.attention;
-    let mut generation = engine.start(&request)?;
-    // Ctrl-C (or SIGTERM) from here on ends the run between tokens, so the
-    // last line is whole and a `done` record (reason "interrupted") follows.
-    let interrupted = super::interrupt::watch()?;
-    let prompt = generation.prefill(&engine)?;
-    if json && args.attention {
-        let line = json!({"prompt": {
-            "token_ids": prompt.token_ids,
-            "texts": prompt.texts,
-            "attention": prompt.attention.as_ref().map(prompt_attention),
-        }});
-        outln!("{line}");
-    }
-    while !interrupted.is_set() {
-        let Some(step) = generation.step(&engine)? else {
-            break;
-        };
-        if json {
-            outln!("{}", step_json(&step));
-        } else {
-            out!("{}", generation.take_text());
-        }
-        super::out::flush()?;
-    }
-    if interrupted.is_set() {
-        generation.cancel();
-    }
+    let (mut generation, prompt, interrupted) = stream_local(&engine, &request, json)?;
     if let Some(path) = &args.save {
         let template = args.chat.then(|| engine.template().source().to_string());
         let identity = crate::store::session::Session::identify(engine.info())?;
@@ -135,8 +109,60 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         session.save(path)?;
         eprintln!("saved {}", path.display());
     }
+    print_done(&mut generation, interrupted, json)
+}
+
+/// Runs `request` on `engine`, printing its text as it comes, or a JSON
+/// line per token (after the prompt's line when attention is attached).
+/// Returns the run, its prompt, and whether Ctrl-C ended it.
+pub(crate) fn stream_local(
+    engine: &crate::engine::Engine,
+    request: &Request,
+    json: bool,
+) -> anyhow::Result<(
+    crate::engine::Generation,
+    crate::engine::types::PromptRecord,
+    bool,
+)> {
+    let mut generation = engine.start(request)?;
+    // Ctrl-C (or SIGTERM) from here on ends the run between tokens, so the
+    // last line is whole and a `done` record (reason "interrupted") follows.
+    let interrupted = super::interrupt::watch()?;
+    let prompt = generation.prefill(engine)?;
+    if json && request.attach_attention {
+        let line = json!({"prompt": {
+            "token_ids": prompt.token_ids,
+            "texts": prompt.texts,
+            "attention": prompt.attention.as_ref().map(prompt_attention),
+        }});
+        outln!("{line}");
+    }
+    while !interrupted.is_set() {
+        let Some(step) = generation.step(engine)? else {
+            break;
+        };
+        if json {
+            outln!("{}", step_json(&step));
+        } else {
+            out!("{}", generation.take_text());
+        }
+        super::out::flush()?;
+    }
+    if interrupted.is_set() {
+        generation.cancel();
+    }
+    Ok((generation, prompt, interrupted.is_set()))
+}
+
+/// The closing line (JSON) or the rest of the text and a summary on
+/// stderr; an interrupted run then exits as interrupted.
+pub(crate) fn print_done(
+    generation: &mut crate::engine::Generation,
+    interrupted: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let t = generation.timings();
-    let reason = if interrupted.is_set() {
+    let reason = if interrupted {
         "interrupted"
     } else {
         generation
@@ -165,7 +191,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             t.decode_tok_s()
         );
     }
-    if interrupted.is_set() {
+    if interrupted {
         return Err(super::interrupt::Interrupted.into());
     }
     Ok(())

@@ -22,6 +22,7 @@ mod nsp;
 mod positions;
 mod pull;
 mod remote;
+mod run;
 mod score;
 mod session;
 pub mod train;
@@ -53,6 +54,8 @@ pub struct Cli {
 pub enum Command {
     /// Continue a prompt, streaming the text (or, with --json, every token's probabilities)
     Generate(generate::GenerateArgs),
+    /// Run a ready task (summarise, translate, qa, dialogue, story, code, or your own) on a text
+    Run(run::RunArgs),
     /// Per-token log-probabilities and perplexity of a text
     Score(score::ScoreArgs),
     /// Describe a model: architecture, sizes, tensor types, vocabulary, template
@@ -141,6 +144,7 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
 pub fn run_command(command: Command) -> anyhow::Result<()> {
     let result = match command {
         Command::Generate(a) => generate::run(a),
+        Command::Run(a) => run::run(a),
         Command::Score(a) => score::run(a),
         Command::Info(a) => info::run(a),
         Command::Positions(a) => positions::run(a),

@@ -8,3 +8,4 @@ pub mod models;
 pub mod paths;
 pub mod presets;
 pub mod session;
+pub mod tasks;
