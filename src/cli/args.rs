@@ -37,6 +37,7 @@ impl ModelArgs {
                 PrecisionArg::F32 => Precision::F32,
             },
             threads: self.threads,
+            remote: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Cli {
     /// For the interface (no subcommand)
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub remote: args::RemoteArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,7 +110,17 @@ pub fn parse() -> Parsed {
         Ok(Cli {
             command: None,
             model,
-        }) => Parsed::Workbench(model.launch()),
+            remote,
+        }) => match remote.options() {
+            Ok(remote) => Parsed::Workbench(Launch {
+                remote,
+                ..model.launch()
+            }),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Parsed::Exit(ExitCode::FAILURE)
+            }
+        },
         Err(e) => {
             let _ = e.print();
             Parsed::Exit(if e.use_stderr() {

@@ -274,6 +274,21 @@ impl EngineHandle {
         })
     }
 
+    /// A handle on a thread that serves the same commands another way (the
+    /// remote backend's): it reads `commands` and owns `thread`; `cancel`
+    /// is raised by [`EngineHandle::cancel`] and lowered by each new run.
+    pub fn from_parts(
+        commands: Sender<EngineCommand>,
+        cancel: Arc<AtomicBool>,
+        thread: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            commands,
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
     /// Queues a command; false when the engine thread has gone.
     pub fn send(&self, command: EngineCommand) -> bool {
         if matches!(

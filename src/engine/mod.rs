@@ -217,6 +217,7 @@ impl Engine {
                 .map(|l| model.attention_window(l))
                 .collect(),
             precision: model.precision(),
+            backend: None,
         };
         Ok(Self {
             model,

@@ -68,6 +68,8 @@ pub enum FinishReason {
     /// The model's context is full.
     Context,
     Cancelled,
+    /// A server's stream broke off (the text so far is kept).
+    CutOff,
 }
 
 impl FinishReason {
@@ -78,6 +80,7 @@ impl FinishReason {
             Self::Stop => "stop",
             Self::Context => "context",
             Self::Cancelled => "cancelled",
+            Self::CutOff => "cut_off",
         }
     }
 }
@@ -221,4 +224,8 @@ pub struct ModelInfo {
     /// Each layer's sliding attention window, if it has one.
     pub layer_windows: Vec<Option<usize>>,
     pub precision: crate::engine::model::types::Precision,
+    /// Where the model runs when it is not here: a server's kind and
+    /// address (`None`: loaded in this process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }

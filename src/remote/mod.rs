@@ -12,6 +12,7 @@ pub mod generate;
 pub mod score;
 pub mod server;
 pub mod sse;
+pub mod worker;
 
 pub use backend::{Remote, RemoteOptions, RemotePrompt, RemoteRequest};
 pub use error::RemoteError;

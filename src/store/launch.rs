@@ -24,6 +24,8 @@ pub struct Launch {
     pub precision: Precision,
     /// Worker threads for the forward pass; `None` is every core.
     pub threads: Option<usize>,
+    /// A server to run the model on instead (`--backend URL`).
+    pub remote: Option<crate::remote::RemoteOptions>,
 }
 
 impl Launch {

@@ -64,6 +64,9 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 pub fn run(launch: &Launch) -> anyhow::Result<()> {
     let _log = init_logging();
     launch.apply_threads()?;
+    if let Some(remote) = &launch.remote {
+        return workbench(Backend::Remote(remote.clone()));
+    }
     // Fetching (with pip's progress) happens before the screen is taken.
     // Each failure says what to do (pass --model PATH, install pip, ...).
     let path = launch.model_path().context("no model to open")?;
@@ -73,7 +76,17 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
             .with_context(|| format!("loading {}", path.display()))?;
         return encoder::run(engine);
     }
-    let precision = launch.precision;
+    workbench(Backend::Local(path, launch.precision))
+}
+
+/// Where the workbench's model runs.
+enum Backend {
+    Local(std::path::PathBuf, crate::engine::model::Precision),
+    Remote(crate::remote::RemoteOptions),
+}
+
+/// The decoder workbench, on a local model or a server.
+fn workbench(backend: Backend) -> anyhow::Result<()> {
     let loaded = config::load();
     let (keymap, key_warnings) = Keymap::load(&loaded.config.keys);
     let warnings: Vec<String> = loaded
@@ -85,12 +98,16 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
     for w in &warnings {
         tracing::warn!("config: {w}");
     }
-    let label = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let label = match &backend {
+        Backend::Local(path, _) => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Backend::Remote(o) => o.model.clone().unwrap_or_else(|| o.url.clone()),
+    };
     let mut app = App::new(loaded.config, keymap, Theme::from_env(), label);
-    app.autosave = true;
+    // A server's runs have no token ids to save; local ones are autosaved.
+    app.autosave = matches!(backend, Backend::Local(..));
     // The user's presets (presets.toml) join the built-in ones for compare.
     let mut warnings = warnings;
     match crate::store::presets::load() {
@@ -113,11 +130,18 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    tracing::info!("starting the interface on {}", path.display());
-
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut engine =
-        EngineHandle::spawn(path, precision, tx).context("starting the engine thread")?;
+    let mut engine = match backend {
+        Backend::Local(path, precision) => {
+            tracing::info!("starting the interface on {}", path.display());
+            EngineHandle::spawn(path, precision, tx)
+        }
+        Backend::Remote(options) => {
+            tracing::info!("starting the interface on {}", options.url);
+            crate::remote::worker::spawn(options, tx)
+        }
+    }
+    .context("starting the engine thread")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

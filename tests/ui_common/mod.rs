@@ -53,6 +53,7 @@ pub fn info() -> ModelInfo {
         chat_fallback: "ChatML".into(),
         layer_windows: vec![None; 30],
         precision: Precision::Quantized,
+        backend: None,
     }
 }
 

@@ -49,6 +49,11 @@ fn title(c: &Chrome, v: &AttentionView) -> Line<'static> {
 
 /// The data to draw, or why there is none.
 fn data<'a>(c: &Chrome, s: &Shown<'a>) -> Result<&'a LayerAttention, &'static str> {
+    if c.info.is_some_and(|i| i.backend.is_some()) {
+        return Err(
+            "attention is not available from a server: it returns tokens and their probabilities, not attention weights",
+        );
+    }
     if s.output.tokens.is_empty() {
         return Err(match c.engine {
             EngineState::Loading => "loading the model…",

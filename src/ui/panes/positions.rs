@@ -39,6 +39,10 @@ pub fn render(c: &Chrome, v: &PositionsView, area: Rect, buf: &mut Buffer) {
         None => " Positions ".into(),
     };
     let inner = pane(t, Line::from(title), true, area, buf);
+    if c.info.is_some_and(|i| i.backend.is_some()) {
+        let why = "positions are not available from a server: it returns no queries or keys";
+        return notice(t, why, inner, buf);
+    }
     let Some(r) = &v.report else {
         let why = v.missing.as_deref().unwrap_or("computing…");
         notice(t, why, inner, buf);

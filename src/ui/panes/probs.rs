@@ -83,13 +83,27 @@ pub fn record_lines(
             format!("#{} “{}”", r.position, fit(&visible(&r.text), 16)),
             t.accent(),
         ),
-        Span::raw(format!(
-            "  p {} → {}  rank {}  entropy {:.2} nats",
-            pct(r.p_raw).trim(),
-            pct(r.p_final).trim(),
-            r.rank,
-            r.entropy
-        )),
+        Span::raw(if r.p_final.is_nan() {
+            // A server's token: its model probability and rank among the
+            // alternatives it returned, nothing of the sampler's stages.
+            format!(
+                "  p {}  rank {}  (from a server: no sampler trace, no entropy)",
+                pct(r.p_raw).trim(),
+                if r.rank == 0 {
+                    format!(">{}", r.top.len())
+                } else {
+                    r.rank.to_string()
+                }
+            )
+        } else {
+            format!(
+                "  p {} → {}  rank {}  entropy {:.2} nats",
+                pct(r.p_raw).trim(),
+                pct(r.p_final).trim(),
+                r.rank,
+                r.entropy
+            )
+        }),
     ])];
     // Columns: marker(2) token(tw) raw% bar final% bar removed-by
     let tw = 14.min(w / 4).max(4);
