@@ -70,7 +70,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 impl Client {
     /// `url` is the server's address, with or without its `/v1`
-    /// (`http://127.0.0.1:8080`, `https://host/v1`).
+    /// (scheme, host and port, optionally ending in `/v1`).
     pub fn new(
         url: &str,
         api_key: Option<String>,
@@ -244,12 +244,12 @@ pub fn base_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(RemoteError::BadUrl(format!(
-            "--backend {url:?} is not an address; give one such as http://127.0.0.1:8080/v1"
+            "--backend {url:?} is not an address; give the server's scheme, host and port (and /v1 if you like)"
         )));
     };
     if !matches!(scheme, "http" | "https") || rest.is_empty() {
         return Err(RemoteError::BadUrl(format!(
-            "--backend {url:?}: only http:// and https:// addresses are served"
+            "--backend {url:?}: only the http and https schemes are served"
         )));
     }
     Ok(if url.ends_with("/v1") {
